@@ -1,0 +1,1 @@
+"""Code every Grantline service shares: envelope, outbox/inbox, bus, money, settings."""
