@@ -1,0 +1,3 @@
+from shared.migration_env import run
+
+run(default_schema="eligibility")

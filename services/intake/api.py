@@ -1,0 +1,203 @@
+"""Intake's HTTP routes: translate HTTP into handler calls and nothing more."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from shared.auth import Principal, require
+from shared.errors import (
+    Conflict,
+    FieldProblem,
+    MalformedJson,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from shared.logs import correlation_id
+from shared.policy.catalog import load_catalog
+from shared.policy.validation import validate_application
+from shared.service import ServiceContext
+from shared.ssrf import UnsafeCallback, check_callback_url
+from services.intake import handlers
+from services.intake.domain import request_fingerprint
+
+router = APIRouter()
+
+Operator = Annotated[Principal, Depends(require("operator"))]
+Partner = Annotated[Principal, Depends(require("partner"))]
+Reader = Annotated[Principal, Depends(require("partner", "operator", "auditor"))]
+
+
+def _ctx(request: Request) -> ServiceContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+class PartnerCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    callback_url: str = Field(min_length=1, max_length=2000)
+
+
+class PartnerCreated(BaseModel):
+    id: str
+    name: str
+    callback_url: str
+    api_key: str
+    webhook_secret: str
+
+
+class ApplicationAccepted(BaseModel):
+    id: str
+    status: str
+    links: dict[str, str]
+
+
+_APPLICATION_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["program", "year", "applicant", "subject", "facts"],
+                    "properties": {
+                        "program": {"type": "string", "example": "GT-EQUITY"},
+                        "year": {"type": "integer", "example": 2024},
+                        "applicant": {
+                            "type": "object",
+                            "required": ["id", "name", "kind", "registered_in_shanghai"],
+                            "properties": {
+                                "id": {"type": "string", "minLength": 18, "maxLength": 18},
+                                "name": {"type": "string"},
+                                "kind": {"type": "string", "enum": ["enterprise", "medical_institution"]},
+                                "registered_in_shanghai": {"type": "boolean"},
+                            },
+                        },
+                        "subject": {"type": "string"},
+                        "requested_amount": {"type": "string", "pattern": r"^\d+(\.\d{1,2})?$"},
+                        "facts": {"type": "object", "description": "the program's facts: GET /v1/programs"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/v1/partners", status_code=201, response_model=PartnerCreated, tags=["partners"])
+async def create_partner(body: PartnerCreate, request: Request, principal: Operator) -> dict[str, str]:
+    ctx = _ctx(request)
+    try:
+        await check_callback_url(body.callback_url, allow_private=ctx.settings.allow_private_callbacks)
+    except UnsafeCallback as exc:
+        raise ValidationFailed(
+            "the callback URL is not allowed", errors=[FieldProblem("callback_url", str(exc))]
+        ) from exc
+    async with ctx.maker() as session, session.begin():
+        created = await handlers.register_partner(
+            session,
+            name=body.name,
+            callback_url=body.callback_url,
+            signing_key=ctx.settings.webhook_signing_key,
+            correlation=correlation_id.get(),
+        )
+    ctx.relay.wake()
+    return created
+
+
+@router.post(
+    "/v1/applications",
+    status_code=202,
+    response_model=ApplicationAccepted,
+    tags=["applications"],
+    openapi_extra=_APPLICATION_BODY,
+    responses={409: {"description": "idempotency key reused with another body"}},
+)
+async def submit_application(
+    request: Request,
+    principal: Partner,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    ctx = _ctx(request)
+    if not idempotency_key or len(idempotency_key) > 200:
+        raise ValidationFailed(
+            "an Idempotency-Key header is required",
+            errors=[FieldProblem("Idempotency-Key", "required header, 1 to 200 characters")],
+        )
+    content_type = request.headers.get("content-type", "application/json")
+    if "json" not in content_type:
+        raise UnsupportedMediaType("send the application as application/json")
+    raw = await request.body()
+    if len(raw) > ctx.settings.max_body_bytes:
+        raise PayloadTooLarge(f"request bodies are limited to {ctx.settings.max_body_bytes} bytes")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJson(f"the request body is not valid JSON: {exc}") from exc
+    application, errors = validate_application(body, load_catalog())
+    if errors or application is None:
+        raise ValidationFailed(
+            "the application has invalid fields", errors=[FieldProblem(e.field, e.message) for e in errors]
+        )
+    fingerprint = request_fingerprint(body)
+    assert principal.partner_id is not None
+    async with ctx.maker() as session, session.begin():
+        result = await handlers.submit_application(
+            session,
+            partner_id=principal.partner_id,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+            application=application,
+            correlation=correlation_id.get(),
+        )
+    if result is None:
+        async with ctx.maker() as session:
+            stored = await handlers.find_idempotent_reply(session, principal.partner_id, idempotency_key)
+        if stored is None:  # pragma: no cover - the conflicting insert committed, so the row exists
+            raise Conflict("the idempotency key is in use; retry")
+        stored_hash, status_code, response = stored
+        if stored_hash != fingerprint:
+            raise Conflict("this Idempotency-Key was already used with a different body")
+        return JSONResponse(response, status_code=status_code, headers={"Idempotent-Replayed": "true"})
+    ctx.relay.wake()
+    status_code, response = result
+    return JSONResponse(response, status_code=status_code)
+
+
+@router.get("/v1/applications/{application_id}", tags=["applications"])
+async def get_application(application_id: str, request: Request, principal: Reader) -> dict[str, Any]:
+    async with _ctx(request).maker() as session:
+        found = await handlers.get_application(session, application_id, principal)
+    if found is None:
+        raise NotFound(f"no application {application_id!r} visible to you")
+    return found
+
+
+@router.get("/v1/applications", tags=["applications"])
+async def list_applications(
+    request: Request,
+    principal: Reader,
+    status: Literal["received", "ineligible", "approved", "partially_approved", "rejected", "revoked"]
+    | None = None,
+    program: Annotated[str | None, Query(max_length=40)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    async with _ctx(request).maker() as session:
+        try:
+            return await handlers.list_applications(
+                session, principal, status=status, program=program, cursor=cursor, limit=limit
+            )
+        except ValueError as exc:
+            raise ValidationFailed("bad cursor", errors=[FieldProblem("cursor", str(exc))]) from exc
+
+
+@router.get("/v1/programs", tags=["programs"])
+async def list_programs() -> dict[str, Any]:
+    catalog = load_catalog()
+    return {"catalog_version": catalog.version, "items": catalog.public_listing()}

@@ -1,0 +1,38 @@
+"""Intake: partners post applications here; it projects downstream events into their status."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import FastAPI
+
+from shared.consumer import Subscription, per_event
+from shared.service import ServiceContext, create_service_app
+from shared.topics import ANNOUNCEMENTS, ASSESSMENTS, AWARDS
+from services.intake.api import router
+from services.intake.handlers import record_downstream_event
+
+
+def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
+    return [
+        Subscription(
+            name="status",
+            topics=[ASSESSMENTS, AWARDS, ANNOUNCEMENTS],
+            handle=per_event(record_downstream_event, ctx.settings.consumer_max_attempts),
+            only_types=frozenset(
+                {"application.assessed", "award.decided", "award.revoked", "announcement.published", "award.finalized"}
+            ),
+        )
+    ]
+
+
+def create_app() -> FastAPI:
+    return create_service_app(
+        name="intake",
+        routers=[router],
+        subscriptions=subscriptions,
+        description="Partner-facing API: register partners, submit applications, follow their status.",
+    )
+
+
+app = create_app()

@@ -1,0 +1,112 @@
+"""Intake's pure logic: the status projection over downstream events, cursors, request hashes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+# A status only moves forward: events from different topics may be consumed out of order.
+STATUS_RANK = {
+    "received": 0,
+    "ineligible": 1,
+    "approved": 2,
+    "partially_approved": 2,
+    "rejected": 2,
+    "revoked": 3,
+}
+FINAL_STATUSES = frozenset({"ineligible", "approved", "partially_approved", "rejected", "revoked"})
+
+
+@dataclass
+class ApplicationState:
+    status: str
+    status_rank: int
+    decision: dict[str, Any] | None
+    announcement: dict[str, Any] | None = field(default=None)
+
+
+def _decision_from_assessment(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "entitlement": data.get("entitlement", "0.00"),
+        "awarded": "0.00",
+        "limited_by": None,
+        "reasons": data.get("reasons", []),
+    }
+
+
+def project(state: ApplicationState, event_type: str, data: dict[str, Any], event_time: str) -> ApplicationState:
+    """The application as the partner sees it after one more downstream event."""
+    status, rank, decision = state.status, state.status_rank, state.decision
+    announcement = dict(state.announcement) if state.announcement else None
+
+    def advance(new_status: str, new_decision: dict[str, Any] | None) -> None:
+        nonlocal status, rank, decision
+        new_rank = STATUS_RANK[new_status]
+        if new_rank >= rank:
+            status, rank = new_status, new_rank
+            if new_decision is not None:
+                decision = new_decision
+
+    if event_type == "application.assessed":
+        if data.get("eligible"):
+            if decision is None:
+                decision = _decision_from_assessment(data)
+        else:
+            advance("ineligible", _decision_from_assessment(data))
+    elif event_type == "award.decided":
+        new_status = data.get("status", "rejected")
+        if new_status in STATUS_RANK:
+            advance(
+                new_status,
+                {
+                    "entitlement": data.get("entitlement", "0.00"),
+                    "awarded": data.get("awarded", "0.00"),
+                    "limited_by": data.get("limited_by"),
+                    "reasons": data.get("reasons", []),
+                },
+            )
+    elif event_type == "award.revoked":
+        revoked = dict(decision or {})
+        revoked["reasons"] = [
+            *revoked.get("reasons", []),
+            {"code": "REVOKED", "message": data.get("reason", "revoked by an operator"), "citation": None},
+        ]
+        revoked["revoked_awarded"] = revoked.get("awarded")
+        revoked["awarded"] = "0.00"
+        advance("revoked", revoked)
+        if announcement is not None:
+            announcement["withdrawn_at"] = event_time
+    elif event_type == "announcement.published":
+        announcement = {
+            "published_at": data.get("published_at", event_time),
+            "notice_ends_at": data.get("notice_ends_at"),
+            "finalized_at": (announcement or {}).get("finalized_at"),
+        }
+    elif event_type == "award.finalized":
+        announcement = dict(announcement or {"published_at": None, "notice_ends_at": None})
+        announcement["finalized_at"] = data.get("finalized_at", event_time)
+    return ApplicationState(status, rank, decision, announcement)
+
+
+def request_fingerprint(body: Any) -> str:
+    """Same JSON value → same hash, whatever the key order or white space."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    padded = cursor + "=" * (-len(cursor) % 4)
+    try:
+        raw = base64.urlsafe_b64decode(padded.encode()).decode()
+    except Exception as exc:
+        raise ValueError("not a cursor returned by this API") from exc
+    if not raw.startswith("s") or not raw[1:].isdigit():
+        raise ValueError("not a cursor returned by this API")
+    return int(raw[1:])

@@ -1,0 +1,247 @@
+"""What intake does with each command and each downstream event (I/O edge over domain.py)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.auth import Principal, hash_secret, new_api_key, webhook_secret_for
+from shared.envelope import Event, new_event
+from shared.outbox import add_events
+from shared.policy.validation import ApplicationInput
+from services.intake.domain import ApplicationState, decode_cursor, encode_cursor, project
+
+SOURCE = "grantline.intake"
+
+
+async def register_partner(
+    session: AsyncSession, *, name: str, callback_url: str, signing_key: str, correlation: str | None
+) -> dict[str, str]:
+    partner_id = "ptn_" + uuid.uuid4().hex[:20]
+    api_key = new_api_key()
+    key_hash = hash_secret(api_key)
+    await session.execute(
+        text("INSERT INTO partners (id, name, callback_url, api_key_hash) VALUES (:id, :n, :u, :h)"),
+        {"id": partner_id, "n": name, "u": callback_url, "h": key_hash},
+    )
+    event = new_event(
+        "partner.registered",
+        source=SOURCE,
+        subject=partner_id,
+        correlation_id=correlation,
+        data={"partner_id": partner_id, "name": name, "callback_url": callback_url, "api_key_hash": key_hash},
+    )
+    await add_events(session, [(event, partner_id)])
+    return {
+        "id": partner_id,
+        "name": name,
+        "callback_url": callback_url,
+        "api_key": api_key,
+        "webhook_secret": webhook_secret_for(partner_id, signing_key),
+    }
+
+
+async def find_idempotent_reply(
+    session: AsyncSession, partner_id: str, key: str
+) -> tuple[str, int, dict[str, Any]] | None:
+    row = (
+        await session.execute(
+            text(
+                "SELECT request_hash, status_code, response FROM idempotency_keys "
+                "WHERE partner_id = :p AND key = :k"
+            ),
+            {"p": partner_id, "k": key},
+        )
+    ).first()
+    return (row.request_hash, row.status_code, row.response) if row else None
+
+
+async def submit_application(
+    session: AsyncSession,
+    *,
+    partner_id: str,
+    idempotency_key: str,
+    fingerprint: str,
+    application: ApplicationInput,
+    correlation: str | None,
+) -> tuple[int, dict[str, Any]] | None:
+    """Store the application, its timeline start and its event in one transaction.
+
+    Returns None when another request already holds this idempotency key (the caller
+    then answers from the stored reply).
+    """
+    app_id = "app_" + uuid.uuid4().hex
+    response = {"id": app_id, "status": "received", "links": {"self": f"/v1/applications/{app_id}"}}
+    claimed = await session.scalar(
+        text(
+            "INSERT INTO idempotency_keys (partner_id, key, request_hash, status_code, response) "
+            "VALUES (:p, :k, :h, 202, CAST(:r AS jsonb)) ON CONFLICT DO NOTHING RETURNING 1"
+        ),
+        {"p": partner_id, "k": idempotency_key, "h": fingerprint, "r": _json(response)},
+    )
+    if claimed is None:
+        return None
+    wire = application.to_wire()
+    event = new_event(
+        "application.received",
+        source=SOURCE,
+        subject=app_id,
+        correlation_id=correlation,
+        data={"application_id": app_id, "partner_id": partner_id, "application": wire},
+    )
+    await session.execute(
+        text(
+            "INSERT INTO applications (id, partner_id, program, year, applicant_id, subject, status, input) "
+            "VALUES (:id, :p, :prog, :y, :a, :s, 'received', CAST(:inp AS jsonb))"
+        ),
+        {
+            "id": app_id,
+            "p": partner_id,
+            "prog": application.program,
+            "y": application.year,
+            "a": application.applicant_id,
+            "s": application.subject,
+            "inp": _json(wire),
+        },
+    )
+    await session.execute(
+        text(
+            "INSERT INTO timeline (event_id, application_id, type, source, time) VALUES (:e, :a, :t, :s, :tm)"
+        ),
+        {"e": event.id, "a": app_id, "t": event.type, "s": event.source, "tm": event.time},
+    )
+    await add_events(session, [(event, application.applicant_id)])
+    return 202, response
+
+
+def _visible_clause(principal: Principal) -> tuple[str, dict[str, Any]]:
+    if principal.role == "partner":
+        return "partner_id = :viewer", {"viewer": principal.partner_id}
+    return "TRUE", {}
+
+
+def _public_view(row: Any, timeline: list[dict[str, Any]] | None) -> dict[str, Any]:
+    inp = row.input
+    out: dict[str, Any] = {
+        "id": row.id,
+        "program": row.program,
+        "year": row.year,
+        "applicant": inp.get("applicant"),
+        "subject": row.subject,
+        "requested_amount": inp.get("requested_amount"),
+        "facts": inp.get("facts"),
+        "status": row.status,
+        "decision": row.decision,
+        "announcement": row.announcement,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+    if timeline is not None:
+        out["timeline"] = timeline
+    return out
+
+
+async def get_application(session: AsyncSession, app_id: str, principal: Principal) -> dict[str, Any] | None:
+    clause, params = _visible_clause(principal)
+    row = (
+        await session.execute(
+            text(f"SELECT * FROM applications WHERE id = :id AND {clause}"), {"id": app_id, **params}
+        )
+    ).first()
+    if row is None:
+        return None
+    events = (
+        await session.execute(
+            text(
+                "SELECT event_id, type, source, time FROM timeline WHERE application_id = :id "
+                "ORDER BY time, recorded_seq"
+            ),
+            {"id": app_id},
+        )
+    ).all()
+    timeline = [
+        {"type": e.type, "time": e.time.isoformat(), "source": e.source, "event_id": str(e.event_id)} for e in events
+    ]
+    return _public_view(row, timeline)
+
+
+async def list_applications(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    status: str | None,
+    program: str | None,
+    cursor: str | None,
+    limit: int,
+) -> dict[str, Any]:
+    clause, params = _visible_clause(principal)
+    where = [clause]
+    if status:
+        where.append("status = :status")
+        params["status"] = status
+    if program:
+        where.append("program = :program")
+        params["program"] = program
+    if cursor:
+        where.append("seq < :before")
+        params["before"] = decode_cursor(cursor)
+    rows = (
+        await session.execute(
+            text(f"SELECT * FROM applications WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT :lim"),
+            {**params, "lim": limit + 1},
+        )
+    ).all()
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1].seq) if len(rows) > limit else None
+    return {"items": [_public_view(r, None) for r in page], "next_cursor": next_cursor}
+
+
+async def record_downstream_event(session: AsyncSession, event: Event) -> None:
+    """Project assessments, awards and announcements onto the application and its timeline."""
+    app_id = event.data.get("application_id") or event.subject
+    row = (
+        await session.execute(
+            text(
+                "SELECT status, status_rank, decision, announcement FROM applications WHERE id = :id FOR UPDATE"
+            ),
+            {"id": app_id},
+        )
+    ).first()
+    if row is None:
+        # Not one of ours (another deployment sharing the broker): nothing to project.
+        return
+    await session.execute(
+        text(
+            "INSERT INTO timeline (event_id, application_id, type, source, time) "
+            "VALUES (:e, :a, :t, :s, :tm) ON CONFLICT DO NOTHING"
+        ),
+        {"e": event.id, "a": app_id, "t": event.type, "s": event.source, "tm": event.time},
+    )
+    state = project(
+        ApplicationState(row.status, row.status_rank, row.decision, row.announcement),
+        event.type,
+        event.data,
+        event.time.isoformat(),
+    )
+    await session.execute(
+        text(
+            "UPDATE applications SET status = :st, status_rank = :rk, decision = CAST(:d AS jsonb), "
+            "announcement = CAST(:an AS jsonb), updated_at = now() WHERE id = :id"
+        ),
+        {
+            "st": state.status,
+            "rk": state.status_rank,
+            "d": _json(state.decision),
+            "an": _json(state.announcement),
+            "id": app_id,
+        },
+    )
+
+
+def _json(value: Any) -> str | None:
+    import orjson
+
+    return None if value is None else orjson.dumps(value).decode()

@@ -1,0 +1,251 @@
+"""The one consumer loop: consumer groups, a batch per partition in one transaction,
+inbox dedupe, per-event savepoints with bounded retries, dead-letter through the outbox,
+and the offset committed only after the database commit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.envelope import Event, PoisonEvent, new_event, parse_event
+from shared.inbox import claim_new
+from shared.logs import correlation_id
+from shared.outbox import add_events
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[AsyncSession, Event], Awaitable[None]]
+
+
+class DeadLetter(Protocol):
+    def __call__(self, event: Event, error: BaseException | str) -> None: ...
+
+
+class BatchHandler(Protocol):
+    """Handles one partition's new events, in order, inside one open transaction.
+
+    It must isolate each event's effect (savepoints) and call `dead_letter` for events
+    that cannot be applied; an exception escaping it rolls back the whole batch.
+    """
+
+    async def __call__(self, session: AsyncSession, events: Sequence[Event], dead_letter: DeadLetter) -> None: ...
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Infrastructure trouble (retry the batch later) rather than a bad event (dead-letter it)."""
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError | OSError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    name = type(exc).__name__
+    return name in {"ConnectionDoesNotExistError", "CannotConnectNowError", "InterfaceError", "KafkaConnectionError"}
+
+
+def per_event(handler: EventHandler, max_attempts: int = 3) -> BatchHandler:
+    """Adapt a one-event handler: a savepoint per event, bounded retries, then dead-letter."""
+
+    async def handle_batch(session: AsyncSession, events: Sequence[Event], dead_letter: DeadLetter) -> None:
+        for event in events:
+            token = correlation_id.set(event.correlation_id)
+            try:
+                for attempt in range(1, max_attempts + 1):
+                    try:
+                        async with session.begin_nested():
+                            await handler(session, event)
+                        break
+                    except Exception as exc:
+                        if is_transient(exc):
+                            raise
+                        log.warning(
+                            "handler failed", extra={"event_id": str(event.id), "attempt": attempt}, exc_info=True
+                        )
+                        if attempt == max_attempts:
+                            dead_letter(event, exc)
+            finally:
+                correlation_id.reset(token)
+
+    return handle_batch
+
+
+@dataclass
+class Subscription:
+    name: str  # the inbox consumer name and the consumer group's suffix
+    topics: Sequence[str]
+    handle: BatchHandler
+    only_types: frozenset[str] | None = None  # other types on these topics are acknowledged unread
+
+
+@dataclass
+class ConsumerStats:
+    batches: int = 0
+    events: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    last_batch_size: int = 0
+    lag: dict[str, int] = field(default_factory=dict)
+
+
+def dead_letter_event(
+    service: str, consumer: str, record: ConsumerRecord[Any, Any], error: BaseException | str, event: Event | None
+) -> Event:
+    message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    raw = record.value.decode("utf-8", "replace") if isinstance(record.value, bytes | bytearray) else None
+    data: dict[str, Any] = {
+        "consumer": consumer,
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "key": record.key.decode("utf-8", "replace") if isinstance(record.key, bytes) else None,
+        "error": message[:2000],
+        "original": raw[:60_000] if raw is not None else None,
+    }
+    if not isinstance(error, str):
+        data["trace"] = "".join(traceback.format_exception(error))[-4000:]
+    return new_event(
+        "event.dead_lettered",
+        source=service,
+        subject=event.subject if event else f"{record.topic}/{record.partition}/{record.offset}",
+        data=data,
+        causation=event,
+        time=event.time if event else datetime.now(UTC),
+    )
+
+
+class ConsumerLoop:
+    def __init__(
+        self,
+        *,
+        service: str,
+        subscription: Subscription,
+        maker: async_sessionmaker[AsyncSession],
+        bootstrap: str,
+        on_commit: Callable[[], None] = lambda: None,
+        batch_max: int = 500,
+        group_id: str | None = None,
+    ) -> None:
+        self.service = service
+        self.sub = subscription
+        self.consumer_name = f"{service}.{subscription.name}"
+        self._maker = maker
+        self._bootstrap = bootstrap
+        self._on_commit = on_commit
+        self._batch_max = batch_max
+        self._group_id = group_id or f"grantline-{self.consumer_name}"
+        self._stopping = asyncio.Event()
+        self.consumer: AIOKafkaConsumer | None = None
+        self.stats = ConsumerStats()
+        self.ready = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            consumer = AIOKafkaConsumer(
+                *self.sub.topics,
+                bootstrap_servers=self._bootstrap,
+                group_id=self._group_id,
+                client_id=self.consumer_name,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=self._batch_max,
+                session_timeout_ms=10_000,
+                heartbeat_interval_ms=1_000,
+                rebalance_timeout_ms=10_000,
+            )
+            self.consumer = consumer
+            try:
+                await consumer.start()
+                self.ready.set()
+                backoff = 0.5
+                await self._poll(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("consumer %s failed; restarting", self.consumer_name, exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                self.ready.clear()
+                try:
+                    await consumer.stop()
+                except Exception:
+                    log.debug("consumer stop failed", exc_info=True)
+
+    async def _poll(self, consumer: AIOKafkaConsumer) -> None:
+        while not self._stopping.is_set():
+            batches = await consumer.getmany(timeout_ms=200, max_records=self._batch_max)
+            for tp, records in batches.items():
+                if not records:
+                    continue
+                await self._process_with_retry(consumer, tp, records)
+
+    async def _process_with_retry(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]
+    ) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                await self.process(records)
+                break
+            except Exception as exc:
+                if not is_transient(exc) or self._stopping.is_set():
+                    # A bug in the loop itself, or shutdown: do not commit; redelivery will retry.
+                    consumer.seek(tp, records[0].offset)
+                    raise
+                log.warning("batch failed on infrastructure; retrying", exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        await consumer.commit({tp: records[-1].offset + 1})
+
+    async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """Apply one partition's records in one transaction (public for tests and replay)."""
+        parsed: list[tuple[ConsumerRecord[Any, Any], Event]] = []
+        dead: list[tuple[Event, str]] = []
+        for record in records:
+            try:
+                event = parse_event(record.value)
+            except PoisonEvent as exc:
+                dead.append((dead_letter_event(self.service, self.consumer_name, record, exc, None), _key(record)))
+                continue
+            if self.sub.only_types is None or event.type in self.sub.only_types:
+                parsed.append((record, event))
+        by_id = {event.id: record for record, event in parsed}
+
+        def dead_letter(event: Event, error: BaseException | str) -> None:
+            record = by_id[event.id]
+            dead.append((dead_letter_event(self.service, self.consumer_name, record, error, event), _key(record)))
+
+        async with self._maker() as session, session.begin():
+            new_ids = await claim_new(session, self.consumer_name, [e.id for _, e in parsed])
+            todo: list[Event] = []
+            for _, event in parsed:
+                if event.id in new_ids:
+                    todo.append(event)
+                    new_ids.discard(event.id)  # a duplicate inside one batch runs once
+            if todo:
+                await self.sub.handle(session, todo, dead_letter)
+            if dead:
+                await add_events(session, dead)
+        self.stats.batches += 1
+        self.stats.events += len(todo)
+        self.stats.duplicates += len(parsed) - len(todo)
+        self.stats.dead_lettered += len(dead)
+        self.stats.last_batch_size = len(records)
+        self._on_commit()
+
+
+def _key(record: ConsumerRecord[Any, Any]) -> str:
+    if isinstance(record.key, bytes):
+        return record.key.decode("utf-8", "replace")
+    return f"{record.topic}/{record.partition}"

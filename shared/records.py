@@ -1,0 +1,96 @@
+"""Tables every service schema has: the outbox (its event history), the inbox (dedupe),
+and the partner directory (intake owns it; the others keep a replica from events)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlmodel import Column, Field, SQLModel
+
+
+class OutboxRecord(SQLModel, table=True):
+    __tablename__ = "outbox"
+
+    seq: int | None = Field(default=None, sa_column=Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), unique=True, nullable=False))
+    topic: str
+    key: str
+    type: str
+    subject: str = Field(index=True)
+    envelope: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = Field(sa_column=Column(sa.DateTime(timezone=True), server_default=sa.func.now()))
+    published_at: datetime | None = Field(default=None, sa_column=Column(sa.DateTime(timezone=True)))
+
+
+class InboxRecord(SQLModel, table=True):
+    __tablename__ = "inbox"
+
+    consumer: str = Field(primary_key=True)
+    event_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), primary_key=True))
+    handled_at: datetime = Field(sa_column=Column(sa.DateTime(timezone=True), server_default=sa.func.now()))
+
+
+class PartnerRecord(SQLModel, table=True):
+    __tablename__ = "partners"
+
+    id: str = Field(primary_key=True)
+    name: str
+    callback_url: str
+    api_key_hash: str = Field(sa_column=Column(sa.String(64), unique=True, nullable=False))
+    created_at: datetime = Field(sa_column=Column(sa.DateTime(timezone=True), server_default=sa.func.now()))
+
+
+def create_shared_tables() -> None:
+    """Called from each service's first migration, inside that service's schema."""
+    op.create_table(
+        "outbox",
+        sa.Column("seq", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("id", UUID(as_uuid=True), nullable=False, unique=True),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("key", sa.Text, nullable=False),
+        sa.Column("type", sa.Text, nullable=False),
+        sa.Column("subject", sa.Text, nullable=False),
+        sa.Column("envelope", JSONB, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True)),
+    )
+    op.create_index("outbox_subject", "outbox", ["subject"])
+    op.create_index(
+        "outbox_unpublished", "outbox", ["seq"], postgresql_where=sa.text("published_at IS NULL")
+    )
+    # The outbox is the service's event history: rows are only ever inserted and marked sent.
+    op.execute(
+        """
+        CREATE FUNCTION outbox_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF TG_OP = 'DELETE' THEN RAISE EXCEPTION 'outbox is append-only'; END IF;
+          IF NEW.id <> OLD.id OR NEW.envelope <> OLD.envelope OR NEW.topic <> OLD.topic THEN
+            RAISE EXCEPTION 'outbox rows are immutable except published_at';
+          END IF;
+          RETURN NEW;
+        END $$;
+        """
+    )
+    op.execute(
+        "CREATE TRIGGER outbox_append_only BEFORE UPDATE OR DELETE ON outbox "
+        "FOR EACH ROW EXECUTE FUNCTION outbox_append_only()"
+    )
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.Text, primary_key=True),
+        sa.Column("event_id", UUID(as_uuid=True), primary_key=True),
+        sa.Column("handled_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    )
+    op.create_table(
+        "partners",
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("callback_url", sa.Text, nullable=False),
+        sa.Column("api_key_hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    )

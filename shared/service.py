@@ -1,0 +1,194 @@
+"""The one way a Grantline service is assembled: settings, engine, producer, outbox relay,
+consumer loops, problem+json, correlation ids, body limit and /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.bus import make_producer
+from shared.consumer import ConsumerLoop, Subscription, per_event
+from shared.db import make_engine, make_sessionmaker
+from shared.envelope import Event
+from shared.errors import PayloadTooLarge, add_exception_handlers, problem_response
+from shared.logs import configure_logging, correlation_id
+from shared.outbox import OutboxRelay
+from shared.records import PartnerRecord
+from shared.settings import Settings, get_settings
+from shared.topics import PARTNERS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceContext:
+    name: str
+    settings: Settings
+    engine: AsyncEngine
+    maker: async_sessionmaker[AsyncSession]
+    producer: AIOKafkaProducer
+    relay: OutboxRelay
+    loops: list[ConsumerLoop] = field(default_factory=list)
+    broker_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def apply_partner_registered(session: AsyncSession, event: Event) -> None:
+    """Keep this service's replica of the partner directory (ids, names, key hashes)."""
+    data = event.data
+    stmt = pg_insert(PartnerRecord).values(
+        id=data["partner_id"], name=data["name"], callback_url=data["callback_url"], api_key_hash=data["api_key_hash"]
+    )
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
+
+
+def partner_directory_subscription(max_attempts: int = 3) -> Subscription:
+    return Subscription(
+        name="partners",
+        topics=[PARTNERS],
+        handle=per_event(apply_partner_registered, max_attempts),
+        only_types=frozenset({"partner.registered"}),
+    )
+
+
+SubscriptionsFactory = Callable[[ServiceContext], Sequence[Subscription]]
+StartHook = Callable[[ServiceContext], Awaitable[list[asyncio.Task[Any]]]]
+
+
+def create_service_app(
+    *,
+    name: str,
+    routers: Sequence[APIRouter] = (),
+    subscriptions: SubscriptionsFactory = lambda ctx: (),
+    on_start: StartHook | None = None,
+    settings: Settings | None = None,
+    title: str | None = None,
+    description: str = "",
+) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(name, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url, schema=name)
+        maker = make_sessionmaker(engine)
+        producer = make_producer(settings.kafka_bootstrap_servers, client_id=f"grantline-{name}")
+        relay = OutboxRelay(
+            maker, producer, batch_max=settings.relay_batch_max, poll_seconds=settings.relay_poll_seconds
+        )
+        ctx = ServiceContext(name, settings, engine, maker, producer, relay)
+        app.state.ctx = ctx
+        for sub in subscriptions(ctx):
+            ctx.loops.append(
+                ConsumerLoop(
+                    service=name,
+                    subscription=sub,
+                    maker=maker,
+                    bootstrap=settings.kafka_bootstrap_servers,
+                    on_commit=relay.wake,
+                    batch_max=settings.consumer_batch_max,
+                )
+            )
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(_start_broker_side(ctx), name=f"{name}-broker")]
+        if on_start is not None:
+            tasks += await on_start(ctx)
+        log.info("service started", extra={"port_hint": name})
+        try:
+            yield
+        finally:
+            # Drain: stop taking new batches, let the current one commit, flush the outbox.
+            for loop in ctx.loops:
+                loop.stop()
+            relay.stop()
+            done, pending = await asyncio.wait(tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with suppress(BaseException):
+                    await task
+            with suppress(Exception):
+                await producer.stop()
+            await engine.dispose()
+
+    app = FastAPI(title=title or f"Grantline {name}", description=description, lifespan=lifespan)
+    add_exception_handlers(app)
+
+    @app.middleware("http")
+    async def correlate_and_limit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        cid = request.headers.get("x-correlation-id") or str(uuid.uuid4())
+        token = correlation_id.set(cid[:128])
+        try:
+            length = request.headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
+                return problem_response(
+                    PayloadTooLarge(f"request bodies are limited to {settings.max_body_bytes} bytes")
+                )
+            response = await call_next(request)
+            response.headers["X-Correlation-Id"] = cid[:128]
+            return response
+        finally:
+            correlation_id.reset(token)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz(request: Request) -> JSONResponse:
+        ctx: ServiceContext = request.app.state.ctx
+        checks = {"database": "ok", "broker": "ok"}
+        try:
+            async with ctx.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=2)
+        except Exception as exc:
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        if not ctx.broker_ready.is_set() or not await _broker_reachable(ctx):
+            checks["broker"] = "unavailable"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+async def _broker_reachable(ctx: ServiceContext) -> bool:
+    cached = ctx.extra.get("broker_checked")
+    now = time.monotonic()
+    if cached and now - cached[0] < 1.0:
+        return bool(cached[1])
+    try:
+        await asyncio.wait_for(ctx.producer.client.fetch_all_metadata(), timeout=2)
+        ok = True
+    except Exception:
+        ok = False
+    ctx.extra["broker_checked"] = (now, ok)
+    return ok
+
+
+async def _start_broker_side(ctx: ServiceContext) -> None:
+    """The broker may come up after the service: keep trying, then run relay and consumers."""
+    backoff = 0.5
+    while True:
+        try:
+            await ctx.producer.start()
+            break
+        except Exception:
+            log.warning("broker not reachable yet; retrying", exc_info=False)
+            with suppress(Exception):
+                await ctx.producer.stop()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+            ctx.producer = make_producer(ctx.settings.kafka_bootstrap_servers, client_id=f"grantline-{ctx.name}")
+            ctx.relay._producer = ctx.producer
+    ctx.broker_ready.set()
+    await asyncio.gather(ctx.relay.run(), *(loop.run() for loop in ctx.loops))

@@ -1,0 +1,67 @@
+"""Topic names, which event type goes where, and topic creation (`python -m shared.topics`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+APPLICATIONS = "grantline.applications"
+ASSESSMENTS = "grantline.assessments"
+AWARDS = "grantline.awards"
+ANNOUNCEMENTS = "grantline.announcements"
+PARTNERS = "grantline.partners"
+DLQ = "grantline.dlq"
+
+ALL_TOPICS = (APPLICATIONS, ASSESSMENTS, AWARDS, ANNOUNCEMENTS, PARTNERS, DLQ)
+
+TOPIC_FOR_TYPE = {
+    "application.received": APPLICATIONS,
+    "application.assessed": ASSESSMENTS,
+    "award.decided": AWARDS,
+    "award.revoked": AWARDS,
+    "announcement.published": ANNOUNCEMENTS,
+    "award.finalized": ANNOUNCEMENTS,
+    "partner.registered": PARTNERS,
+    "event.dead_lettered": DLQ,
+}
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_topics(bootstrap: str, partitions: int = 6, timeout_s: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [t for t in ALL_TOPICS if t not in existing]
+            if missing:
+                try:
+                    await admin.create_topics(
+                        [NewTopic(name=t, num_partitions=partitions, replication_factor=1) for t in missing]
+                    )
+                except TopicAlreadyExistsError:
+                    pass
+            return
+        except Exception:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+
+
+def main() -> None:
+    from shared.settings import get_settings
+
+    settings = get_settings()
+    asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions))
+    print(f"topics ready on {settings.kafka_bootstrap_servers}: {', '.join(ALL_TOPICS)}")
+
+
+if __name__ == "__main__":
+    main()
