@@ -37,7 +37,9 @@ class BatchHandler(Protocol):
     that cannot be applied; an exception escaping it rolls back the whole batch.
     """
 
-    async def __call__(self, session: AsyncSession, events: Sequence[Event], dead_letter: DeadLetter) -> None: ...
+    async def __call__(
+        self, session: AsyncSession, events: Sequence[Event], dead_letter: DeadLetter
+    ) -> None: ...
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -47,7 +49,12 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     name = type(exc).__name__
-    return name in {"ConnectionDoesNotExistError", "CannotConnectNowError", "InterfaceError", "KafkaConnectionError"}
+    return name in {
+        "ConnectionDoesNotExistError",
+        "CannotConnectNowError",
+        "InterfaceError",
+        "KafkaConnectionError",
+    }
 
 
 def per_event(handler: EventHandler, max_attempts: int = 3) -> BatchHandler:
@@ -66,7 +73,9 @@ def per_event(handler: EventHandler, max_attempts: int = 3) -> BatchHandler:
                         if is_transient(exc):
                             raise
                         log.warning(
-                            "handler failed", extra={"event_id": str(event.id), "attempt": attempt}, exc_info=True
+                            "handler failed",
+                            extra={"event_id": str(event.id), "attempt": attempt},
+                            exc_info=True,
                         )
                         if attempt == max_attempts:
                             dead_letter(event, exc)
@@ -95,7 +104,11 @@ class ConsumerStats:
 
 
 def dead_letter_event(
-    service: str, consumer: str, record: ConsumerRecord[Any, Any], error: BaseException | str, event: Event | None
+    service: str,
+    consumer: str,
+    record: ConsumerRecord[Any, Any],
+    error: BaseException | str,
+    event: Event | None,
 ) -> Event:
     message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     raw = record.value.decode("utf-8", "replace") if isinstance(record.value, bytes | bytearray) else None
@@ -216,7 +229,9 @@ class ConsumerLoop:
             try:
                 event = parse_event(record.value)
             except PoisonEvent as exc:
-                dead.append((dead_letter_event(self.service, self.consumer_name, record, exc, None), _key(record)))
+                dead.append(
+                    (dead_letter_event(self.service, self.consumer_name, record, exc, None), _key(record))
+                )
                 continue
             if self.sub.only_types is None or event.type in self.sub.only_types:
                 parsed.append((record, event))
@@ -224,7 +239,9 @@ class ConsumerLoop:
 
         def dead_letter(event: Event, error: BaseException | str) -> None:
             record = by_id[event.id]
-            dead.append((dead_letter_event(self.service, self.consumer_name, record, error, event), _key(record)))
+            dead.append(
+                (dead_letter_event(self.service, self.consumer_name, record, error, event), _key(record))
+            )
 
         async with self._maker() as session, session.begin():
             new_ids = await claim_new(session, self.consumer_name, [e.id for _, e in parsed])

@@ -28,7 +28,9 @@ class Problem(Exception):
     slug = "bad-request"
     title = "Bad request"
 
-    def __init__(self, detail: str, *, errors: list[FieldProblem] | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self, detail: str, *, errors: list[FieldProblem] | None = None, headers: dict[str, str] | None = None
+    ):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
@@ -90,7 +92,9 @@ class Unavailable(Problem):
 
 
 def problem_response(problem: Problem) -> JSONResponse:
-    return JSONResponse(problem.body(), status_code=problem.status, media_type=PROBLEM, headers=problem.headers)
+    return JSONResponse(
+        problem.body(), status_code=problem.status, media_type=PROBLEM, headers=problem.headers
+    )
 
 
 def _loc_to_field(loc: tuple[Any, ...]) -> str:

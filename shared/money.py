@@ -23,13 +23,13 @@ class AmountError(ValueError):
 def parse_amount(text: object) -> Fen:
     """'1600000.00' → 160000000 fen. Rejects floats, negatives, signs, exponents and a third decimal."""
     if not isinstance(text, str):
-        raise AmountError("must be a decimal string such as \"1600000.00\"")
+        raise AmountError('must be a decimal string such as "1600000.00"')
     if not _AMOUNT.match(text):
         if text.startswith("-"):
             raise AmountError("must not be negative")
         if re.match(r"^[0-9]+\.[0-9]{3,}$", text):
             raise AmountError("must have at most two decimal places")
-        raise AmountError("must be a decimal string such as \"1600000.00\"")
+        raise AmountError('must be a decimal string such as "1600000.00"')
     whole, _, frac = text.partition(".")
     return int(whole) * 100 + int((frac + "00")[:2])
 

@@ -52,7 +52,7 @@ class OutboxRelay:
         poll_seconds: float = 0.5,
     ) -> None:
         self._maker = maker
-        self._producer = producer
+        self.producer = producer
         self._batch_max = batch_max
         self._poll_seconds = poll_seconds
         self._wake = asyncio.Event()
@@ -86,7 +86,7 @@ class OutboxRelay:
             if not rows:
                 return 0
             futures = [
-                await self._producer.send(row.topic, orjson.dumps(row.envelope), key=row.key.encode())
+                await self.producer.send(row.topic, orjson.dumps(row.envelope), key=row.key.encode())
                 for row in rows
             ]
             await asyncio.gather(*futures)

@@ -60,9 +60,7 @@ def create_shared_tables() -> None:
         sa.Column("published_at", sa.DateTime(timezone=True)),
     )
     op.create_index("outbox_subject", "outbox", ["subject"])
-    op.create_index(
-        "outbox_unpublished", "outbox", ["seq"], postgresql_where=sa.text("published_at IS NULL")
-    )
+    op.create_index("outbox_unpublished", "outbox", ["seq"], postgresql_where=sa.text("published_at IS NULL"))
     # The outbox is the service's event history: rows are only ever inserted and marked sent.
     op.execute(
         """

@@ -50,7 +50,10 @@ async def apply_partner_registered(session: AsyncSession, event: Event) -> None:
     """Keep this service's replica of the partner directory (ids, names, key hashes)."""
     data = event.data
     stmt = pg_insert(PartnerRecord).values(
-        id=data["partner_id"], name=data["name"], callback_url=data["callback_url"], api_key_hash=data["api_key_hash"]
+        id=data["partner_id"],
+        name=data["name"],
+        callback_url=data["callback_url"],
+        api_key_hash=data["api_key_hash"],
     )
     await session.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
 
@@ -113,7 +116,7 @@ def create_service_app(
             for loop in ctx.loops:
                 loop.stop()
             relay.stop()
-            done, pending = await asyncio.wait(tasks, timeout=10)
+            _done, pending = await asyncio.wait(tasks, timeout=10)
             for task in pending:
                 task.cancel()
             for task in pending:
@@ -127,7 +130,9 @@ def create_service_app(
     add_exception_handlers(app)
 
     @app.middleware("http")
-    async def correlate_and_limit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def correlate_and_limit(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         cid = request.headers.get("x-correlation-id") or str(uuid.uuid4())
         token = correlation_id.set(cid[:128])
         try:
@@ -154,7 +159,9 @@ def create_service_app(
         if not ctx.broker_ready.is_set() or not await _broker_reachable(ctx):
             checks["broker"] = "unavailable"
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+        )
 
     for router in routers:
         app.include_router(router)
@@ -188,7 +195,9 @@ async def _start_broker_side(ctx: ServiceContext) -> None:
                 await ctx.producer.stop()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
-            ctx.producer = make_producer(ctx.settings.kafka_bootstrap_servers, client_id=f"grantline-{ctx.name}")
-            ctx.relay._producer = ctx.producer
+            ctx.producer = make_producer(
+                ctx.settings.kafka_bootstrap_servers, client_id=f"grantline-{ctx.name}"
+            )
+            ctx.relay.producer = ctx.producer
     ctx.broker_ready.set()
     await asyncio.gather(ctx.relay.run(), *(loop.run() for loop in ctx.loops))

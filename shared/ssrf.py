@@ -66,4 +66,6 @@ async def check_callback_url(url: str, *, allow_private: bool) -> None:
     for addr in addresses:
         problem = _address_problem(addr)
         if problem:
-            raise UnsafeCallback(f"resolves to a {problem} address ({addr}); only public addresses are allowed")
+            raise UnsafeCallback(
+                f"resolves to a {problem} address ({addr}); only public addresses are allowed"
+            )

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from services.intake import handlers
+from services.intake.domain import request_fingerprint
 from shared.auth import Principal, require
 from shared.errors import (
     Conflict,
@@ -20,12 +22,11 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.logs import correlation_id
+from shared.openapi import APPLICATION_BODY
 from shared.policy.catalog import load_catalog
 from shared.policy.validation import validate_application
 from shared.service import ServiceContext
 from shared.ssrf import UnsafeCallback, check_callback_url
-from services.intake import handlers
-from services.intake.domain import request_fingerprint
 
 router = APIRouter()
 
@@ -57,38 +58,6 @@ class ApplicationAccepted(BaseModel):
     links: dict[str, str]
 
 
-_APPLICATION_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["program", "year", "applicant", "subject", "facts"],
-                    "properties": {
-                        "program": {"type": "string", "example": "GT-EQUITY"},
-                        "year": {"type": "integer", "example": 2024},
-                        "applicant": {
-                            "type": "object",
-                            "required": ["id", "name", "kind", "registered_in_shanghai"],
-                            "properties": {
-                                "id": {"type": "string", "minLength": 18, "maxLength": 18},
-                                "name": {"type": "string"},
-                                "kind": {"type": "string", "enum": ["enterprise", "medical_institution"]},
-                                "registered_in_shanghai": {"type": "boolean"},
-                            },
-                        },
-                        "subject": {"type": "string"},
-                        "requested_amount": {"type": "string", "pattern": r"^\d+(\.\d{1,2})?$"},
-                        "facts": {"type": "object", "description": "the program's facts: GET /v1/programs"},
-                    },
-                }
-            }
-        },
-    }
-}
-
-
 @router.post("/v1/partners", status_code=201, response_model=PartnerCreated, tags=["partners"])
 async def create_partner(body: PartnerCreate, request: Request, principal: Operator) -> dict[str, str]:
     ctx = _ctx(request)
@@ -115,7 +84,7 @@ async def create_partner(body: PartnerCreate, request: Request, principal: Opera
     status_code=202,
     response_model=ApplicationAccepted,
     tags=["applications"],
-    openapi_extra=_APPLICATION_BODY,
+    openapi_extra=APPLICATION_BODY,
     responses={409: {"description": "idempotency key reused with another body"}},
 )
 async def submit_application(

@@ -6,11 +6,12 @@ from collections.abc import Sequence
 
 from fastapi import FastAPI
 
-from shared.consumer import Subscription, per_event
-from shared.service import ServiceContext, create_service_app
-from shared.topics import ANNOUNCEMENTS, ASSESSMENTS, AWARDS
 from services.intake.api import router
 from services.intake.handlers import record_downstream_event
+from shared.consumer import Subscription, per_event
+from shared.service import ServiceContext, create_service_app
+from shared.settings import Settings
+from shared.topics import ANNOUNCEMENTS, ASSESSMENTS, AWARDS
 
 
 def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
@@ -20,14 +21,21 @@ def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
             topics=[ASSESSMENTS, AWARDS, ANNOUNCEMENTS],
             handle=per_event(record_downstream_event, ctx.settings.consumer_max_attempts),
             only_types=frozenset(
-                {"application.assessed", "award.decided", "award.revoked", "announcement.published", "award.finalized"}
+                {
+                    "application.assessed",
+                    "award.decided",
+                    "award.revoked",
+                    "announcement.published",
+                    "award.finalized",
+                }
             ),
         )
     ]
 
 
-def create_app() -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
+        settings=settings,
         name="intake",
         routers=[router],
         subscriptions=subscriptions,

@@ -38,7 +38,9 @@ def _decision_from_assessment(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def project(state: ApplicationState, event_type: str, data: dict[str, Any], event_time: str) -> ApplicationState:
+def project(
+    state: ApplicationState, event_type: str, data: dict[str, Any], event_time: str
+) -> ApplicationState:
     """The application as the partner sees it after one more downstream event."""
     status, rank, decision = state.status, state.status_rank, state.decision
     announcement = dict(state.announcement) if state.announcement else None

@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.intake.domain import ApplicationState, decode_cursor, encode_cursor, project
 from shared.auth import Principal, hash_secret, new_api_key, webhook_secret_for
 from shared.envelope import Event, new_event
 from shared.outbox import add_events
 from shared.policy.validation import ApplicationInput
-from services.intake.domain import ApplicationState, decode_cursor, encode_cursor, project
 
 SOURCE = "grantline.intake"
 
@@ -163,7 +163,8 @@ async def get_application(session: AsyncSession, app_id: str, principal: Princip
         )
     ).all()
     timeline = [
-        {"type": e.type, "time": e.time.isoformat(), "source": e.source, "event_id": str(e.event_id)} for e in events
+        {"type": e.type, "time": e.time.isoformat(), "source": e.source, "event_id": str(e.event_id)}
+        for e in events
     ]
     return _public_view(row, timeline)
 

@@ -12,14 +12,17 @@ from fastapi import FastAPI
 
 from shared.consumer import Subscription
 from shared.service import ServiceContext, create_service_app, partner_directory_subscription
+from shared.settings import Settings
 
 
 def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
     return [partner_directory_subscription(ctx.settings.consumer_max_attempts)]
 
 
-def create_app() -> FastAPI:
-    return create_service_app(name="notify", subscriptions=subscriptions, description="Webhooks and 公示.")
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(
+        settings=settings, name="notify", subscriptions=subscriptions, description="Webhooks and 公示."
+    )
 
 
 app = create_app()

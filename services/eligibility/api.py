@@ -1,0 +1,40 @@
+"""Eligibility's HTTP routes: `POST /v1/evaluate`, the assessment with no side effect."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+
+from services.eligibility.handlers import receipt_for
+from shared.auth import Principal, require
+from shared.errors import FieldProblem, MalformedJson, ValidationFailed
+from shared.openapi import APPLICATION_BODY
+from shared.policy.catalog import load_catalog
+from shared.policy.validation import validate_application
+
+router = APIRouter()
+
+Caller = Annotated[Principal, Depends(require("partner", "operator"))]
+
+
+@router.post("/v1/evaluate", tags=["eligibility"], openapi_extra=APPLICATION_BODY)
+async def evaluate(request: Request, principal: Caller) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJson(f"the request body is not valid JSON: {exc}") from exc
+    catalog = load_catalog()
+    application, errors = validate_application(body, catalog)
+    if errors or application is None:
+        raise ValidationFailed(
+            "the application has invalid fields", errors=[FieldProblem(e.field, e.message) for e in errors]
+        )
+    return receipt_for(application, catalog)
+
+
+@router.get("/v1/catalog", tags=["eligibility"])
+async def catalog() -> dict[str, Any]:
+    current = load_catalog()
+    return {"catalog_version": current.version, "items": current.public_listing()}

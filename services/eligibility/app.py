@@ -1,0 +1,39 @@
+"""Eligibility: turns `application.received` into `application.assessed` with a receipt."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import FastAPI
+
+from services.eligibility.api import router
+from services.eligibility.handlers import assess_application
+from shared.consumer import Subscription, per_event
+from shared.service import ServiceContext, create_service_app, partner_directory_subscription
+from shared.settings import Settings
+from shared.topics import APPLICATIONS
+
+
+def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
+    return [
+        Subscription(
+            name="assess",
+            topics=[APPLICATIONS],
+            handle=per_event(assess_application, ctx.settings.consumer_max_attempts),
+            only_types=frozenset({"application.received"}),
+        ),
+        partner_directory_subscription(ctx.settings.consumer_max_attempts),
+    ]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(
+        settings=settings,
+        name="eligibility",
+        routers=[router],
+        subscriptions=subscriptions,
+        description="Assesses applications against the policy catalog, every rule with its citation.",
+    )
+
+
+app = create_app()
