@@ -144,7 +144,9 @@ class ConsumerLoop:
         on_commit: Callable[[], None] = lambda: None,
         batch_max: int = 500,
         group_id: str | None = None,
+        namespace: str = "",
     ) -> None:
+        self._namespace = namespace
         self.service = service
         self.sub = subscription
         self.consumer_name = f"{service}.{subscription.name}"
@@ -152,7 +154,7 @@ class ConsumerLoop:
         self._bootstrap = bootstrap
         self._on_commit = on_commit
         self._batch_max = batch_max
-        self._group_id = group_id or f"grantline-{self.consumer_name}"
+        self._group_id = group_id or f"{namespace}grantline-{self.consumer_name}"
         self._stopping = asyncio.Event()
         self.consumer: AIOKafkaConsumer | None = None
         self.stats = ConsumerStats()
@@ -165,7 +167,7 @@ class ConsumerLoop:
         backoff = 0.5
         while not self._stopping.is_set():
             consumer = AIOKafkaConsumer(
-                *self.sub.topics,
+                *(self._namespace + t for t in self.sub.topics),
                 bootstrap_servers=self._bootstrap,
                 group_id=self._group_id,
                 client_id=self.consumer_name,

@@ -50,7 +50,9 @@ class OutboxRelay:
         *,
         batch_max: int = 500,
         poll_seconds: float = 0.5,
+        namespace: str = "",
     ) -> None:
+        self._namespace = namespace
         self._maker = maker
         self.producer = producer
         self._batch_max = batch_max
@@ -86,7 +88,9 @@ class OutboxRelay:
             if not rows:
                 return 0
             futures = [
-                await self.producer.send(row.topic, orjson.dumps(row.envelope), key=row.key.encode())
+                await self.producer.send(
+                    self._namespace + row.topic, orjson.dumps(row.envelope), key=row.key.encode()
+                )
                 for row in rows
             ]
             await asyncio.gather(*futures)

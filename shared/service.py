@@ -90,7 +90,11 @@ def create_service_app(
         maker = make_sessionmaker(engine)
         producer = make_producer(settings.kafka_bootstrap_servers, client_id=f"grantline-{name}")
         relay = OutboxRelay(
-            maker, producer, batch_max=settings.relay_batch_max, poll_seconds=settings.relay_poll_seconds
+            maker,
+            producer,
+            batch_max=settings.relay_batch_max,
+            poll_seconds=settings.relay_poll_seconds,
+            namespace=settings.topic_namespace,
         )
         ctx = ServiceContext(name, settings, engine, maker, producer, relay)
         app.state.ctx = ctx
@@ -103,6 +107,7 @@ def create_service_app(
                     bootstrap=settings.kafka_bootstrap_servers,
                     on_commit=relay.wake,
                     batch_max=settings.consumer_batch_max,
+                    namespace=settings.topic_namespace,
                 )
             )
         tasks: list[asyncio.Task[Any]] = [asyncio.create_task(_start_broker_side(ctx), name=f"{name}-broker")]

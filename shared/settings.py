@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     relay_batch_max: int = 500
     relay_poll_seconds: float = 0.5
     topic_partitions: int = 6
+    # Prefixed to every topic and consumer group: lets several stacks (or test modules) share one broker.
+    topic_namespace: str = ""
 
     notice_period: int = 432_000
     webhook_backoff: float = 2.0

@@ -31,14 +31,16 @@ TOPIC_FOR_TYPE = {
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(bootstrap: str, partitions: int = 6, timeout_s: float = 30.0) -> None:
+async def ensure_topics(
+    bootstrap: str, partitions: int = 6, timeout_s: float = 30.0, namespace: str = ""
+) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
         try:
             await admin.start()
             existing = set(await admin.list_topics())
-            missing = [t for t in ALL_TOPICS if t not in existing]
+            missing = [namespace + t for t in ALL_TOPICS if namespace + t not in existing]
             if missing:
                 try:
                     await admin.create_topics(
@@ -59,7 +61,11 @@ def main() -> None:
     from shared.settings import get_settings
 
     settings = get_settings()
-    asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions))
+    asyncio.run(
+        ensure_topics(
+            settings.kafka_bootstrap_servers, settings.topic_partitions, namespace=settings.topic_namespace
+        )
+    )
     print(f"topics ready on {settings.kafka_bootstrap_servers}: {', '.join(ALL_TOPICS)}")
 
 
