@@ -1,0 +1,249 @@
+"""The eligibility engine: pure functions over the catalog, no I/O, no clock.
+
+`assess` checks every rule of the application's program (each with its citation), computes
+the entitlement in integer fen (rates rounded down: the state never overpays), and names
+the pools the award would draw on and the overlap key (applicant, subject, milestone) for
+the ledger, which has no catalog of its own: the receipt carries all it needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shared.money import apply_rate_bp, format_fen
+from shared.policy.catalog import Catalog, Formula, Program
+from shared.policy.validation import ApplicationInput
+
+ENGINE_VERSION = "1"
+
+RULE_FAILED = "RULE_FAILED"
+OUT_OF_WINDOW = "OUT_OF_WINDOW"
+BELOW_THRESHOLD = "BELOW_THRESHOLD"
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    rule: str
+    passed: bool
+    detail: str
+    citation: str
+    code: str = RULE_FAILED  # the reason code when it fails
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"rule": self.rule, "passed": self.passed, "detail": self.detail, "citation": self.citation}
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    message: str
+    citation: str
+
+    def to_wire(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message, "citation": self.citation}
+
+
+@dataclass(frozen=True)
+class PoolClaim:
+    pool: str
+    scope: str  # beneficiary_year | subject
+    beneficiary: str
+    year: int | None  # beneficiary_year pools
+    subject: str | None  # subject pools
+    cap_fen: int
+    citation: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"pool": self.pool, "scope": self.scope, "beneficiary": self.beneficiary, "year": self.year,
+                "subject": self.subject, "cap": format_fen(self.cap_fen), "citation": self.citation}
+
+
+@dataclass(frozen=True)
+class Assessment:
+    app: ApplicationInput
+    eligible: bool
+    entitlement_fen: int
+    reasons: tuple[Reason, ...]
+    rules: tuple[RuleResult, ...]
+    pools: tuple[PoolClaim, ...]
+    milestone: str
+    catalog_version: str
+    facts_wire: dict[str, Any]
+    engine_version: str = ENGINE_VERSION
+
+    def to_receipt(self) -> dict[str, Any]:
+        app = self.app
+        return {
+            "program": app.program,
+            "year": app.year,
+            "applicant": {"id": app.applicant_id, "name": app.applicant_name, "kind": app.applicant_kind,
+                          "registered_in_shanghai": app.registered_in_shanghai},
+            "subject": app.subject,
+            "eligible": self.eligible,
+            "entitlement": format_fen(self.entitlement_fen),
+            "reasons": [r.to_wire() for r in self.reasons],
+            "rules": [r.to_wire() for r in self.rules],
+            "pools": [p.to_wire() for p in self.pools],
+            "overlap": {"applicant": app.applicant_id, "subject": app.subject, "milestone": self.milestone},
+            "catalog_version": self.catalog_version,
+            "engine_version": self.engine_version,
+            "inputs": {
+                "requested_amount": None if app.requested_amount_fen is None else format_fen(app.requested_amount_fen),
+                "facts": self.facts_wire,
+            },
+        }
+
+
+def assess(app: ApplicationInput, catalog: Catalog) -> Assessment:
+    """Every rule checked, the entitlement computed exactly; `app` comes from validate_application."""
+    program = catalog.programs[app.program]
+    facts = app.facts
+    rules = _eligibility_rules(app, program, catalog)
+    eligible = all(r.passed for r in rules)
+    amount_fen, formula_rules = _entitlement(app, program)
+    rules.extend(formula_rules)
+    reasons = tuple(Reason(r.code, f"{r.rule}: {r.detail}", r.citation) for r in rules if not r.passed)
+    pools = tuple(
+        PoolClaim(
+            pool=p.name,
+            scope=p.scope,
+            beneficiary=app.applicant_id,
+            year=app.year if p.scope == "beneficiary_year" else None,
+            subject=app.subject if p.scope == "subject" else None,
+            cap_fen=p.cap_fen,
+            citation=p.citation,
+        )
+        for p in program.pools
+    )
+    return Assessment(
+        app=app,
+        eligible=eligible,
+        entitlement_fen=amount_fen if eligible else 0,
+        reasons=reasons,
+        rules=tuple(rules),
+        pools=pools,
+        milestone=program.milestone_for(facts),
+        catalog_version=catalog.version,
+        facts_wire=app.facts_to_wire(catalog),
+    )
+
+
+def _eligibility_rules(app: ApplicationInput, program: Program, catalog: Catalog) -> list[RuleResult]:
+    facts = app.facts
+    out: list[RuleResult] = []
+    # 002 §一(三): 支持对象 — units registered in Shanghai.
+    out.append(RuleResult(
+        "registered_in_shanghai", app.registered_in_shanghai,
+        "applicant is registered in Shanghai" if app.registered_in_shanghai
+        else "applicant is not registered in Shanghai (在本市范围内登记注册)",
+        catalog.registered_citation))
+    kinds = program.applicant_kinds
+    kind_ok = app.applicant_kind in kinds.allowed
+    out.append(RuleResult(
+        "applicant_kind", kind_ok,
+        f"applicant kind {app.applicant_kind} is admitted" if kind_ok
+        else f"{program.code} admits {', '.join(sorted(kinds.allowed))}, not {app.applicant_kind} ({kinds.text})",
+        kinds.citation))
+    window = program.window
+    event = facts["event_date"]
+    in_window = window.start <= event <= window.end
+    out.append(RuleResult(
+        "window.event_date", in_window,
+        f"event_date {event.isoformat()} {'inside' if in_window else 'outside'} "
+        f"{window.start.isoformat()}..{window.end.isoformat()}",
+        window.citation, OUT_OF_WINDOW))
+    year_ok = window.first_year <= app.year <= window.last_year
+    out.append(RuleResult(
+        "window.year", year_ok,
+        f"support year {app.year} {'inside' if year_ok else 'outside'} {window.first_year}..{window.last_year}",
+        window.citation, OUT_OF_WINDOW))
+    for rule in program.rules:
+        if rule.when is not None and not rule.when.holds(facts):
+            continue
+        value = facts[rule.fact]
+        if rule.kind == "required_true":
+            out.append(RuleResult(rule.rule, value is True, f"{rule.fact} is {str(value).lower()}; required: {rule.text}",
+                                  rule.citation))
+        elif rule.kind == "required_false":
+            out.append(RuleResult(rule.rule, value is False,
+                                  f"{rule.fact} is {str(value).lower()}; must be false: {rule.text}", rule.citation))
+        else:  # threshold (以上: the bound itself qualifies when inclusive)
+            assert rule.min_fen is not None
+            ok = value >= rule.min_fen if rule.inclusive else value > rule.min_fen
+            op = ">=" if rule.inclusive else ">"
+            verdict = "meets" if ok else "is below"
+            out.append(RuleResult(rule.rule, ok,
+                                  f"{rule.fact} {format_fen(value)} {verdict} the threshold "
+                                  f"({op} {format_fen(rule.min_fen)}): {rule.text}",
+                                  rule.citation, BELOW_THRESHOLD))
+    if program.formula_for(facts).kind == "patents":
+        out.append(_patents_granted(app, program.formula_for(facts)))
+    return out
+
+
+def _patents_granted(app: ApplicationInput, formula: Formula) -> RuleResult:
+    assert formula.list_fact is not None
+    granted = [p for p in app.facts[formula.list_fact] if p["granted_after_substantive_examination"]]
+    return RuleResult(
+        "patents.granted_after_substantive_examination", bool(granted),
+        f"{len(granted)} of {len(app.facts[formula.list_fact])} patents granted after substantive examination",
+        formula.citation)
+
+
+def _entitlement(app: ApplicationInput, program: Program) -> tuple[int, list[RuleResult]]:
+    """The formula, then the per-award maximum, then the requested amount (the smallest wins)."""
+    facts = app.facts
+    formula = program.formula_for(facts)
+    if formula.kind == "rate":
+        assert formula.base_fact is not None and formula.rate_bp is not None
+        base = facts[formula.base_fact]
+        amount = apply_rate_bp(base, formula.rate_bp)
+        detail = f"{_pct(formula.rate_bp)} of {formula.base_fact} {format_fen(base)} = {format_fen(amount)}"
+    elif formula.kind == "per_unit":
+        assert formula.count_fact is not None and formula.unit_fen is not None
+        count = facts[formula.count_fact]
+        amount = formula.unit_fen * count
+        detail = f"{format_fen(formula.unit_fen)} x {formula.count_fact} {count} = {format_fen(amount)}"
+    elif formula.kind == "patents":
+        amount, detail = _patents_amount(facts, formula)
+    else:  # requested: the validator guarantees requested_amount where this formula applies
+        amount = app.requested_amount_fen or 0
+        detail = f"requested amount {format_fen(amount)}"
+    rules = [RuleResult("formula", True, detail, formula.citation)]
+    capped = min(amount, formula.maximum_fen)
+    rules.append(RuleResult(
+        "maximum", True,
+        f"capped at the per-award maximum {format_fen(formula.maximum_fen)}" if capped < amount
+        else f"within the per-award maximum {format_fen(formula.maximum_fen)}",
+        formula.citation))
+    if app.requested_amount_fen is not None and formula.kind != "requested":
+        if app.requested_amount_fen < capped:
+            rules.append(RuleResult("requested_amount", True,
+                                    f"limited to the requested amount {format_fen(app.requested_amount_fen)}",
+                                    formula.citation))
+            capped = app.requested_amount_fen
+    return capped, rules
+
+
+def _patents_amount(facts: dict[str, Any], formula: Formula) -> tuple[int, str]:
+    """000 §五(三): 50% of official fees, at most 2万 per patent, one per country, best 5 countries."""
+    assert formula.list_fact and formula.rate_bp is not None
+    assert formula.per_item_max_fen is not None and formula.max_items is not None
+    best: dict[str, int] = {}
+    for patent in facts[formula.list_fact]:
+        if not patent["granted_after_substantive_examination"]:
+            continue
+        pay = min(apply_rate_bp(patent["official_fees_fen"], formula.rate_bp), formula.per_item_max_fen)
+        if pay > best.get(patent["country"], -1):
+            best[patent["country"]] = pay
+    chosen = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[: formula.max_items]
+    amount = sum(pay for _, pay in chosen)
+    parts = ", ".join(f"{country} {format_fen(pay)}" for country, pay in chosen)
+    return amount, (f"{_pct(formula.rate_bp)} of official fees, at most {format_fen(formula.per_item_max_fen)} "
+                    f"per patent, one per country, best {formula.max_items}: {parts or 'none'} = {format_fen(amount)}")
+
+
+def _pct(rate_bp: int) -> str:
+    whole, frac = divmod(rate_bp, 100)
+    return f"{whole}%" if not frac else f"{whole}.{frac:02d}%"

@@ -1,0 +1,473 @@
+"""The eligibility engine, table-driven: every threshold, maximum and window edge.
+
+Each case's id names the seed paragraph it checks (000 = gene therapy plan, 001 = cell
+therapy plan, 002 = biomedicine opinions; see /work/shared/POLICY.md).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from services.eligibility.domain import BELOW_THRESHOLD, OUT_OF_WINDOW, RULE_FAILED, assess
+from shared.policy.catalog import load_catalog
+from shared.policy.validation import validate_application
+from shared.uscc import with_check_character
+
+ENTERPRISE = with_check_character("91310115MA1H7G0L0")
+HOSPITAL = with_check_character("12310000425006117")
+SPONSOR = with_check_character("91310000MA1FL1234")
+
+# A valid, eligible application per program; cases override what they test.
+BASE: dict[str, dict[str, Any]] = {
+    "GT-CLIN": {"kind": "medical_institution", "year": 2024,
+                "facts": {"event_date": "2024-03-01", "enrolled_subjects": 8, "study_type": "iit",
+                          "research_completed": True}},
+    "GT-PCT": {"year": 2024, "facts": {"event_date": "2024-03-01", "patents": [
+        {"country": "US", "official_fees": "30000.00", "granted_after_substantive_examination": True}]}},
+    "GT-PRODUCT": {"year": 2024, "requested_amount": "20000000.00",
+                   "facts": {"event_date": "2024-03-01", "domestic_clinical_trial": True,
+                             "marketing_authorization": True, "manufactured_in_shanghai": True}},
+    "GT-INSURANCE": {"year": 2024, "facts": {"event_date": "2024-03-01", "premium": "100000.00",
+                                             "insurance_type": "clinical_trial_liability"}},
+    "GT-EQUITY": {"year": 2024, "facts": {"event_date": "2024-03-18", "financing_received": "80000000.00"}},
+    "CT-PRODUCT": {"year": 2023, "requested_amount": "20000000.00",
+                   "facts": {"event_date": "2023-06-01", "marketing_authorization": True,
+                             "converted_in_shanghai": True}},
+    "CT-INSURANCE": {"year": 2023, "facts": {"event_date": "2023-06-01", "premium": "100000.00",
+                                             "insurance_type": "product_liability"}},
+    "BIO-INNOV-DRUG": {"year": 2023, "facts": {"event_date": "2023-05-01", "drug_class": "chemical_class1",
+                                               "phase": "I", "rd_investment": "10000000.00",
+                                               "licensed_applicant": True, "manufactured_in_shanghai": True}},
+    "BIO-IMPROVED-DRUG": {"year": 2023, "facts": {"event_date": "2023-05-01", "phase_completed": "II",
+                                                  "rd_investment": "10000000.00", "licensed_applicant": True,
+                                                  "manufactured_in_shanghai": True}},
+    "BIO-DEVICE": {"year": 2023, "facts": {"event_date": "2023-05-01", "stage": "first_registration",
+                                           "rd_investment": "10000000.00", "manufactured_in_shanghai": True}},
+    "BIO-OVERSEAS": {"year": 2023, "facts": {"event_date": "2023-05-01", "agency": "FDA", "overseas_sales": True,
+                                             "rd_investment": "20000000.00"}},
+    "BIO-CHAIN": {"year": 2023, "facts": {"event_date": "2023-05-01", "approved_new_investment": "40000000.00",
+                                          "major_project": False}},
+    "BIO-DIGITAL": {"year": 2023, "facts": {"event_date": "2023-05-01", "approved_investment": "40000000.00"}},
+    "BIO-UPGRADE": {"year": 2023, "facts": {"event_date": "2023-05-01", "approved_investment": "400000000.00"}},
+    "BIO-CDMO": {"year": 2023, "facts": {"event_date": "2023-05-01", "first_contract_amount": "20000000.00",
+                                         "investment_relation": False}},
+    "BIO-FIRST-UNIT": {"year": 2023, "facts": {"event_date": "2023-05-01", "item": "device",
+                                               "sales_contract_amount": "100000000.00"}},
+}
+
+
+def make_body(program: str, facts: dict[str, Any] | None = None, drop: tuple[str, ...] = (),
+              **top: Any) -> dict[str, Any]:
+    """A body for `program`: the BASE case with `facts` merged in, `drop` facts removed, `top` keys set."""
+    base = copy.deepcopy(BASE[program])
+    kind = base.pop("kind", "enterprise")
+    body: dict[str, Any] = {
+        "program": program,
+        "year": base["year"],
+        "applicant": {"id": HOSPITAL if kind == "medical_institution" else ENTERPRISE,
+                      "name": "上海某某生物科技有限公司", "kind": kind, "registered_in_shanghai": True},
+        "subject": f"{program}-SUBJECT-1",
+        "facts": base["facts"],
+    }
+    if "requested_amount" in base:
+        body["requested_amount"] = base["requested_amount"]
+    body["facts"].update(facts or {})
+    for name in drop:
+        body["facts"].pop(name, None)
+    for key, value in top.items():
+        if key == "applicant":
+            body["applicant"].update(value)
+        else:
+            body[key] = value
+    return body
+
+
+def receipt_of(body: dict[str, Any]) -> dict[str, Any]:
+    catalog = load_catalog()
+    app, errors = validate_application(body, catalog)
+    assert errors == [], errors
+    assert app is not None
+    return assess(app, catalog).to_receipt()
+
+
+def codes(receipt: dict[str, Any]) -> set[str]:
+    return {r["code"] for r in receipt["reasons"]}
+
+
+# (id naming the paragraph, program, fact overrides, top-level overrides, entitlement or None when ineligible,
+#  expected reason codes)
+CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str | None, set[str]]] = [
+    # --- 000 §四(二)5 GT-CLIN: 5万 per enrolled subject, 50万 per project, medical institutions
+    ("000-4.2.5-one-subject", "GT-CLIN", {"enrolled_subjects": 1}, {}, "50000.00", set()),
+    ("000-4.2.5-eight-subjects", "GT-CLIN", {}, {}, "400000.00", set()),
+    ("000-4.2.5-ten-subjects-at-max", "GT-CLIN", {"enrolled_subjects": 10}, {}, "500000.00", set()),
+    ("000-4.2.5-eleven-subjects-capped", "GT-CLIN", {"enrolled_subjects": 11}, {}, "500000.00", set()),
+    ("000-4.2.5-sponsored-trial", "GT-CLIN", {"study_type": "sponsored_trial", "sponsor_id": SPONSOR}, {},
+     "400000.00", set()),
+    ("000-4.2.5-research-not-completed", "GT-CLIN", {"research_completed": False}, {}, None, {RULE_FAILED}),
+    ("000-4.2.5-enterprise-not-admitted", "GT-CLIN", {},
+     {"applicant": {"kind": "enterprise", "id": ENTERPRISE}}, None, {RULE_FAILED}),
+    ("000-4.2.5-requested-lower", "GT-CLIN", {}, {"requested_amount": "123456.78"}, "123456.78", set()),
+    # --- 000 §五(三) GT-PCT: 50% of official fees, at most 2万 per patent, 5 countries
+    ("000-5.3-half-of-fees", "GT-PCT", {}, {}, "15000.00", set()),
+    ("000-5.3-at-per-patent-cap", "GT-PCT", {"patents": [
+        {"country": "US", "official_fees": "40000.00", "granted_after_substantive_examination": True}]}, {},
+     "20000.00", set()),
+    ("000-5.3-over-per-patent-cap", "GT-PCT", {"patents": [
+        {"country": "US", "official_fees": "40000.02", "granted_after_substantive_examination": True}]}, {},
+     "20000.00", set()),
+    ("000-5.3-rounds-down", "GT-PCT", {"patents": [
+        {"country": "US", "official_fees": "39999.99", "granted_after_substantive_examination": True}]}, {},
+     "19999.99", set()),
+    ("000-5.3-one-fen-rounds-to-zero", "GT-PCT", {"patents": [
+        {"country": "US", "official_fees": "0.01", "granted_after_substantive_examination": True}]}, {},
+     "0.00", set()),
+    ("000-5.3-six-countries-best-five", "GT-PCT", {"patents": [
+        {"country": c, "official_fees": f, "granted_after_substantive_examination": True}
+        for c, f in [("US", "40000.00"), ("EP", "30000.00"), ("JP", "20000.00"), ("KR", "10000.00"),
+                     ("AU", "8000.00"), ("CA", "6000.00")]]}, {},
+     # 20000 + 15000 + 10000 + 5000 + 4000; CA (3000) is the sixth and is left out
+     "54000.00", set()),
+    ("000-5.3-one-per-country", "GT-PCT", {"patents": [
+        {"country": "US", "official_fees": "10000.00", "granted_after_substantive_examination": True},
+        {"country": "US", "official_fees": "30000.00", "granted_after_substantive_examination": True}]}, {},
+     "15000.00", set()),
+    ("000-5.3-only-examined-grants", "GT-PCT", {"patents": [
+        {"country": "US", "official_fees": "30000.00", "granted_after_substantive_examination": True},
+        {"country": "EP", "official_fees": "30000.00", "granted_after_substantive_examination": False}]}, {},
+     "15000.00", set()),
+    ("000-5.3-none-examined", "GT-PCT", {"patents": [
+        {"country": "EP", "official_fees": "30000.00", "granted_after_substantive_examination": False}]}, {},
+     None, {RULE_FAILED}),
+    ("000-5.3-medical-institution-admitted", "GT-PCT", {},
+     {"applicant": {"kind": "medical_institution", "id": HOSPITAL}}, "15000.00", set()),
+    # --- 000 §五(四) GT-PRODUCT: requested amount, at most 3000万
+    ("000-5.4-requested", "GT-PRODUCT", {}, {}, "20000000.00", set()),
+    ("000-5.4-at-max", "GT-PRODUCT", {}, {"requested_amount": "30000000.00"}, "30000000.00", set()),
+    ("000-5.4-over-max", "GT-PRODUCT", {}, {"requested_amount": "30000000.01"}, "30000000.00", set()),
+    ("000-5.4-no-domestic-trial", "GT-PRODUCT", {"domestic_clinical_trial": False}, {}, None, {RULE_FAILED}),
+    ("000-5.4-no-authorization", "GT-PRODUCT", {"marketing_authorization": False}, {}, None, {RULE_FAILED}),
+    ("000-5.4-not-made-in-shanghai", "GT-PRODUCT", {"manufactured_in_shanghai": False}, {}, None, {RULE_FAILED}),
+    ("000-5.4-institution-not-admitted", "GT-PRODUCT", {},
+     {"applicant": {"kind": "medical_institution"}}, None, {RULE_FAILED}),
+    # --- 000 §五(五) GT-INSURANCE: 50% of premium, at most 50万 per policy
+    ("000-5.5-half-premium", "GT-INSURANCE", {}, {}, "50000.00", set()),
+    ("000-5.5-rounds-down", "GT-INSURANCE", {"premium": "30000.01"}, {}, "15000.00", set()),
+    ("000-5.5-at-max", "GT-INSURANCE", {"premium": "1000000.00"}, {}, "500000.00", set()),
+    ("000-5.5-over-max", "GT-INSURANCE", {"premium": "1000000.02"}, {}, "500000.00", set()),
+    ("000-5.5-hospital-admitted", "GT-INSURANCE", {},
+     {"applicant": {"kind": "medical_institution", "id": HOSPITAL}}, "50000.00", set()),
+    # --- 000 §五(六) GT-EQUITY: >= 5000万 received (以上, inclusive), 2%, 1000万 per year
+    ("000-5.6-at-threshold", "GT-EQUITY", {"financing_received": "50000000.00"}, {}, "1000000.00", set()),
+    ("000-5.6-one-fen-below", "GT-EQUITY", {"financing_received": "49999999.99"}, {}, None, {BELOW_THRESHOLD}),
+    ("000-5.6-80m", "GT-EQUITY", {}, {}, "1600000.00", set()),
+    ("000-5.6-300m", "GT-EQUITY", {"financing_received": "300000000.00"}, {}, "6000000.00", set()),
+    ("000-5.6-500m-at-max", "GT-EQUITY", {"financing_received": "500000000.00"}, {}, "10000000.00", set()),
+    ("000-5.6-600m-capped", "GT-EQUITY", {"financing_received": "600000000.00"}, {}, "10000000.00", set()),
+    ("000-5.6-rounds-down", "GT-EQUITY", {"financing_received": "50000000.49"}, {}, "1000000.00", set()),
+    ("000-5.6-requested-lower", "GT-EQUITY", {}, {"requested_amount": "400000.00"}, "400000.00", set()),
+    ("000-5.6-requested-higher", "GT-EQUITY", {}, {"requested_amount": "9000000.00"}, "1600000.00", set()),
+    # --- 001 §四(四)11 CT-PRODUCT and CT-INSURANCE
+    ("001-4.4.11-product-requested", "CT-PRODUCT", {}, {}, "20000000.00", set()),
+    ("001-4.4.11-product-over-max", "CT-PRODUCT", {}, {"requested_amount": "30000000.01"}, "30000000.00", set()),
+    ("001-4.4.11-not-converted", "CT-PRODUCT", {"converted_in_shanghai": False}, {}, None, {RULE_FAILED}),
+    ("001-4.4.11-no-authorization", "CT-PRODUCT", {"marketing_authorization": False}, {}, None, {RULE_FAILED}),
+    ("001-4.4.11-insurance-rounds-down", "CT-INSURANCE", {"premium": "30000.01"}, {}, "15000.00", set()),
+    ("001-4.4.11-insurance-at-max", "CT-INSURANCE", {"premium": "1000000.00"}, {}, "500000.00", set()),
+    ("001-4.4.11-insurance-over-max", "CT-INSURANCE", {"premium": "1000000.02"}, {}, "500000.00", set()),
+    ("001-4.4.11-insurance-hospital-not-admitted", "CT-INSURANCE", {},
+     {"applicant": {"kind": "medical_institution", "id": HOSPITAL}}, None, {RULE_FAILED}),
+    # --- 002 §三(一) BIO-INNOV-DRUG: 40% of R&D, at most 500万/1000万/3000万 by phase
+    ("002-3.1-phase-I", "BIO-INNOV-DRUG", {}, {}, "4000000.00", set()),
+    ("002-3.1-phase-I-at-max", "BIO-INNOV-DRUG", {"rd_investment": "12500000.00"}, {}, "5000000.00", set()),
+    ("002-3.1-phase-I-capped", "BIO-INNOV-DRUG", {"rd_investment": "12500000.03"}, {}, "5000000.00", set()),
+    ("002-3.1-phase-I-just-under", "BIO-INNOV-DRUG", {"rd_investment": "12499999.99"}, {}, "4999999.99", set()),
+    ("002-3.1-phase-II-capped", "BIO-INNOV-DRUG", {"phase": "II", "rd_investment": "30000000.00"}, {},
+     "10000000.00", set()),
+    ("002-3.1-phase-II-under", "BIO-INNOV-DRUG", {"phase": "II", "rd_investment": "20000000.00"}, {},
+     "8000000.00", set()),
+    ("002-3.1-phase-III-at-max", "BIO-INNOV-DRUG", {"phase": "III", "rd_investment": "75000000.00"}, {},
+     "30000000.00", set()),
+    ("002-3.1-phase-III-capped", "BIO-INNOV-DRUG", {"phase": "III", "rd_investment": "100000000.00"}, {},
+     "30000000.00", set()),
+    ("002-3.1-tcm-class1", "BIO-INNOV-DRUG", {"drug_class": "tcm_class1"}, {}, "4000000.00", set()),
+    ("002-3.1-not-licensed", "BIO-INNOV-DRUG", {"licensed_applicant": False}, {}, None, {RULE_FAILED}),
+    ("002-3.1-not-made-in-shanghai", "BIO-INNOV-DRUG", {"manufactured_in_shanghai": False}, {}, None,
+     {RULE_FAILED}),
+    # --- 002 §三(二) BIO-IMPROVED-DRUG: 20% of R&D, at most 500万 (II) / 1000万 (III)
+    ("002-3.2-phase-II", "BIO-IMPROVED-DRUG", {}, {}, "2000000.00", set()),
+    ("002-3.2-phase-II-at-max", "BIO-IMPROVED-DRUG", {"rd_investment": "25000000.00"}, {}, "5000000.00", set()),
+    ("002-3.2-phase-II-capped", "BIO-IMPROVED-DRUG", {"rd_investment": "30000000.00"}, {}, "5000000.00", set()),
+    ("002-3.2-phase-III", "BIO-IMPROVED-DRUG", {"phase_completed": "III", "rd_investment": "30000000.00"}, {},
+     "6000000.00", set()),
+    ("002-3.2-phase-III-capped", "BIO-IMPROVED-DRUG", {"phase_completed": "III", "rd_investment": "60000000.00"},
+     {}, "10000000.00", set()),
+    ("002-3.2-not-licensed", "BIO-IMPROVED-DRUG", {"licensed_applicant": False}, {}, None, {RULE_FAILED}),
+    # --- 002 §三(三) BIO-DEVICE: (a) special review, requested, at most 200万; (b) 40% of R&D, at most 500万
+    ("002-3.3-special-review", "BIO-DEVICE", {"stage": "special_review"}, {"requested_amount": "1500000.00"},
+     "1500000.00", set()),
+    ("002-3.3-special-review-at-max", "BIO-DEVICE", {"stage": "special_review"},
+     {"requested_amount": "2000000.00"}, "2000000.00", set()),
+    ("002-3.3-special-review-capped", "BIO-DEVICE", {"stage": "special_review"},
+     {"requested_amount": "2000000.01"}, "2000000.00", set()),
+    ("002-3.3-special-review-no-registration-facts", "BIO-DEVICE", {"stage": "special_review"},
+     {"requested_amount": "100000.00"}, "100000.00", set()),
+    ("002-3.3-first-registration", "BIO-DEVICE", {}, {}, "4000000.00", set()),
+    ("002-3.3-first-registration-at-max", "BIO-DEVICE", {"rd_investment": "12500000.00"}, {}, "5000000.00", set()),
+    ("002-3.3-first-registration-capped", "BIO-DEVICE", {"rd_investment": "20000000.00"}, {}, "5000000.00", set()),
+    ("002-3.3-first-registration-not-made-in-shanghai", "BIO-DEVICE", {"manufactured_in_shanghai": False}, {},
+     None, {RULE_FAILED}),
+    # --- 002 §三(五) BIO-OVERSEAS: 30% of R&D, at most 1000万, once
+    ("002-3.5-overseas", "BIO-OVERSEAS", {}, {}, "6000000.00", set()),
+    ("002-3.5-overseas-at-max", "BIO-OVERSEAS", {"rd_investment": "33333333.33"}, {}, "9999999.99", set()),
+    ("002-3.5-overseas-capped", "BIO-OVERSEAS", {"rd_investment": "40000000.00", "agency": "PMDA"}, {},
+     "10000000.00", set()),
+    ("002-3.5-no-overseas-sales", "BIO-OVERSEAS", {"overseas_sales": False}, {}, None, {RULE_FAILED}),
+    # --- 002 §五(一) BIO-CHAIN: 30% of approved new investment, at most 1500万; major project up to 1亿
+    ("002-5.1-chain", "BIO-CHAIN", {}, {}, "12000000.00", set()),
+    ("002-5.1-chain-at-max", "BIO-CHAIN", {"approved_new_investment": "50000000.00"}, {}, "15000000.00", set()),
+    ("002-5.1-chain-capped", "BIO-CHAIN", {"approved_new_investment": "60000000.00"}, {}, "15000000.00", set()),
+    ("002-5.1-major-project", "BIO-CHAIN", {"major_project": True}, {"requested_amount": "100000000.00"},
+     "100000000.00", set()),
+    ("002-5.1-major-project-capped", "BIO-CHAIN", {"major_project": True}, {"requested_amount": "120000000.00"},
+     "100000000.00", set()),
+    ("002-5.1-major-project-without-investment", "BIO-CHAIN", {"major_project": True},
+     {"requested_amount": "50000000.00"}, "50000000.00", set()),
+    # --- 002 §五(二) BIO-DIGITAL 20% ≤ 1000万; BIO-UPGRADE 10% ≤ 5000万
+    ("002-5.2-digital", "BIO-DIGITAL", {}, {}, "8000000.00", set()),
+    ("002-5.2-digital-at-max", "BIO-DIGITAL", {"approved_investment": "50000000.00"}, {}, "10000000.00", set()),
+    ("002-5.2-digital-capped", "BIO-DIGITAL", {"approved_investment": "60000000.00"}, {}, "10000000.00", set()),
+    ("002-5.2-upgrade", "BIO-UPGRADE", {}, {}, "40000000.00", set()),
+    ("002-5.2-upgrade-at-max", "BIO-UPGRADE", {"approved_investment": "500000000.00"}, {}, "50000000.00", set()),
+    ("002-5.2-upgrade-capped", "BIO-UPGRADE", {"approved_investment": "600000000.00"}, {}, "50000000.00", set()),
+    ("002-5.2-upgrade-rounds-down", "BIO-UPGRADE", {"approved_investment": "0.09"}, {}, "0.00", set()),
+    # --- 002 §五(三) BIO-CDMO: 20% of the first contract, at most 500万, no investment relation
+    ("002-5.3-cdmo", "BIO-CDMO", {}, {}, "4000000.00", set()),
+    ("002-5.3-cdmo-at-max", "BIO-CDMO", {"first_contract_amount": "25000000.00"}, {}, "5000000.00", set()),
+    ("002-5.3-cdmo-capped", "BIO-CDMO", {"first_contract_amount": "30000000.00"}, {}, "5000000.00", set()),
+    ("002-5.3-cdmo-investment-relation", "BIO-CDMO", {"investment_relation": True}, {}, None, {RULE_FAILED}),
+    # --- 002 §六(二) BIO-FIRST-UNIT: 20% of the sales contract, at most 3000万 device / 300万 material
+    ("002-6.2-device", "BIO-FIRST-UNIT", {}, {}, "20000000.00", set()),
+    ("002-6.2-device-at-max", "BIO-FIRST-UNIT", {"sales_contract_amount": "150000000.00"}, {}, "30000000.00",
+     set()),
+    ("002-6.2-device-capped", "BIO-FIRST-UNIT", {"sales_contract_amount": "200000000.00"}, {}, "30000000.00",
+     set()),
+    ("002-6.2-material", "BIO-FIRST-UNIT", {"item": "material", "sales_contract_amount": "10000000.00"}, {},
+     "2000000.00", set()),
+    ("002-6.2-material-at-max", "BIO-FIRST-UNIT", {"item": "material", "sales_contract_amount": "15000000.00"},
+     {}, "3000000.00", set()),
+    ("002-6.2-material-capped", "BIO-FIRST-UNIT", {"item": "material", "sales_contract_amount": "20000000.00"},
+     {}, "3000000.00", set()),
+]
+
+
+@pytest.mark.parametrize(("program", "facts", "top", "entitlement", "reason_codes"),
+                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_entitlement(program: str, facts: dict[str, Any], top: dict[str, Any], entitlement: str | None,
+                     reason_codes: set[str]) -> None:
+    receipt = receipt_of(make_body(program, facts, **top))
+    assert receipt["eligible"] is (entitlement is not None)
+    assert receipt["entitlement"] == (entitlement or "0.00")
+    assert codes(receipt) == reason_codes
+    for reason in receipt["reasons"]:
+        assert reason["citation"] and reason["message"]
+
+
+# Window edges: the day before the start, the start, the end, the day after the end; and the support year.
+WINDOWS = {
+    # 000: issued 2023-08-31, plan for 2023-2025
+    "000": (["GT-CLIN", "GT-PCT", "GT-PRODUCT", "GT-INSURANCE", "GT-EQUITY"], "2023-08-31", "2025-12-31", 2023, 2025),
+    # 001: issued 2022-10-31, plan for 2022-2024
+    "001": (["CT-PRODUCT", "CT-INSURANCE"], "2022-10-31", "2024-12-31", 2022, 2024),
+    # 002 末段: 自2021年6月1日起实施，有效期至2024年5月31日
+    "002": (["BIO-INNOV-DRUG", "BIO-IMPROVED-DRUG", "BIO-DEVICE", "BIO-OVERSEAS", "BIO-CHAIN", "BIO-DIGITAL",
+             "BIO-UPGRADE", "BIO-CDMO", "BIO-FIRST-UNIT"], "2021-06-01", "2024-05-31", 2021, 2024),
+}
+
+
+def _day(iso: str, delta: int) -> str:
+    from datetime import date, timedelta
+
+    return (date.fromisoformat(iso) + timedelta(days=delta)).isoformat()
+
+
+WINDOW_CASES = []
+for seed, (programs, start, end, first, last) in WINDOWS.items():
+    for program in programs:
+        mid_year = max(first, min(last, int(start[:4]) + 1))
+        for label, event, year, inside in [
+            ("day-before-start", _day(start, -1), first, False),
+            ("start", start, first, True),
+            ("end", end, last, True),
+            ("day-after-end", _day(end, 1), last, False),
+            ("year-before-first", start, first - 1, False),
+            ("year-after-last", end, last + 1, False),
+            ("mid", f"{mid_year}-03-01" if f"{mid_year}-03-01" >= start else start, mid_year, True),
+        ]:
+            WINDOW_CASES.append(pytest.param(program, event, year, inside, id=f"{seed}-window-{program}-{label}"))
+
+
+@pytest.mark.parametrize(("program", "event", "year", "inside"), WINDOW_CASES)
+def test_window_edges(program: str, event: str, year: int, inside: bool) -> None:
+    receipt = receipt_of(make_body(program, {"event_date": event}, year=year,
+                                   requested_amount=BASE[program].get("requested_amount", "1000.00")))
+    assert receipt["eligible"] is inside
+    if inside:
+        assert receipt["entitlement"] != "0.00" or program == "GT-PCT"
+    else:
+        assert codes(receipt) == {OUT_OF_WINDOW}
+        assert receipt["entitlement"] == "0.00"
+
+
+def test_bio_innov_drug_window_end_002_last_paragraph() -> None:
+    # 002 末段: 有效期至2024年5月31日 — the last day counts, the next one does not.
+    assert receipt_of(make_body("BIO-INNOV-DRUG", {"event_date": "2024-05-31"}, year=2024))["eligible"]
+    late = receipt_of(make_body("BIO-INNOV-DRUG", {"event_date": "2024-06-01"}, year=2024))
+    assert not late["eligible"]
+    assert late["reasons"][0]["code"] == OUT_OF_WINDOW
+    assert late["reasons"][0]["citation"] == "002 末段"
+
+
+@pytest.mark.parametrize("program", sorted(BASE))
+def test_not_registered_in_shanghai_is_ineligible_002_1_3(program: str) -> None:
+    receipt = receipt_of(make_body(program, applicant={"registered_in_shanghai": False}))
+    assert receipt["eligible"] is False
+    assert receipt["entitlement"] == "0.00"
+    assert receipt["reasons"] == [
+        {"code": RULE_FAILED, "message": receipt["reasons"][0]["message"], "citation": "002 §一(三)"}]
+    assert "registered_in_shanghai" in receipt["reasons"][0]["message"]
+
+
+@pytest.mark.parametrize("program", sorted(BASE))
+def test_base_case_is_eligible_and_every_rule_cited(program: str) -> None:
+    receipt = receipt_of(make_body(program))
+    assert receipt["eligible"] is True, receipt["reasons"]
+    names = [r["rule"] for r in receipt["rules"]]
+    assert names[:4] == ["registered_in_shanghai", "applicant_kind", "window.event_date", "window.year"]
+    assert all(r["citation"] for r in receipt["rules"])
+    assert all(r["passed"] for r in receipt["rules"])
+
+
+def test_all_failures_reported_at_once() -> None:
+    # 000 §五(六) threshold + 000 window + 002 §一(三) registration, all in one receipt
+    receipt = receipt_of(make_body("GT-EQUITY", {"financing_received": "1.00", "event_date": "2026-01-01"},
+                                   applicant={"registered_in_shanghai": False}))
+    assert [r["code"] for r in receipt["reasons"]] == [RULE_FAILED, OUT_OF_WINDOW, BELOW_THRESHOLD]
+    failed = {r["rule"] for r in receipt["rules"] if not r["passed"]}
+    assert failed == {"registered_in_shanghai", "window.event_date", "threshold.financing_received"}
+
+
+def test_below_threshold_cites_000_5_6() -> None:
+    receipt = receipt_of(make_body("GT-EQUITY", {"financing_received": "49999999.99"}))
+    assert receipt["reasons"][0]["citation"] == "000 §五(六)"
+    rule = next(r for r in receipt["rules"] if r["rule"] == "threshold.financing_received")
+    assert rule["passed"] is False
+
+
+MILESTONES = [
+    ("GT-CLIN", {}, "completion"),
+    ("GT-PCT", {}, "grant"),
+    ("GT-PRODUCT", {}, "marketing_authorization"),
+    ("GT-INSURANCE", {}, "premium"),
+    ("GT-EQUITY", {}, "financing"),
+    ("CT-PRODUCT", {}, "marketing_authorization"),
+    ("CT-INSURANCE", {}, "premium"),
+    ("BIO-INNOV-DRUG", {"phase": "II"}, "phase_II"),
+    ("BIO-IMPROVED-DRUG", {"phase_completed": "III"}, "phase_III_completed"),
+    ("BIO-DEVICE", {}, "first_registration"),
+    ("BIO-OVERSEAS", {}, "overseas_registration"),
+    ("BIO-CHAIN", {}, "project"),
+    ("BIO-DIGITAL", {}, "project"),
+    ("BIO-UPGRADE", {}, "project"),
+    ("BIO-CDMO", {}, "first_transaction"),
+    ("BIO-FIRST-UNIT", {}, "first_unit"),
+]
+
+
+@pytest.mark.parametrize(("program", "facts", "milestone"), MILESTONES, ids=[m[0] for m in MILESTONES])
+def test_overlap_key(program: str, facts: dict[str, Any], milestone: str) -> None:
+    body = make_body(program, facts)
+    receipt = receipt_of(body)
+    assert receipt["overlap"] == {"applicant": body["applicant"]["id"], "subject": body["subject"],
+                                  "milestone": milestone}
+
+
+def test_device_special_review_milestone_002_3_3() -> None:
+    receipt = receipt_of(make_body("BIO-DEVICE", {"stage": "special_review"}, requested_amount="100.00"))
+    assert receipt["overlap"]["milestone"] == "special_review"
+
+
+POOLS = {
+    "GT-CLIN": [("GT-CLIN/subject", "subject", "500000.00"), ("GT-CLIN/beneficiary-year", "beneficiary_year",
+                                                                "5000000.00")],
+    "GT-PCT": [],
+    "GT-PRODUCT": [("GT-PRODUCT/subject", "subject", "30000000.00"),
+                   ("GT-PRODUCT/beneficiary-year", "beneficiary_year", "100000000.00")],
+    "GT-INSURANCE": [("GT-INSURANCE/subject", "subject", "500000.00")],
+    "GT-EQUITY": [("GT-EQUITY/beneficiary-year", "beneficiary_year", "10000000.00")],
+    "CT-PRODUCT": [("CT-PRODUCT/subject", "subject", "30000000.00"),
+                   ("CT-PRODUCT/beneficiary-year", "beneficiary_year", "100000000.00")],
+    "CT-INSURANCE": [("CT-INSURANCE/subject", "subject", "500000.00")],
+    "BIO-INNOV-DRUG": [("BIO-INNOV-DRUG/beneficiary-year", "beneficiary_year", "100000000.00")],
+    "BIO-IMPROVED-DRUG": [("BIO-IMPROVED-DRUG/beneficiary-year", "beneficiary_year", "20000000.00")],
+    "BIO-DEVICE": [("BIO-DEVICE/beneficiary-year", "beneficiary_year", "15000000.00")],
+    "BIO-OVERSEAS": [],
+    "BIO-CHAIN": [],
+    "BIO-DIGITAL": [],
+    "BIO-UPGRADE": [],
+    "BIO-CDMO": [("BIO-CDMO/beneficiary-year", "beneficiary_year", "10000000.00")],
+    "BIO-FIRST-UNIT": [],
+}
+
+
+@pytest.mark.parametrize("program", sorted(POOLS))
+def test_pools_in_receipt(program: str) -> None:
+    body = make_body(program)
+    receipt = receipt_of(body)
+    assert [(p["pool"], p["scope"], p["cap"]) for p in receipt["pools"]] == POOLS[program]
+    for pool in receipt["pools"]:
+        assert pool["beneficiary"] == body["applicant"]["id"]
+        assert pool["citation"]
+        if pool["scope"] == "subject":
+            assert (pool["year"], pool["subject"]) == (None, body["subject"])
+        else:
+            assert (pool["year"], pool["subject"]) == (body["year"], None)
+
+
+def test_ineligible_still_lists_pools() -> None:
+    receipt = receipt_of(make_body("GT-EQUITY", {"financing_received": "1.00"}))
+    assert receipt["entitlement"] == "0.00"
+    assert [p["pool"] for p in receipt["pools"]] == ["GT-EQUITY/beneficiary-year"]
+
+
+def test_receipt_shape() -> None:
+    body = make_body("GT-EQUITY", requested_amount="1600000.00")
+    receipt = receipt_of(body)
+    assert list(receipt) == ["program", "year", "applicant", "subject", "eligible", "entitlement", "reasons",
+                             "rules", "pools", "overlap", "catalog_version", "engine_version", "inputs"]
+    assert receipt["applicant"] == body["applicant"]
+    assert receipt["catalog_version"] == load_catalog().version
+    assert receipt["catalog_version"].startswith("sha256:")
+    assert receipt["engine_version"] == "1"
+    assert receipt["inputs"] == {"requested_amount": "1600000.00", "facts": body["facts"]}
+    for rule in receipt["rules"]:
+        assert set(rule) == {"rule", "passed", "detail", "citation"}
+
+
+def test_receipt_inputs_are_normalised_and_null_requested() -> None:
+    body = make_body("GT-PCT", {"patents": [
+        {"country": "US", "official_fees": "30000.5", "granted_after_substantive_examination": True}]})
+    receipt = receipt_of(body)
+    assert receipt["inputs"]["requested_amount"] is None
+    assert receipt["inputs"]["facts"]["patents"][0]["official_fees"] == "30000.50"
+    assert receipt["entitlement"] == "15000.25"
+
+
+def test_assess_is_deterministic() -> None:
+    catalog = load_catalog()
+    app, _ = validate_application(make_body("BIO-INNOV-DRUG"), catalog)
+    assert app is not None
+    assert assess(app, catalog).to_receipt() == assess(app, catalog).to_receipt()
