@@ -1,0 +1,472 @@
+"""Ledger domain: deciding an award against pools and the overlap rule. Pure: no I/O, no clock.
+
+Everything here works on plain dataclasses that the service loads from rows. Money is integer
+fen (shared.money); the wire carries two-decimal yuan strings.
+
+Invariants (TigerBeetle style, checked on every path that touches them, also under ``python -O``):
+a pool's committed is never negative and never above its cap; a draw never exceeds the pool's
+room; an award never exceeds its entitlement (nor, for a top-up, the difference due).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.money import AmountError, Fen, format_fen, parse_amount
+
+# 002, last paragraph: 本若干意见与本市其他同类政策意见有重复的,按照"从优、就高、不重复"的原则予以支持.
+OVERLAP_CITATION = "002 末段 (从优、就高、不重复)"
+
+STATUS_APPROVED = "approved"
+STATUS_PARTIALLY_APPROVED = "partially_approved"
+STATUS_REJECTED = "rejected"
+STATUS_INELIGIBLE = "ineligible"
+
+CAP_PARTLY_USED = "CAP_PARTLY_USED"
+CAP_EXHAUSTED = "CAP_EXHAUSTED"
+DUPLICATE = "DUPLICATE"
+TOP_UP = "TOP_UP"
+ZERO_ENTITLEMENT = "ZERO_ENTITLEMENT"
+REVOKED = "REVOKED"
+
+
+class LedgerInvariantError(AssertionError):
+    """A ledger invariant does not hold: a bug, never a business outcome. Stop, do not commit."""
+
+
+def _invariant(condition: bool, message: str) -> None:
+    # An explicit raise instead of `assert`, so the checks survive `python -O`.
+    if not condition:
+        raise LedgerInvariantError(message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pools
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolKey:
+    """One pool instance: (pool, beneficiary, year) or (pool, beneficiary, subject)."""
+
+    pool: str
+    beneficiary: str
+    year: int | None
+    subject: str | None
+
+    def sort_key(self) -> tuple[str, str, int, int, int, str]:
+        """Total order used as the lock order (None sorts before any value)."""
+        return (
+            self.pool,
+            self.beneficiary,
+            0 if self.year is None else 1,
+            self.year or 0,
+            0 if self.subject is None else 1,
+            self.subject or "",
+        )
+
+    def __lt__(self, other: PoolKey) -> bool:
+        return self.sort_key() < other.sort_key()
+
+
+def lock_order(keys: Iterable[PoolKey]) -> list[PoolKey]:
+    """Distinct keys in the one order every instance locks pool rows in (so none deadlocks)."""
+    return sorted(set(keys), key=PoolKey.sort_key)
+
+
+@dataclass(frozen=True)
+class PoolState:
+    key: PoolKey
+    cap_fen: Fen
+    committed_fen: Fen
+
+    def __post_init__(self) -> None:
+        _invariant(isinstance(self.cap_fen, int) and self.cap_fen >= 0, f"{self.key}: cap must be >= 0")
+        _invariant(
+            isinstance(self.committed_fen, int) and 0 <= self.committed_fen <= self.cap_fen,
+            f"{self.key}: committed {self.committed_fen} outside [0, cap {self.cap_fen}]",
+        )
+
+    @property
+    def room_fen(self) -> Fen:
+        return self.cap_fen - self.committed_fen
+
+    def apply(self, delta_fen: Fen) -> PoolState:
+        """A new state with delta added to committed (draw > 0, restore < 0)."""
+        if delta_fen > 0:
+            _invariant(delta_fen <= self.room_fen, f"{self.key}: draw {delta_fen} exceeds room {self.room_fen}")
+        else:
+            _invariant(-delta_fen <= self.committed_fen, f"{self.key}: restore {-delta_fen} exceeds committed")
+        return PoolState(self.key, self.cap_fen, self.committed_fen + delta_fen)
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """A pool as an assessment receipt names it: key, cap, scope and the citation of the cap."""
+
+    key: PoolKey
+    cap_fen: Fen
+    citation: str
+    scope: str
+
+
+@dataclass(frozen=True)
+class OverlapKey:
+    """不重复: one live award (chain) per (applicant, subject, milestone), across programs."""
+
+    applicant: str
+    subject: str
+    milestone: str
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    message: str
+    citation: str
+
+    def to_wire(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message, "citation": self.citation}
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing the assessment receipt
+# ---------------------------------------------------------------------------------------------
+
+
+def _req(obj: Mapping[str, Any], name: str, where: str) -> Any:
+    if name not in obj:
+        raise ValueError(f"{where}.{name}: missing")
+    return obj[name]
+
+
+def _str(obj: Mapping[str, Any], name: str, where: str, *, empty: bool = False) -> str:
+    value = _req(obj, name, where)
+    if not isinstance(value, str) or (not empty and value == ""):
+        raise ValueError(f"{where}.{name}: must be a non-empty string")
+    return value
+
+
+def _opt_str(obj: Mapping[str, Any], name: str, where: str) -> str | None:
+    value = obj.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{where}.{name}: must be a string or null")
+    return value
+
+
+def _opt_int(obj: Mapping[str, Any], name: str, where: str) -> int | None:
+    value = obj.get(name)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ValueError(f"{where}.{name}: must be an integer or null")
+    return value
+
+
+def _amount(obj: Mapping[str, Any], name: str, where: str) -> Fen:
+    try:
+        return parse_amount(_req(obj, name, where))
+    except AmountError as exc:
+        raise ValueError(f"{where}.{name}: {exc}") from None
+
+
+def _parse_pool(raw: Any, where: str) -> PoolSpec:
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where}: must be an object")
+    pool = _str(raw, "pool", where)
+    beneficiary = _str(raw, "beneficiary", where)
+    # ':' separates the parts of a journal account name; only the subject (last part) may hold one.
+    if ":" in pool or ":" in beneficiary:
+        raise ValueError(f"{where}: pool and beneficiary must not contain ':'")
+    key = PoolKey(pool, beneficiary, _opt_int(raw, "year", where), _opt_str(raw, "subject", where))
+    if key.year is None and key.subject is None:
+        raise ValueError(f"{where}: a pool needs a year or a subject")
+    return PoolSpec(key, _amount(raw, "cap", where), _str(raw, "citation", where, empty=True),
+                    _str(raw, "scope", where))
+
+
+def _parse_reason(raw: Any, where: str) -> Reason:
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where}: must be an object")
+    citation = raw.get("citation") or ""
+    if not isinstance(citation, str):
+        raise ValueError(f"{where}.citation: must be a string")
+    return Reason(_str(raw, "code", where), _str(raw, "message", where, empty=True), citation)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the ledger needs from an `application.assessed` receipt."""
+
+    application_id: str
+    program: str
+    year: int
+    applicant_id: str
+    subject: str
+    eligible: bool
+    entitlement_fen: Fen
+    reasons: tuple[Reason, ...]
+    pools: tuple[PoolSpec, ...]  # in lock order
+    overlap: OverlapKey | None  # always set when eligible
+    catalog_version: str | None = None
+
+    @classmethod
+    def from_receipt(cls, receipt: Any) -> Assessment:
+        """Parse and validate; ValueError names the first offending field."""
+        if not isinstance(receipt, Mapping):
+            raise ValueError("receipt: must be an object")
+        w = "receipt"
+        year = _req(receipt, "year", w)
+        if not isinstance(year, int) or isinstance(year, bool):
+            raise ValueError("receipt.year: must be an integer")
+        applicant = _req(receipt, "applicant", w)
+        if not isinstance(applicant, Mapping):
+            raise ValueError("receipt.applicant: must be an object")
+        eligible = _req(receipt, "eligible", w)
+        if not isinstance(eligible, bool):
+            raise ValueError("receipt.eligible: must be a boolean")
+        reasons_raw = receipt.get("reasons") or []
+        pools_raw = receipt.get("pools") or []
+        if not isinstance(reasons_raw, list):
+            raise ValueError("receipt.reasons: must be a list")
+        if not isinstance(pools_raw, list):
+            raise ValueError("receipt.pools: must be a list")
+        pools = [_parse_pool(p, f"receipt.pools[{i}]") for i, p in enumerate(pools_raw)]
+        if len({p.key for p in pools}) != len(pools):
+            raise ValueError("receipt.pools: the same pool is listed twice")
+        overlap_raw = receipt.get("overlap")
+        overlap: OverlapKey | None = None
+        if overlap_raw is not None:
+            if not isinstance(overlap_raw, Mapping):
+                raise ValueError("receipt.overlap: must be an object")
+            ow = "receipt.overlap"
+            overlap = OverlapKey(_str(overlap_raw, "applicant", ow), _str(overlap_raw, "subject", ow),
+                                 _str(overlap_raw, "milestone", ow))
+        elif eligible:
+            raise ValueError("receipt.overlap: missing (required when eligible)")
+        catalog_version = receipt.get("catalog_version")
+        return cls(
+            application_id=_str(receipt, "application_id", w),
+            program=_str(receipt, "program", w),
+            year=year,
+            applicant_id=_str(applicant, "id", "receipt.applicant"),
+            subject=_str(receipt, "subject", w),
+            eligible=eligible,
+            entitlement_fen=_amount(receipt, "entitlement", w),
+            reasons=tuple(_parse_reason(r, f"receipt.reasons[{i}]") for i, r in enumerate(reasons_raw)),
+            pools=tuple(sorted(pools, key=lambda p: p.key.sort_key())),
+            overlap=overlap,
+            catalog_version=catalog_version if isinstance(catalog_version, str) else None,
+        )
+
+
+def pool_keys_of(receipt: Mapping[str, Any] | Assessment) -> list[tuple[PoolKey, Fen, str]]:
+    """(key, cap_fen, citation) of every pool the receipt touches, in lock order."""
+    assessment = receipt if isinstance(receipt, Assessment) else Assessment.from_receipt(receipt)
+    return [(p.key, p.cap_fen, p.citation) for p in assessment.pools]
+
+
+def pool_states_for(assessment: Assessment, loaded: Mapping[PoolKey, PoolState]) -> dict[PoolKey, PoolState]:
+    """The states of the assessment's pools: loaded rows, or fresh ones (cap from the receipt)."""
+    return {
+        spec.key: loaded.get(spec.key) or PoolState(spec.key, spec.cap_fen, 0) for spec in assessment.pools
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Awards and decisions
+# ---------------------------------------------------------------------------------------------
+
+Draw = tuple[PoolKey, Fen]
+
+
+@dataclass(frozen=True)
+class LiveAward:
+    """The live award chain of an overlap key: its base application, program and total live amount."""
+
+    application_id: str
+    program: str
+    amount_fen: Fen
+
+
+@dataclass(frozen=True)
+class Award:
+    """A granted award (awarded > 0) as the service stores it, with what it drew from each pool."""
+
+    application_id: str
+    program: str
+    beneficiary: str
+    overlap: OverlapKey
+    amount_fen: Fen
+    draws: tuple[Draw, ...]
+    top_up_of: str | None = None
+
+    def __post_init__(self) -> None:
+        _invariant(self.amount_fen > 0, f"{self.application_id}: an award is > 0")
+        _invariant(all(amount == self.amount_fen for _, amount in self.draws),
+                   f"{self.application_id}: every draw equals the award")
+
+
+def live_award_of(live_awards: Sequence[Award]) -> LiveAward | None:
+    """Fold the live awards of one overlap key (in decision order) into the chain seen by decide_award.
+
+    The chain's application is the earliest live one (its base), its program that one's, its
+    amount the sum of all live amounts (base plus top-ups still live).
+    """
+    if not live_awards:
+        return None
+    overlaps = {a.overlap for a in live_awards}
+    _invariant(len(overlaps) == 1, "live awards of one chain share one overlap key")
+    base = live_awards[0]
+    return LiveAward(base.application_id, base.program, sum(a.amount_fen for a in live_awards))
+
+
+@dataclass(frozen=True)
+class Decision:
+    application_id: str
+    status: str
+    entitlement_fen: Fen
+    awarded_fen: Fen
+    reasons: tuple[Reason, ...]
+    limited_by: str | None = None
+    top_up_of: str | None = None
+    draws: tuple[Draw, ...] = ()
+    limited_by_key: PoolKey | None = None
+    duplicate_of: str | None = None  # the live chain's application, for DUPLICATE
+    overlap: OverlapKey | None = None
+    program: str = ""
+    beneficiary: str = ""
+    due_fen: Fen = field(default=0)  # entitlement, or entitlement − live amount for a top-up
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "entitlement": format_fen(self.entitlement_fen),
+            "awarded": format_fen(self.awarded_fen),
+            "limited_by": self.limited_by,
+            "reasons": [r.to_wire() for r in self.reasons],
+            "top_up_of": self.top_up_of,
+            "draws": [
+                {"pool": k.pool, "beneficiary": k.beneficiary, "year": k.year, "subject": k.subject,
+                 "amount": format_fen(amount)}
+                for k, amount in self.draws
+            ],
+        }
+
+    def to_award(self) -> Award | None:
+        """The award to store, or None when nothing was awarded."""
+        if self.awarded_fen == 0:
+            return None
+        _invariant(self.overlap is not None, "an award has an overlap key")
+        assert self.overlap is not None
+        return Award(self.application_id, self.program, self.beneficiary, self.overlap,
+                     self.awarded_fen, self.draws, self.top_up_of)
+
+
+def _room(specs: Sequence[PoolSpec], pools: Mapping[PoolKey, PoolState]) -> tuple[Fen | None, PoolSpec | None]:
+    """Least room over the pools (first in lock order on ties) and the pool that has it."""
+    least: Fen | None = None
+    limiting: PoolSpec | None = None
+    for spec in specs:
+        state = pools.get(spec.key) or PoolState(spec.key, spec.cap_fen, 0)
+        _invariant(state.key == spec.key, f"pool state filed under the wrong key: {state.key}")
+        if least is None or state.room_fen < least:
+            least, limiting = state.room_fen, spec
+    return least, limiting
+
+
+def decide_award(
+    assessment: Assessment, pools: Mapping[PoolKey, PoolState], live_award: LiveAward | None
+) -> Decision:
+    """Award = min(entitlement [− live chain amount, for a top-up], room of every touched pool).
+
+    A pool missing from `pools` is taken as fresh (committed 0, cap from the receipt); a loaded
+    pool's own cap wins over the receipt's (the row carries the CHECK that guards it).
+    """
+    a = assessment
+
+    def decision(status: str, awarded_fen: Fen, reasons: Sequence[Reason], **extra: Any) -> Decision:
+        return Decision(application_id=a.application_id, status=status, entitlement_fen=a.entitlement_fen,
+                        awarded_fen=awarded_fen, reasons=tuple(reasons), overlap=a.overlap,
+                        program=a.program, beneficiary=a.applicant_id, **extra)
+
+    if not a.eligible:
+        return decision(STATUS_INELIGIBLE, 0, a.reasons)
+
+    due = a.entitlement_fen
+    top_up_of: str | None = None
+    reasons: list[Reason] = []
+    if live_award is not None:
+        _invariant(live_award.amount_fen >= 0, "a live award is not negative")
+        if a.entitlement_fen <= live_award.amount_fen:
+            msg = (f"{a.overlap} already holds live award {live_award.application_id} "
+                   f"({live_award.program}) of {format_fen(live_award.amount_fen)}; this entitlement "
+                   f"of {format_fen(a.entitlement_fen)} is not higher")
+            return decision(STATUS_REJECTED, 0, [Reason(DUPLICATE, msg, OVERLAP_CITATION)],
+                            duplicate_of=live_award.application_id)
+        due = a.entitlement_fen - live_award.amount_fen
+        top_up_of = live_award.application_id
+        reasons.append(Reason(
+            TOP_UP,
+            f"{a.overlap} already holds {format_fen(live_award.amount_fen)} (award "
+            f"{live_award.application_id}, {live_award.program}); only the difference "
+            f"{format_fen(due)} is due",
+            OVERLAP_CITATION,
+        ))
+    elif due == 0:
+        return decision(STATUS_REJECTED, 0, [Reason(ZERO_ENTITLEMENT, "the entitlement is 0.00", "")])
+
+    room, limiting = _room(a.pools, pools)
+    awarded = due if room is None else min(due, room)
+    _invariant(0 <= awarded <= due <= a.entitlement_fen, "awarded <= due <= entitlement")
+    limited_by: str | None = None
+    limited_key: PoolKey | None = None
+    if awarded < due:
+        assert limiting is not None and room is not None
+        limited_by, limited_key = limiting.key.pool, limiting.key
+        code = CAP_PARTLY_USED if awarded > 0 else CAP_EXHAUSTED
+        reasons.append(Reason(
+            code,
+            f"pool {limiting.key.pool} ({limiting.key.beneficiary}, "
+            f"{limiting.key.year if limiting.key.year is not None else limiting.key.subject}) has "
+            f"{format_fen(room)} left; {format_fen(awarded)} of {format_fen(due)} granted",
+            limiting.citation,
+        ))
+    if awarded == 0:
+        return decision(STATUS_REJECTED, 0, reasons, limited_by=limited_by, limited_by_key=limited_key,
+                        due_fen=due)
+    draws = tuple((spec.key, awarded) for spec in a.pools)
+    for key, amount in draws:
+        state = pools.get(key)
+        _invariant(state is None or amount <= state.room_fen, f"{key}: draw {amount} exceeds room")
+    status = STATUS_APPROVED if awarded == due else STATUS_PARTIALLY_APPROVED
+    return decision(status, awarded, reasons, limited_by=limited_by, limited_by_key=limited_key,
+                    top_up_of=top_up_of, draws=draws, due_fen=due)
+
+
+def apply_draws(pools: Mapping[PoolKey, PoolState], draws: Iterable[Draw]) -> dict[PoolKey, PoolState]:
+    """New pool states with each draw (or restore, when negative) added to committed.
+
+    Every key must be present (see pool_states_for); invariants are checked per pool.
+    """
+    out = dict(pools)
+    for key, delta in draws:
+        _invariant(key in out, f"no state loaded for pool {key}")
+        out[key] = out[key].apply(delta)
+    return out
+
+
+def revoke(award: Award) -> list[Draw]:
+    """What to add to each pool to give the award back: (key, −amount) per draw, in lock order.
+
+    Only this award's own draws. Revoking the base of a chain leaves its top-ups live (they were
+    granted on their own applications); the chain's live amount drops by this award's amount, so a
+    later application on the same overlap key is measured against what is still live.
+    """
+    restores = [(key, -amount) for key, amount in sorted(award.draws, key=lambda d: d[0].sort_key())]
+    _invariant(all(delta < 0 for _, delta in restores), "a revocation restores positive draws")
+    return restores
+
+
+def revocation_reason(message: str) -> Reason:
+    return Reason(REVOKED, message, "")

@@ -1,0 +1,261 @@
+"""Double-entry, hash-chained journal. Pure: builds, encodes, hashes and verifies entries.
+
+Accounts (every part after the kind is taken verbatim from the receipt):
+
+- ``pool:<pool>:<beneficiary>:<year>`` for a pool without a subject, e.g.
+  ``pool:GT-EQUITY/beneficiary-year:91310115MA1H7G0L0C:2024``;
+  ``pool:<pool>:<beneficiary>:<year or empty>:<subject>`` for a pool with a subject, e.g.
+  ``pool:GT-CLIN/subject:12310000425012345X::P-1``. The subject is last, so it may contain ':'.
+  The balance of a pool account is minus its committed amount (availability drawn down).
+- ``award:<application_id>``: the award's clearing account.
+- ``payable:<beneficiary>``: what the state owes the beneficiary.
+
+An award (or top-up) of X drawing on pools K1..Kn (lock order) posts, in this order:
+``(pool:Ki, −X), (award:A, +X)`` for each pool, then ``(award:A, −X), (payable:B, +X)``. Each pair
+sums to zero, so the entry does. Every pool is charged X (caps are separate dimensions), while the
+beneficiary is owed X once; with n pools the award account therefore keeps (n − 1)·X: the cap
+usage that is not money. A revocation is the exact negation of the award's postings, same order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from services.ledger.domain import Award, PoolKey
+
+GENESIS_HASH = "0" * 64
+KINDS = ("award", "top_up", "revocation")
+
+
+class JournalError(ValueError):
+    """A journal entry that cannot be built as asked."""
+
+
+@dataclass(frozen=True)
+class Posting:
+    account: str
+    amount_fen: int
+
+    def to_canonical(self) -> dict[str, Any]:
+        return {"account": self.account, "amount": self.amount_fen}
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    seq: int
+    kind: str
+    application_id: str
+    event_id: str
+    postings: tuple[Posting, ...]
+    prev_hash: str
+    hash: str
+    recorded_for: str  # the causing event's time (RFC 3339), never the wall clock
+
+    def body(self) -> dict[str, Any]:
+        """Every field except the hash: what the hash covers."""
+        return {
+            "seq": self.seq,
+            "kind": self.kind,
+            "application_id": self.application_id,
+            "event_id": self.event_id,
+            "postings": [p.to_canonical() for p in self.postings],
+            "prev_hash": self.prev_hash,
+            "recorded_for": self.recorded_for,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Accounts
+# ---------------------------------------------------------------------------------------------
+
+
+def pool_account(key: PoolKey) -> str:
+    if ":" in key.pool or ":" in key.beneficiary:
+        raise JournalError(f"pool and beneficiary must not contain ':': {key}")
+    year = "" if key.year is None else str(key.year)
+    if key.subject is None:
+        return f"pool:{key.pool}:{key.beneficiary}:{year}"
+    return f"pool:{key.pool}:{key.beneficiary}:{year}:{key.subject}"
+
+
+def parse_pool_account(account: str) -> PoolKey:
+    parts = account.split(":", 4)
+    if parts[0] != "pool" or len(parts) < 4:
+        raise JournalError(f"not a pool account: {account!r}")
+    year = int(parts[3]) if parts[3] else None
+    subject = parts[4] if len(parts) == 5 else None
+    return PoolKey(parts[1], parts[2], year, subject)
+
+
+def award_account(application_id: str) -> str:
+    return f"award:{application_id}"
+
+
+def payable_account(beneficiary: str) -> str:
+    return f"payable:{beneficiary}"
+
+
+def award_postings(award: Award) -> tuple[Posting, ...]:
+    """The postings of an award or top-up entry (see the module docs)."""
+    amount = award.amount_fen
+    if amount <= 0:
+        raise JournalError("an award entry moves a positive amount")
+    postings: list[Posting] = []
+    for key, drawn in sorted(award.draws, key=lambda d: d[0].sort_key()):
+        if drawn != amount:
+            raise JournalError(f"draw on {key} differs from the award")
+        postings += [Posting(pool_account(key), -amount), Posting(award_account(award.application_id), amount)]
+    postings += [Posting(award_account(award.application_id), -amount),
+                 Posting(payable_account(award.beneficiary), amount)]
+    return tuple(postings)
+
+
+def revocation_postings(award_entry_postings: Sequence[Posting]) -> tuple[Posting, ...]:
+    """The compensating entry: the exact negation of the award's postings, same order."""
+    return tuple(Posting(p.account, -p.amount_fen) for p in award_entry_postings)
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding, hashing, building
+# ---------------------------------------------------------------------------------------------
+
+
+def canonical_encoding(entry_without_hash: JournalEntry | Mapping[str, Any]) -> bytes:
+    """Sorted-key compact JSON in UTF-8 (non-ASCII kept as is), amounts as integers fen.
+
+    Takes an entry (its hash is ignored) or the mapping of JournalEntry.body().
+    """
+    body = entry_without_hash.body() if isinstance(entry_without_hash, JournalEntry) else entry_without_hash
+    if "hash" in body:
+        raise JournalError("the canonical encoding excludes the hash")
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def entry_hash(prev_hash: str, canonical: bytes) -> str:
+    """sha256(prev_hash as ASCII hex ‖ canonical).hexdigest()."""
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical).hexdigest()
+
+
+def _check_postings(postings: Sequence[Posting]) -> str | None:
+    if not postings:
+        return "no postings"
+    for p in postings:
+        if not isinstance(p.amount_fen, int) or isinstance(p.amount_fen, bool) or p.amount_fen == 0:
+            return f"posting to {p.account} is not a non-zero integer"
+    total = sum(p.amount_fen for p in postings)
+    if total != 0:
+        return f"postings sum to {total}, not 0"
+    return None
+
+
+def build_entry(
+    *,
+    seq: int,
+    prev_hash: str,
+    kind: str,
+    application_id: str,
+    event_id: str,
+    postings: Iterable[Posting],
+    recorded_for: str,
+) -> JournalEntry:
+    """A hashed entry. seq starts at 1 with prev_hash GENESIS_HASH."""
+    postings = tuple(postings)
+    if kind not in KINDS:
+        raise JournalError(f"kind must be one of {KINDS}")
+    if seq < 1:
+        raise JournalError("seq starts at 1")
+    if len(prev_hash) != 64:
+        raise JournalError("prev_hash is 64 hex characters")
+    if not recorded_for or not event_id or not application_id:
+        raise JournalError("application_id, event_id and recorded_for are required")
+    problem = _check_postings(postings)
+    if problem:
+        raise JournalError(problem)
+    unhashed = JournalEntry(seq, kind, application_id, event_id, postings, prev_hash, "", recorded_for)
+    return JournalEntry(seq, kind, application_id, event_id, postings, prev_hash,
+                        entry_hash(prev_hash, canonical_encoding(unhashed)), recorded_for)
+
+
+def next_entry(
+    head: JournalEntry | None, *, kind: str, application_id: str, event_id: str,
+    postings: Iterable[Posting], recorded_for: str,
+) -> JournalEntry:
+    """The entry that follows `head` (None: the first entry of the journal)."""
+    return build_entry(
+        seq=1 if head is None else head.seq + 1,
+        prev_hash=GENESIS_HASH if head is None else head.hash,
+        kind=kind, application_id=application_id, event_id=event_id, postings=postings,
+        recorded_for=recorded_for,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Verifying and re-summing
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    entries: int  # entries checked before the first problem (all of them when ok)
+    head: str  # hash of the last good entry (GENESIS_HASH for an empty journal)
+    first_bad_seq: int | None  # the first seq at which history is not intact
+    problem: str | None
+
+
+def verify_chain(entries: Iterable[JournalEntry], expected_head: str | None = None) -> VerifyResult:
+    """Re-check seq continuity (1, 2, ...), prev links, hashes and zero-sum postings, in order.
+
+    A deleted entry is reported at the missing seq. Truncation of the tail is invisible to the chain
+    alone: pass the head recorded elsewhere (the service's stored head) as `expected_head`.
+    """
+    expected_seq, prev, count = 1, GENESIS_HASH, 0
+    for entry in entries:
+        problem: str | None = None
+        if entry.seq != expected_seq:
+            problem = f"expected seq {expected_seq}, found {entry.seq}"
+        elif entry.prev_hash != prev:
+            problem = "prev_hash does not link to the previous entry"
+        elif entry.kind not in KINDS:
+            problem = f"unknown kind {entry.kind!r}"
+        elif entry_hash(entry.prev_hash, canonical_encoding(entry)) != entry.hash:
+            problem = "hash does not match the entry"
+        else:
+            problem = _check_postings(entry.postings)
+        if problem:
+            return VerifyResult(False, count, prev, expected_seq, problem)
+        expected_seq, prev, count = expected_seq + 1, entry.hash, count + 1
+    if expected_head is not None and expected_head != prev:
+        return VerifyResult(False, count, prev, expected_seq, "head differs from the expected head")
+    return VerifyResult(True, count, prev, None, None)
+
+
+def account_balances(entries: Iterable[JournalEntry]) -> dict[str, int]:
+    balances: dict[str, int] = {}
+    for entry in entries:
+        for p in entry.postings:
+            balances[p.account] = balances.get(p.account, 0) + p.amount_fen
+    return balances
+
+
+def pool_totals_from_journal(entries: Iterable[JournalEntry]) -> dict[PoolKey, int]:
+    """Committed fen per pool, re-summed from the journal (pools back at 0 are left out)."""
+    totals: dict[PoolKey, int] = {}
+    for account, balance in account_balances(entries).items():
+        if account.startswith("pool:") and balance != 0:
+            totals[parse_pool_account(account)] = -balance
+    return totals
+
+
+def award_totals_from_journal(entries: Iterable[JournalEntry]) -> dict[str, int]:
+    """Live amount per application (awards and top-ups, net of revocations; revoked ones left out)."""
+    totals: dict[str, int] = {}
+    for entry in entries:
+        for p in entry.postings:
+            if p.account.startswith("payable:"):
+                totals[entry.application_id] = totals.get(entry.application_id, 0) + p.amount_fen
+    return {app: amount for app, amount in totals.items() if amount != 0}
