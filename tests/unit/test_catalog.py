@@ -1,0 +1,282 @@
+"""The catalog: strict schema, content per POLICY.md and the seeds, version, public listing."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from shared.policy.catalog import (
+    CATALOG_PATH,
+    CatalogError,
+    FormulaSwitch,
+    load_catalog,
+    load_catalog_file,
+    parse_catalog,
+)
+
+CODES = ["GT-CLIN", "GT-PCT", "GT-PRODUCT", "GT-INSURANCE", "GT-EQUITY", "CT-PRODUCT", "CT-INSURANCE",
+         "BIO-INNOV-DRUG", "BIO-IMPROVED-DRUG", "BIO-DEVICE", "BIO-OVERSEAS", "BIO-CHAIN", "BIO-DIGITAL",
+         "BIO-UPGRADE", "BIO-CDMO", "BIO-FIRST-UNIT"]
+WAN = 10_000 * 100  # fen
+YI = 10_000 * WAN
+
+
+def raw() -> dict[str, Any]:
+    return json.loads(CATALOG_PATH.read_text(encoding="utf-8"))
+
+
+def program_raw(data: dict[str, Any], code: str) -> dict[str, Any]:
+    return next(p for p in data["programs"] if p["code"] == code)
+
+
+def test_all_sixteen_programs() -> None:
+    assert list(load_catalog().programs) == CODES
+
+
+def test_load_is_cached() -> None:
+    assert load_catalog() is load_catalog()
+
+
+def test_version_is_sha256_of_canonical_json() -> None:
+    data = raw()
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert load_catalog().version == "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    assert parse_catalog(raw()).version == load_catalog().version
+    changed = raw()
+    program_raw(changed, "GT-EQUITY")["rules"][0]["min"] = "50000000.01"
+    assert parse_catalog(changed).version != load_catalog().version
+
+
+def test_load_catalog_file(tmp_path: Any) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(raw(), ensure_ascii=False), encoding="utf-8")
+    assert load_catalog_file(path).version == load_catalog().version
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(CatalogError):
+        load_catalog_file(path)
+
+
+def _step(target: Any, key: Any) -> Any:
+    if isinstance(target, list) and isinstance(key, str):  # a program by its code
+        return next(p for p in target if p["code"] == key)
+    return target[key]
+
+
+def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(data: dict[str, Any]) -> None:
+        target: Any = data
+        for key in path[:-1]:
+            target = _step(target, key)
+        target[path[-1]] = value
+    return mutate
+
+
+def _delete(path: list[Any]) -> Callable[[dict[str, Any]], None]:
+    def mutate(data: dict[str, Any]) -> None:
+        target: Any = data
+        for key in path[:-1]:
+            target = _step(target, key)
+        del target[path[-1]]
+    return mutate
+
+
+def _required_false_on_amount(data: dict[str, Any]) -> None:
+    rule = program_raw(data, "BIO-CDMO")["rules"][0]
+    rule["fact"], rule["rule"] = "first_contract_amount", "required_false.first_contract_amount"
+
+
+def _append_duplicate(data: dict[str, Any]) -> None:
+    data["programs"].append(copy.deepcopy(data["programs"][0]))
+
+
+BROKEN: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
+    ("unknown-top-level-key", _set(["colour"], "red")),
+    ("unknown-program-key", _set(["programs", "GT-EQUITY", "cap"], "10000000.00")),
+    ("misplaced-key-maximum-on-program", _set(["programs", "GT-EQUITY", "maximum"], "10000000.00")),
+    ("unknown-window-key", _set(["programs", "GT-EQUITY", "window", "timezone"], "Asia/Shanghai")),
+    ("unknown-fact-key", _set(["programs", "GT-EQUITY", "facts", "financing_received", "default"], "0.00")),
+    ("unknown-formula-key", _set(["programs", "GT-EQUITY", "formula", "rounding"], "down")),
+    ("unknown-case-formula-key", _set(["programs", "BIO-INNOV-DRUG", "formula", "cases", "I", "x"], 1)),
+    ("unknown-rule-key", _set(["programs", "GT-EQUITY", "rules", 0, "severity"], "high")),
+    ("unknown-pool-key", _set(["programs", "GT-EQUITY", "pools", 0, "currency"], "CNY")),
+    ("unknown-common-key", _set(["common", "registered_in_shanghai", "note"], "x")),
+    ("missing-citation", _delete(["programs", "GT-EQUITY", "citation"])),
+    ("missing-rule-citation", _delete(["programs", "GT-EQUITY", "rules", 0, "citation"])),
+    ("empty-citation", _set(["programs", "GT-EQUITY", "formula", "citation"], "")),
+    ("missing-pool-cap", _delete(["programs", "GT-EQUITY", "pools", 0, "cap"])),
+    ("cap-three-decimals", _set(["programs", "GT-EQUITY", "pools", 0, "cap"], "1.001")),
+    ("cap-as-number", _set(["programs", "GT-EQUITY", "pools", 0, "cap"], 10000000)),
+    ("rate-as-float", _set(["programs", "GT-EQUITY", "formula", "rate_bp"], 2.0)),
+    ("rate-over-100-percent", _set(["programs", "GT-EQUITY", "formula", "rate_bp"], 10001)),
+    ("unknown-formula-kind", _set(["programs", "GT-EQUITY", "formula", "kind"], "lottery")),
+    ("base-fact-not-amount", _set(["programs", "GT-EQUITY", "formula", "base_fact"], "event_date")),
+    ("base-fact-missing", _set(["programs", "GT-EQUITY", "formula", "base_fact"], "valuation")),
+    ("unknown-fact-type", _set(["programs", "GT-EQUITY", "facts", "financing_received", "type"], "money")),
+    ("enum-without-values", _delete(["programs", "BIO-INNOV-DRUG", "facts", "phase", "values"])),
+    ("values-on-non-enum", _set(["programs", "GT-EQUITY", "facts", "financing_received", "values"], ["a"])),
+    ("switch-missing-case", _delete(["programs", "BIO-INNOV-DRUG", "formula", "cases", "III"])),
+    ("switch-extra-case", _set(["programs", "BIO-INNOV-DRUG", "formula", "cases", "IV"],
+                               {"kind": "requested", "maximum": "1.00", "citation": "x", "text": "x"})),
+    ("unknown-pool-scope", _set(["programs", "GT-EQUITY", "pools", 0, "scope"], "lifetime")),
+    ("pool-name-mismatch", _set(["programs", "GT-EQUITY", "pools", 0, "name"], "GT-CLIN/beneficiary-year")),
+    ("unknown-rule-kind", _set(["programs", "GT-EQUITY", "rules", 0, "kind"], "maximum")),
+    ("required-false-on-amount", _required_false_on_amount),
+    ("threshold-without-min", _delete(["programs", "GT-EQUITY", "rules", 0, "min"])),
+    ("unknown-applicant-kind", _set(["programs", "GT-EQUITY", "applicant_kinds", "allowed"], ["individual"])),
+    ("window-end-before-start", _set(["programs", "GT-EQUITY", "window", "event_date", "end"], "2020-01-01")),
+    ("window-impossible-date", _set(["programs", "GT-EQUITY", "window", "event_date", "end"], "2025-02-30")),
+    ("milestone-unknown-fact", _set(["programs", "BIO-INNOV-DRUG", "milestone"], "phase_<stage>")),
+    ("no-event-date", _delete(["programs", "GT-EQUITY", "facts", "event_date"])),
+    ("condition-on-unknown-fact", _set(["programs", "BIO-DEVICE", "requested_amount", "required_when", "fact"],
+                                       "colour")),
+    ("bool-required-as-string", _set(["programs", "GT-EQUITY", "facts", "financing_received", "required"], "yes")),
+    ("programs-empty", _set(["programs"], [])),
+    ("duplicate-program", _append_duplicate),
+]
+
+
+@pytest.mark.parametrize("mutate", [b[1] for b in BROKEN], ids=[b[0] for b in BROKEN])
+def test_schema_violations_raise_catalog_error(mutate: Callable[[dict[str, Any]], None]) -> None:
+    data = raw()
+    mutate(data)
+    with pytest.raises(CatalogError):
+        parse_catalog(data)
+
+
+def test_unknown_key_raises_catalog_error_naming_it() -> None:
+    data = raw()
+    program_raw(data, "GT-EQUITY")["formula"]["cap"] = "1.00"
+    with pytest.raises(CatalogError, match=r"GT-EQUITY.*unknown key\(s\) cap"):
+        parse_catalog(data)
+
+
+def test_not_an_object() -> None:
+    with pytest.raises(CatalogError):
+        parse_catalog([])
+
+
+SEED_OF = {"000": "000_5a546d6e7b07b865.txt", "001": "001_83816eb1af4f4386.txt", "002": "002_3d6e404cec9cf21f.txt"}
+_CITATION = re.compile(r"^00[0-4] ")
+
+
+def _citations(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["citation"]] if "citation" in node else []
+        return found + [c for v in node.values() for c in _citations(v)]
+    if isinstance(node, list):
+        return [c for v in node for c in _citations(v)]
+    return []
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_every_rule_carries_a_seed_citation(code: str) -> None:
+    program = load_catalog().programs[code]
+    assert program.source == SEED_OF[program.citation[:3]]
+    citations = _citations(dict(program.raw))
+    assert len(citations) >= 4  # program, window, applicant kinds, formula at least
+    for citation in citations:
+        assert _CITATION.match(citation), citation
+
+
+def test_registered_in_shanghai_is_required_everywhere_002_1_3() -> None:
+    assert load_catalog().registered_citation == "002 §一(三)"
+
+
+def test_program_citations_match_policy() -> None:
+    expected = {
+        "GT-CLIN": "000 §四(二)5", "GT-PCT": "000 §五(三)", "GT-PRODUCT": "000 §五(四)",
+        "GT-INSURANCE": "000 §五(五); 004 §一.六", "GT-EQUITY": "000 §五(六)", "CT-PRODUCT": "001 §四(四)11",
+        "CT-INSURANCE": "001 §四(四)11; 004 §一.六", "BIO-INNOV-DRUG": "002 §三(一)",
+        "BIO-IMPROVED-DRUG": "002 §三(二)", "BIO-DEVICE": "002 §三(三)", "BIO-OVERSEAS": "002 §三(五); 003 §一.3",
+        "BIO-CHAIN": "002 §五(一)", "BIO-DIGITAL": "002 §五(二)", "BIO-UPGRADE": "002 §五(二)",
+        "BIO-CDMO": "002 §五(三)", "BIO-FIRST-UNIT": "002 §六(二)",
+    }
+    assert {c: p.citation for c, p in load_catalog().programs.items()} == expected
+
+
+def _maxima(code: str) -> dict[str, int]:
+    formula = load_catalog().programs[code].formula
+    if isinstance(formula, FormulaSwitch):
+        return {k: f.maximum_fen for k, f in formula.cases.items()}
+    return {"": formula.maximum_fen}
+
+
+MAXIMA = [
+    ("000-4.2.5", "GT-CLIN", {"": 50 * WAN}),
+    ("000-5.3", "GT-PCT", {"": 10 * WAN}),
+    ("000-5.4", "GT-PRODUCT", {"": 3000 * WAN}),
+    ("000-5.5", "GT-INSURANCE", {"": 50 * WAN}),
+    ("000-5.6", "GT-EQUITY", {"": 1000 * WAN}),
+    ("001-4.4.11", "CT-PRODUCT", {"": 3000 * WAN}),
+    ("001-4.4.11", "CT-INSURANCE", {"": 50 * WAN}),
+    ("002-3.1", "BIO-INNOV-DRUG", {"I": 500 * WAN, "II": 1000 * WAN, "III": 3000 * WAN}),
+    ("002-3.2", "BIO-IMPROVED-DRUG", {"II": 500 * WAN, "III": 1000 * WAN}),
+    ("002-3.3", "BIO-DEVICE", {"special_review": 200 * WAN, "first_registration": 500 * WAN}),
+    ("002-3.5", "BIO-OVERSEAS", {"": 1000 * WAN}),
+    ("002-5.1", "BIO-CHAIN", {"false": 1500 * WAN, "true": YI}),
+    ("002-5.2", "BIO-DIGITAL", {"": 1000 * WAN}),
+    ("002-5.2", "BIO-UPGRADE", {"": 5000 * WAN}),
+    ("002-5.3", "BIO-CDMO", {"": 500 * WAN}),
+    ("002-6.2", "BIO-FIRST-UNIT", {"device": 3000 * WAN, "material": 300 * WAN}),
+]
+
+
+@pytest.mark.parametrize(("code", "maxima"), [m[1:] for m in MAXIMA], ids=[f"{m[0]}-{m[1]}" for m in MAXIMA])
+def test_per_award_maxima(code: str, maxima: dict[str, int]) -> None:
+    assert _maxima(code) == maxima
+
+
+def test_three_one_yi_pools_are_separate() -> None:
+    # POLICY.md "Interpretations": one 1亿 pool per document/program, never shared.
+    pools = [(p.name, p.cap_fen) for prog in load_catalog().programs.values() for p in prog.pools
+             if p.cap_fen == YI]
+    assert pools == [("GT-PRODUCT/beneficiary-year", YI), ("CT-PRODUCT/beneficiary-year", YI),
+                     ("BIO-INNOV-DRUG/beneficiary-year", YI)]
+
+
+def test_threshold_is_inclusive_000_5_6() -> None:
+    rule = load_catalog().programs["GT-EQUITY"].rules[0]
+    assert (rule.rule, rule.min_fen, rule.inclusive) == ("threshold.financing_received", 5000 * WAN, True)
+
+
+def test_required_booleans() -> None:
+    catalog = load_catalog()
+    found = {code: [(r.kind, r.fact) for r in p.rules if r.kind != "threshold"] for code, p in catalog.programs.items()}
+    assert found["GT-CLIN"] == [("required_true", "research_completed")]
+    assert found["GT-PRODUCT"] == [("required_true", "domestic_clinical_trial"),
+                                   ("required_true", "marketing_authorization"),
+                                   ("required_true", "manufactured_in_shanghai")]
+    assert found["BIO-INNOV-DRUG"] == [("required_true", "licensed_applicant"),
+                                       ("required_true", "manufactured_in_shanghai")]
+    assert found["BIO-CDMO"] == [("required_false", "investment_relation")]
+    assert found["BIO-OVERSEAS"] == [("required_true", "overseas_sales")]
+
+
+def test_public_listing() -> None:
+    listing = load_catalog().public_listing()
+    json.dumps(listing, ensure_ascii=False)  # serialisable as is
+    assert [p["code"] for p in listing] == CODES
+    by_code = {p["code"]: p for p in listing}
+    equity = by_code["GT-EQUITY"]
+    assert set(equity) >= {"code", "name", "source", "citation", "window", "facts", "formula", "max_per_award",
+                           "caps", "requested_amount", "applicant_kinds", "milestone"}
+    assert equity["name"] == {"zh": "基因治疗企业股权融资资助", "en": "Gene therapy enterprise equity financing"}
+    assert equity["window"]["event_date"] == {"start": "2023-08-31", "end": "2025-12-31"}
+    assert equity["window"]["years"] == {"first": 2023, "last": 2025}
+    assert equity["max_per_award"] == "10000000.00"
+    assert equity["caps"][0]["name"] == "GT-EQUITY/beneficiary-year"
+    assert equity["caps"][0]["cap"] == "10000000.00"
+    assert {f["name"]: f["type"] for f in equity["facts"]} == {"event_date": "date", "financing_received": "amount"}
+    drug = by_code["BIO-INNOV-DRUG"]
+    assert drug["max_per_award"] == {"by_fact": "phase", "values": {"I": "5000000.00", "II": "10000000.00",
+                                                                     "III": "30000000.00"}}
+    phase = next(f for f in drug["facts"] if f["name"] == "phase")
+    assert phase["values"] == ["I", "II", "III"]
+    assert by_code["GT-PRODUCT"]["requested_amount"] == {"required": True}
+    assert by_code["BIO-DEVICE"]["requested_amount"]["required_when"] == {"fact": "stage", "equals": "special_review"}

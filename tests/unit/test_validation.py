@@ -1,0 +1,219 @@
+"""Application validation: every 422 case names its field; eligibility matters are not 422."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from shared.policy.catalog import load_catalog
+from shared.policy.validation import ApplicationInput, FieldError, validate_application
+from tests.unit.test_engine import BASE, ENTERPRISE, SPONSOR, make_body
+
+
+def errors_of(body: object) -> list[FieldError]:
+    app, errors = validate_application(body, load_catalog())
+    assert (app is None) == bool(errors)
+    return errors
+
+
+def fields_of(body: object) -> set[str]:
+    return {e.field for e in errors_of(body)}
+
+
+def bad_uscc() -> str:
+    last = ENTERPRISE[-1]
+    return ENTERPRISE[:-1] + ("0" if last != "0" else "1")
+
+
+def _without(body: dict[str, Any], *path: str) -> dict[str, Any]:
+    target = body
+    for key in path[:-1]:
+        target = target[key]
+    del target[path[-1]]
+    return body
+
+
+@pytest.mark.parametrize("program", sorted(BASE))
+def test_base_bodies_are_valid(program: str) -> None:
+    assert errors_of(make_body(program)) == []
+
+
+# (id, body, the field the error must name)
+INVALID: list[tuple[str, Any, str]] = [
+    ("body-not-object", ["GT-EQUITY"], "body"),
+    ("unknown-top-level-key", {**make_body("GT-EQUITY"), "extra": 1}, "extra"),
+    ("missing-program", _without(make_body("GT-EQUITY"), "program"), "program"),
+    ("unknown-program", {**make_body("GT-EQUITY"), "program": "GT-NOPE"}, "program"),
+    ("program-not-string", {**make_body("GT-EQUITY"), "program": 7}, "program"),
+    ("missing-year", _without(make_body("GT-EQUITY"), "year"), "year"),
+    ("year-string", make_body("GT-EQUITY", year="2024"), "year"),
+    ("year-bool", make_body("GT-EQUITY", year=True), "year"),
+    ("year-float", make_body("GT-EQUITY", year=2024.0), "year"),
+    ("year-below-2000", make_body("GT-EQUITY", year=1999), "year"),
+    ("year-above-2100", make_body("GT-EQUITY", year=2101), "year"),
+    ("missing-applicant", _without(make_body("GT-EQUITY"), "applicant"), "applicant"),
+    ("applicant-not-object", {**make_body("GT-EQUITY"), "applicant": "x"}, "applicant"),
+    ("applicant-unknown-key", make_body("GT-EQUITY", applicant={"phone": "1"}), "applicant.phone"),
+    ("uscc-bad-check-character", make_body("GT-EQUITY", applicant={"id": bad_uscc()}), "applicant.id"),
+    ("uscc-short", make_body("GT-EQUITY", applicant={"id": "91310115"}), "applicant.id"),
+    ("uscc-not-string", make_body("GT-EQUITY", applicant={"id": 913101}), "applicant.id"),
+    ("uscc-missing", _without(make_body("GT-EQUITY"), "applicant", "id"), "applicant.id"),
+    ("applicant-kind-unknown", make_body("GT-EQUITY", applicant={"kind": "individual"}), "applicant.kind"),
+    ("applicant-kind-missing", _without(make_body("GT-EQUITY"), "applicant", "kind"), "applicant.kind"),
+    ("applicant-name-empty", make_body("GT-EQUITY", applicant={"name": "  "}), "applicant.name"),
+    ("applicant-name-too-long", make_body("GT-EQUITY", applicant={"name": "名" * 201}), "applicant.name"),
+    ("applicant-name-not-string", make_body("GT-EQUITY", applicant={"name": 5}), "applicant.name"),
+    ("registered-not-bool", make_body("GT-EQUITY", applicant={"registered_in_shanghai": "yes"}),
+     "applicant.registered_in_shanghai"),
+    ("registered-missing", _without(make_body("GT-EQUITY"), "applicant", "registered_in_shanghai"),
+     "applicant.registered_in_shanghai"),
+    ("subject-missing", _without(make_body("GT-EQUITY"), "subject"), "subject"),
+    ("subject-empty", make_body("GT-EQUITY", subject=""), "subject"),
+    ("subject-too-long", make_body("GT-EQUITY", subject="S" * 201), "subject"),
+    ("subject-not-string", make_body("GT-EQUITY", subject=12), "subject"),
+    ("requested-number", make_body("GT-EQUITY", requested_amount=1600000), "requested_amount"),
+    ("requested-negative", make_body("GT-EQUITY", requested_amount="-1.00"), "requested_amount"),
+    ("requested-three-decimals", make_body("GT-EQUITY", requested_amount="1.001"), "requested_amount"),
+    ("requested-exponent", make_body("GT-EQUITY", requested_amount="1e6"), "requested_amount"),
+    ("facts-missing", _without(make_body("GT-EQUITY"), "facts"), "facts"),
+    ("facts-not-object", {**make_body("GT-EQUITY"), "facts": [1]}, "facts"),
+    ("fact-unknown-key", make_body("GT-EQUITY", {"valuation": "1.00"}), "facts.valuation"),
+    ("event-date-missing", make_body("GT-EQUITY", drop=("event_date",)), "facts.event_date"),
+    ("event-date-impossible", make_body("GT-EQUITY", {"event_date": "2024-02-30"}), "facts.event_date"),
+    ("event-date-month-13", make_body("GT-EQUITY", {"event_date": "2024-13-01"}), "facts.event_date"),
+    ("event-date-not-iso", make_body("GT-EQUITY", {"event_date": "18/03/2024"}), "facts.event_date"),
+    ("event-date-datetime", make_body("GT-EQUITY", {"event_date": "2024-03-18T00:00:00"}), "facts.event_date"),
+    ("event-date-number", make_body("GT-EQUITY", {"event_date": 20240318}), "facts.event_date"),
+    ("amount-fact-float", make_body("GT-EQUITY", {"financing_received": 80000000.0}), "facts.financing_received"),
+    ("amount-fact-negative", make_body("GT-EQUITY", {"financing_received": "-5.00"}), "facts.financing_received"),
+    ("amount-fact-three-decimals", make_body("GT-INSURANCE", {"premium": "100.005"}), "facts.premium"),
+    ("amount-fact-missing", make_body("GT-INSURANCE", drop=("premium",)), "facts.premium"),
+    ("int-fact-bool", make_body("GT-CLIN", {"enrolled_subjects": True}), "facts.enrolled_subjects"),
+    ("int-fact-string", make_body("GT-CLIN", {"enrolled_subjects": "8"}), "facts.enrolled_subjects"),
+    ("int-fact-float", make_body("GT-CLIN", {"enrolled_subjects": 8.0}), "facts.enrolled_subjects"),
+    ("int-fact-zero", make_body("GT-CLIN", {"enrolled_subjects": 0}), "facts.enrolled_subjects"),
+    ("bool-fact-int", make_body("GT-CLIN", {"research_completed": 1}), "facts.research_completed"),
+    ("bool-fact-string", make_body("GT-CLIN", {"research_completed": "true"}), "facts.research_completed"),
+    ("bool-fact-missing", make_body("GT-PRODUCT", drop=("manufactured_in_shanghai",)),
+     "facts.manufactured_in_shanghai"),
+    ("enum-not-allowed", make_body("GT-CLIN", {"study_type": "observational"}), "facts.study_type"),
+    ("enum-insurance-type-wrong", make_body("GT-INSURANCE", {"insurance_type": "product_liability"}),
+     "facts.insurance_type"),
+    ("enum-phase-lowercase", make_body("BIO-INNOV-DRUG", {"phase": "i"}), "facts.phase"),
+    ("enum-improved-phase-I", make_body("BIO-IMPROVED-DRUG", {"phase_completed": "I"}), "facts.phase_completed"),
+    ("enum-agency", make_body("BIO-OVERSEAS", {"agency": "NMPA"}), "facts.agency"),
+    ("enum-item", make_body("BIO-FIRST-UNIT", {"item": "software"}), "facts.item"),
+    ("sponsor-required-when-sponsored", make_body("GT-CLIN", {"study_type": "sponsored_trial"}), "facts.sponsor_id"),
+    ("sponsor-bad-uscc", make_body("GT-CLIN", {"study_type": "sponsored_trial", "sponsor_id": bad_uscc()}),
+     "facts.sponsor_id"),
+    ("requested-required-gt-product", _without(make_body("GT-PRODUCT"), "requested_amount"), "requested_amount"),
+    ("requested-required-ct-product", _without(make_body("CT-PRODUCT"), "requested_amount"), "requested_amount"),
+    ("requested-null-gt-product", make_body("GT-PRODUCT", requested_amount=None), "requested_amount"),
+    ("requested-required-device-special-review", make_body("BIO-DEVICE", {"stage": "special_review"}),
+     "requested_amount"),
+    ("rd-required-device-first-registration", make_body("BIO-DEVICE", drop=("rd_investment",)),
+     "facts.rd_investment"),
+    ("made-in-shanghai-required-device-first-registration",
+     make_body("BIO-DEVICE", drop=("manufactured_in_shanghai",)), "facts.manufactured_in_shanghai"),
+    ("requested-required-chain-major", make_body("BIO-CHAIN", {"major_project": True}), "requested_amount"),
+    ("investment-required-chain-not-major", make_body("BIO-CHAIN", drop=("approved_new_investment",)),
+     "facts.approved_new_investment"),
+    ("patents-not-list", make_body("GT-PCT", {"patents": {"US": "1.00"}}), "facts.patents"),
+    ("patents-empty", make_body("GT-PCT", {"patents": []}), "facts.patents"),
+    ("patent-not-object", make_body("GT-PCT", {"patents": ["US"]}), "facts.patents[0]"),
+    ("patent-fees-three-decimals", make_body("GT-PCT", {"patents": [
+        {"country": "US", "official_fees": "1.005", "granted_after_substantive_examination": True}]}),
+     "facts.patents[0].official_fees"),
+    ("patent-fees-number", make_body("GT-PCT", {"patents": [
+        {"country": "US", "official_fees": "1.00", "granted_after_substantive_examination": True},
+        {"country": "EP", "official_fees": 100, "granted_after_substantive_examination": True}]}),
+     "facts.patents[1].official_fees"),
+    ("patent-fees-missing", make_body("GT-PCT", {"patents": [
+        {"country": "US", "granted_after_substantive_examination": True}]}), "facts.patents[0].official_fees"),
+    ("patent-country-bad", make_body("GT-PCT", {"patents": [
+        {"country": "United States", "official_fees": "1.00", "granted_after_substantive_examination": True}]}),
+     "facts.patents[0].country"),
+    ("patent-granted-not-bool", make_body("GT-PCT", {"patents": [
+        {"country": "US", "official_fees": "1.00", "granted_after_substantive_examination": "yes"}]}),
+     "facts.patents[0].granted_after_substantive_examination"),
+    ("patent-unknown-key", make_body("GT-PCT", {"patents": [
+        {"country": "US", "official_fees": "1.00", "granted_after_substantive_examination": True, "no": "x"}]}),
+     "facts.patents[0].no"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID])
+def test_invalid_field_is_named(body: Any, field: str) -> None:
+    errors = errors_of(body)
+    assert field in {e.field for e in errors}, errors
+    assert all(e.message for e in errors)
+
+
+def test_all_errors_reported_at_once() -> None:
+    body = make_body("GT-CLIN", {"enrolled_subjects": True, "event_date": "2024-02-30", "colour": "red"},
+                     year="2024", subject="", requested_amount="1.001",
+                     applicant={"id": bad_uscc(), "kind": "robot"})
+    assert fields_of(body) == {"year", "subject", "requested_amount", "applicant.id", "applicant.kind",
+                               "facts.enrolled_subjects", "facts.event_date", "facts.colour"}
+
+
+def test_unknown_program_still_reports_other_fields() -> None:
+    assert fields_of({**make_body("GT-EQUITY", year=1999), "program": "NOPE"}) == {"program", "year"}
+
+
+# Well-formed but not qualifying: eligibility decisions (ineligible with a citation), never 422.
+NOT_422: list[tuple[str, dict[str, Any]]] = [
+    ("required-true-false", make_body("GT-CLIN", {"research_completed": False})),
+    ("investment-relation-true", make_body("BIO-CDMO", {"investment_relation": True})),
+    ("event-out-of-window", make_body("BIO-INNOV-DRUG", {"event_date": "2024-06-01"})),
+    ("year-out-of-program-window", make_body("BIO-INNOV-DRUG", year=2030)),
+    ("below-threshold", make_body("GT-EQUITY", {"financing_received": "0.00"})),
+    ("kind-not-admitted", make_body("GT-CLIN", applicant={"kind": "enterprise", "id": ENTERPRISE})),
+    ("not-registered-in-shanghai", make_body("GT-EQUITY", applicant={"registered_in_shanghai": False})),
+    ("no-examined-patents", make_body("GT-PCT", {"patents": [
+        {"country": "US", "official_fees": "1.00", "granted_after_substantive_examination": False}]})),
+]
+
+
+@pytest.mark.parametrize("body", [c[1] for c in NOT_422], ids=[c[0] for c in NOT_422])
+def test_eligibility_matters_are_not_422(body: dict[str, Any]) -> None:
+    assert errors_of(body) == []
+
+
+def test_normalised_input() -> None:
+    body = make_body("GT-CLIN", {"study_type": "sponsored_trial", "sponsor_id": SPONSOR},
+                     requested_amount="1000.5")
+    app, errors = validate_application(body, load_catalog())
+    assert errors == [] and app is not None
+    assert app.facts["event_date"] == date(2024, 3, 1)
+    assert app.requested_amount_fen == 100050
+    assert app.applicant_kind == "medical_institution"
+    pct, _ = validate_application(make_body("GT-PCT"), load_catalog())
+    assert pct is not None
+    assert pct.facts["patents"] == [{"country": "US", "official_fees_fen": 3000000,
+                                     "granted_after_substantive_examination": True}]
+
+
+@pytest.mark.parametrize("program", sorted(BASE))
+def test_wire_round_trip(program: str) -> None:
+    app, _ = validate_application(make_body(program), load_catalog())
+    assert app is not None
+    wire = app.to_wire()
+    assert ApplicationInput.from_wire(wire) == app
+    assert wire == make_body(program)  # the base bodies are already in normal form
+
+
+def test_to_wire_normalises_amounts() -> None:
+    app, _ = validate_application(make_body("GT-EQUITY", {"financing_received": "80000000"},
+                                            requested_amount="5"), load_catalog())
+    assert app is not None
+    wire = app.to_wire()
+    assert wire["facts"]["financing_received"] == "80000000.00"
+    assert wire["requested_amount"] == "5.00"
+
+
+def test_from_wire_rejects_invalid() -> None:
+    with pytest.raises(ValueError, match=r"facts\.event_date"):
+        ApplicationInput.from_wire(make_body("GT-EQUITY", {"event_date": "2024-02-30"}))
