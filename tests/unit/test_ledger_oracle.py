@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
 
@@ -191,6 +191,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert decision.awarded_fen == expected, (decision, expected)
         assert decision.awarded_fen <= decision.entitlement_fen
         assert decision.status == self._expected_status(decision, eligible)
+        event("+".join([decision.status, *(r.code for r in decision.reasons)]))
         self.entitlements[app] = entitlement
         return event_id, time, raw
 
