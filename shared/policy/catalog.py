@@ -160,7 +160,7 @@ class Program:
     citation: str
     window: Window
     applicant_kinds: KindsSpec
-    facts: Mapping[str, FactSpec]
+    facts: dict[str, FactSpec]
     requested: RequestedSpec
     rules: tuple[RuleSpec, ...]
     formula: Formula | FormulaSwitch
@@ -183,7 +183,7 @@ class Program:
 @dataclass(frozen=True)
 class Catalog:
     version: str
-    programs: Mapping[str, Program]
+    programs: dict[str, Program]
     registered_citation: str
     registered_text: str
     raw: Mapping[str, Any] = field(compare=False, repr=False)
@@ -226,7 +226,6 @@ def _listing(p: Program, catalog: Catalog) -> dict[str, Any]:
         "max_per_award": max_per_award,
         "caps": [dict(pool) for pool in raw["pools"]],
         "milestone": p.milestone,
-        "catalog_version": catalog.version,
     }
 
 
