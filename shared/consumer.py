@@ -5,6 +5,7 @@ and the offset committed only after the database commit."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
@@ -110,8 +111,9 @@ def dead_letter_event(
     error: BaseException | str,
     event: Event | None,
 ) -> Event:
-    message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    raw = record.value.decode("utf-8", "replace") if isinstance(record.value, bytes | bytearray) else None
+    message = _jsonb_safe(error if isinstance(error, str) else f"{type(error).__name__}: {error}")
+    value = record.value if isinstance(record.value, bytes | bytearray) else None
+    raw = _jsonb_safe(value.decode("utf-8", "replace")) if value is not None else None
     data: dict[str, Any] = {
         "consumer": consumer,
         "topic": record.topic,
@@ -121,8 +123,10 @@ def dead_letter_event(
         "error": message[:2000],
         "original": raw[:60_000] if raw is not None else None,
     }
+    if value is not None and len(value) <= 60_000:
+        data["original_b64"] = base64.b64encode(value).decode()
     if not isinstance(error, str):
-        data["trace"] = "".join(traceback.format_exception(error))[-4000:]
+        data["trace"] = _jsonb_safe("".join(traceback.format_exception(error))[-4000:])
     return new_event(
         "event.dead_lettered",
         source=service,
@@ -147,6 +151,7 @@ class ConsumerLoop:
         namespace: str = "",
     ) -> None:
         self._namespace = namespace
+        self._max_batch_failures = 3
         self.service = service
         self.sub = subscription
         self.consumer_name = f"{service}.{subscription.name}"
@@ -209,19 +214,49 @@ class ConsumerLoop:
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]
     ) -> None:
         backoff = 0.2
+        failures = 0
         while True:
             try:
-                await self.process(records)
+                if failures >= self._max_batch_failures:
+                    await self._dead_letter_all(records, "the batch failed repeatedly outside its handlers")
+                else:
+                    await self.process(records)
                 break
             except Exception as exc:
-                if not is_transient(exc) or self._stopping.is_set():
-                    # A bug in the loop itself, or shutdown: do not commit; redelivery will retry.
+                if self._stopping.is_set():
                     consumer.seek(tp, records[0].offset)
                     raise
-                log.warning("batch failed on infrastructure; retrying", exc_info=True)
+                if not is_transient(exc):
+                    failures += 1
+                    log.error("batch failed (%d); retrying", failures, exc_info=True)
+                else:
+                    log.warning("batch failed on infrastructure; retrying", exc_info=True)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         await consumer.commit({tp: records[-1].offset + 1})
+
+    async def _dead_letter_all(self, records: Sequence[ConsumerRecord[Any, Any]], reason: str) -> None:
+        """Last resort, bounded: park the whole batch (minimal rows) so the partition moves on."""
+        dead = []
+        for record in records:
+            event = new_event(
+                "event.dead_lettered",
+                source=self.service,
+                subject=f"{record.topic}/{record.partition}/{record.offset}",
+                data={
+                    "consumer": self.consumer_name,
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "error": reason,
+                    "original_b64": base64.b64encode(record.value or b"").decode()[:80_000],
+                },
+            )
+            dead.append((event, _key(record)))
+        async with self._maker() as session, session.begin():
+            await add_events(session, dead)
+        self.stats.dead_lettered += len(dead)
+        self._on_commit()
 
     async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         """Apply one partition's records in one transaction (public for tests and replay)."""
@@ -262,6 +297,11 @@ class ConsumerLoop:
         self.stats.dead_lettered += len(dead)
         self.stats.last_batch_size = len(records)
         self._on_commit()
+
+
+def _jsonb_safe(text: str) -> str:
+    # PostgreSQL's jsonb refuses NUL characters; the exact bytes travel in original_b64.
+    return text.replace("\x00", "\ufffd")
 
 
 def _key(record: ConsumerRecord[Any, Any]) -> str:

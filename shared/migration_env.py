@@ -7,6 +7,7 @@ very same scripts); every statement runs with search_path set to it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 
 from alembic import context
 from sqlalchemy import pool, text
@@ -40,4 +41,11 @@ def run(default_schema: str) -> None:
         raise RuntimeError("sqlalchemy.url is not set")
     if context.is_offline_mode():
         raise RuntimeError("offline migrations are not supported")
-    asyncio.run(_run(url, schema))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(_run(url, schema))
+        return
+    # Called from async code (tests, replay): migrate on a thread with its own loop.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, _run(url, schema)).result()
