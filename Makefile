@@ -1,0 +1,45 @@
+# Grantline: `make up` / `make down` run the embedded stack (no Docker), `make test` the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.grantline-installed
+PYTEST_ARGS ?=
+
+.PHONY: up down status test bench lint install clean clean-all
+
+# The virtualenv is created once; the project is (re)installed whenever pyproject.toml changes.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: $(STAMP)
+	$(BIN)/grantline-stack up
+
+down:
+	@if [ -x $(BIN)/grantline-stack ]; then $(BIN)/grantline-stack down; else echo "nothing to stop (no $(VENV))"; fi
+
+status: $(STAMP)
+	$(BIN)/grantline-stack status
+
+test: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/mypy shared services
+
+clean:
+	rm -rf build test-artifacts .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+# Also stops the stack and deletes its data (.grantline/) and the virtualenv.
+clean-all: down clean
+	rm -rf .grantline $(VENV)

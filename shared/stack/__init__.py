@@ -1,0 +1,1 @@
+"""Start the Grantline stack (PostgreSQL, Kafka-protocol broker, services) without Docker."""

@@ -1,0 +1,1 @@
+"""Helpers for tests: real servers started on demand."""
