@@ -61,13 +61,17 @@ async def counts(settings: Settings) -> tuple[int, int]:
     try:
         async with engine.connect() as conn:
             apps = await conn.scalar(text("SELECT count(*) FROM applications"))
-            events = await conn.scalar(text("SELECT count(*) FROM outbox WHERE type = 'application.received'"))
+            events = await conn.scalar(
+                text("SELECT count(*) FROM outbox WHERE type = 'application.received'")
+            )
     finally:
         await engine.dispose()
     return int(apps or 0), int(events or 0)
 
 
-async def wait_for(client: httpx.AsyncClient, url: str, headers: dict[str, str], pred: Any, timeout: float = 20) -> Any:
+async def wait_for(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str], pred: Any, timeout: float = 20
+) -> Any:
     deadline = asyncio.get_running_loop().time() + timeout
     body = None
     while asyncio.get_running_loop().time() < deadline:
@@ -115,7 +119,9 @@ async def test_partner_keys_are_stored_only_as_hashes(client: httpx.AsyncClient,
     engine = make_engine(settings.database_url, "intake")
     try:
         async with engine.connect() as conn:
-            stored = await conn.scalar(text("SELECT api_key_hash FROM partners WHERE id = :i"), {"i": partner["id"]})
+            stored = await conn.scalar(
+                text("SELECT api_key_hash FROM partners WHERE id = :i"), {"i": partner["id"]}
+            )
             dump = await conn.scalar(text("SELECT string_agg(t::text, '') FROM partners t"))
     finally:
         await engine.dispose()
@@ -123,12 +129,16 @@ async def test_partner_keys_are_stored_only_as_hashes(client: httpx.AsyncClient,
     assert partner["api_key"] not in (dump or "")
 
 
-async def test_application_is_accepted_stored_and_published(client: httpx.AsyncClient, settings: Settings) -> None:
+async def test_application_is_accepted_stored_and_published(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
     partner = await new_partner(client)
     r = await client.post("/v1/applications", json=equity(), headers=auth(partner, str(uuid.uuid4())))
     assert r.status_code == 202, r.text
     accepted = r.json()
-    assert accepted["status"] == "received" and accepted["links"]["self"] == f"/v1/applications/{accepted['id']}"
+    assert (
+        accepted["status"] == "received" and accepted["links"]["self"] == f"/v1/applications/{accepted['id']}"
+    )
     got = (await client.get(accepted["links"]["self"], headers=auth(partner))).json()
     assert got["status"] == "received"
     assert got["applicant"]["id"] == ENTERPRISE
@@ -142,7 +152,9 @@ async def test_application_is_accepted_stored_and_published(client: httpx.AsyncC
     assert {k for k, v in published if orjson.loads(v)["subject"] == accepted["id"]} == {ENTERPRISE.encode()}
 
 
-async def test_same_key_same_body_gives_the_same_answer(client: httpx.AsyncClient, settings: Settings) -> None:
+async def test_same_key_same_body_gives_the_same_answer(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
     partner = await new_partner(client)
     key = str(uuid.uuid4())
     body = equity("ROUND-IDEMP")
@@ -159,7 +171,9 @@ async def test_same_key_same_body_gives_the_same_answer(client: httpx.AsyncClien
 async def test_same_key_other_body_is_a_conflict(client: httpx.AsyncClient, settings: Settings) -> None:
     partner = await new_partner(client)
     key = str(uuid.uuid4())
-    assert (await client.post("/v1/applications", json=equity("A"), headers=auth(partner, key))).status_code == 202
+    assert (
+        await client.post("/v1/applications", json=equity("A"), headers=auth(partner, key))
+    ).status_code == 202
     before = await counts(settings)
     r = await client.post("/v1/applications", json=equity("B"), headers=auth(partner, key))
     assert r.status_code == 409
@@ -227,7 +241,9 @@ async def test_invalid_field_is_422_naming_it_and_nothing_is_stored(
 ) -> None:
     partner = await new_partner(client)
     before = await counts(settings)
-    r = await client.post("/v1/applications", json=_mutate(path, value), headers=auth(partner, str(uuid.uuid4())))
+    r = await client.post(
+        "/v1/applications", json=_mutate(path, value), headers=auth(partner, str(uuid.uuid4()))
+    )
     assert r.status_code == 422, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     problem = r.json()
@@ -261,7 +277,9 @@ async def test_missing_idempotency_key_is_422(client: httpx.AsyncClient) -> None
 
 async def test_unknown_api_key_is_401(client: httpx.AsyncClient) -> None:
     r = await client.post(
-        "/v1/applications", json=equity(), headers={"Authorization": "Bearer glk_nope", "Idempotency-Key": "k"}
+        "/v1/applications",
+        json=equity(),
+        headers={"Authorization": "Bearer glk_nope", "Idempotency-Key": "k"},
     )
     assert r.status_code == 401
     assert r.headers["www-authenticate"] == "Bearer"
@@ -311,9 +329,13 @@ async def test_programs_lists_the_catalog(client: httpx.AsyncClient) -> None:
     assert body["catalog_version"].startswith("sha256:")
 
 
-async def test_downstream_events_move_status_and_timeline(client: httpx.AsyncClient, settings: Settings) -> None:
+async def test_downstream_events_move_status_and_timeline(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
     partner = await new_partner(client)
-    app_id = (await client.post("/v1/applications", json=equity("DS"), headers=auth(partner, "ds"))).json()["id"]
+    app_id = (await client.post("/v1/applications", json=equity("DS"), headers=auth(partner, "ds"))).json()[
+        "id"
+    ]
     assessed = new_event(
         "application.assessed",
         source="grantline.eligibility",
@@ -350,4 +372,8 @@ async def test_downstream_events_move_status_and_timeline(client: httpx.AsyncCli
     assert got["status"] == "partially_approved"
     assert got["decision"]["awarded"] == "400000.00"
     assert got["decision"]["limited_by"] == "GT-EQUITY/beneficiary-year"
-    assert sorted(e["type"] for e in got["timeline"]) == ["application.assessed", "application.received", "award.decided"]
+    assert sorted(e["type"] for e in got["timeline"]) == [
+        "application.assessed",
+        "application.received",
+        "award.decided",
+    ]

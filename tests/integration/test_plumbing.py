@@ -40,7 +40,9 @@ async def scratch(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncS
     engine = make_engine(settings.database_url, "plumbing")
     async with engine.begin() as conn:
         await conn.execute(
-            text("CREATE TABLE IF NOT EXISTS effects (event_id uuid NOT NULL, note text, at timestamptz DEFAULT now())")
+            text(
+                "CREATE TABLE IF NOT EXISTS effects (event_id uuid NOT NULL, note text, at timestamptz DEFAULT now())"
+            )
         )
     yield make_sessionmaker(engine)
     await engine.dispose()
@@ -50,11 +52,14 @@ async def record_effect(session: AsyncSession, event: Event) -> None:
     if event.data.get("explode"):
         raise RuntimeError("this event always fails")
     await session.execute(
-        text("INSERT INTO effects (event_id, note) VALUES (:e, :n)"), {"e": event.id, "n": event.data.get("note")}
+        text("INSERT INTO effects (event_id, note) VALUES (:e, :n)"),
+        {"e": event.id, "n": event.data.get("note")},
     )
 
 
-async def effects_for(maker: async_sessionmaker[AsyncSession], ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+async def effects_for(
+    maker: async_sessionmaker[AsyncSession], ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
     async with maker() as session:
         rows = await session.execute(
             text("SELECT event_id, count(*) FROM effects WHERE event_id = ANY(:ids) GROUP BY event_id"),
@@ -64,10 +69,14 @@ async def effects_for(maker: async_sessionmaker[AsyncSession], ids: Sequence[uui
 
 
 def sample(note: str, **extra: object) -> Event:
-    return new_event("application.received", source="tests", subject=f"app_{note}", data={"note": note, **extra})
+    return new_event(
+        "application.received", source="tests", subject=f"app_{note}", data={"note": note, **extra}
+    )
 
 
-async def read_topic(bootstrap: str, topic: str, expect: int, timeout_s: float = 20) -> list[tuple[bytes, bytes]]:
+async def read_topic(
+    bootstrap: str, topic: str, expect: int, timeout_s: float = 20
+) -> list[tuple[bytes, bytes]]:
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=f"reader-{uuid.uuid4()}", auto_offset_reset="earliest"
     )

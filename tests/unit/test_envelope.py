@@ -1,0 +1,58 @@
+"""The one event envelope: CloudEvents names, round trip, causation, poison detection."""
+
+from __future__ import annotations
+
+import uuid
+
+import orjson
+import pytest
+
+from shared.envelope import Event, PoisonEvent, new_event, parse_event
+
+
+def test_envelope_has_the_contract_fields_and_round_trips() -> None:
+    event = new_event("application.received", source="grantline.intake", subject="app_1", data={"a": "1.00"})
+    wire = orjson.loads(event.to_bytes())
+    assert set(wire) == {
+        "id",
+        "type",
+        "source",
+        "time",
+        "subject",
+        "data_version",
+        "correlation_id",
+        "causation_id",
+        "data",
+    }
+    assert uuid.UUID(wire["id"]) == event.id
+    assert wire["time"].endswith("Z") or "+00:00" in wire["time"]
+    assert parse_event(event.to_bytes()) == event
+
+
+def test_a_caused_event_inherits_correlation_and_names_its_cause() -> None:
+    first = new_event("application.received", source="s", subject="app_1", data={}, correlation_id="corr-1")
+    second = new_event("application.assessed", source="s", subject="app_1", data={}, causation=first)
+    assert second.correlation_id == "corr-1"
+    assert second.causation_id == str(first.id)
+    assert second.id != first.id
+
+
+def test_a_new_correlation_defaults_to_the_event_id() -> None:
+    event = new_event("x.y", source="s", subject="s", data={})
+    assert event.correlation_id == str(event.id)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [None, b"", b"not json", b"[]", b'{"id": "x"}', orjson.dumps({"id": str(uuid.uuid4()), "type": "t"})],
+)
+def test_what_is_not_an_envelope_is_poison(raw: bytes | None) -> None:
+    with pytest.raises(PoisonEvent):
+        parse_event(raw)
+
+
+def test_unknown_extra_attributes_are_tolerated_for_forward_compatibility() -> None:
+    event = new_event("x.y", source="s", subject="s", data={"k": 1})
+    wire = {**event.to_wire(), "specversion": "1.0"}
+    assert parse_event(orjson.dumps(wire)).id == event.id
+    assert isinstance(parse_event(orjson.dumps(wire)), Event)
