@@ -1,0 +1,193 @@
+"""Eligibility as a service: it assesses what intake publishes, keeps the receipt, and answers
+`POST /v1/evaluate` for partners (known through the replicated partner directory) and operators."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from services.eligibility.app import create_app as create_eligibility
+from services.intake.app import create_app as create_intake
+from shared.db import make_engine
+from shared.settings import Settings
+from tests.integration.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN, running
+from tests.integration.test_intake_api import auth, new_partner, wait_for
+from tests.unit.test_engine import make_body
+
+pytestmark = pytest.mark.integration
+
+OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+async def apps(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    async with (
+        running(create_intake(settings)) as intake,
+        running(create_eligibility(settings)) as eligibility,
+    ):
+        yield intake, eligibility
+
+
+async def test_every_program_is_assessed_with_its_entitlement_in_the_timeline(
+    apps: tuple[httpx.AsyncClient, httpx.AsyncClient], settings: Settings
+) -> None:
+    intake, _ = apps
+    partner = await new_partner(intake)
+    expected = {
+        "GT-EQUITY": "1600000.00",  # 2% of 8000万 (000 §五(六))
+        "CT-INSURANCE": "50000.00",  # 50% of a 10万 premium (001 §四(四)11)
+        "BIO-UPGRADE": "40000000.00",  # 10% of 4亿 (002 §五(二))
+    }
+    ids: dict[str, str] = {}
+    for program in expected:
+        r = await intake.post("/v1/applications", json=make_body(program), headers=auth(partner, program))
+        ids[program] = r.json()["id"]
+    for program, app_id in ids.items():
+        got = await wait_for(
+            intake,
+            f"/v1/applications/{app_id}",
+            auth(partner),
+            lambda b: any(e["type"] == "application.assessed" for e in b["timeline"]),
+            timeout=30,
+        )
+        assert got["decision"]["entitlement"] == expected[program], program
+    engine = make_engine(settings.database_url, "eligibility")
+    try:
+        async with engine.connect() as conn:
+            receipts = (
+                await conn.execute(
+                    text("SELECT application_id, receipt FROM assessments WHERE application_id = ANY(:ids)"),
+                    {"ids": list(ids.values())},
+                )
+            ).all()
+            published = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM outbox WHERE type = 'application.assessed' AND subject = ANY(:ids)"
+                ),
+                {"ids": list(ids.values())},
+            )
+    finally:
+        await engine.dispose()
+    assert len(receipts) == 3 and published == 3
+    for _, receipt in receipts:
+        assert receipt["catalog_version"].startswith("sha256:")
+        assert all(rule["citation"] for rule in receipt["rules"])
+        assert receipt["overlap"]["milestone"]
+
+
+async def test_an_ineligible_application_becomes_ineligible_with_a_cited_reason(
+    apps: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    intake, _ = apps
+    partner = await new_partner(intake)
+    body = make_body("GT-EQUITY")
+    body["facts"]["financing_received"] = "49999999.99"  # one fen below 5000万 (000 §五(六))
+    app_id = (await intake.post("/v1/applications", json=body, headers=auth(partner, "low"))).json()["id"]
+    got = await wait_for(
+        intake, f"/v1/applications/{app_id}", auth(partner), lambda b: b["status"] != "received", timeout=30
+    )
+    assert got["status"] == "ineligible"
+    reason = got["decision"]["reasons"][0]
+    assert reason["code"] == "BELOW_THRESHOLD"
+    assert reason["citation"].startswith("000")
+
+
+async def _evaluate(client: httpx.AsyncClient, headers: dict[str, str], body: Any) -> httpx.Response:
+    return await client.post("/v1/evaluate", json=body, headers=headers)
+
+
+async def test_evaluate_answers_partners_and_operators_without_side_effects(
+    apps: tuple[httpx.AsyncClient, httpx.AsyncClient], settings: Settings
+) -> None:
+    intake, eligibility = apps
+    partner = await new_partner(intake)
+    body = make_body("GT-EQUITY")
+    # The partner's key reaches eligibility as a replicated hash: wait for it.
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        r = await _evaluate(eligibility, auth(partner), body)
+        if r.status_code != 401 or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert r.status_code == 200, r.text
+    assert r.json()["eligible"] is True and r.json()["entitlement"] == "1600000.00"
+    assert (await _evaluate(eligibility, OP, body)).status_code == 200
+    assert (
+        await _evaluate(eligibility, {"Authorization": f"Bearer {AUDITOR_TOKEN}"}, body)
+    ).status_code == 403
+    assert (await _evaluate(eligibility, {}, body)).status_code == 401
+    engine = make_engine(settings.database_url, "eligibility")
+    try:
+        async with engine.connect() as conn:
+            before = await conn.scalar(text("SELECT count(*) FROM assessments"))
+            await _evaluate(eligibility, OP, make_body("GT-PCT"))
+            after = await conn.scalar(text("SELECT count(*) FROM assessments"))
+    finally:
+        await engine.dispose()
+    assert before == after
+
+
+async def test_evaluate_names_invalid_fields(apps: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> None:
+    _, eligibility = apps
+    body = make_body("GT-EQUITY")
+    body["facts"]["financing_received"] = "1.001"
+    r = await _evaluate(eligibility, OP, body)
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "facts.financing_received"
+    bad = await eligibility.post(
+        "/v1/evaluate", content=b"{", headers={**OP, "content-type": "application/json"}
+    )
+    assert bad.status_code == 400
+
+
+async def test_a_redriven_application_event_is_not_assessed_twice(
+    apps: tuple[httpx.AsyncClient, httpx.AsyncClient], settings: Settings
+) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from shared.envelope import new_event
+    from shared.topics import APPLICATIONS
+
+    intake, _ = apps
+    partner = await new_partner(intake)
+    app_id = (
+        await intake.post("/v1/applications", json=make_body("GT-EQUITY"), headers=auth(partner, "rd"))
+    ).json()["id"]
+    await wait_for(
+        intake, f"/v1/applications/{app_id}", auth(partner), lambda b: len(b["timeline"]) >= 2, timeout=30
+    )
+    engine = make_engine(settings.database_url, "intake")
+    async with engine.connect() as conn:
+        original = await conn.scalar(
+            text("SELECT envelope FROM outbox WHERE subject = :s AND type = 'application.received'"),
+            {"s": app_id},
+        )
+    await engine.dispose()
+    # The same application under a new event id (a re-drive from the outbox after a broker loss).
+    copy = new_event("application.received", source="grantline.intake", subject=app_id, data=original["data"])
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topic_namespace + APPLICATIONS, copy.to_bytes(), key=b"k")
+    finally:
+        await producer.stop()
+    engine = make_engine(settings.database_url, "eligibility")
+    async with engine.connect() as conn:
+        # Wait until eligibility has consumed the copy (its inbox says so), then count.
+        for _ in range(200):
+            if await conn.scalar(text("SELECT 1 FROM inbox WHERE event_id = :e"), {"e": copy.id}):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the re-driven copy was never consumed")
+        n = await conn.scalar(
+            text("SELECT count(*) FROM outbox WHERE type = 'application.assessed' AND subject = :s"),
+            {"s": app_id},
+        )
+    await engine.dispose()
+    assert n == 1
