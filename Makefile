@@ -25,7 +25,7 @@ down:
 	@if [ -x $(BIN)/grantline-stack ]; then $(BIN)/grantline-stack down; else echo "nothing to stop (no $(VENV))"; fi
 
 status: $(STAMP)
-	$(BIN)/grantline-stack status
+	@$(BIN)/grantline-stack status || true
 
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
