@@ -1,0 +1,104 @@
+"""The public announcement page (公示): plain HTML, every value escaped, no script at all."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+STATUS_LABELS = {
+    "under_notice": "公示中 Under notice",
+    "final": "已生效 Final",
+}
+
+# The page runs no script and loads nothing: even a value that slipped past escaping could
+# not execute or exfiltrate anything.
+CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'"
+
+_STYLE = """
+body { font-family: system-ui, "Noto Sans CJK SC", "PingFang SC", sans-serif; margin: 2rem; color: #1a1a1a; }
+h1 { font-size: 1.6rem; margin-bottom: .2rem; }
+p.lede { color: #444; margin-top: 0; }
+table { border-collapse: collapse; width: 100%; margin-top: 1rem; }
+th, td { border: 1px solid #ccc; padding: .45rem .6rem; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+td.amount { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.final td.status { color: #1b5e20; }
+tr.under_notice td.status { color: #8a5300; }
+form { margin-top: 1rem; }
+"""
+
+_COLUMNS = (
+    ("申请单位", "Applicant"),
+    ("项目", "Program"),
+    ("年度", "Year"),
+    ("事项", "Subject"),
+    ("金额（元）", "Amount (CNY)"),
+    ("公示开始", "Published"),
+    ("公示截止", "Notice ends"),
+    ("状态", "Status"),
+)
+
+
+def _e(value: Any) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def _when(iso: str | None) -> str:
+    if not iso:
+        return ""
+    # 2024-05-01T08:00:00.123456+00:00 → 2024-05-01 08:00:00 +00:00 (readable, still exact to the second)
+    date, _, rest = iso.partition("T")
+    clock = rest[:8]
+    zone = rest[-6:] if len(rest) >= 6 and rest[-6] in "+-" else ("UTC" if rest.endswith("Z") else "")
+    return f"{date} {clock} {zone}".strip()
+
+
+def render_announcements(
+    items: Sequence[dict[str, Any]], *, year: int | None = None, program: str | None = None
+) -> str:
+    head = "".join(f"<th scope=\"col\">{_e(zh)}<br><span lang=\"en\">{_e(en)}</span></th>" for zh, en in _COLUMNS)
+    rows = []
+    for item in items:
+        status = str(item.get("status", ""))
+        rows.append(
+            f"<tr class=\"{_e(status)}\">"
+            f"<td class=\"applicant\">{_e(item.get('applicant_name'))}</td>"
+            f"<td class=\"program\">{_e(item.get('program'))}</td>"
+            f"<td class=\"year\">{_e(item.get('year'))}</td>"
+            f"<td class=\"subject\">{_e(item.get('subject'))}</td>"
+            f"<td class=\"amount\">{_e(item.get('amount'))}</td>"
+            f"<td class=\"published\"><time datetime=\"{_e(item.get('published_at'))}\">"
+            f"{_e(_when(item.get('published_at')))}</time></td>"
+            f"<td class=\"notice-ends\"><time datetime=\"{_e(item.get('notice_ends_at'))}\">"
+            f"{_e(_when(item.get('notice_ends_at')))}</time></td>"
+            f"<td class=\"status\">{_e(STATUS_LABELS.get(status, status))}</td>"
+            "</tr>"
+        )
+    body = (
+        "".join(rows)
+        if rows
+        else f"<tr><td colspan=\"{len(_COLUMNS)}\">暂无公示 No announcements at present.</td></tr>"
+    )
+    filters = []
+    if year is not None:
+        filters.append(f"{_e(year)} 年度 / year {_e(year)}")
+    if program:
+        filters.append(f"项目 program {_e(program)}")
+    scope = f"<p class=\"filters\">{' · '.join(filters)}</p>" if filters else ""
+    return (
+        "<!DOCTYPE html>\n"
+        "<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        "<title>资助公示 Public notice of grant awards</title>"
+        f"<style>{_STYLE}</style></head><body>"
+        "<header><h1>资助公示 <span lang=\"en\">Public notice of grant awards</span></h1>"
+        "<p class=\"lede\">以下拟资助项目在公示期内接受社会监督；公示期满无异议的，资助生效。"
+        "<br><span lang=\"en\">The awards below are open to public scrutiny during the notice period; "
+        "when it ends without objection, the award becomes final.</span></p></header>"
+        f"<main>{scope}"
+        "<table id=\"announcements\"><caption>公示名单 Awards under notice and final awards</caption>"
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f"<p class=\"count\">共 {len(items)} 项 · {len(items)} award(s)</p></main>"
+        "</body></html>"
+    )
