@@ -1,0 +1,166 @@
+"""Ledger's HTTP routes: balances, awards, revocation, the journal and its verification."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import text
+
+from services.ledger import repository as repo
+from services.ledger.handlers import revoke_award, verify_ledger
+from shared.auth import Principal, require
+from shared.money import format_fen
+from shared.service import ServiceContext
+
+router = APIRouter(tags=["ledger"])
+
+Reader = Annotated[Principal, Depends(require("operator", "auditor"))]
+Operator = Annotated[Principal, Depends(require("operator"))]
+
+
+def _ctx(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+def _filters(beneficiary: str | None, year: int | None, prefix: str = "") -> tuple[str, dict[str, Any]]:
+    where: list[str] = ["true"]
+    params: dict[str, Any] = {}
+    if beneficiary is not None:
+        where.append(f"{prefix}beneficiary = :beneficiary")
+        params["beneficiary"] = beneficiary
+    if year is not None:
+        where.append(f"{prefix}year = :year")
+        params["year"] = year
+    return " AND ".join(where), params
+
+
+@router.get("/v1/balances")
+async def balances(
+    request: Request,
+    _: Reader,
+    beneficiary: str | None = None,
+    year: int | None = None,
+    program: str | None = None,
+) -> dict[str, Any]:
+    """Every pool instance against its cap. `year` filters beneficiary-year pools (subject pools have none)."""
+    where, params = _filters(beneficiary, year)
+    if program is not None:
+        where += " AND split_part(pool, '/', 1) = :program"
+        params["program"] = program
+    async with _ctx(request).maker() as session:
+        rows = await session.execute(
+            text(f"SELECT * FROM pools WHERE {where} ORDER BY beneficiary, pool, year NULLS FIRST, subject"),
+            params,
+        )
+        items = []
+        for r in rows:
+            item: dict[str, Any] = {
+                "pool": r.pool, "beneficiary": r.beneficiary, "year": r.year, "cap": format_fen(r.cap_fen),
+                "committed": format_fen(r.committed_fen), "available": format_fen(r.cap_fen - r.committed_fen),
+            }
+            if r.subject is not None:
+                item["subject"] = r.subject
+            items.append(item)
+    return {"items": items}
+
+
+@router.get("/v1/awards")
+async def awards(
+    request: Request,
+    _: Reader,
+    beneficiary: str | None = None,
+    year: int | None = None,
+    program: str | None = None,
+) -> dict[str, Any]:
+    """Granted awards (base and top-ups), live and revoked, in decision order."""
+    where, params = _filters(beneficiary, year, "a.")
+    if program is not None:
+        where += " AND a.program = :program"
+        params["program"] = program
+    async with _ctx(request).maker() as session:
+        rows = await session.execute(
+            text(f"SELECT a.*, r.reason, r.revoked_by, r.revoked_at FROM awards a "
+                 f"LEFT JOIN revocations r USING (application_id) WHERE {where} "
+                 "ORDER BY a.journal_seq"),
+            params,
+        )
+        items = []
+        for r in rows:
+            award = repo.award_from_row(r)
+            items.append({
+                "application_id": award.application_id,
+                "program": award.program,
+                "beneficiary": award.beneficiary,
+                "year": r.year,
+                "subject": r.subject,
+                "overlap": {"applicant": award.overlap.applicant, "subject": award.overlap.subject,
+                            "milestone": award.overlap.milestone},
+                "amount": format_fen(award.amount_fen),
+                "top_up_of": award.top_up_of,
+                "status": "revoked" if r.revoked else "live",
+                "journal_seq": r.journal_seq,
+                "draws": [{"pool": k.pool, "beneficiary": k.beneficiary, "year": k.year, "subject": k.subject,
+                           "amount": format_fen(amount)} for k, amount in award.draws],
+                "revocation": None if not r.revoked else {
+                    "reason": r.reason, "revoked_by": r.revoked_by,
+                    "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None},
+            })
+    return {"items": items}
+
+
+class RevokeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500)
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+@router.post("/v1/awards/{application_id}/revoke")
+async def revoke(request: Request, application_id: str, body: RevokeBody, principal: Operator) -> dict[str, Any]:
+    """Compensating entry, pools restored, `award.revoked` published. A second call changes nothing
+    and answers the first revocation again."""
+    ctx = _ctx(request)
+    async with ctx.maker() as session, session.begin():
+        result = await revoke_award(session, application_id, reason=body.reason, revoked_by=principal.who,
+                                    now=datetime.now(UTC))
+    if result.created:
+        ctx.relay.wake()
+    return result.data
+
+
+@router.get("/v1/journal")
+async def journal(
+    request: Request,
+    _: Reader,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    async with _ctx(request).maker() as session:
+        entries = await repo.journal_page(session, after, limit)
+    items = [
+        {
+            "seq": e.seq, "kind": e.kind, "application_id": e.application_id, "event_id": e.event_id,
+            "postings": [{"account": p.account, "amount": format_fen(p.amount_fen)} for p in e.postings],
+            "prev_hash": e.prev_hash, "hash": e.hash, "recorded_for": e.recorded_for,
+        }
+        for e in entries
+    ]
+    return {"items": items, "next_after": entries[-1].seq if len(entries) == limit else None}
+
+
+@router.get("/v1/audit/verify")
+async def audit_verify(request: Request, _: Reader) -> dict[str, Any]:
+    async with _ctx(request).maker() as session, session.begin():
+        # One snapshot for the chain, the head and the pools.
+        await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        return await verify_ledger(session)

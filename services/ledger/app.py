@@ -1,0 +1,40 @@
+"""Ledger: decides awards against pools and the overlap rule; journal, revocation, audit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import FastAPI
+
+from services.ledger.api import router
+from services.ledger.handlers import decide_awards
+from shared.consumer import Subscription
+from shared.service import ServiceContext, create_service_app
+from shared.settings import Settings
+from shared.topics import ASSESSMENTS
+
+
+def decide_subscription() -> Subscription:
+    return Subscription(
+        name="decide",
+        topics=[ASSESSMENTS],
+        handle=decide_awards,
+        only_types=frozenset({"application.assessed"}),
+    )
+
+
+def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
+    return [decide_subscription()]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(
+        settings=settings,
+        name="ledger",
+        routers=[router],
+        subscriptions=subscriptions,
+        description="Decides awards against caps and the overlap rule; double-entry, hash-chained journal.",
+    )
+
+
+app = create_app()

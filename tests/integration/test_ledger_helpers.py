@@ -1,0 +1,118 @@
+"""Helpers for the ledger's integration tests (no tests here): receipts as eligibility writes
+them, assessment envelopes, driving the real consumer loop, reading the ledger's outbox."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.ledger.app import decide_subscription
+from shared.consumer import ConsumerLoop
+from shared.envelope import Event, new_event
+from shared.money import format_fen
+from shared.policy.catalog import load_catalog
+from shared.settings import Settings
+from shared.topics import ASSESSMENTS
+
+T0 = datetime(2024, 6, 1, 9, 0, tzinfo=UTC)
+_MILESTONE = {"GT-EQUITY": "financing", "GT-CLIN": "completion", "GT-PRODUCT": "marketing_authorization",
+              "CT-PRODUCT": "marketing_authorization"}
+
+
+def new_applicant() -> str:
+    return "9131" + secrets.token_hex(7).upper()[:14]
+
+
+def receipt(
+    program: str,
+    applicant: str,
+    subject: str,
+    entitlement: str,
+    *,
+    year: int = 2024,
+    eligible: bool = True,
+    application_id: str | None = None,
+    pools: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A receipt shaped like services.eligibility.handlers.assess_application's."""
+    catalog = load_catalog()
+    if pools is None:
+        pools = [
+            {"pool": p.name, "scope": p.scope, "beneficiary": applicant,
+             "year": year if p.scope == "beneficiary_year" else None,
+             "subject": subject if p.scope == "subject" else None,
+             "cap": format_fen(p.cap_fen), "citation": p.citation}
+            for p in catalog.programs[program].pools
+        ]
+    return {
+        "application_id": application_id or f"app_{secrets.token_hex(8)}",
+        "partner_id": "ptn_test",
+        "program": program,
+        "year": year,
+        "applicant": {"id": applicant, "name": "上海某某生物科技有限公司", "kind": "enterprise",
+                      "registered_in_shanghai": True},
+        "subject": subject,
+        "eligible": eligible,
+        "entitlement": entitlement if eligible else "0.00",
+        "reasons": [] if eligible else [{"code": "RULE_FAILED", "message": "x: failed", "citation": "000 §五"}],
+        "rules": [],
+        "pools": pools,
+        "overlap": {"applicant": applicant, "subject": subject, "milestone": _MILESTONE.get(program, "m")},
+        "catalog_version": catalog.version,
+        "received_at": T0.isoformat(),
+    }
+
+
+_clock = [0]
+
+
+def assessed(data: dict[str, Any]) -> Event:
+    _clock[0] += 1
+    return new_event("application.assessed", source="grantline.eligibility", subject=str(data["application_id"]),
+                     data=data, time=T0 + timedelta(seconds=_clock[0]))
+
+
+def again(event: Event) -> Event:
+    """The same assessment under a new event id (a re-driven copy)."""
+    return new_event(event.type, source=event.source, subject=event.subject, data=event.data, time=event.time)
+
+
+class Record:
+    """The fields of a ConsumerRecord the loop reads, for driving `process` directly."""
+
+    def __init__(self, value: bytes, offset: int, key: bytes = b"k") -> None:
+        self.value, self.offset, self.key = value, offset, key
+        self.topic, self.partition = ASSESSMENTS, 0
+
+
+def ledger_loop(maker: async_sessionmaker[AsyncSession], settings: Settings) -> ConsumerLoop:
+    return ConsumerLoop(service="ledger", subscription=decide_subscription(), maker=maker,
+                        bootstrap=settings.kafka_bootstrap_servers, namespace=settings.topic_namespace)
+
+
+async def process(loop: ConsumerLoop, events: Sequence[Event | bytes]) -> None:
+    records = [Record(e if isinstance(e, bytes) else e.to_bytes(), i) for i, e in enumerate(events)]
+    await loop.process(records)  # type: ignore[arg-type]
+
+
+async def decided(maker: async_sessionmaker[AsyncSession], application_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """award.decided data in the outbox for these applications, in outbox order."""
+    async with maker() as session:
+        rows = await session.execute(
+            text("SELECT envelope FROM outbox WHERE type = 'award.decided' AND subject = ANY(:ids) ORDER BY seq"),
+            {"ids": list(application_ids)},
+        )
+        by_app: dict[str, list[dict[str, Any]]] = {}
+        for (env,) in rows:
+            by_app.setdefault(env["subject"], []).append(env["data"])
+    return [d for app in application_ids for d in by_app.get(app, [])]
+
+
+async def scalar(maker: async_sessionmaker[AsyncSession], sql: str, **params: Any) -> Any:
+    async with maker() as session:
+        return await session.scalar(text(sql), params)
