@@ -196,7 +196,7 @@ async def decide_awards(session: AsyncSession, events: Sequence[Event], dead_let
     for item in items:
         if item.assessment.application_id in state.decided:
             # The same assessment under another event id: one decision per application.
-            log.info("application already decided", extra={"event_id": str(item.event.id)})
+            log.debug("application already decided", extra={"event_id": str(item.event.id)})
             continue
         try:
             state.decide(item)
