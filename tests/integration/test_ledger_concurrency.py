@@ -11,7 +11,14 @@ from sqlalchemy import text
 from services.ledger.handlers import verify_ledger
 from shared.db import make_engine, make_sessionmaker
 from shared.settings import Settings
-from tests.integration.test_ledger_helpers import again, assessed, ledger_loop, new_applicant, process, receipt
+from tests.integration.test_ledger_helpers import (
+    again,
+    assessed,
+    ledger_loop,
+    new_applicant,
+    process,
+    receipt,
+)
 
 pytestmark = pytest.mark.integration
 

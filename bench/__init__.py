@@ -1,0 +1,1 @@
+"""Benchmarks: commands that print figures next to their baselines (ARCHITECTURE.md, "Performance")."""
