@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -38,6 +39,64 @@ async def add_events(session: AsyncSession, events: Iterable[tuple[Event, str]])
     return len(rows)
 
 
+async def _record_offsets(session: AsyncSession, rows: Sequence[Any], acks: Sequence[Any]) -> None:
+    last: dict[tuple[str, int], tuple[int, str]] = {}
+    for row, ack in zip(rows, acks, strict=True):
+        key = (ack.topic, ack.partition)
+        # The first offset of this drain on each partition starts a batch, which every broker
+        # (Tansu included) serves back whole; a batch's later offsets may not be fetchable alone.
+        if key not in last or ack.offset < last[key][0]:
+            last[key] = (ack.offset, str(row.envelope["id"]))
+    if not last:
+        return
+    await session.execute(
+        text(
+            "INSERT INTO relay_offsets (topic, partition, last_offset, event_id) "
+            "SELECT * FROM unnest(CAST(:t AS text[]), CAST(:p AS int[]), CAST(:o AS bigint[]), CAST(:e AS uuid[])) "
+            "ON CONFLICT (topic, partition) DO UPDATE "
+            "SET last_offset = EXCLUDED.last_offset, event_id = EXCLUDED.event_id "
+            "WHERE EXCLUDED.last_offset >= relay_offsets.last_offset"
+        ),
+        {
+            "t": [k[0] for k in last],
+            "p": [k[1] for k in last],
+            "o": [v[0] for v in last.values()],
+            "e": [v[1] for v in last.values()],
+        },
+    )
+
+
+async def _forgotten(bootstrap: str, known: Sequence[Any]) -> list[Any]:
+    """The partitions whose recorded event is no longer where the broker put it."""
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await probe.start()
+    lost = []
+    try:
+        tps = {TopicPartition(row.topic, row.partition): row for row in known}
+        ends = await asyncio.wait_for(probe.end_offsets(list(tps)), timeout=10)
+        for tp, row in tps.items():
+            if ends.get(tp, 0) <= row.last_offset:
+                lost.append(row)  # the partition is shorter than what was acknowledged
+                continue
+            probe.assign([tp])
+            probe.seek(tp, row.last_offset)
+            batch = await probe.getmany(tp, timeout_ms=2000, max_records=1)
+            records = batch.get(tp, [])
+            if not records:
+                continue  # no answer in time: inconclusive, look again next round
+            try:
+                same = records[0].offset == row.last_offset and orjson.loads(records[0].value)["id"] == str(
+                    row.event_id
+                )
+            except Exception:
+                same = False
+            if not same:
+                lost.append(row)  # another event sits there: the partition was rebuilt
+    finally:
+        await probe.stop()
+    return lost
+
+
 class OutboxRelay:
     """Publishes unsent outbox rows in `seq` order. One relay per schema at a time holds an
     advisory lock, so two instances never interleave; a crash after send and before the
@@ -51,8 +110,16 @@ class OutboxRelay:
         batch_max: int = 500,
         poll_seconds: float = 0.5,
         namespace: str = "",
+        bootstrap: str | None = None,
+        amnesia_check_seconds: float = 5.0,
+        redrive_window_seconds: int = 86_400,
     ) -> None:
         self._namespace = namespace
+        self._bootstrap = bootstrap
+        self._amnesia_check_seconds = amnesia_check_seconds
+        self._redrive_window_seconds = redrive_window_seconds
+        self._last_amnesia_check = 0.0
+        self.redriven = 0
         self._maker = maker
         self.producer = producer
         self._batch_max = batch_max
@@ -93,17 +160,67 @@ class OutboxRelay:
                 )
                 for row in rows
             ]
-            await asyncio.gather(*futures)
+            acks = await asyncio.gather(*futures)
             await session.execute(
                 text("UPDATE outbox SET published_at = now() WHERE seq = ANY(:seqs)"),
                 {"seqs": [row.seq for row in rows]},
             )
+            await _record_offsets(session, rows, acks)
         self.published += len(rows)
         return len(rows)
+
+    async def check_broker_amnesia(self) -> bool:
+        """Re-publish recent history when the broker has lost what it acknowledged.
+
+        An in-memory broker that restarts keeps no messages: events published but not yet
+        consumed would be stuck forever. Their rows are still here, so mark the recent ones
+        unpublished again; the consumers' inboxes make the repeats harmless.
+        """
+        if not self._bootstrap:
+            return False
+        async with self._maker() as session:
+            known = (
+                await session.execute(
+                    text("SELECT topic, partition, last_offset, event_id FROM relay_offsets")
+                )
+            ).all()
+        if not known:
+            return False
+        lost = await _forgotten(self._bootstrap, known)
+        if not lost:
+            return False
+        async with self._maker() as session, session.begin():
+            result = await session.execute(
+                text(
+                    "UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL "
+                    "AND published_at > now() - make_interval(secs => :w)"
+                ),
+                {"w": self._redrive_window_seconds},
+            )
+            await session.execute(text("DELETE FROM relay_offsets"))
+        count = int(getattr(result, "rowcount", 0) or 0)
+        self.redriven += count
+        log.warning(
+            "broker lost acknowledged events; re-publishing recent outbox history",
+            extra={"partitions_lost": len(lost), "rows": count},
+        )
+        return True
+
+    async def _maybe_check_amnesia(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._last_amnesia_check < self._amnesia_check_seconds:
+            return
+        self._last_amnesia_check = now
+        try:
+            if await self.check_broker_amnesia():
+                self.wake()
+        except Exception:
+            log.info("broker amnesia check failed; will retry", exc_info=True)
 
     async def run(self) -> None:
         backoff = 0.2
         while not self._stopping:
+            await self._maybe_check_amnesia()
             try:
                 count = await self.drain_once()
                 backoff = 0.2

@@ -78,6 +78,15 @@ def create_shared_tables() -> None:
         "CREATE TRIGGER outbox_append_only BEFORE UPDATE OR DELETE ON outbox "
         "FOR EACH ROW EXECUTE FUNCTION outbox_append_only()"
     )
+    # The last event the broker acknowledged per partition: when the broker no longer holds
+    # that event at that offset, it has forgotten what it acknowledged and the relay re-publishes.
+    op.create_table(
+        "relay_offsets",
+        sa.Column("topic", sa.Text, primary_key=True),
+        sa.Column("partition", sa.Integer, primary_key=True),
+        sa.Column("last_offset", sa.BigInteger, nullable=False),
+        sa.Column("event_id", UUID(as_uuid=True), nullable=False),
+    )
     op.create_table(
         "inbox",
         sa.Column("consumer", sa.Text, primary_key=True),

@@ -95,6 +95,9 @@ def create_service_app(
             batch_max=settings.relay_batch_max,
             poll_seconds=settings.relay_poll_seconds,
             namespace=settings.topic_namespace,
+            bootstrap=settings.kafka_bootstrap_servers,
+            amnesia_check_seconds=settings.amnesia_check_seconds,
+            redrive_window_seconds=settings.redrive_window_seconds,
         )
         ctx = ServiceContext(name, settings, engine, maker, producer, relay)
         app.state.ctx = ctx

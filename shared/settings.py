@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     topic_partitions: int = 6
     # Prefixed to every topic and consumer group: lets several stacks (or test modules) share one broker.
     topic_namespace: str = ""
+    # How often relays compare the broker's end offsets with what it acknowledged, and how far
+    # back they re-publish when it has forgotten (an in-memory broker restarted).
+    amnesia_check_seconds: float = 5.0
+    redrive_window_seconds: int = 86_400
 
     notice_period: int = 432_000
     webhook_backoff: float = 2.0
