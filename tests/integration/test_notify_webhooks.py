@@ -1,0 +1,570 @@
+"""Notify against real PostgreSQL, a real Kafka-protocol broker and real HTTP receivers on
+loopback: signed webhooks, retries, parking and re-driving, isolation between partners,
+the public notice (公示), revocation, and finalisation exactly once with two instances."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.notify.app import create_app
+from services.notify.dispatcher import Dispatcher
+from services.notify.domain import verify_signature
+from services.notify.handlers import enqueue_delivery
+from shared.auth import webhook_secret_for
+from shared.db import make_engine, make_sessionmaker
+from shared.envelope import Event, new_event
+from shared.migrate import upgrade
+from shared.settings import Settings
+from shared.topics import ANNOUNCEMENTS, AWARDS, PARTNERS
+from tests.integration.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN, running
+
+pytestmark = pytest.mark.integration
+
+OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+HANG = -1  # a receiver behaviour: accept the request and never answer
+
+
+# --- a real HTTP receiver on loopback -------------------------------------------------------
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    @property
+    def json(self) -> dict[str, Any]:
+        return orjson.loads(self.body)  # type: ignore[no-any-return]
+
+
+@dataclass
+class Receiver:
+    """A minimal HTTP/1.1 server: `behaviour(n)` gives the status for the n-th request
+    (HANG: never answer)."""
+
+    behaviour: Callable[[int], int] = lambda n: 200
+    requests: list[Received] = field(default_factory=list)
+    _server: asyncio.Server | None = None
+    _closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> Receiver:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/hooks/grantline"
+
+    async def stop(self) -> None:
+        self._closing.set()  # hanging handlers return (closing their connection)
+        if self._server is not None:
+            self._server.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            headers = {}
+            for line in lines[1:]:
+                if ":" in line:
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            self.requests.append(Received(headers, body, time.monotonic()))
+            status = self.behaviour(len(self.requests))
+            if status == HANG:
+                await self._closing.wait()
+                return
+            writer.write(
+                f"HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n"
+                "Connection: close\r\n\r\nnope".encode()
+            )
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def of_type(self, event_type: str) -> list[Received]:
+        return [r for r in self.requests if r.json["type"] == event_type]
+
+
+@contextlib.asynccontextmanager
+async def receiver(behaviour: Callable[[int], int] = lambda n: 200) -> AsyncIterator[Receiver]:
+    r = await Receiver(behaviour).start()
+    try:
+        yield r
+    finally:
+        await r.stop()
+
+
+# --- fixtures and helpers -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def notify_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "allow_private_callbacks": True,
+            "webhook_backoff": 0.05,
+            "webhook_max_attempts": 3,
+            "notice_period": 2,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+async def notify(notify_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """One notify instance for the module (a consumer group join costs seconds on the broker).
+    A short webhook timeout and two slots per partner, so a dead partner is cheap to show."""
+    app = create_app(notify_settings, webhook_timeout=1.0, per_partner_concurrency=2)
+    async with running(app) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    p = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=False)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+@pytest.fixture(scope="module")
+async def notify_db(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(settings.database_url, "notify")
+    yield engine
+    await engine.dispose()
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        await asyncio.sleep(0.05)
+
+
+async def publish(producer: AIOKafkaProducer, settings: Settings, topic: str, event: Event, key: str) -> None:
+    await producer.send_and_wait(settings.topic_namespace + topic, event.to_bytes(), key=key.encode())
+
+
+async def register_partner(
+    producer: AIOKafkaProducer, settings: Settings, engine: AsyncEngine, url: str
+) -> str:
+    """As intake does: a `partner.registered` event; notify keeps a replica of the directory."""
+    partner_id = "ptn_" + uuid.uuid4().hex[:20]
+    event = new_event(
+        "partner.registered",
+        source="grantline.intake",
+        subject=partner_id,
+        data={"partner_id": partner_id, "name": f"partner {partner_id}", "callback_url": url,
+              "api_key_hash": secrets.token_hex(32)},
+    )
+    await publish(producer, settings, PARTNERS, event, partner_id)
+
+    async def known() -> bool:
+        async with engine.connect() as conn:
+            return bool(await conn.scalar(text("SELECT 1 FROM partners WHERE id = :p"), {"p": partner_id}))
+
+    await eventually(known, what=f"partner {partner_id} in notify's directory")
+    return partner_id
+
+
+def applicant_id() -> str:
+    return "91310115MA" + secrets.token_hex(4).upper()
+
+
+def decided(
+    partner_id: str,
+    *,
+    status: str = "partially_approved",
+    awarded: str = "400000.00",
+    name: str = "上海某某生物科技有限公司",
+    program: str = "GT-EQUITY",
+) -> tuple[Event, str]:
+    app_id = "app_" + uuid.uuid4().hex
+    applicant = applicant_id()
+    data = {
+        "application_id": app_id,
+        "partner_id": partner_id,
+        "program": program,
+        "year": 2024,
+        "applicant": {"id": applicant, "name": name},
+        "subject": f"ROUND-{app_id[-6:]}",
+        "status": status,
+        "entitlement": "1600000.00",
+        "awarded": awarded,
+        "limited_by": "GT-EQUITY/beneficiary-year" if status == "partially_approved" else None,
+        "reasons": [{"code": "CAP_PARTLY_USED", "message": "cap partly used", "citation": "000 §五(六)"}]
+        if status == "partially_approved" else [],
+        "top_up_of": None,
+        "draws": [{"pool": "GT-EQUITY/beneficiary-year", "amount": awarded}],
+        "catalog_version": "test",
+    }
+    return new_event("award.decided", source="grantline.ledger", subject=app_id, data=data), applicant
+
+
+def revoked(decision: Event, reason: str = "fraud found") -> Event:
+    d = decision.data
+    return new_event(
+        "award.revoked",
+        source="grantline.ledger",
+        subject=d["application_id"],
+        causation=decision,
+        data={"application_id": d["application_id"], "partner_id": d["partner_id"], "program": d["program"],
+              "year": d["year"], "applicant": d["applicant"], "subject": d["subject"], "amount": d["awarded"],
+              "reason": reason, "revoked_by": "operator", "revoked_at": "2024-06-01T00:00:00+00:00"},
+    )
+
+
+def assert_signed(request: Received, partner_id: str, settings: Settings) -> None:
+    secret = webhook_secret_for(partner_id, settings.webhook_signing_key)
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["grantline-event-id"] == request.json["id"]
+    assert verify_signature(secret, request.headers["grantline-signature"], request.body, now=int(time.time()))
+    assert not verify_signature(
+        webhook_secret_for("ptn_someone_else", settings.webhook_signing_key),
+        request.headers["grantline-signature"], request.body, now=int(time.time()),
+    )
+
+
+async def outbox_types(engine: AsyncEngine, application_id: str) -> list[str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT type FROM outbox WHERE subject = :a ORDER BY seq"), {"a": application_id}
+        )
+        return [r[0] for r in rows]
+
+
+async def read_topic(settings: Settings, topic: str, want: set[str], timeout: float = 10.0) -> list[dict[str, Any]]:
+    """Envelopes on `topic` until every id in `want` was seen (partitions assigned by hand:
+    no consumer-group join to wait for)."""
+    name = settings.topic_namespace + topic
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    got: list[dict[str, Any]] = []
+    try:
+        partitions = consumer.partitions_for_topic(name) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(name) or set()
+        consumer.assign([TopicPartition(name, p) for p in partitions])
+        await consumer.seek_to_beginning()
+        deadline = time.monotonic() + timeout
+        while not want <= {e["id"] for e in got} and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                got += [orjson.loads(r.value) for r in records if r.value]
+    finally:
+        await consumer.stop()
+    return got
+
+
+# --- tests ----------------------------------------------------------------------------------
+
+
+async def test_signed_decisions_then_finalized_after_the_notice(
+    notify_settings: Settings, producer: AIOKafkaProducer, notify_db: AsyncEngine, notify: httpx.AsyncClient
+) -> None:
+    s, client = notify_settings, notify
+    async with receiver() as hook:
+        partner = await register_partner(producer, s, notify_db, hook.url)
+        approved, key_a = decided(partner, status="partially_approved", awarded="400000.00")
+        rejected, key_r = decided(partner, status="rejected", awarded="0.00")
+        await publish(producer, s, AWARDS, approved, key_a)
+        await publish(producer, s, AWARDS, rejected, key_r)
+
+        async def both_decided() -> bool:
+            return len(hook.of_type("award.decided")) >= 2
+
+        await eventually(both_decided, what="two signed award.decided webhooks")
+        by_app = {r.json["application_id"]: r for r in hook.of_type("award.decided")}
+        for event in (approved, rejected):
+            request = by_app[event.data["application_id"]]
+            assert_signed(request, partner, s)
+            assert request.json == {"id": str(event.id), "type": "award.decided",
+                                    "application_id": event.data["application_id"], "data": event.data}
+
+        # Published at once, under notice; the rejected decision is not announced.
+        listing = (await client.get("/v1/announcements", params={"year": 2024, "program": "GT-EQUITY"})).json()
+        mine = [i for i in listing["items"] if i["subject"] == approved.data["subject"]]
+        assert len(mine) == 1 and mine[0]["status"] == "under_notice"
+        assert mine[0]["amount"] == "400000.00" and mine[0]["applicant_name"] == "上海某某生物科技有限公司"
+        assert not [i for i in listing["items"] if i["subject"] == rejected.data["subject"]]
+        for item in listing["items"]:
+            assert not {"application_id", "partner_id", "applicant_id", "id"} & set(item)
+
+        async def finalized() -> list[Received]:
+            return hook.of_type("award.finalized")
+
+        [final] = await eventually(finalized, timeout=s.notice_period + 8, what="award.finalized webhook")
+        assert_signed(final, partner, s)
+        data = final.json["data"]
+        assert data["application_id"] == approved.data["application_id"]
+        assert data["amount"] == "400000.00" and data["partner_id"] == partner and data["year"] == 2024
+        assert set(data) == {"application_id", "partner_id", "program", "year", "subject", "amount", "finalized_at"}
+
+        listing = (await client.get("/v1/announcements", params={"status": "final"})).json()
+        assert [i["status"] for i in listing["items"] if i["subject"] == approved.data["subject"]] == ["final"]
+        assert await outbox_types(notify_db, approved.data["application_id"]) == [
+            "announcement.published", "award.finalized"]
+        assert await outbox_types(notify_db, rejected.data["application_id"]) == []
+
+        # Both events reach the announcements topic, keyed by the applicant.
+        envelopes = await read_topic(s, ANNOUNCEMENTS, {final.json["id"]})
+        published = [e for e in envelopes if e["subject"] == approved.data["application_id"]]
+        assert [e["type"] for e in published] == ["announcement.published", "award.finalized"]
+        pub = published[0]
+        assert pub["causation_id"] == str(approved.id)
+        assert pub["correlation_id"] == approved.correlation_id
+        assert set(pub["data"]) == {"application_id", "partner_id", "program", "year", "applicant_name",
+                                    "subject", "amount", "published_at", "notice_ends_at"}
+
+        # The page renders the same notice.
+        page = await client.get("/announcements", params={"year": 2024})
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert approved.data["subject"] in page.text and "公示" in page.text
+        assert "script-src" not in page.headers["content-security-policy"]
+
+
+async def test_retries_until_the_third_attempt_succeeds(
+    notify_settings: Settings, producer: AIOKafkaProducer, notify_db: AsyncEngine, notify: httpx.AsyncClient
+) -> None:
+    s, client = notify_settings, notify
+    async with receiver(lambda n: 500 if n <= 2 else 204) as hook:
+        partner = await register_partner(producer, s, notify_db, hook.url)
+        event, key = decided(partner, status="rejected", awarded="0.00")
+        app_id = event.data["application_id"]
+        await publish(producer, s, AWARDS, event, key)
+
+        async def delivered() -> list[dict[str, Any]]:
+            r = await client.get("/v1/deliveries", params={"application_id": app_id, "status": "delivered"},
+                                 headers=OP)
+            return r.json()["items"]  # type: ignore[no-any-return]
+
+        [delivery] = await eventually(delivered, what="delivery after two failures")
+        assert len(hook.requests) == 3
+        assert len({r.json["id"] for r in hook.requests}) == 1  # the same event id each time
+        for request in hook.requests:
+            assert_signed(request, partner, s)
+        assert delivery["attempt_count"] == 3
+        attempts = delivery["attempts"]
+        assert [a["attempt"] for a in attempts] == [1, 2, 3]
+        assert [a["status_code"] for a in attempts] == [500, 500, 204]
+        assert [a["outcome"] for a in attempts] == ["failed", "failed", "delivered"]
+        assert attempts[0]["error"].startswith("HTTP 500")
+        assert delivery["event_type"] == "award.decided" and delivery["partner_id"] == partner
+
+        # Operators only.
+        assert (await client.get("/v1/deliveries")).status_code == 401
+        denied = await client.get("/v1/deliveries", headers={"Authorization": f"Bearer {AUDITOR_TOKEN}"})
+        assert denied.status_code == 403
+        assert denied.headers["content-type"] == "application/problem+json"
+
+
+async def test_dead_partner_is_parked_without_holding_up_others_and_can_be_redriven(
+    notify_settings: Settings, producer: AIOKafkaProducer, notify_db: AsyncEngine, notify: httpx.AsyncClient
+) -> None:
+    s, client = notify_settings, notify
+    answer = {"status": HANG}
+    async with receiver(lambda n: answer["status"]) as dead, receiver() as healthy:
+        dead_partner = await register_partner(producer, s, notify_db, dead.url)
+        good_partner = await register_partner(producer, s, notify_db, healthy.url)
+        dead_events = [decided(dead_partner, status="rejected", awarded="0.00") for _ in range(3)]
+        for event, key in dead_events:
+            await publish(producer, s, AWARDS, event, key)
+
+        async def dead_busy() -> bool:
+            return len(dead.requests) >= 2
+
+        await eventually(dead_busy, what="the dead partner's first requests")
+        started = time.monotonic()
+        good_events = [decided(good_partner, status="rejected", awarded="0.00") for _ in range(3)]
+        for event, key in good_events:
+            await publish(producer, s, AWARDS, event, key)
+
+        async def good_done() -> bool:
+            return len(healthy.requests) >= 3
+
+        await eventually(good_done, what="the healthy partner's deliveries")
+        took = time.monotonic() - started
+        # The dead partner's requests are still hanging (1 s timeout), yet the healthy one got
+        # everything promptly; the dead partner never had more than its 2 slots.
+        assert took < 2.0, f"healthy partner waited {took:.2f}s behind a dead one"
+        assert len(dead.requests) == 2
+
+        dead_ids = {e.data["application_id"] for e, _ in dead_events}
+
+        async def parked() -> list[dict[str, Any]]:
+            r = await client.get("/v1/deliveries", params={"status": "parked", "partner_id": dead_partner},
+                                 headers=OP)
+            items = r.json()["items"]
+            return items if len(items) == 3 else []
+
+        items = await eventually(parked, timeout=15, what="three parked deliveries")
+        assert {i["application_id"] for i in items} == dead_ids
+        for item in items:
+            assert item["attempt_count"] == s.webhook_max_attempts
+            assert [a["outcome"] for a in item["attempts"]] == ["failed"] * s.webhook_max_attempts
+            assert all("timed out" in a["error"] for a in item["attempts"])
+            assert item["parked_at"] is not None
+        one = next(iter(dead_ids))
+        filtered = await client.get("/v1/deliveries", params={"application_id": one, "status": "parked"},
+                                    headers=OP)
+        assert [i["application_id"] for i in filtered.json()["items"]] == [one]
+
+        # The partner is back: an operator re-drives the parked deliveries.
+        answer["status"] = 200
+        target = items[0]["id"]
+        assert (await client.post(f"/v1/deliveries/{target}/redrive")).status_code == 401
+        r = await client.post(f"/v1/deliveries/{target}/redrive", headers=OP)
+        assert r.status_code == 200, r.text
+        assert r.json()["redriven_by"] == "operator" and r.json()["status"] in {"pending", "delivered"}
+
+        async def redelivered() -> dict[str, Any] | None:
+            d = (await client.get(f"/v1/deliveries/{target}", headers=OP)).json()
+            return d if d["status"] == "delivered" else None
+
+        d = await eventually(redelivered, what="the re-driven delivery")
+        assert d["attempt_count"] == s.webhook_max_attempts + 1
+        assert d["attempts"][-1]["outcome"] == "delivered"
+        assert d["redrives"][0]["by"] == "operator" and d["redrives"][0]["previous_status"] == "parked"
+        again = await client.post(f"/v1/deliveries/{target}/redrive", headers=OP)
+        assert again.status_code == 409
+        assert (await client.post("/v1/deliveries/dlv_nope/redrive", headers=OP)).status_code == 404
+        assert [r.json["id"] for r in dead.requests].count(d["event_id"]) == s.webhook_max_attempts + 1
+
+
+async def test_revoked_award_is_withdrawn_and_never_finalized(
+    notify_settings: Settings, producer: AIOKafkaProducer, notify_db: AsyncEngine, notify: httpx.AsyncClient
+) -> None:
+    s, client = notify_settings, notify
+    async with receiver() as hook:
+        partner = await register_partner(producer, s, notify_db, hook.url)
+        decision, key = decided(partner, status="approved", awarded="1600000.00")
+        revocation = revoked(decision)
+        app_id = decision.data["application_id"]
+        await publish(producer, s, AWARDS, decision, key)
+        await publish(producer, s, AWARDS, revocation, key)
+
+        async def announced_as_revoked() -> list[Received]:
+            return hook.of_type("award.revoked")
+
+        [notice] = await eventually(announced_as_revoked, what="award.revoked webhook")
+        assert_signed(notice, partner, s)
+        assert notice.json["id"] == str(revocation.id) and notice.json["data"]["reason"] == "fraud found"
+        assert len(hook.of_type("award.decided")) == 1
+
+        await asyncio.sleep(s.notice_period + 1.0)  # the notice would have ended by now
+        assert hook.of_type("award.finalized") == []
+        async with notify_db.connect() as conn:
+            row = (await conn.execute(
+                text("SELECT withdrawn_at, finalized_at FROM announcements WHERE application_id = :a"),
+                {"a": app_id})).one()
+        assert row.withdrawn_at is not None and row.finalized_at is None
+        assert await outbox_types(notify_db, app_id) == ["announcement.published"]
+        listing = (await client.get("/v1/announcements")).json()["items"]
+        assert decision.data["subject"] not in {i["subject"] for i in listing}
+
+
+async def test_two_instances_finalize_each_award_once(
+    notify_settings: Settings, producer: AIOKafkaProducer, notify_db: AsyncEngine, notify: httpx.AsyncClient
+) -> None:
+    """The module's instance plus a second one on the same schema: both finalisers are running
+    when the notices end, and each award is finalised (event + webhook) exactly once."""
+    s = notify_settings
+    async with receiver() as hook:
+        partner = await register_partner(producer, s, notify_db, hook.url)
+        events = [decided(partner, status="approved", awarded=f"{1000 + i}.00") for i in range(30)]
+        for event, key in events:
+            await publish(producer, s, AWARDS, event, key)
+        app_ids = {e.data["application_id"] for e, _ in events}
+
+        async def announced() -> bool:
+            async with notify_db.connect() as conn:
+                n = await conn.scalar(text("SELECT count(*) FROM announcements WHERE application_id = ANY(:ids) "
+                                           "AND finalized_at IS NULL"), {"ids": list(app_ids)})
+            return n == len(app_ids)
+
+        await eventually(announced, what="30 announcements under notice")
+        second_app = create_app(s)
+        async with running(second_app):
+
+            async def all_final() -> bool:
+                return {r.json["application_id"] for r in hook.of_type("award.finalized")} >= app_ids
+
+            await eventually(all_final, timeout=s.notice_period + 10, what="30 award.finalized webhooks")
+            await asyncio.sleep(0.5)  # time for any double finalisation to show up
+        finals = [r.json["application_id"] for r in hook.of_type("award.finalized")]
+        assert sorted(finals) == sorted(app_ids)
+        assert len(hook.of_type("award.decided")) == 30
+        async with notify_db.connect() as conn:
+            counts = dict((await conn.execute(
+                text("SELECT subject, count(*) FROM outbox WHERE type = 'award.finalized' "
+                     "AND subject = ANY(:ids) GROUP BY subject"), {"ids": list(app_ids)})).all())
+            deliveries = await conn.scalar(
+                text("SELECT count(*) FROM deliveries WHERE event_type = 'award.finalized' "
+                     "AND application_id = ANY(:ids)"), {"ids": list(app_ids)})
+        assert counts == dict.fromkeys(app_ids, 1)
+        assert deliveries == 30
+
+
+async def test_callback_refused_by_the_ssrf_check_at_delivery_is_parked(settings: Settings) -> None:
+    """The directory says loopback over plain http (say, DNS changed after registration):
+    without GRANTLINE_ALLOW_PRIVATE_CALLBACKS nothing is sent; each attempt records why, and
+    the delivery parks. A dispatcher on its own scratch schema, so the module's instance
+    (which allows private callbacks) does not take the row."""
+    s = settings.model_copy(update={"webhook_backoff": 0.05, "webhook_max_attempts": 3,
+                                    "allow_private_callbacks": False})
+    schema = "notify_ssrf_" + secrets.token_hex(3)
+    upgrade(s.database_url, "notify", schema=schema)
+    engine = make_engine(s.database_url, schema)
+    maker = make_sessionmaker(engine)
+    try:
+        async with receiver() as hook:
+            async with maker() as session, session.begin():
+                await session.execute(
+                    text("INSERT INTO partners (id, name, callback_url, api_key_hash) VALUES "
+                         "('ptn_ssrf', 'p', :u, :h)"), {"u": hook.url, "h": secrets.token_hex(32)})
+                await enqueue_delivery(session, event_id=uuid.uuid4(), event_type="award.decided",
+                                       application_id="app_ssrf", partner_id="ptn_ssrf", data={"x": 1})
+            dispatcher = Dispatcher(maker, s, timeout_s=1.0, poll_s=0.02)
+            task = asyncio.create_task(dispatcher.run())
+            try:
+                async def parked() -> Any:
+                    async with maker() as session:
+                        return await session.scalar(
+                            text("SELECT attempts FROM deliveries WHERE status = 'parked'"))
+
+                assert await eventually(parked, what="the refused delivery parked") == 3
+            finally:
+                dispatcher.stop()
+                await asyncio.wait_for(task, timeout=5)
+            async with maker() as session:
+                rows = (await session.execute(
+                    text("SELECT outcome, error FROM delivery_attempts ORDER BY attempt"))).all()
+            assert [r.outcome for r in rows] == ["refused"] * 3
+            assert "SSRF" in rows[0].error and "https" in rows[0].error
+            assert hook.requests == []
+    finally:
+        await engine.dispose()
