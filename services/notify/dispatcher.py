@@ -81,7 +81,7 @@ class Dispatcher:
         self._lease_s = timeout_s + 30.0
         self._client_factory = client_factory or self._default_client
         self._inflight: dict[str, int] = defaultdict(int)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], Claimed] = {}
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self.sent = 0
@@ -117,8 +117,8 @@ class Dispatcher:
                     for row in claimed:
                         self._inflight[row.partner_id] += 1
                         task = asyncio.create_task(self._deliver(client, row), name=f"webhook-{row.id}")
-                        self._tasks.add(task)
-                        task.add_done_callback(self._tasks.discard)
+                        self._tasks[task] = row
+                        task.add_done_callback(self._forget)
                     if not claimed:
                         self._slot_freed.clear()
                         await self._sleep(self._poll_s)
@@ -129,16 +129,35 @@ class Dispatcher:
         with suppress(TimeoutError):
             await asyncio.wait_for(self._slot_freed.wait(), timeout=seconds)
 
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+
     async def _drain(self) -> None:
-        """On stop: give in-flight sends a moment, then cancel them (their leases expire and
-        another instance, or this one after a restart, sends again)."""
-        if self._tasks:
-            _done, pending = await asyncio.wait(set(self._tasks), timeout=1.0)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with suppress(BaseException):
-                    await task
+        """On stop: give in-flight sends a moment, then cancel them and hand their rows back
+        (due now), so another instance, or this one after a restart, sends again at once.
+        Should even that fail, the leases simply expire."""
+        if not self._tasks:
+            return
+        _done, pending = await asyncio.wait(set(self._tasks), timeout=1.0)
+        unfinished = [self._tasks[t] for t in pending if t in self._tasks]
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with suppress(BaseException):
+                await task
+        if unfinished:
+            try:
+                async with asyncio.timeout(2.0), self._maker() as session, session.begin():
+                    await session.execute(
+                        text(
+                            "UPDATE deliveries SET claim_token = NULL, next_attempt_at = now(), updated_at = now() "
+                            "WHERE id = ANY(CAST(:ids AS text[])) AND claim_token = ANY(CAST(:tokens AS uuid[]))"
+                        ),
+                        {"ids": [r.id for r in unfinished], "tokens": list({str(r.token) for r in unfinished})},
+                    )
+            except Exception:
+                log.warning("could not hand back %d in-flight deliveries; their leases will expire",
+                            len(unfinished), exc_info=True)
 
     def _busy_partners(self) -> list[str]:
         return [p for p, n in self._inflight.items() if n >= self._per_partner]

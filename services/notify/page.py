@@ -16,7 +16,7 @@ STATUS_LABELS = {
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'"
 
 _STYLE = """
-body { font-family: system-ui, "Noto Sans CJK SC", "PingFang SC", sans-serif; margin: 2rem; color: #1a1a1a; }
+body { font-family: system-ui, "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "WenQuanYi Zen Hei", sans-serif; margin: 2rem; color: #1a1a1a; }
 h1 { font-size: 1.6rem; margin-bottom: .2rem; }
 p.lede { color: #444; margin-top: 0; }
 table { border-collapse: collapse; width: 100%; margin-top: 1rem; }
@@ -25,7 +25,7 @@ th { background: #f3f3f3; }
 td.amount { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.final td.status { color: #1b5e20; }
 tr.under_notice td.status { color: #8a5300; }
-form { margin-top: 1rem; }
+td.program, td.year { white-space: nowrap; }
 """
 
 _COLUMNS = (

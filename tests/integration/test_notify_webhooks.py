@@ -18,10 +18,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.notify.app import create_app
-from services.notify.dispatcher import Dispatcher
+from services.notify.dispatcher import Dispatcher, Finaliser
 from services.notify.domain import verify_signature
 from services.notify.handlers import enqueue_delivery
 from shared.auth import webhook_secret_for
@@ -568,3 +568,96 @@ async def test_callback_refused_by_the_ssrf_check_at_delivery_is_parked(settings
             assert hook.requests == []
     finally:
         await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def scratch_schema(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A notify schema of its own, which the module's running instance never looks at."""
+    schema = "notify_scratch_" + secrets.token_hex(3)
+    upgrade(settings.database_url, "notify", schema=schema)
+    engine = make_engine(settings.database_url, schema)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_in_flight_delivery_survives_a_dispatcher_restart(settings: Settings) -> None:
+    s = settings.model_copy(update={"webhook_backoff": 0.05, "webhook_max_attempts": 3,
+                                    "allow_private_callbacks": True})
+    answer = {"status": HANG}
+    async with scratch_schema(s) as maker, receiver(lambda n: answer["status"]) as hook:
+        async with maker() as session, session.begin():
+            await session.execute(
+                text("INSERT INTO partners (id, name, callback_url, api_key_hash) VALUES ('ptn_r', 'p', :u, :h)"),
+                {"u": hook.url, "h": secrets.token_hex(32)})
+            await enqueue_delivery(session, event_id=uuid.uuid4(), event_type="award.decided",
+                                   application_id="app_r", partner_id="ptn_r", data={})
+        first = Dispatcher(maker, s, timeout_s=30.0, poll_s=0.02)
+        task = asyncio.create_task(first.run())
+
+        async def in_flight() -> bool:
+            return len(hook.requests) == 1
+
+        await eventually(in_flight, what="the first request")
+        started = time.monotonic()
+        first.stop()
+        await asyncio.wait_for(task, timeout=5)
+        assert time.monotonic() - started < 3, "the dispatcher did not stop promptly"
+        async with maker() as session:
+            row = (await session.execute(text(
+                "SELECT status, attempts, claim_token, next_attempt_at <= now() AS due FROM deliveries"))).one()
+        assert (row.status, row.attempts, row.claim_token, row.due) == ("pending", 0, None, True)
+
+        answer["status"] = 200
+        second = Dispatcher(maker, s, timeout_s=5.0, poll_s=0.02)
+        task = asyncio.create_task(second.run())
+        try:
+            async def delivered() -> Any:
+                async with maker() as session:
+                    return await session.scalar(text("SELECT 1 FROM deliveries WHERE status = 'delivered'"))
+
+            await eventually(delivered, what="delivery after the restart")
+        finally:
+            second.stop()
+            await asyncio.wait_for(task, timeout=5)
+        assert len(hook.requests) == 2 and hook.requests[0].body == hook.requests[1].body
+
+
+async def test_background_tasks_survive_a_database_outage(settings: Settings) -> None:
+    """Both tasks start against an unreachable database, keep retrying, and work once it is back."""
+    s = settings.model_copy(update={"allow_private_callbacks": True})
+    dead_engine = make_engine("postgresql://postgres@127.0.0.1:1/none", "notify")
+    dead = make_sessionmaker(dead_engine)
+    async with scratch_schema(s) as maker, receiver() as hook:
+        async with maker() as session, session.begin():
+            await session.execute(
+                text("INSERT INTO partners (id, name, callback_url, api_key_hash) VALUES ('ptn_o', 'p', :u, :h)"),
+                {"u": hook.url, "h": secrets.token_hex(32)})
+            await enqueue_delivery(session, event_id=uuid.uuid4(), event_type="award.revoked",
+                                   application_id="app_o", partner_id="ptn_o", data={})
+            await session.execute(text(
+                "INSERT INTO announcements (application_id, decided_event_id, correlation_id, partner_id, "
+                "applicant_id, applicant_name, program, year, subject, amount_fen, published_at, notice_ends_at, "
+                "published_event_id) VALUES ('app_o2', gen_random_uuid(), 'c', 'ptn_o', '91310115MA00000000', "
+                "'n', 'GT-PCT', 2024, 's', 100, now(), now(), gen_random_uuid())"))
+        dispatcher = Dispatcher(dead, s, poll_s=0.02)
+        finaliser = Finaliser(dead, poll_s=0.02)
+        tasks = [asyncio.create_task(dispatcher.run()), asyncio.create_task(finaliser.run())]
+        try:
+            await asyncio.sleep(1.0)
+            assert not any(t.done() for t in tasks), "a background task died with the database"
+            dispatcher._maker = maker  # the database is back
+            finaliser._maker = maker
+
+            async def recovered() -> bool:
+                async with maker() as session:
+                    finals = await session.scalar(text("SELECT count(*) FROM outbox WHERE type = 'award.finalized'"))
+                return bool(finals == 1 and hook.of_type("award.revoked") and hook.of_type("award.finalized"))
+
+            await eventually(recovered, timeout=15, what="work after the outage")
+        finally:
+            dispatcher.stop()
+            finaliser.stop()
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=5)
+            await dead_engine.dispose()

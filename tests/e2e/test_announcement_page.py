@@ -1,0 +1,183 @@
+"""The public announcement page (公示) in a real browser: notify runs as its own process
+against real PostgreSQL and the broker, an `award.decided` whose applicant name carries
+markup goes in through Kafka, and Debian's chromium (driven by Playwright) must show that
+name as text, run no script and raise no dialog. Saves test-artifacts/announcements.png.
+
+Needs /usr/bin/chromium (`apt-get install -y chromium`) and the `playwright` package (never
+`playwright install`); skipped with the reason when either is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(
+        "Debian chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)",
+        allow_module_level=True,
+    )
+try:
+    from playwright.async_api import Dialog, async_playwright
+except ImportError:
+    pytest.skip("the playwright package is not installed (pip install playwright)", allow_module_level=True)
+
+from aiokafka import AIOKafkaProducer  # noqa: E402
+
+from shared.envelope import new_event  # noqa: E402
+from shared.migrate import upgrade_all  # noqa: E402
+from shared.topics import AWARDS, ensure_topics  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+HOSTILE_NAME = "<script>alert(1)</script>上海某某生物科技有限公司"
+IMG_NAME = '"><img src=x onerror="document.title=\'pwned\'">复旦某某医院'
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def notify_process(fresh_db_dsn: str, kafka_bootstrap: str, topic_namespace: str) -> Iterator[str]:
+    upgrade_all(fresh_db_dsn)
+    asyncio.run(ensure_topics(kafka_bootstrap, partitions=3, namespace=topic_namespace))
+    port = _free_port()
+    env = {
+        **os.environ,
+        "GRANTLINE_ENV": "test",
+        "GRANTLINE_DATABASE_URL": fresh_db_dsn,
+        "GRANTLINE_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "GRANTLINE_TOPIC_NAMESPACE": topic_namespace,
+        "GRANTLINE_NOTICE_PERIOD": "3600",
+        "GRANTLINE_ALLOW_PRIVATE_CALLBACKS": "1",
+        "GRANTLINE_LOG_LEVEL": "WARNING",
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = (ARTIFACTS / "notify-e2e.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "services.notify.app:app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/v1/announcements", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"notify did not start; see {ARTIFACTS / 'notify-e2e.log'}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _decision(name: str, amount: str, subject: str) -> tuple[bytes, bytes]:
+    app_id = "app_" + uuid.uuid4().hex
+    applicant = "91310115MA" + secrets.token_hex(4).upper()
+    event = new_event(
+        "award.decided",
+        source="grantline.ledger",
+        subject=app_id,
+        data={
+            "application_id": app_id, "partner_id": "ptn_e2e", "program": "GT-EQUITY", "year": 2024,
+            "applicant": {"id": applicant, "name": name}, "subject": subject, "status": "approved",
+            "entitlement": amount, "awarded": amount, "limited_by": None, "reasons": [], "top_up_of": None,
+            "draws": [], "catalog_version": "e2e",
+        },
+    )
+    return applicant.encode(), event.to_bytes()
+
+
+async def test_announcement_page_shows_hostile_names_as_text(
+    notify_process: str, kafka_bootstrap: str, topic_namespace: str
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        for name, amount, subject in (
+            (HOSTILE_NAME, "400000.00", "ROUND-2024-B"),
+            (IMG_NAME, "123456.78", "R&D <b>bold</b>"),
+        ):
+            key, value = _decision(name, amount, subject)
+            await producer.send_and_wait(topic_namespace + AWARDS, value, key=key)
+    finally:
+        await producer.stop()
+
+    async with httpx.AsyncClient(base_url=notify_process) as client:
+        deadline = time.monotonic() + 30
+        while True:
+            items = (await client.get("/v1/announcements", params={"year": 2024})).json()["items"]
+            if len(items) >= 2:
+                break
+            assert time.monotonic() < deadline, "the decisions were not announced"
+            await asyncio.sleep(0.2)
+    assert {i["applicant_name"] for i in items} == {HOSTILE_NAME, IMG_NAME}
+
+    dialogs: list[str] = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 720}, locale="zh-CN")
+
+            async def on_dialog(dialog: Dialog) -> None:
+                dialogs.append(dialog.message)
+                await dialog.dismiss()
+
+            page.on("dialog", on_dialog)
+            response = await page.goto(f"{notify_process}/announcements?year=2024", wait_until="load")
+            assert response is not None and response.status == 200
+            await page.wait_for_selector("table#announcements tbody tr")
+            await page.wait_for_timeout(300)  # anything that would run has run by now
+
+            heading = await page.text_content("h1")
+            assert heading is not None and "资助公示" in heading and "Public notice" in heading
+            headers = await page.locator("thead th").all_text_contents()
+            assert any("申请单位" in h and "Applicant" in h for h in headers)
+            assert any("金额" in h and "Amount" in h for h in headers)
+
+            names = await page.locator("td.applicant").all_text_contents()
+            assert HOSTILE_NAME in names and IMG_NAME in names
+            subjects = await page.locator("td.subject").all_text_contents()
+            assert "R&D <b>bold</b>" in subjects
+            assert "400000.00" in await page.locator("td.amount").all_text_contents()
+
+            assert await page.evaluate("document.querySelectorAll('script').length") == 0
+            assert await page.evaluate("document.querySelectorAll('main img, main b').length") == 0
+            assert await page.title() != "pwned"
+            assert dialogs == []
+
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "announcements.png"), full_page=True)
+        finally:
+            await browser.close()
+    assert (ARTIFACTS / "announcements.png").stat().st_size > 0
