@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.grantline-installed
 PYTEST_ARGS ?=
 
-.PHONY: up down status test bench lint install clean clean-all
+.PHONY: up down status test bench lint install clean clean-all browser
 
 # The virtualenv is created once; the project is (re)installed whenever pyproject.toml changes.
 $(BIN)/python:
@@ -27,7 +27,16 @@ down:
 status: $(STAMP)
 	@$(BIN)/grantline-stack status || true
 
-test: $(STAMP)
+# Browser tests drive Debian's Chromium through Playwright (never `playwright install`: no
+# downloads here). Installed when missing and we may; the browser tests skip, saying why, otherwise.
+browser:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian chromium + a CJK font for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null) \
+	    || echo "could not install chromium; browser tests will be skipped"; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(STAMP)
