@@ -72,8 +72,20 @@ def notify_process(fresh_db_dsn: str, kafka_bootstrap: str, topic_namespace: str
     ARTIFACTS.mkdir(exist_ok=True)
     log = (ARTIFACTS / "notify-e2e.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "services.notify.app:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "services.notify.app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -106,10 +118,20 @@ def _decision(name: str, amount: str, subject: str) -> tuple[bytes, bytes]:
         source="grantline.ledger",
         subject=app_id,
         data={
-            "application_id": app_id, "partner_id": "ptn_e2e", "program": "GT-EQUITY", "year": 2024,
-            "applicant": {"id": applicant, "name": name}, "subject": subject, "status": "approved",
-            "entitlement": amount, "awarded": amount, "limited_by": None, "reasons": [], "top_up_of": None,
-            "draws": [], "catalog_version": "e2e",
+            "application_id": app_id,
+            "partner_id": "ptn_e2e",
+            "program": "GT-EQUITY",
+            "year": 2024,
+            "applicant": {"id": applicant, "name": name},
+            "subject": subject,
+            "status": "approved",
+            "entitlement": amount,
+            "awarded": amount,
+            "limited_by": None,
+            "reasons": [],
+            "top_up_of": None,
+            "draws": [],
+            "catalog_version": "e2e",
         },
     )
     return applicant.encode(), event.to_bytes()
