@@ -16,7 +16,9 @@ from typing import Annotated, Literal
 from fastapi import Depends, Request
 from sqlalchemy import text
 
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import Forbidden, TooManyRequests, Unauthorized
+from shared.metrics import RATE_LIMITED
+from shared.ratelimit import retry_after_header
 
 Role = Literal["operator", "auditor", "partner"]
 
@@ -94,6 +96,15 @@ async def authenticate(request: Request) -> Principal:
             raise Unauthorized("unknown or revoked API key")
         partner_id = str(row.id)
         _partner_cache.put(key_hash, partner_id)
+    limiter = getattr(request.app.state, "partner_limiter", None)
+    if limiter is not None:
+        wait_s = limiter.check(partner_id)
+        if wait_s > 0:
+            RATE_LIMITED.labels(request.app.state.ctx.name).inc()
+            raise TooManyRequests(
+                "too many requests for this API key; slow down",
+                headers={"Retry-After": retry_after_header(wait_s)},
+            )
     return Principal("partner", partner_id=partner_id)
 
 

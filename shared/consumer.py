@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.envelope import Event, PoisonEvent, new_event, parse_event
 from shared.inbox import claim_new
 from shared.logs import correlation_id
+from shared.metrics import BATCH_SIZE, CONSUMED, DLQ_TOTAL
 from shared.outbox import add_events
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,22 @@ class ConsumerLoop:
     def stop(self) -> None:
         self._stopping.set()
 
+    async def lag(self) -> int:
+        """Records between this consumer's positions and the partition ends it knows of."""
+        consumer = self.consumer
+        if consumer is None or not self.ready.is_set():
+            return 0
+        total = 0
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            try:
+                position = await asyncio.wait_for(consumer.position(tp), timeout=0.5)
+            except Exception:
+                continue
+            if end is not None:
+                total += max(0, end - position)
+        return total
+
     async def run(self) -> None:
         backoff = 0.5
         while not self._stopping.is_set():
@@ -256,6 +273,7 @@ class ConsumerLoop:
         async with self._maker() as session, session.begin():
             await add_events(session, dead)
         self.stats.dead_lettered += len(dead)
+        DLQ_TOTAL.labels(self.service, self.consumer_name).inc(len(dead))
         self._on_commit()
 
     async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
@@ -296,6 +314,11 @@ class ConsumerLoop:
         self.stats.duplicates += len(parsed) - len(todo)
         self.stats.dead_lettered += len(dead)
         self.stats.last_batch_size = len(records)
+        BATCH_SIZE.labels(self.service, self.consumer_name).observe(len(records))
+        CONSUMED.labels(self.service, self.consumer_name, "applied").inc(len(todo))
+        CONSUMED.labels(self.service, self.consumer_name, "duplicate").inc(len(parsed) - len(todo))
+        if dead:
+            DLQ_TOTAL.labels(self.service, self.consumer_name).inc(len(dead))
         self._on_commit()
 
 

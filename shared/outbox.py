@@ -14,6 +14,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.envelope import Event
+from shared.metrics import OUTBOX_PUBLISHED
 from shared.records import OutboxRecord
 from shared.topics import TOPIC_FOR_TYPE
 
@@ -110,11 +111,13 @@ class OutboxRelay:
         batch_max: int = 500,
         poll_seconds: float = 0.5,
         namespace: str = "",
+        service: str = "",
         bootstrap: str | None = None,
         amnesia_check_seconds: float = 5.0,
         redrive_window_seconds: int = 86_400,
     ) -> None:
         self._namespace = namespace
+        self._service = service or "unknown"
         self._bootstrap = bootstrap
         self._amnesia_check_seconds = amnesia_check_seconds
         self._redrive_window_seconds = redrive_window_seconds
@@ -167,6 +170,7 @@ class OutboxRelay:
             )
             await _record_offsets(session, rows, acks)
         self.published += len(rows)
+        OUTBOX_PUBLISHED.labels(self._service).inc(len(rows))
         return len(rows)
 
     async def check_broker_amnesia(self) -> bool:

@@ -25,7 +25,9 @@ from shared.db import make_engine, make_sessionmaker
 from shared.envelope import Event
 from shared.errors import PayloadTooLarge, add_exception_handlers, problem_response
 from shared.logs import configure_logging, correlation_id
+from shared.metrics import instrument
 from shared.outbox import OutboxRelay
+from shared.ratelimit import RateLimiter
 from shared.records import PartnerRecord
 from shared.settings import Settings, get_settings
 from shared.topics import PARTNERS
@@ -95,6 +97,7 @@ def create_service_app(
             batch_max=settings.relay_batch_max,
             poll_seconds=settings.relay_poll_seconds,
             namespace=settings.topic_namespace,
+            service=name,
             bootstrap=settings.kafka_bootstrap_servers,
             amnesia_check_seconds=settings.amnesia_check_seconds,
             redrive_window_seconds=settings.redrive_window_seconds,
@@ -136,6 +139,8 @@ def create_service_app(
 
     app = FastAPI(title=title or f"Grantline {name}", description=description, lifespan=lifespan)
     add_exception_handlers(app)
+    instrument(app, name)
+    app.state.partner_limiter = RateLimiter(settings.partner_rate_per_s, settings.partner_burst)
 
     @app.middleware("http")
     async def correlate_and_limit(

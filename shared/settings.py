@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     webhook_signing_key: str = _DEV_PLACEHOLDER + "-webhook"
 
     max_body_bytes: int = 64 * 1024
+    # Per partner key and per instance; 0 turns limiting off.
+    partner_rate_per_s: float = 200.0
+    partner_burst: int = 400
     consumer_batch_max: int = 500
     consumer_max_attempts: int = 3
     relay_batch_max: int = 500
