@@ -21,6 +21,7 @@ are recorded for the assessment event's time, never the wall clock.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -219,12 +220,22 @@ class Revocation:
 
 
 async def revoke_award(
-    session: AsyncSession, application_id: str, *, reason: str, revoked_by: str, now: datetime
+    session: AsyncSession,
+    application_id: str,
+    *,
+    reason: str,
+    revoked_by: str,
+    now: datetime,
+    event_id: uuid.UUID | None = None,
 ) -> Revocation:
     """Give one application's award back (a compensating entry), in the caller's transaction.
 
     Only this application's own award: its top-ups, if any, are other applications' awards and
     stay live until revoked themselves (domain.revoke). A second call returns the first revocation.
+
+    `now` is the revocation's time (the wall clock for an operator; the recorded time on replay) and
+    `event_id` the award.revoked id (new for an operator; the recorded one on replay), so a replayed
+    revocation hashes to the same journal entry.
     """
     existing = await _revocation(session, application_id)
     if existing is not None:
@@ -264,6 +275,8 @@ async def revoke_award(
     }
     event = new_event("award.revoked", source=SOURCE, subject=application_id, data=data,
                       correlation_id=row.decision_correlation, time=now)
+    if event_id is not None:
+        event = event.model_copy(update={"id": event_id})
     entry = build_entry(
         seq=head.seq + 1, prev_hash=head.hash, kind="revocation", application_id=application_id,
         event_id=str(event.id), postings=revocation_postings(award_entry.postings),
