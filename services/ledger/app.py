@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from fastapi import FastAPI
 
 from services.ledger.api import router
+from services.ledger.dashboard import router as dashboard_router
 from services.ledger.handlers import decide_awards
 from shared.consumer import Subscription
 from shared.service import ServiceContext, create_service_app
@@ -31,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
         settings=settings,
         name="ledger",
-        routers=[router],
+        routers=[router, dashboard_router],
         subscriptions=subscriptions,
         description="Decides awards against caps and the overlap rule; double-entry, hash-chained journal.",
     )

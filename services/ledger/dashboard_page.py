@@ -1,0 +1,317 @@
+"""The operators' dashboard as server-rendered HTML plus a little vanilla JS. Pure: rows in, text out.
+
+Every value goes through `_e` (html.escape, quotes included); the script builds live rows with
+textContent only, never innerHTML, so a name carrying markup stays text on both paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from shared.money import format_fen, yuan_label
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
+    "img-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+STATUS_LABELS = {
+    "approved": "批准 approved",
+    "partially_approved": "部分批准 partial",
+    "rejected": "不予支持 rejected",
+    "ineligible": "不符合条件 ineligible",
+}
+
+NOTICES = {
+    "revoked": "Award revoked.",
+    "already-revoked": "That award was already revoked.",
+    "reason-required": "A reason (1 to 500 characters) is required to revoke.",
+    "not-revocable": "Nothing was awarded on that application: nothing to revoke.",
+    "not-found": "No decision for that application.",
+}
+
+
+def _e(value: Any) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def money(amount_fen: int) -> dict[str, str]:
+    """What the page shows (万/亿 where people expect them) and the exact figure on hover."""
+    return {"label": yuan_label(amount_fen), "exact": f"{format_fen(amount_fen)} 元"}
+
+
+def _money_cell(m: Mapping[str, str], cls: str) -> str:
+    return f'<td class="{cls} amount" title="{_e(m["exact"])}">{_e(m["label"])}</td>'
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows as data (the same dicts feed the HTML and the live stream)
+# ---------------------------------------------------------------------------------------------
+
+
+def pool_row(r: Any) -> dict[str, Any]:
+    used = 0.0 if r.cap_fen == 0 else min(100.0, 100.0 * r.committed_fen / r.cap_fen)
+    return {
+        "account": r.account, "pool": r.pool, "beneficiary": r.beneficiary, "name": r.name or "",
+        "scope": f"{r.year}" if r.subject is None else f"{'' if r.year is None else str(r.year) + ' · '}{r.subject}",
+        "cap": money(r.cap_fen), "committed": money(r.committed_fen), "available": money(r.cap_fen - r.committed_fen),
+        "utilisation": round(used, 1),
+    }
+
+
+def decision_row(r: Any) -> dict[str, Any]:
+    return {
+        "seq": r.seq, "application_id": r.application_id, "time": r.recorded_for, "name": r.name or "",
+        "beneficiary": r.beneficiary, "program": r.program, "year": r.year, "subject": r.subject or "",
+        "status": r.status, "status_label": STATUS_LABELS.get(r.status, r.status), "awarded": money(r.awarded_fen),
+        "revocable": bool(r.has_award) and not r.revoked, "revoked": bool(r.revoked),
+    }
+
+
+def revocation_row(r: Any) -> dict[str, Any]:
+    return {
+        "seq": r.journal_seq, "application_id": r.application_id, "time": r.revoked_at.isoformat(),
+        "name": r.name or "", "beneficiary": r.beneficiary, "program": r.program, "amount": money(r.amount_fen),
+        "reason": r.reason, "revoked_by": r.revoked_by,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+# ---------------------------------------------------------------------------------------------
+
+_STYLE = """
+body { font-family: system-ui, "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", sans-serif; margin: 1.5rem; color: #1a1a1a; }
+h1 { font-size: 1.4rem; margin: 0 0 .5rem; } h2 { font-size: 1.1rem; margin-top: 1.6rem; }
+header { display: flex; justify-content: space-between; align-items: center; gap: 1rem; }
+table { border-collapse: collapse; width: 100%; margin-top: .5rem; font-size: .92rem; }
+th, td { border: 1px solid #ddd; padding: .35rem .5rem; text-align: left; vertical-align: middle; }
+th { background: #f4f4f4; } td.amount { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.bar { background: #e8eef5; width: 10rem; height: .8rem; border-radius: .2rem; overflow: hidden; display: inline-block; vertical-align: middle; }
+.bar > span { display: block; height: 100%; background: #2e7d32; }
+.bar.warn > span { background: #ef8f00; } .bar.full > span { background: #c62828; }
+.notice { background: #e8f5e9; border: 1px solid #a5d6a7; padding: .5rem .8rem; }
+.error { background: #ffebee; border: 1px solid #ef9a9a; padding: .5rem .8rem; }
+form.filters { display: flex; gap: .8rem; align-items: end; flex-wrap: wrap; }
+form.filters label { display: flex; flex-direction: column; font-size: .85rem; }
+form.revoke { display: flex; gap: .3rem; } form.revoke input[name=reason] { width: 12rem; }
+tr.fresh { animation: fresh 2s ease-out; } @keyframes fresh { from { background: #fff59d; } to { background: transparent; } }
+small.id { color: #666; display: block; font-size: .75rem; }
+#live { font-size: .85rem; color: #666; }
+"""
+
+
+def _document(title: str, body: str, *, script: bool = False) -> str:
+    js = '<script src="/dashboard/app.js" defer></script>' if script else ""
+    return (
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
+        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(title)}</title>"
+        f"<style>{_STYLE}</style>{js}</head><body>{body}</body></html>"
+    )
+
+
+def render_login(error: str | None = None) -> str:
+    err = f'<p class="error" role="alert">{_e(error)}</p>' if error else ""
+    return _document("Grantline ledger: sign in", (
+        "<main><h1>Grantline ledger dashboard</h1><p>Operators only. Sign in with the operator token.</p>"
+        f"{err}<form method=\"post\" action=\"/dashboard/login\" id=\"login\">"
+        "<label>Operator token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" required>"
+        "</label> <button type=\"submit\">Sign in</button></form></main>"
+    ))
+
+
+def render_message(title: str, message: str) -> str:
+    return _document(title, f'<main><h1>{_e(title)}</h1><p class="error">{_e(message)}</p>'
+                            '<p><a href="/dashboard">Back to the dashboard</a></p></main>')
+
+
+def _who(name: str, beneficiary: str) -> str:
+    return f'<td class="applicant">{_e(name)}<small class="id">{_e(beneficiary)}</small></td>'
+
+
+def _bar(utilisation: float) -> str:
+    cls = "full" if utilisation >= 100 else "warn" if utilisation >= 80 else ""
+    return (f'<td class="utilisation"><span class="bar {cls}"><span style="width: {utilisation:.1f}%"></span></span> '
+            f'<span class="pct">{utilisation:.1f}%</span></td>')
+
+
+def _pool_tr(p: Mapping[str, Any]) -> str:
+    return (f'<tr data-account="{_e(p["account"])}">{_who(p["name"], p["beneficiary"])}'
+            f'<td class="pool">{_e(p["pool"])}</td><td class="scope">{_e(p["scope"])}</td>'
+            f'{_money_cell(p["cap"], "cap")}{_money_cell(p["committed"], "committed")}'
+            f'{_money_cell(p["available"], "available")}{_bar(p["utilisation"])}</tr>')
+
+
+def revoke_form(application_id: str, csrf: str) -> str:
+    action = "/dashboard/awards/" + quote(application_id, safe="") + "/revoke"
+    return (f'<form class="revoke" method="post" action="{_e(action)}">'
+            f'<input type="hidden" name="csrf" value="{_e(csrf)}">'
+            '<input name="reason" required maxlength="500" placeholder="reason / 撤销原因" aria-label="reason">'
+            '<button type="submit">Revoke</button></form>')
+
+
+def _decision_tr(d: Mapping[str, Any], csrf: str) -> str:
+    action = revoke_form(d["application_id"], csrf) if d["revocable"] else ("revoked" if d["revoked"] else "")
+    return (f'<tr data-app="{_e(d["application_id"])}" data-seq="{_e(d["seq"])}">'
+            f'<td class="time">{_e(d["time"])}</td>{_who(d["name"], d["beneficiary"])}'
+            f'<td class="program">{_e(d["program"])}</td><td class="year">{_e(d["year"])}</td>'
+            f'<td class="subject">{_e(d["subject"])}<small class="id">{_e(d["application_id"])}</small></td>'
+            f'<td class="status {_e(d["status"])}">{_e(d["status_label"])}</td>'
+            f'{_money_cell(d["awarded"], "awarded")}<td class="action">{action}</td></tr>')
+
+
+def _revocation_tr(r: Mapping[str, Any]) -> str:
+    return (f'<tr data-app="{_e(r["application_id"])}"><td class="time">{_e(r["time"])}</td>'
+            f'{_who(r["name"], r["beneficiary"])}<td class="program">{_e(r["program"])}</td>'
+            f'<td class="subject"><small class="id">{_e(r["application_id"])}</small></td>'
+            f'{_money_cell(r["amount"], "amount")}<td class="reason">{_e(r["reason"])}</td>'
+            f'<td class="by">{_e(r["revoked_by"])}</td></tr>')
+
+
+def _options(values: Sequence[Any], selected: Any, blank: str) -> str:
+    out = [f'<option value="">{_e(blank)}</option>']
+    for v in values:
+        sel = " selected" if str(v) == str(selected or "") else ""
+        out.append(f'<option value="{_e(v)}"{sel}>{_e(v)}</option>')
+    return "".join(out)
+
+
+def render_dashboard(
+    *,
+    pools: Sequence[Mapping[str, Any]],
+    decisions: Sequence[Mapping[str, Any]],
+    revocations: Sequence[Mapping[str, Any]],
+    filters: Mapping[str, Any],
+    programs: Sequence[str],
+    years: Sequence[int],
+    csrf: str,
+    cursor: str,
+    notice: str | None = None,
+    notice_app: str | None = None,
+) -> str:
+    message = ""
+    if notice in NOTICES:
+        cls = "notice" if notice == "revoked" else "error"
+        what = f" ({notice_app})" if notice_app else ""
+        message = f'<p class="{cls}" role="status" id="notice">{_e(NOTICES[notice] + what)}</p>'
+    query = urlencode({k: v for k, v in filters.items() if v not in (None, "")})
+    head = (
+        '<header><h1>Grantline ledger · 资金台账</h1>'
+        '<form method="post" action="/dashboard/logout">'
+        f'<input type="hidden" name="csrf" value="{_e(csrf)}"><button type="submit">Sign out</button></form></header>'
+    )
+    filter_form = (
+        '<form class="filters" method="get" action="/dashboard">'
+        f'<label>Year 年度<select name="year">{_options(years, filters.get("year"), "all")}</select></label>'
+        f'<label>Program 项目<select name="program">{_options(programs, filters.get("program"), "all")}</select></label>'
+        '<label>Beneficiary 单位 (USCC)<input name="beneficiary" maxlength="40" '
+        f'value="{_e(filters.get("beneficiary") or "")}"></label>'
+        '<button type="submit">Filter</button> <a href="/dashboard">clear</a></form>'
+    )
+    pool_rows = "".join(_pool_tr(p) for p in pools) or ""
+    decision_rows = "".join(_decision_tr(d, csrf) for d in decisions)
+    revocation_rows = "".join(_revocation_tr(r) for r in revocations)
+    body = (
+        f"{head}{message}{filter_form}"
+        f'<p id="live" data-cursor="{_e(cursor)}" data-query="{_e(query)}" data-csrf="{_e(csrf)}">live: connecting…</p>'
+        '<h2>Pools, nearest exhaustion first · 额度使用</h2>'
+        '<table id="pools"><thead><tr><th>Beneficiary 单位</th><th>Pool</th><th>Year / subject</th><th>Cap 上限</th>'
+        '<th>Committed 已用</th><th>Available 可用</th><th>Utilisation</th></tr></thead>'
+        f'<tbody>{pool_rows}</tbody></table>'
+        '<h2>Recent decisions · 最近决定</h2>'
+        '<table id="decisions"><thead><tr><th>Time</th><th>Applicant 申请单位</th><th>Program</th><th>Year</th>'
+        '<th>Subject</th><th>Status</th><th>Awarded 金额</th><th>Action</th></tr></thead>'
+        f'<tbody>{decision_rows}</tbody></table>'
+        '<h2>Recent revocations · 撤销记录</h2>'
+        '<table id="revocations"><thead><tr><th>Time</th><th>Applicant</th><th>Program</th><th>Application</th>'
+        '<th>Amount</th><th>Reason 原因</th><th>By</th></tr></thead>'
+        f'<tbody>{revocation_rows}</tbody></table>'
+    )
+    return _document("Grantline ledger dashboard", f"<main>{body}</main>", script=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The script (served from /dashboard/app.js, so the CSP can forbid inline script)
+# ---------------------------------------------------------------------------------------------
+
+APP_JS = r"""
+"use strict";
+(function () {
+  const live = document.getElementById("live");
+  if (!live) return;
+  const csrf = live.dataset.csrf;
+  const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = String(text); return e; };
+  const who = (name, id) => { const td = el("td", "applicant", name); td.appendChild(el("small", "id", id)); return td; };
+  const moneyCell = (m, cls) => { const td = el("td", cls + " amount", m.label); td.title = m.exact; return td; };
+  const fresh = (tr) => { tr.classList.add("fresh"); return tr; };
+
+  function revokeForm(appId) {
+    const f = el("form", "revoke"); f.method = "post";
+    f.action = "/dashboard/awards/" + encodeURIComponent(appId) + "/revoke";
+    const c = el("input"); c.type = "hidden"; c.name = "csrf"; c.value = csrf; f.appendChild(c);
+    const r = el("input"); r.name = "reason"; r.required = true; r.maxLength = 500; r.placeholder = "reason / 撤销原因";
+    r.setAttribute("aria-label", "reason"); f.appendChild(r);
+    const b = el("button", null, "Revoke"); b.type = "submit"; f.appendChild(b);
+    return f;
+  }
+  function decisionRow(d) {
+    const tr = el("tr"); tr.dataset.app = d.application_id; tr.dataset.seq = d.seq;
+    tr.appendChild(el("td", "time", d.time)); tr.appendChild(who(d.name, d.beneficiary));
+    tr.appendChild(el("td", "program", d.program)); tr.appendChild(el("td", "year", d.year));
+    const s = el("td", "subject", d.subject); s.appendChild(el("small", "id", d.application_id)); tr.appendChild(s);
+    tr.appendChild(el("td", "status " + d.status, d.status_label)); tr.appendChild(moneyCell(d.awarded, "awarded"));
+    const a = el("td", "action", d.revoked ? "revoked" : ""); if (d.revocable) a.appendChild(revokeForm(d.application_id));
+    tr.appendChild(a); return fresh(tr);
+  }
+  function revocationRow(r) {
+    const tr = el("tr"); tr.dataset.app = r.application_id;
+    tr.appendChild(el("td", "time", r.time)); tr.appendChild(who(r.name, r.beneficiary));
+    tr.appendChild(el("td", "program", r.program));
+    const s = el("td", "subject"); s.appendChild(el("small", "id", r.application_id)); tr.appendChild(s);
+    tr.appendChild(moneyCell(r.amount, "amount")); tr.appendChild(el("td", "reason", r.reason));
+    tr.appendChild(el("td", "by", r.revoked_by)); return fresh(tr);
+  }
+  function poolRow(p) {
+    const tr = el("tr"); tr.dataset.account = p.account;
+    tr.appendChild(who(p.name, p.beneficiary)); tr.appendChild(el("td", "pool", p.pool)); tr.appendChild(el("td", "scope", p.scope));
+    tr.appendChild(moneyCell(p.cap, "cap")); tr.appendChild(moneyCell(p.committed, "committed")); tr.appendChild(moneyCell(p.available, "available"));
+    const u = el("td", "utilisation"); const bar = el("span", "bar" + (p.utilisation >= 100 ? " full" : p.utilisation >= 80 ? " warn" : ""));
+    const fill = el("span"); fill.style.width = p.utilisation + "%"; bar.appendChild(fill); u.appendChild(bar);
+    u.appendChild(document.createTextNode(" ")); u.appendChild(el("span", "pct", p.utilisation.toFixed(1) + "%"));
+    tr.appendChild(u); return fresh(tr);
+  }
+  function prepend(tableId, tr, limit) {
+    const body = document.querySelector("#" + tableId + " tbody"); body.insertBefore(tr, body.firstChild);
+    while (body.rows.length > limit) body.deleteRow(body.rows.length - 1);
+  }
+  function findRow(tableId, key, value) {
+    for (const tr of document.querySelectorAll("#" + tableId + " tbody tr")) { if (tr.dataset[key] === value) return tr; }
+    return null;
+  }
+  function onPool(p) {
+    const old = findRow("pools", "account", p.account); const tr = poolRow(p);
+    if (old) { old.replaceWith(tr); } else { prepend("pools", tr, 500); }
+    const body = document.querySelector("#pools tbody");
+    const rows = Array.from(body.rows).sort((a, b) => parseFloat(b.querySelector(".pct").textContent) - parseFloat(a.querySelector(".pct").textContent));
+    rows.forEach((r) => body.appendChild(r));
+  }
+  const params = new URLSearchParams(live.dataset.query); params.set("cursor", live.dataset.cursor);
+  const source = new EventSource("/dashboard/events?" + params.toString());
+  source.addEventListener("open", () => { live.textContent = "live: connected"; });
+  source.addEventListener("error", () => { live.textContent = "live: reconnecting…"; });
+  source.addEventListener("decision", (e) => {
+    const d = JSON.parse(e.data); const old = findRow("decisions", "app", d.application_id);
+    if (old) old.remove(); prepend("decisions", decisionRow(d), 100);
+  });
+  source.addEventListener("revocation", (e) => {
+    const r = JSON.parse(e.data); if (!findRow("revocations", "app", r.application_id)) prepend("revocations", revocationRow(r), 100);
+    const d = findRow("decisions", "app", r.application_id);
+    if (d) { const a = d.querySelector("td.action"); a.textContent = "revoked"; }
+  });
+  source.addEventListener("pool", (e) => onPool(JSON.parse(e.data)));
+  source.addEventListener("bye", () => { source.close(); live.textContent = "live: session ended, reload to sign in"; });
+})();
+"""
