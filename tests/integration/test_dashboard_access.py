@@ -122,6 +122,8 @@ async def test_revoke_without_csrf_is_refused_and_with_it_is_recorded(client: ht
     assert wrong.status_code == 403
     cross = await client.post(url, data={"reason": "cross", "csrf": csrf}, headers={"origin": "https://evil.example"})
     assert cross.status_code == 403
+    fetched = await client.post(url, data={"reason": "cross", "csrf": csrf}, headers={"sec-fetch-site": "cross-site"})
+    assert fetched.status_code == 403
     async with maker() as session:
         assert await session.scalar(text("SELECT count(*) FROM revocations")) == 0
 

@@ -1,0 +1,196 @@
+"""The operators' dashboard in a real browser: the ledger runs as a real uvicorn process against real
+PostgreSQL and the broker; Debian's chromium (driven by Playwright) signs in, sees a beneficiary's pools
+and amounts, sees a decision fed through the broker appear without reloading, and revokes an award with
+a reason. Screenshots: test-artifacts/dashboard-*.png.
+
+Needs /usr/bin/chromium (`apt-get install -y chromium`) and the `playwright` package (never
+`playwright install`); skipped with the reason when either is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(
+        "Debian chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)",
+        allow_module_level=True,
+    )
+try:
+    from playwright.async_api import async_playwright
+except ImportError:
+    pytest.skip("the playwright package is not installed (pip install playwright)", allow_module_level=True)
+
+from aiokafka import AIOKafkaProducer  # noqa: E402
+
+from shared.migrate import upgrade_all  # noqa: E402
+from shared.topics import ASSESSMENTS, ensure_topics  # noqa: E402
+from tests.integration.test_ledger_helpers import assessed, new_applicant, receipt  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+TOKEN = "dashboard-e2e-operator-token-0123456789"
+NAME = "<img src=x onerror=alert(1)>上海某某生物科技有限公司"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def ledger_url(fresh_db_dsn: str, kafka_bootstrap: str, topic_namespace: str) -> Iterator[str]:
+    upgrade_all(fresh_db_dsn)
+    asyncio.run(ensure_topics(kafka_bootstrap, partitions=3, namespace=topic_namespace))
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("GRANTLINE_")},
+        "GRANTLINE_ENV": "test",
+        "GRANTLINE_DATABASE_URL": fresh_db_dsn,
+        "GRANTLINE_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "GRANTLINE_TOPIC_NAMESPACE": topic_namespace,
+        "GRANTLINE_OPERATOR_TOKEN": TOKEN,
+        "GRANTLINE_RELAY_POLL_SECONDS": "0.1",
+        "GRANTLINE_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = (ARTIFACTS / "dashboard-e2e-ledger.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "services.ledger.app:app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the ledger did not start; see {ARTIFACTS / 'dashboard-e2e-ledger.log'}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+async def _feed(bootstrap: str, namespace: str, receipts: list[dict]) -> None:
+    """Assessments onto the broker, as eligibility publishes them; the ledger's consumer decides."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        for r in receipts:
+            await producer.send_and_wait(namespace + ASSESSMENTS, assessed(r).to_bytes(),
+                                         key=r["applicant"]["id"].encode())
+    finally:
+        await producer.stop()
+
+
+async def _wait_awards(base: str, beneficiary: str, count: int) -> list[dict]:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers) as client:
+        deadline = time.monotonic() + 30
+        while True:
+            items = (await client.get("/v1/awards", params={"beneficiary": beneficiary})).json()["items"]
+            if len(items) >= count:
+                return items
+            assert time.monotonic() < deadline, "the ledger did not decide the assessments"
+            await asyncio.sleep(0.1)
+
+
+async def test_sign_in_watch_a_decision_arrive_and_revoke(
+    ledger_url: str, kafka_bootstrap: str, topic_namespace: str
+) -> None:
+    ent = new_applicant()
+    first = receipt("GT-EQUITY", ent, "ROUND-2024-A", "4000000.00")
+    first["applicant"]["name"] = NAME
+    await _feed(kafka_bootstrap, topic_namespace, [first])
+    await _wait_awards(ledger_url, ent, 1)
+
+    dialogs: list[str] = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+            page.on("dialog", lambda d: dialogs.append(d.message))
+
+            await page.goto(f"{ledger_url}/dashboard", wait_until="load")
+            assert await page.locator("form#login").count() == 1
+            assert await page.locator("table#pools").count() == 0, "nothing but the form before sign-in"
+            await page.fill("input[name=token]", "wrong-token")
+            await page.click("form#login button")
+            await page.wait_for_selector("p.error")
+            await page.fill("input[name=token]", TOKEN)
+            await page.click("form#login button")
+            await page.wait_for_selector("table#pools")
+
+            await page.goto(f"{ledger_url}/dashboard?beneficiary={ent}", wait_until="load")
+            await page.wait_for_selector("#live:has-text('connected')")
+            pool_row = page.locator("table#pools tbody tr").first
+            assert NAME in (await pool_row.locator("td.applicant").inner_text())
+            assert "GT-EQUITY/beneficiary-year" in await pool_row.inner_text()
+            assert await pool_row.locator("td.committed").inner_text() == "400万"
+            assert await pool_row.locator("td.committed").get_attribute("title") == "4000000.00 元"
+            assert await pool_row.locator("td.cap").inner_text() == "1000万"
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "dashboard-signed-in.png"), full_page=True)
+
+            # A new assessment through the broker and the ledger: it must show up without a reload.
+            await page.evaluate("window.__notReloaded = true")
+            second = receipt("GT-EQUITY", ent, "ROUND-2024-B", "2500000.00")
+            second["applicant"]["name"] = NAME
+            await _feed(kafka_bootstrap, topic_namespace, [second])
+            row = page.locator(f"table#decisions tbody tr[data-app='{second['application_id']}']")
+            await row.wait_for(timeout=20_000)
+            assert await row.locator("td.awarded").inner_text() == "250万"
+            await page.wait_for_function(
+                "document.querySelector('table#pools tbody tr td.committed').textContent === '650万'")
+            assert await page.evaluate("window.__notReloaded === true"), "the page did not reload"
+            await page.screenshot(path=str(ARTIFACTS / "dashboard-live.png"), full_page=True)
+
+            # Revoke the new award with a reason.
+            await row.locator("input[name=reason]").fill("资料不实 <b>forged</b>")
+            await row.locator("button", has_text="Revoke").click()
+            await page.wait_for_selector("#notice")
+            assert "revoked" in (await page.inner_text("#notice")).lower()
+            revoked = page.locator(f"table#revocations tbody tr[data-app='{second['application_id']}']")
+            assert await revoked.locator("td.reason").inner_text() == "资料不实 <b>forged</b>"
+            assert await revoked.locator("td.by").inner_text() == "operator:dashboard"
+            assert await page.locator("table#pools tbody tr td.committed").first.inner_text() == "400万"
+            assert await page.evaluate("document.querySelectorAll('main img, main b').length") == 0
+            await page.screenshot(path=str(ARTIFACTS / "dashboard-revoked.png"), full_page=True)
+        finally:
+            await browser.close()
+    assert dialogs == []
+    items = await _wait_awards(ledger_url, ent, 2)
+    by_app = {i["application_id"]: i for i in items}
+    assert by_app[second["application_id"]]["status"] == "revoked"
+    assert by_app[second["application_id"]]["revocation"]["revoked_by"] == "operator:dashboard"
+    for name in ("signed-in", "live", "revoked"):
+        assert (ARTIFACTS / f"dashboard-{name}.png").stat().st_size > 0
