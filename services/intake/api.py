@@ -147,6 +147,16 @@ async def get_application(application_id: str, request: Request, principal: Read
     return found
 
 
+@router.get("/v1/applications/{application_id}/events", tags=["applications"])
+async def get_application_events(application_id: str, request: Request, principal: Reader) -> dict[str, Any]:
+    """Every event that touched this application, across services, in order, as full envelopes."""
+    async with _ctx(request).maker() as session:
+        events = await handlers.get_application_events(session, application_id, principal)
+    if events is None:
+        raise NotFound(f"no application {application_id!r} visible to you")
+    return {"application_id": application_id, "items": events}
+
+
 @router.get("/v1/applications", tags=["applications"])
 async def list_applications(
     request: Request,

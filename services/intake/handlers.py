@@ -169,6 +169,37 @@ async def get_application(session: AsyncSession, app_id: str, principal: Princip
     return _public_view(row, timeline)
 
 
+async def get_application_events(
+    session: AsyncSession, app_id: str, principal: Principal
+) -> list[dict[str, Any]] | None:
+    """Every event that touched the application, across services, in timeline order, as full envelopes:
+    intake's own from its outbox, downstream ones as consumed. None when not visible to the principal."""
+    clause, params = _visible_clause(principal)
+    visible = await session.scalar(
+        text(f"SELECT 1 FROM applications WHERE id = :id AND {clause}"), {"id": app_id, **params}
+    )
+    if visible is None:
+        return None
+    rows = (
+        await session.execute(
+            text(
+                "SELECT t.event_id, t.type, t.source, t.time, coalesce(t.envelope, o.envelope) AS envelope "
+                "FROM timeline t LEFT JOIN outbox o ON o.id = t.event_id "
+                "WHERE t.application_id = :id ORDER BY t.time, t.recorded_seq"
+            ),
+            {"id": app_id},
+        )
+    ).all()
+    return [
+        dict(r.envelope)
+        if r.envelope is not None
+        # recorded before envelopes were kept: what the timeline has, marked incomplete
+        else {"id": str(r.event_id), "type": r.type, "source": r.source, "time": r.time.isoformat(),
+              "subject": app_id, "data": None, "incomplete": True}
+        for r in rows
+    ]
+
+
 async def list_applications(
     session: AsyncSession,
     principal: Principal,
@@ -216,10 +247,11 @@ async def record_downstream_event(session: AsyncSession, event: Event) -> None:
         return
     await session.execute(
         text(
-            "INSERT INTO timeline (event_id, application_id, type, source, time) "
-            "VALUES (:e, :a, :t, :s, :tm) ON CONFLICT DO NOTHING"
+            "INSERT INTO timeline (event_id, application_id, type, source, time, envelope) "
+            "VALUES (:e, :a, :t, :s, :tm, CAST(:env AS jsonb)) ON CONFLICT DO NOTHING"
         ),
-        {"e": event.id, "a": app_id, "t": event.type, "s": event.source, "tm": event.time},
+        {"e": event.id, "a": app_id, "t": event.type, "s": event.source, "tm": event.time,
+         "env": _json(event.to_wire())},
     )
     state = project(
         ApplicationState(row.status, row.status_rank, row.decision, row.announcement),

@@ -1,0 +1,83 @@
+"""`GET /v1/applications/{id}/events` on intake: every event that touched one application, across
+services, in order, as full envelopes; operators and auditors see any, a partner only its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from services.intake.app import create_app
+from shared.envelope import new_event
+from shared.settings import Settings
+from shared.topics import ANNOUNCEMENTS, ASSESSMENTS, AWARDS
+from tests.integration.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN, running
+from tests.integration.test_intake_api import auth, equity, new_partner
+from tests.unit.test_engine import ENTERPRISE
+
+pytestmark = pytest.mark.integration
+
+OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+AUD = {"Authorization": f"Bearer {AUDITOR_TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(create_app(settings)) as c:
+        yield c
+
+
+async def test_the_event_history_of_an_application_in_order_with_full_envelopes(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    partner, other = await new_partner(client, "P1"), await new_partner(client, "P2")
+    app_id = (await client.post("/v1/applications", json=equity("HIST"), headers=auth(partner, "h1"))).json()["id"]
+    t0 = datetime.now(UTC) + timedelta(seconds=1)
+    assessed = new_event("application.assessed", source="grantline.eligibility", subject=app_id, time=t0,
+                         data={"application_id": app_id, "eligible": True, "entitlement": "1600000.00",
+                               "reasons": [], "rules": [{"id": "r1", "passed": True}]})
+    decided = new_event("award.decided", source="grantline.ledger", subject=app_id, causation=assessed,
+                        time=t0 + timedelta(seconds=1),
+                        data={"application_id": app_id, "status": "approved", "entitlement": "1600000.00",
+                              "awarded": "1600000.00", "limited_by": None, "reasons": []})
+    revoked = new_event("award.revoked", source="grantline.ledger", subject=app_id, causation=decided,
+                        time=t0 + timedelta(seconds=2),
+                        data={"application_id": app_id, "reason": "资料不实", "revoked_by": "operator:dashboard",
+                              "amount": "1600000.00"})
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        ns = settings.topic_namespace
+        await producer.send_and_wait(ns + AWARDS, revoked.to_bytes(), key=ENTERPRISE.encode())
+        await producer.send_and_wait(ns + ASSESSMENTS, assessed.to_bytes(), key=ENTERPRISE.encode())
+        await producer.send_and_wait(ns + AWARDS, decided.to_bytes(), key=ENTERPRISE.encode())
+        await producer.send_and_wait(ns + ANNOUNCEMENTS, b"not json", key=ENTERPRISE.encode())
+    finally:
+        await producer.stop()
+
+    url = f"/v1/applications/{app_id}/events"
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        body = (await client.get(url, headers=OP)).json()
+        if len(body.get("items", [])) == 4:
+            break
+        assert asyncio.get_running_loop().time() < deadline, body
+        await asyncio.sleep(0.1)
+    items = body["items"]
+    assert [e["type"] for e in items] == ["application.received", "application.assessed", "award.decided",
+                                          "award.revoked"], "in event time order, whatever the arrival order"
+    received = items[0]
+    assert received["source"] == "grantline.intake" and received["data"]["application_id"] == app_id
+    assert received["data"]["partner_id"] == partner["id"] and received["data"]["application"]["subject"] == "HIST"
+    assert items[1] == assessed.to_wire() and items[2] == decided.to_wire() and items[3] == revoked.to_wire()
+    assert items[2]["causation_id"] == str(assessed.id)
+
+    assert (await client.get(url, headers=AUD)).json()["items"] == items
+    assert (await client.get(url, headers=auth(partner))).json()["items"] == items
+    assert (await client.get(url, headers=auth(other))).status_code == 404
+    assert (await client.get(url)).status_code == 401
+    assert (await client.get("/v1/applications/app_missing/events", headers=OP)).status_code == 404
