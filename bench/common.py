@@ -1,0 +1,107 @@
+"""Shared by the bench sections: service environments, partners, application bodies, the scale."""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from shared.uscc import ALPHABET, with_check_character
+
+# Enterprise programs whose base case (tests/unit/test_engine.py BASE) is eligible.
+ENTERPRISE_PROGRAMS = ("GT-EQUITY", "GT-INSURANCE", "BIO-DIGITAL", "BIO-CDMO", "BIO-CHAIN", "CT-INSURANCE")
+
+
+def scale() -> float:
+    return float(os.environ.get("GRANTLINE_BENCH_SCALE", "1") or 1)
+
+
+def scaled(n: float, minimum: int = 1) -> int:
+    return max(minimum, int(n * scale()))
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+def new_namespace(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}."
+
+
+@dataclass(frozen=True)
+class Tokens:
+    operator: str
+    auditor: str
+    signing_key: str
+
+    @classmethod
+    def generate(cls) -> Tokens:
+        return cls(secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(32))
+
+
+def service_env(database_url: str, bootstrap: str, namespace: str, tokens: Tokens, **extra: str) -> dict[str, str]:
+    """The environment of a service process (as tests/support/processes.py gives it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRANTLINE_")}
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "GRANTLINE_TOPIC_NAMESPACE": namespace,
+            "GRANTLINE_OPERATOR_TOKEN": tokens.operator,
+            "GRANTLINE_AUDITOR_TOKEN": tokens.auditor,
+            "GRANTLINE_WEBHOOK_SIGNING_KEY": tokens.signing_key,
+            "GRANTLINE_ALLOW_PRIVATE_CALLBACKS": "1",
+            "GRANTLINE_LOG_LEVEL": "WARNING",
+            "GRANTLINE_ENV": "test",
+            # the bench measures capacity, not the per-partner limiter (200/s per key by default)
+            "GRANTLINE_PARTNER_RATE_PER_S": "0",
+            "PYTHONPATH": str(_root()),
+            **extra,
+        }
+    )
+    return env
+
+
+def _root() -> str:
+    from bench.stack import ROOT
+
+    return str(ROOT)
+
+
+def create_partner(intake_url: str, operator_token: str, callback_url: str) -> str:
+    """Registers a partner; returns its API key."""
+    r = httpx.post(
+        f"{intake_url}/v1/partners",
+        json={"name": "bench partner", "callback_url": callback_url},
+        headers={"Authorization": f"Bearer {operator_token}"},
+        timeout=30,
+    )
+    r.raise_for_status()
+    return str(r.json()["api_key"])
+
+
+def random_uscc(rng: random.Random) -> str:
+    body = "".join(rng.choice(ALPHABET) for _ in range(9))
+    return with_check_character(f"91310115{body}")
+
+
+def application_bodies(n: int, enterprises: int, seed: int = 7, programs: tuple[str, ...] = ("GT-EQUITY",)) -> list[dict[str, Any]]:
+    """``n`` valid, eligible application bodies spread over ``enterprises`` applicants, unique subjects."""
+    from tests.unit.test_engine import make_body
+
+    rng = random.Random(seed)
+    applicants = [random_uscc(rng) for _ in range(enterprises)]
+    run = uuid.uuid4().hex[:6]
+    bodies = []
+    for i in range(n):
+        program = programs[i % len(programs)]
+        body = make_body(program, applicant={"id": applicants[i % enterprises]})
+        body["subject"] = f"BENCH-{run}-{i}"
+        bodies.append(body)
+    return bodies

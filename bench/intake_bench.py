@@ -1,0 +1,107 @@
+"""Intake: accepted applications/s (POST /v1/applications, unique Idempotency-Keys, DB + outbox),
+one uvicorn worker, against a FastAPI hello-world POST served the same way and loaded the same way."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from sqlalchemy import text
+
+from bench.common import (
+    Tokens,
+    application_bodies,
+    create_partner,
+    env_int,
+    new_namespace,
+    scale,
+    service_env,
+)
+from bench.loadgen import LoadResult, LoadSpec, generate, generator_name
+from bench.profiling import Profiles
+from bench.stack import Infra, Proc, _log
+from shared.db import make_engine
+from shared.migrate import upgrade
+from shared.topics import ensure_topics
+
+
+def _load(proc: Proc, infra: Infra, bodies: list[str], headers: dict[str, str], duration: float,
+          concurrency: int) -> LoadResult:
+    assert proc.port is not None
+    spec = LoadSpec(host="127.0.0.1", port=proc.port, path="/v1/applications", bodies=bodies,
+                    headers=headers, concurrency=concurrency, duration=duration)
+    return generate(spec, infra.workdir)
+
+
+def _measure(proc: Proc, infra: Infra, bodies: list[str], headers: dict[str, str], profile: bool = False
+             ) -> LoadResult:
+    duration = float(env_int("GRANTLINE_BENCH_INTAKE_SECONDS", max(3, round(10 * scale()))))
+    warmup = float(env_int("GRANTLINE_BENCH_WARMUP_SECONDS", 2))
+    concurrency = env_int("GRANTLINE_BENCH_CONCURRENCY", 32)
+    _load(proc, infra, bodies, headers, warmup, concurrency)
+    profiles = Profiles("intake")
+    if profile:
+        profiles.start(proc)
+    try:
+        return _load(proc, infra, bodies, headers, duration, concurrency)
+    finally:
+        profiles.stop()
+
+
+async def _stored(database_url: str) -> int:
+    engine = make_engine(database_url, "intake", pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            return int((await conn.execute(text("SELECT count(*) FROM applications"))).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+def run_intake_bench(infra: Infra) -> dict[str, Any]:
+    db = infra.create_database("bench_intake")
+    upgrade(db, "intake")
+    namespace = new_namespace("benchin")
+    asyncio.run(ensure_topics(infra.bootstrap, partitions=6, namespace=namespace))
+    tokens = Tokens.generate()
+    bodies = [json.dumps(b, ensure_ascii=False) for b in application_bodies(256, 200)]
+    _log(f"intake: load generator {generator_name()}")
+
+    intake = infra.uvicorn("intake", "services.intake.app:app",
+                           service_env(db, infra.bootstrap, namespace, tokens, GRANTLINE_SERVICE_NAME="intake"))
+    try:
+        infra.wait_http_ok(intake)
+        api_key = create_partner(intake.url, tokens.operator, "http://127.0.0.1:9/hooks")
+        result = _measure(intake, infra, bodies, {"Authorization": f"Bearer {api_key}"}, profile=True)
+    finally:
+        infra.stop(intake)
+    stored = asyncio.run(_stored(db))
+    _log(f"intake: {result.ok_per_s:,.0f} accepted/s ({result.ok} in {result.duration_s:.1f}s, {stored} stored)")
+
+    hello = infra.uvicorn("hello", "bench.hello_app:app", service_env(db, infra.bootstrap, namespace, tokens))
+    try:
+        infra.wait_http_ok(hello)
+        baseline = _measure(hello, infra, bodies, {"Authorization": "Bearer hello"})
+    finally:
+        infra.stop(hello)
+    _log(f"intake baseline (hello world): {baseline.ok_per_s:,.0f} POST/s")
+
+    notes = []
+    if result.requests != result.ok or result.errors:
+        notes.append(f"intake: {result.requests - result.ok} non-2xx answers {result.statuses}, "
+                     f"{result.errors} socket errors")
+    if stored < result.ok:
+        notes.append(f"intake: {result.ok} accepted but only {stored} stored")
+    return {
+        "intake_rps": round(result.ok_per_s, 1),
+        "intake_baseline_rps": round(baseline.ok_per_s, 1),
+        "intake_ratio": round(result.ok_per_s / baseline.ok_per_s, 3) if baseline.ok_per_s else None,
+        "intake_p50_ms": result.p50_ms,
+        "intake_p99_ms": result.p99_ms,
+        "intake_baseline_p50_ms": baseline.p50_ms,
+        "intake_baseline_p99_ms": baseline.p99_ms,
+        "intake_loadgen": result.generator,
+        "intake_concurrency": env_int("GRANTLINE_BENCH_CONCURRENCY", 32),
+        "intake_seconds": round(result.duration_s, 1),
+        "notes": notes,
+    }
