@@ -44,19 +44,44 @@ class BatchHandler(Protocol):
     ) -> None: ...
 
 
+_TRANSIENT_NAMES = {
+    "ConnectionDoesNotExistError",
+    "CannotConnectNowError",
+    "InterfaceError",
+    "KafkaConnectionError",
+    "ConnectionRefusedError",
+}
+# SQLSTATE classes that say "try again": connection exception, insufficient resources,
+# operator intervention (shutdown, crash recovery); plus serialization failure and deadlock.
+_TRANSIENT_SQLSTATE_CLASSES = {"08", "53", "57"}
+_TRANSIENT_SQLSTATES = {"40001", "40P01"}
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 10:
+        seen.append(current)
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+    return seen
+
+
 def is_transient(exc: BaseException) -> bool:
     """Infrastructure trouble (retry the batch later) rather than a bad event (dead-letter it)."""
-    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError | OSError):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    name = type(exc).__name__
-    return name in {
-        "ConnectionDoesNotExistError",
-        "CannotConnectNowError",
-        "InterfaceError",
-        "KafkaConnectionError",
-    }
+    for cause in _causes(exc):
+        if isinstance(cause, OperationalError | InterfaceError | ConnectionError | TimeoutError | OSError):
+            return True
+        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+            return True
+        if type(cause).__name__ in _TRANSIENT_NAMES:
+            return True
+        sqlstate = getattr(cause, "sqlstate", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate in _TRANSIENT_SQLSTATES
+        ):
+            return True
+    return False
 
 
 def per_event(handler: EventHandler, max_attempts: int = 3) -> BatchHandler:
@@ -150,8 +175,10 @@ class ConsumerLoop:
         batch_max: int = 500,
         group_id: str | None = None,
         namespace: str = "",
+        session_timeout_ms: int = 10_000,
     ) -> None:
         self._namespace = namespace
+        self._session_timeout_ms = session_timeout_ms
         self._max_batch_failures = 3
         self.service = service
         self.sub = subscription
@@ -196,9 +223,9 @@ class ConsumerLoop:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 max_poll_records=self._batch_max,
-                session_timeout_ms=10_000,
-                heartbeat_interval_ms=1_000,
-                rebalance_timeout_ms=10_000,
+                session_timeout_ms=self._session_timeout_ms,
+                heartbeat_interval_ms=max(100, self._session_timeout_ms // 10),
+                rebalance_timeout_ms=self._session_timeout_ms,
             )
             self.consumer = consumer
             try:

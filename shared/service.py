@@ -114,6 +114,7 @@ def create_service_app(
                     on_commit=relay.wake,
                     batch_max=settings.consumer_batch_max,
                     namespace=settings.topic_namespace,
+                    session_timeout_ms=settings.consumer_session_timeout_ms,
                 )
             )
         tasks: list[asyncio.Task[Any]] = [asyncio.create_task(_start_broker_side(ctx), name=f"{name}-broker")]

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     partner_burst: int = 400
     consumer_batch_max: int = 500
     consumer_max_attempts: int = 3
+    # How soon a dead consumer's partitions move to a live one (and how long a join waits).
+    consumer_session_timeout_ms: int = 10_000
     relay_batch_max: int = 500
     relay_poll_seconds: float = 0.5
     topic_partitions: int = 6

@@ -38,6 +38,7 @@ def stack(pg_admin_dsn: str, kafka_bootstrap: str) -> Iterator[Stack]:
             "GRANTLINE_WEBHOOK_BACKOFF": "0.1",
             "GRANTLINE_WEBHOOK_MAX_ATTEMPTS": "3",
             "GRANTLINE_RELAY_POLL_SECONDS": "0.1",
+            "GRANTLINE_CONSUMER_SESSION_TIMEOUT_MS": "3000",
         },
         ARTIFACTS / f"e2e-logs-{namespace.rstrip('.')}",
     )

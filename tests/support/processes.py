@@ -35,9 +35,20 @@ class Stack:
     env: dict[str, str]
     log_dir: Path
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    extras: list[ServiceProcess] = field(default_factory=list)
 
     def start(self, name: str) -> None:
-        svc = self.services[name]
+        self._spawn(self.services[name])
+
+    def start_extra(self, name: str) -> ServiceProcess:
+        """A second instance of a service: same settings, same consumer groups, another port."""
+        svc = ServiceProcess(name, free_port(), self.log_dir / f"{name}-{len(self.extras) + 2}.log")
+        self.extras.append(svc)
+        self._spawn(svc)
+        return svc
+
+    def _spawn(self, svc: ServiceProcess) -> None:
+        name = svc.name
         log = svc.log_path.open("ab")
         svc.proc = subprocess.Popen(
             [
@@ -81,12 +92,13 @@ class Stack:
             proc.wait(timeout=20)
 
     def stop_all(self) -> None:
-        for name in SERVICES:
-            proc = self.services[name].proc
+        everything = [*self.services.values(), *self.extras]
+        for svc in everything:
+            proc = svc.proc
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for name in SERVICES:
-            proc = self.services[name].proc
+        for svc in everything:
+            proc = svc.proc
             if proc is not None:
                 try:
                     proc.wait(timeout=15)

@@ -56,3 +56,28 @@ def test_unknown_extra_attributes_are_tolerated_for_forward_compatibility() -> N
     wire = {**event.to_wire(), "specversion": "1.0"}
     assert parse_event(orjson.dumps(wire)).id == event.id
     assert isinstance(parse_event(orjson.dumps(wire)), Event)
+
+
+def test_wrapped_connection_failures_are_transient_and_bad_data_is_not() -> None:
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+
+    from shared.consumer import is_transient
+
+    class CannotConnectNow(Exception):
+        sqlstate = "57P03"
+
+    class UniqueViolation(Exception):
+        sqlstate = "23505"
+
+    starting = DBAPIError("SELECT 1", {}, CannotConnectNow("the database system is starting up"))
+    assert is_transient(starting)
+    assert is_transient(RuntimeError("wrapper")) is False
+    duplicate = IntegrityError("INSERT", {}, UniqueViolation("duplicate key"))
+    assert is_transient(duplicate) is False
+    try:
+        try:
+            raise ConnectionResetError("peer went away")
+        except ConnectionResetError as inner:
+            raise ValueError("while decoding") from inner
+    except ValueError as outer:
+        assert is_transient(outer)
