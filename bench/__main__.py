@@ -16,7 +16,8 @@ Environment knobs: GRANTLINE_BENCH_SCALE (default 1: sizes and durations), GRANT
 32), GRANTLINE_BENCH_INTAKE_SECONDS, GRANTLINE_BENCH_E2E_N, GRANTLINE_BENCH_E2E_CONCURRENCY (32),
 GRANTLINE_BENCH_BROKER_N, GRANTLINE_BENCH_LEDGER_N, GRANTLINE_BENCH_LOADGEN (auto|wrk|python),
 GRANTLINE_BENCH_PROFILE=DIR (py-spy profiles of the services, see bench/profiling.py),
-GRANTLINE_BENCH_KEEP_LOGS=DIR (copy the service logs there).
+GRANTLINE_BENCH_KEEP_LOGS=DIR (copy the service logs there), GRANTLINE_BENCH_APP_TEMPLATE (what-if
+runs: the ASGI app per service, default services.{name}.app:app).
 """
 
 from __future__ import annotations

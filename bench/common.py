@@ -30,6 +30,12 @@ def env_int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def app_for(name: str) -> str:
+    """The ASGI app a service runs: GRANTLINE_BENCH_APP_TEMPLATE (default ``services.{name}.app:app``)
+    lets a what-if run wrap the real app (e.g. to try a setting) without touching the services."""
+    return os.environ.get("GRANTLINE_BENCH_APP_TEMPLATE", "services.{name}.app:app").format(name=name)
+
+
 def new_namespace(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}."
 
@@ -61,7 +67,7 @@ def service_env(database_url: str, bootstrap: str, namespace: str, tokens: Token
             "GRANTLINE_ENV": "test",
             # the bench measures capacity, not the per-partner limiter (200/s per key by default)
             "GRANTLINE_PARTNER_RATE_PER_S": "0",
-            "PYTHONPATH": str(_root()),
+            "PYTHONPATH": os.pathsep.join(filter(None, (str(_root()), os.environ.get("PYTHONPATH")))),
             **extra,
         }
     )

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.common import (
     Tokens,
+    app_for,
     application_bodies,
     create_partner,
     env_int,
@@ -255,7 +256,7 @@ def start_services(infra: Infra, stack: E2EStack) -> None:
     for name in SERVICES:
         env = service_env(stack.database_url, infra.bootstrap, stack.namespace, stack.tokens,
                           GRANTLINE_SERVICE_NAME=name)
-        stack.procs[name] = infra.uvicorn(name, f"services.{name}.app:app", env)
+        stack.procs[name] = infra.uvicorn(name, app_for(name), env)
     for proc in stack.procs.values():
         infra.wait_http_ok(proc)
 

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from bench.common import (
     Tokens,
+    app_for,
     application_bodies,
     create_partner,
     env_int,
@@ -67,7 +68,7 @@ def run_intake_bench(infra: Infra) -> dict[str, Any]:
     bodies = [json.dumps(b, ensure_ascii=False) for b in application_bodies(256, 200)]
     _log(f"intake: load generator {generator_name()}")
 
-    intake = infra.uvicorn("intake", "services.intake.app:app",
+    intake = infra.uvicorn("intake", app_for("intake"),
                            service_env(db, infra.bootstrap, namespace, tokens, GRANTLINE_SERVICE_NAME="intake"))
     try:
         infra.wait_http_ok(intake)

@@ -49,6 +49,12 @@ def _num(v: float | bool | str | None, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
+def _ratio_text(r: float | None) -> str:
+    if r is None:
+        return ""
+    return f"{r:.2f}x" if r >= 0.1 else f"{r:.2g}x"
+
+
 def render_table(rows: Sequence[Row]) -> str:
     header = ("figure", "value", "baseline (same run)", "ratio", "goal", "met?")
     cells = [
@@ -56,7 +62,7 @@ def render_table(rows: Sequence[Row]) -> str:
             r.figure,
             _num(r.value, r.unit),
             f"{_num(r.baseline)} {r.baseline_label}".strip() if r.baseline is not None or r.baseline_label else "",
-            f"{r.ratio:.2f}x" if r.ratio is not None else "",
+            _ratio_text(r.ratio),
             r.goal,
             "" if r.met is None else ("yes" if r.met else "NO"),
         )
