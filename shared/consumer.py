@@ -180,6 +180,7 @@ class ConsumerLoop:
         self._namespace = namespace
         self._session_timeout_ms = session_timeout_ms
         self._max_batch_failures = 3
+        self._rewind = False
         self.service = service
         self.sub = subscription
         self.consumer_name = f"{service}.{subscription.name}"
@@ -195,6 +196,10 @@ class ConsumerLoop:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def rewind(self) -> None:
+        """Read every assigned partition again from its start (the broker rebuilt its log)."""
+        self._rewind = True
 
     async def lag(self) -> int:
         """Records between this consumer's positions and the partition ends it knows of."""
@@ -223,6 +228,9 @@ class ConsumerLoop:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 max_poll_records=self._batch_max,
+                # Tansu answers a fetch only when this wait expires, not when records arrive: every
+                # hop would otherwise cost up to the 500 ms default.
+                fetch_max_wait_ms=50,
                 session_timeout_ms=self._session_timeout_ms,
                 heartbeat_interval_ms=max(100, self._session_timeout_ms // 10),
                 rebalance_timeout_ms=self._session_timeout_ms,
@@ -248,6 +256,14 @@ class ConsumerLoop:
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping.is_set():
+            if self._rewind:
+                # Positions from before a broker restart may lie past the rebuilt log's end, where
+                # the in-memory broker stays silent: start over; the inbox skips what was applied.
+                self._rewind = False
+                assigned = consumer.assignment()
+                if assigned:
+                    await consumer.seek_to_beginning(*assigned)
+                log.warning("consumer %s rewound after broker amnesia", self.consumer_name)
             batches = await consumer.getmany(timeout_ms=200, max_records=self._batch_max)
             for tp, records in batches.items():
                 if not records:

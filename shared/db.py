@@ -22,12 +22,15 @@ def dsn_for(url: str, driver: str = "asyncpg") -> str:
     return urlunsplit((scheme, parts.netloc, parts.path, parts.query, parts.fragment))
 
 
-def make_engine(database_url: str, schema: str, *, pool_size: int = 10) -> AsyncEngine:
+def make_engine(database_url: str, schema: str, *, pool_size: int = 20) -> AsyncEngine:
+    # No pre-ping: it costs a round trip per checkout. After a database restart the first use
+    # of a stale connection fails once as a transient error, and SQLAlchemy then recycles the
+    # whole pool; callers retry transient errors anyway.
     return create_async_engine(
         dsn_for(database_url),
         pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
+        max_overflow=pool_size // 2,
+        pool_recycle=1800,
         connect_args={"server_settings": {"search_path": schema, "application_name": f"grantline-{schema}"}},
     )
 

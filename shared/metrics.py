@@ -4,7 +4,6 @@ sizes, outbox backlog, dead letters (and webhook attempts, counted by notify).""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request, Response
@@ -17,6 +16,7 @@ from prometheus_client import (
     generate_latest,
 )
 from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from shared.service import ServiceContext
@@ -79,24 +79,41 @@ RATE_LIMITED = Counter(
 
 
 def instrument(app: FastAPI, service: str) -> None:
-    @app.middleware("http")
-    async def count_requests(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        # The route template, never the raw path: ids in paths would explode the label space.
-        name = getattr(route, "path", "unmatched")
-        HTTP_REQUESTS.labels(service, request.method, name, str(response.status_code)).inc()
-        HTTP_SECONDS.labels(service, name).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(CountRequests, service=service)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
         ctx: ServiceContext = request.app.state.ctx
         await _refresh_gauges(ctx)
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+class CountRequests:
+    """Requests by route template and status, as plain ASGI."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            # The route template, never the raw path: ids in paths would explode the label space.
+            name = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_REQUESTS.labels(self.service, scope["method"], name, str(status)).inc()
+            HTTP_SECONDS.labels(self.service, name).observe(time.perf_counter() - started)
 
 
 async def _refresh_gauges(ctx: ServiceContext) -> None:

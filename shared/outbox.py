@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -115,7 +115,9 @@ class OutboxRelay:
         bootstrap: str | None = None,
         amnesia_check_seconds: float = 5.0,
         redrive_window_seconds: int = 86_400,
+        on_amnesia: Callable[[], None] = lambda: None,
     ) -> None:
+        self._on_amnesia = on_amnesia
         self._namespace = namespace
         self._service = service or "unknown"
         self._bootstrap = bootstrap
@@ -217,6 +219,7 @@ class OutboxRelay:
         self._last_amnesia_check = now
         try:
             if await self.check_broker_amnesia():
+                self._on_amnesia()
                 self.wake()
         except Exception:
             log.info("broker amnesia check failed; will retry", exc_info=True)

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.bus import make_producer
 from shared.consumer import ConsumerLoop, Subscription, per_event
@@ -101,6 +103,7 @@ def create_service_app(
             bootstrap=settings.kafka_bootstrap_servers,
             amnesia_check_seconds=settings.amnesia_check_seconds,
             redrive_window_seconds=settings.redrive_window_seconds,
+            on_amnesia=lambda: _rewind_all(app.state.ctx),
         )
         ctx = ServiceContext(name, settings, engine, maker, producer, relay)
         app.state.ctx = ctx
@@ -143,23 +146,7 @@ def create_service_app(
     instrument(app, name)
     app.state.partner_limiter = RateLimiter(settings.partner_rate_per_s, settings.partner_burst)
 
-    @app.middleware("http")
-    async def correlate_and_limit(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        cid = request.headers.get("x-correlation-id") or str(uuid.uuid4())
-        token = correlation_id.set(cid[:128])
-        try:
-            length = request.headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
-                return problem_response(
-                    PayloadTooLarge(f"request bodies are limited to {settings.max_body_bytes} bytes")
-                )
-            response = await call_next(request)
-            response.headers["X-Correlation-Id"] = cid[:128]
-            return response
-        finally:
-            correlation_id.reset(token)
+    app.add_middleware(CorrelateAndLimit, max_body_bytes=settings.max_body_bytes)
 
     @app.get("/healthz", tags=["health"])
     async def healthz(request: Request) -> JSONResponse:
@@ -180,6 +167,44 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def _rewind_all(ctx: ServiceContext) -> None:
+    for loop in ctx.loops:
+        loop.rewind()
+
+
+class CorrelateAndLimit:
+    """Correlation id in and out, and the body limit, as plain ASGI (no extra task per request)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        cid = (headers.get("x-correlation-id") or str(uuid.uuid4()))[:128]
+        token = correlation_id.set(cid)
+        try:
+            length = headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                response = problem_response(
+                    PayloadTooLarge(f"request bodies are limited to {self.max_body_bytes} bytes")
+                )
+                await response(scope, receive, send)
+                return
+
+            async def send_with_id(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    MutableHeaders(scope=message)["X-Correlation-Id"] = cid
+                await send(message)
+
+            await self.app(scope, receive, send_with_id)
+        finally:
+            correlation_id.reset(token)
 
 
 async def _broker_reachable(ctx: ServiceContext) -> bool:
