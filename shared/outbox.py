@@ -10,12 +10,11 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from sqlalchemy import insert, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.envelope import Event
 from shared.metrics import OUTBOX_PUBLISHED
-from shared.records import OutboxRecord
 from shared.topics import TOPIC_FOR_TYPE
 
 log = logging.getLogger(__name__)
@@ -32,11 +31,29 @@ def outbox_row(event: Event, key: str, topic: str | None = None) -> dict[str, ob
     }
 
 
+_INSERT_MANY = text(
+    "INSERT INTO outbox (id, topic, key, type, subject, envelope) "
+    "SELECT i, t, k, y, s, CAST(e AS jsonb) FROM unnest("
+    "CAST(:ids AS uuid[]), CAST(:topics AS text[]), CAST(:keys AS text[]), "
+    "CAST(:types AS text[]), CAST(:subjects AS text[]), CAST(:envelopes AS text[])) AS u(i, t, k, y, s, e)"
+)
+
+
 async def add_events(session: AsyncSession, events: Iterable[tuple[Event, str]]) -> int:
-    """Write (event, kafka key) pairs into the outbox of the session's schema."""
+    """Write (event, kafka key) pairs into the outbox of the session's schema, in one statement."""
     rows = [outbox_row(event, key) for event, key in events]
     if rows:
-        await session.execute(insert(OutboxRecord), rows)
+        await session.execute(
+            _INSERT_MANY,
+            {
+                "ids": [str(r["id"]) for r in rows],
+                "topics": [r["topic"] for r in rows],
+                "keys": [r["key"] for r in rows],
+                "types": [r["type"] for r in rows],
+                "subjects": [r["subject"] for r in rows],
+                "envelopes": [orjson.dumps(r["envelope"]).decode() for r in rows],
+            },
+        )
     return len(rows)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.intake.domain import ApplicationState, decode_cursor, encode_cursor, project
 from shared.auth import Principal, hash_secret, new_api_key, webhook_secret_for
 from shared.envelope import Event, new_event
-from shared.outbox import add_events
+from shared.outbox import add_events, outbox_row
 from shared.policy.validation import ApplicationInput
 
 SOURCE = "grantline.intake"
@@ -59,6 +59,25 @@ async def find_idempotent_reply(
     return (row.request_hash, row.status_code, row.response) if row else None
 
 
+# One round trip: the idempotency claim gates the application, its first timeline entry and its
+# outbox event, all in the caller's transaction. A taken key inserts nothing and returns 0.
+_SUBMIT = text(
+    "WITH claim AS ("
+    " INSERT INTO idempotency_keys (partner_id, key, request_hash, status_code, response)"
+    " VALUES (:p, :k, :h, 202, CAST(:r AS jsonb)) ON CONFLICT DO NOTHING RETURNING 1),"
+    " app AS ("
+    " INSERT INTO applications (id, partner_id, program, year, applicant_id, subject, status, input)"
+    " SELECT :id, :p, :prog, :y, :a, :s, 'received', CAST(:inp AS jsonb) FROM claim RETURNING id),"
+    " tl AS ("
+    " INSERT INTO timeline (event_id, application_id, type, source, time)"
+    " SELECT :e, id, :t, :src, :tm FROM app RETURNING 1),"
+    " ob AS ("
+    " INSERT INTO outbox (id, topic, key, type, subject, envelope)"
+    " SELECT :e, :topic, :a, :t, id, CAST(:env AS jsonb) FROM app RETURNING 1)"
+    " SELECT (SELECT count(*) FROM claim) + (SELECT count(*) FROM tl) * 0 + (SELECT count(*) FROM ob) * 0"
+)
+
+
 async def submit_application(
     session: AsyncSession,
     *,
@@ -75,15 +94,6 @@ async def submit_application(
     """
     app_id = "app_" + uuid.uuid4().hex
     response = {"id": app_id, "status": "received", "links": {"self": f"/v1/applications/{app_id}"}}
-    claimed = await session.scalar(
-        text(
-            "INSERT INTO idempotency_keys (partner_id, key, request_hash, status_code, response) "
-            "VALUES (:p, :k, :h, 202, CAST(:r AS jsonb)) ON CONFLICT DO NOTHING RETURNING 1"
-        ),
-        {"p": partner_id, "k": idempotency_key, "h": fingerprint, "r": _json(response)},
-    )
-    if claimed is None:
-        return None
     wire = application.to_wire()
     event = new_event(
         "application.received",
@@ -92,29 +102,29 @@ async def submit_application(
         correlation_id=correlation,
         data={"application_id": app_id, "partner_id": partner_id, "application": wire},
     )
-    await session.execute(
-        text(
-            "INSERT INTO applications (id, partner_id, program, year, applicant_id, subject, status, input) "
-            "VALUES (:id, :p, :prog, :y, :a, :s, 'received', CAST(:inp AS jsonb))"
-        ),
+    row = outbox_row(event, application.applicant_id)
+    claimed = await session.scalar(
+        _SUBMIT,
         {
-            "id": app_id,
             "p": partner_id,
+            "k": idempotency_key,
+            "h": fingerprint,
+            "r": _json(response),
+            "id": app_id,
             "prog": application.program,
             "y": application.year,
             "a": application.applicant_id,
             "s": application.subject,
             "inp": _json(wire),
+            "e": event.id,
+            "t": event.type,
+            "src": event.source,
+            "tm": event.time,
+            "topic": row["topic"],
+            "env": _json(row["envelope"]),
         },
     )
-    await session.execute(
-        text(
-            "INSERT INTO timeline (event_id, application_id, type, source, time) VALUES (:e, :a, :t, :s, :tm)"
-        ),
-        {"e": event.id, "a": app_id, "t": event.type, "s": event.source, "tm": event.time},
-    )
-    await add_events(session, [(event, application.applicant_id)])
-    return 202, response
+    return (202, response) if claimed else None
 
 
 def _visible_clause(principal: Principal) -> tuple[str, dict[str, Any]]:
