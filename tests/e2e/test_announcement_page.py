@@ -10,11 +10,7 @@ Needs /usr/bin/chromium (`apt-get install -y chromium`) and the `playwright` pac
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,18 +19,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(
-        "Debian chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)",
-        allow_module_level=True,
-    )
-try:
-    from playwright.async_api import Dialog, async_playwright
-except ImportError:
-    pytest.skip("the playwright package is not installed (pip install playwright)", allow_module_level=True)
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, skip_without_browser
+from tests.support.processes import service_process
+
+skip_without_browser()
 
 from aiokafka import AIOKafkaProducer  # noqa: E402
+from playwright.async_api import Dialog, async_playwright  # noqa: E402
 
 from shared.envelope import new_event  # noqa: E402
 from shared.migrate import upgrade_all  # noqa: E402
@@ -48,19 +39,11 @@ HOSTILE_NAME = "<script>alert(1)</script>上海某某生物科技有限公司"
 IMG_NAME = '"><img src=x onerror="document.title=\'pwned\'">复旦某某医院'
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def notify_process(fresh_db_dsn: str, kafka_bootstrap: str, topic_namespace: str) -> Iterator[str]:
     upgrade_all(fresh_db_dsn)
     asyncio.run(ensure_topics(kafka_bootstrap, partitions=3, namespace=topic_namespace))
-    port = _free_port()
     env = {
-        **os.environ,
         "GRANTLINE_ENV": "test",
         "GRANTLINE_DATABASE_URL": fresh_db_dsn,
         "GRANTLINE_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -69,45 +52,8 @@ def notify_process(fresh_db_dsn: str, kafka_bootstrap: str, topic_namespace: str
         "GRANTLINE_ALLOW_PRIVATE_CALLBACKS": "1",
         "GRANTLINE_LOG_LEVEL": "WARNING",
     }
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "notify-e2e.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "services.notify.app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/v1/announcements", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"notify did not start; see {ARTIFACTS / 'notify-e2e.log'}")
-            time.sleep(0.1)
+    with service_process("notify", env, ARTIFACTS / "notify-e2e.log") as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _decision(name: str, amount: str, subject: str) -> tuple[bytes, bytes]:
@@ -166,7 +112,7 @@ async def test_announcement_page_shows_hostile_names_as_text(
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            args=CHROMIUM_ARGS,
         )
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 720}, locale="zh-CN")

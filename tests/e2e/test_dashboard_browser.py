@@ -10,10 +10,6 @@ Needs /usr/bin/chromium (`apt-get install -y chromium`) and the `playwright` pac
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,18 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(
-        "Debian chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)",
-        allow_module_level=True,
-    )
-try:
-    from playwright.async_api import async_playwright
-except ImportError:
-    pytest.skip("the playwright package is not installed (pip install playwright)", allow_module_level=True)
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, skip_without_browser
+from tests.support.processes import service_process
+
+skip_without_browser()
 
 from aiokafka import AIOKafkaProducer  # noqa: E402
+from playwright.async_api import async_playwright  # noqa: E402
 
 from shared.migrate import upgrade_all  # noqa: E402
 from shared.topics import ASSESSMENTS, ensure_topics  # noqa: E402
@@ -46,19 +37,11 @@ TOKEN = "dashboard-e2e-operator-token-0123456789"
 NAME = "<img src=x onerror=alert(1)>上海某某生物科技有限公司"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ledger_url(fresh_db_dsn: str, kafka_bootstrap: str, topic_namespace: str) -> Iterator[str]:
     upgrade_all(fresh_db_dsn)
     asyncio.run(ensure_topics(kafka_bootstrap, partitions=3, namespace=topic_namespace))
-    port = _free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("GRANTLINE_")},
         "GRANTLINE_ENV": "test",
         "GRANTLINE_DATABASE_URL": fresh_db_dsn,
         "GRANTLINE_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -66,35 +49,9 @@ def ledger_url(fresh_db_dsn: str, kafka_bootstrap: str, topic_namespace: str) ->
         "GRANTLINE_OPERATOR_TOKEN": TOKEN,
         "GRANTLINE_RELAY_POLL_SECONDS": "0.1",
         "GRANTLINE_LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(ROOT),
     }
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "dashboard-e2e-ledger.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "services.ledger.app:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the ledger did not start; see {ARTIFACTS / 'dashboard-e2e-ledger.log'}")
-            time.sleep(0.1)
+    with service_process("ledger", env, ARTIFACTS / "dashboard-e2e-ledger.log") as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 async def _feed(bootstrap: str, namespace: str, receipts: list[dict]) -> None:
@@ -103,8 +60,9 @@ async def _feed(bootstrap: str, namespace: str, receipts: list[dict]) -> None:
     await producer.start()
     try:
         for r in receipts:
-            await producer.send_and_wait(namespace + ASSESSMENTS, assessed(r).to_bytes(),
-                                         key=r["applicant"]["id"].encode())
+            await producer.send_and_wait(
+                namespace + ASSESSMENTS, assessed(r).to_bytes(), key=r["applicant"]["id"].encode()
+            )
     finally:
         await producer.stop()
 
@@ -134,7 +92,7 @@ async def test_sign_in_watch_a_decision_arrive_and_revoke(
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            args=CHROMIUM_ARGS,
         )
         try:
             page = await browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
@@ -170,7 +128,8 @@ async def test_sign_in_watch_a_decision_arrive_and_revoke(
             await row.wait_for(timeout=20_000)
             assert await row.locator("td.awarded").inner_text() == "250万"
             await page.wait_for_function(
-                "document.querySelector('table#pools tbody tr td.committed').textContent === '650万'")
+                "document.querySelector('table#pools tbody tr td.committed').textContent === '650万'"
+            )
             assert await page.evaluate("window.__notReloaded === true"), "the page did not reload"
             await page.screenshot(path=str(ARTIFACTS / "dashboard-live.png"), full_page=True)
 

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,6 +111,22 @@ class Stack:
     def tail(self, name: str, lines: int = 30) -> str:
         path = self.services[name].log_path
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+@contextmanager
+def service_process(
+    name: str, env_overrides: dict[str, str], log_path: Path, timeout_s: float = 30
+) -> Iterator[str]:
+    """One service as a uvicorn process on a free port; yields its base URL once /healthz is 200."""
+    stack = make_stack(env_overrides, log_path.parent)
+    svc = stack.services[name]
+    svc.log_path = log_path
+    stack.start(name)
+    try:
+        stack.wait_healthy((name,), timeout_s=timeout_s)
+        yield svc.url
+    finally:
+        stack.stop_all()
 
 
 def make_stack(env_overrides: dict[str, str], log_dir: Path) -> Stack:
