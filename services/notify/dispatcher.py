@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.notify import domain
 from services.notify.handlers import finalize_due
 from shared.auth import webhook_secret_for
+from shared.metrics import WEBHOOK_ATTEMPTS
 from shared.settings import Settings
 from shared.ssrf import UnsafeCallback, check_callback_url
 
@@ -321,6 +322,7 @@ class Dispatcher:
                             "e": res.error,
                         },
                     )
+                WEBHOOK_ATTEMPTS.labels(res.outcome).inc()  # the outcome just recorded in delivery_attempts
                 if decision.status == "delivered":
                     self.sent += 1
                 if decision.status == "parked":

@@ -11,7 +11,9 @@ import signal
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,16 +92,17 @@ class Scenario:
     accepted: dict[int, str] = field(default_factory=dict)
 
 
-@pytest.fixture
-def scenario(servers: Servers) -> Iterator[Scenario]:
-    db = create_database(servers.pg_dsn)
+@contextmanager
+def open_scenario(pg_dsn: str, bootstrap: str, *, prefix: str = "fault", partitions: int = 3) -> Iterator[Scenario]:
+    """A stack of the four services on its own database and topic namespace, a partner and its receiver."""
+    db = create_database(pg_dsn)
     upgrade_all(db)
-    namespace = new_namespace("fault")
-    asyncio.run(ensure_topics(servers.bootstrap, partitions=3, namespace=namespace))
+    namespace = new_namespace(prefix)
+    asyncio.run(ensure_topics(bootstrap, partitions=partitions, namespace=namespace))
     stack = make_stack(
         {
             "DATABASE_URL": db,
-            "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "GRANTLINE_ENV": "test",
             "GRANTLINE_TOPIC_NAMESPACE": namespace,
             "GRANTLINE_OPERATOR_TOKEN": OPERATOR_TOKEN,
@@ -113,7 +116,7 @@ def scenario(servers: Servers) -> Iterator[Scenario]:
             "GRANTLINE_AMNESIA_CHECK_SECONDS": "1",
             "GRANTLINE_LOG_LEVEL": "WARNING",
         },
-        ARTIFACTS / f"fault-logs-{namespace.rstrip('.')}",
+        ARTIFACTS / f"{prefix}-logs-{namespace.rstrip('.')}",
     )
     receiver = Receiver().start()
     for name in stack.services:
@@ -130,6 +133,12 @@ def scenario(servers: Servers) -> Iterator[Scenario]:
         receiver.stop()
 
 
+@pytest.fixture
+def scenario(servers: Servers) -> Iterator[Scenario]:
+    with open_scenario(servers.pg_dsn, servers.bootstrap) as opened:
+        yield opened
+
+
 def load(enterprises: list[str]) -> list[dict[str, Any]]:
     """20 applications per enterprise of 1,234,567.89 each: more than its 1000万 pool holds."""
     bodies = []
@@ -143,8 +152,11 @@ def load(enterprises: list[str]) -> list[dict[str, Any]]:
     return bodies
 
 
-async def post_all(scenario: Scenario, bodies: list[dict[str, Any]], deadline_s: float = 150) -> None:
-    """Post like a careful partner: retry with the same Idempotency-Key until answered."""
+async def post_all(
+    scenario: Scenario, bodies: list[dict[str, Any]], deadline_s: float = 150, in_applicant_order: bool = False
+) -> None:
+    """Post like a careful partner: retry with the same Idempotency-Key until answered.
+    `in_applicant_order`: one applicant's bodies one after another, in list order (applicants concurrently)."""
     keys = [str(uuid.uuid4()) for _ in bodies]
     gate = asyncio.Semaphore(16)
     started = time.monotonic()
@@ -166,13 +178,31 @@ async def post_all(scenario: Scenario, bodies: list[dict[str, Any]], deadline_s:
                         pass
                     await asyncio.sleep(0.2)
 
-        await asyncio.gather(*(one(i) for i in range(len(bodies))))
+        if not in_applicant_order:
+            await asyncio.gather(*(one(i) for i in range(len(bodies))))
+            return
+        by_applicant: dict[str, list[int]] = defaultdict(list)
+        for i, body in enumerate(bodies):
+            by_applicant[body["applicant"]["id"]].append(i)
+
+        async def in_order(indices: list[int]) -> None:
+            for i in indices:
+                await one(i)
+
+        await asyncio.gather(*(in_order(indices) for indices in by_applicant.values()))
 
 
-def run_with_fault(scenario: Scenario, fault: Callable[[], None]) -> list[str]:
-    enterprises = [random_uscc() for _ in range(ENTERPRISES)]
+def run_with_fault(
+    scenario: Scenario,
+    fault: Callable[[], None],
+    enterprises: list[str] | None = None,
+    in_applicant_order: bool = False,
+) -> list[str]:
+    enterprises = enterprises or [random_uscc() for _ in range(ENTERPRISES)]
     bodies = load(enterprises)
-    poster = threading.Thread(target=lambda: asyncio.run(post_all(scenario, bodies)))
+    poster = threading.Thread(
+        target=lambda: asyncio.run(post_all(scenario, bodies, in_applicant_order=in_applicant_order))
+    )
     poster.start()
     while len(scenario.accepted) < APPLICATIONS // 4 and poster.is_alive():
         time.sleep(0.05)
@@ -219,7 +249,8 @@ def wait_for_webhooks(scenario: Scenario, app_ids: set[str], timeout_s: float = 
     raise AssertionError(f"{len(missing)} decisions never reached the partner")
 
 
-def check_outcome(scenario: Scenario, enterprises: list[str]) -> None:
+def check_outcome(scenario: Scenario, enterprises: list[str]) -> dict[str, dict[str, Any]]:
+    """Every invariant after a load; returns application id → its final body."""
     final = wait_all_final(scenario)
     by_enterprise: dict[str, int] = {}
     for body in final.values():
@@ -255,6 +286,7 @@ def check_outcome(scenario: Scenario, enterprises: list[str]) -> None:
     assert (decisions, doubled) == (APPLICATIONS, 0)
     wait_for_webhooks(scenario, set(final))
     assert scenario.receiver.bad_signatures == 0
+    return final
 
 
 def kill_and_restart(scenario: Scenario, *names: str) -> Callable[[], None]:
