@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from services.eligibility.handlers import receipt_for
 from shared.auth import Principal, require
 from shared.errors import FieldProblem, MalformedJson, ValidationFailed
-from shared.openapi import APPLICATION_BODY
+from shared.openapi import APPLICATION_BODY, AUTHENTICATED, PUBLIC, problems
 from shared.policy.catalog import load_catalog
 from shared.policy.validation import validate_application
 
@@ -19,7 +19,9 @@ router = APIRouter()
 Caller = Annotated[Principal, Depends(require("partner", "operator"))]
 
 
-@router.post("/v1/evaluate", tags=["eligibility"], openapi_extra=APPLICATION_BODY)
+@router.post(
+    "/v1/evaluate", tags=["eligibility"], openapi_extra=APPLICATION_BODY, responses=problems(400, *AUTHENTICATED)
+)
 async def evaluate(request: Request, principal: Caller) -> dict[str, Any]:
     try:
         body = orjson.loads(await request.body())
@@ -34,7 +36,7 @@ async def evaluate(request: Request, principal: Caller) -> dict[str, Any]:
     return receipt_for(application, catalog)
 
 
-@router.get("/v1/catalog", tags=["eligibility"])
+@router.get("/v1/catalog", tags=["eligibility"], responses=problems(*PUBLIC))
 async def catalog() -> dict[str, Any]:
     current = load_catalog()
     return {"catalog_version": current.version, "items": current.public_listing()}

@@ -25,10 +25,16 @@ def receipt_for(application: ApplicationInput, catalog: Catalog) -> dict[str, An
 
 async def assess_application(session: AsyncSession, event: Event) -> None:
     catalog = load_catalog()
-    application = ApplicationInput.from_wire(event.data["application"])
+    data = event.data
+    for key in ("application_id", "partner_id"):
+        if not isinstance(data.get(key), str):
+            raise ValueError(f"application.received: data.{key}: must be a string")
+    if not isinstance(data.get("application"), dict):
+        raise ValueError("application.received: data.application: must be an application object")
+    application = ApplicationInput.from_wire(data["application"])
     receipt = receipt_for(application, catalog)
-    receipt["application_id"] = event.data["application_id"]
-    receipt["partner_id"] = event.data["partner_id"]
+    receipt["application_id"] = data["application_id"]
+    receipt["partner_id"] = data["partner_id"]
     receipt["received_at"] = event.time.isoformat()
     stored = await session.scalar(
         text(

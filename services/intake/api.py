@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from services.intake import handlers
 from services.intake.domain import request_fingerprint
@@ -22,13 +22,15 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.logs import correlation_id
-from shared.openapi import APPLICATION_BODY
+from shared.openapi import APPLICATION_BODY, AUTHENTICATED, NO_NUL, PUBLIC, problems
 from shared.policy.catalog import load_catalog
 from shared.policy.validation import validate_application
 from shared.service import ServiceContext
 from shared.ssrf import UnsafeCallback, check_callback_url
 
 router = APIRouter()
+
+ApplicationId = Annotated[str, Path(max_length=200, pattern=NO_NUL)]
 
 Operator = Annotated[Principal, Depends(require("operator"))]
 Partner = Annotated[Principal, Depends(require("partner"))]
@@ -42,6 +44,20 @@ def _ctx(request: Request) -> ServiceContext:
 class PartnerCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     callback_url: str = Field(min_length=1, max_length=2000)
+
+    @field_validator("name", "callback_url")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+async def _json_body(request: Request) -> None:
+    """415 for a body that is not JSON (pydantic would otherwise report it as a 422)."""
+    content_type = request.headers.get("content-type", "application/json")
+    if "json" not in content_type:
+        raise UnsupportedMediaType("send the body as application/json")
 
 
 class PartnerCreated(BaseModel):
@@ -58,8 +74,16 @@ class ApplicationAccepted(BaseModel):
     links: dict[str, str]
 
 
-@router.post("/v1/partners", status_code=201, response_model=PartnerCreated, tags=["partners"])
-async def create_partner(body: PartnerCreate, request: Request, principal: Operator) -> dict[str, str]:
+@router.post(
+    "/v1/partners",
+    status_code=201,
+    response_model=PartnerCreated,
+    tags=["partners"],
+    responses=problems(400, 415, *AUTHENTICATED),
+)
+async def create_partner(
+    body: PartnerCreate, request: Request, principal: Operator, _: Annotated[None, Depends(_json_body)]
+) -> dict[str, str]:
     ctx = _ctx(request)
     try:
         await check_callback_url(body.callback_url, allow_private=ctx.settings.allow_private_callbacks)
@@ -85,7 +109,7 @@ async def create_partner(body: PartnerCreate, request: Request, principal: Opera
     response_model=ApplicationAccepted,
     tags=["applications"],
     openapi_extra=APPLICATION_BODY,
-    responses={409: {"description": "idempotency key reused with another body"}},
+    responses=problems(400, 409, 415, *AUTHENTICATED),
 )
 async def submit_application(
     request: Request,
@@ -138,8 +162,8 @@ async def submit_application(
     return JSONResponse(response, status_code=status_code)
 
 
-@router.get("/v1/applications/{application_id}", tags=["applications"])
-async def get_application(application_id: str, request: Request, principal: Reader) -> dict[str, Any]:
+@router.get("/v1/applications/{application_id}", tags=["applications"], responses=problems(404, *AUTHENTICATED))
+async def get_application(application_id: ApplicationId, request: Request, principal: Reader) -> dict[str, Any]:
     async with _ctx(request).maker() as session:
         found = await handlers.get_application(session, application_id, principal)
     if found is None:
@@ -147,8 +171,10 @@ async def get_application(application_id: str, request: Request, principal: Read
     return found
 
 
-@router.get("/v1/applications/{application_id}/events", tags=["applications"])
-async def get_application_events(application_id: str, request: Request, principal: Reader) -> dict[str, Any]:
+@router.get(
+    "/v1/applications/{application_id}/events", tags=["applications"], responses=problems(404, *AUTHENTICATED)
+)
+async def get_application_events(application_id: ApplicationId, request: Request, principal: Reader) -> dict[str, Any]:
     """Every event that touched this application, across services, in order, as full envelopes."""
     async with _ctx(request).maker() as session:
         events = await handlers.get_application_events(session, application_id, principal)
@@ -157,14 +183,14 @@ async def get_application_events(application_id: str, request: Request, principa
     return {"application_id": application_id, "items": events}
 
 
-@router.get("/v1/applications", tags=["applications"])
+@router.get("/v1/applications", tags=["applications"], responses=problems(*AUTHENTICATED))
 async def list_applications(
     request: Request,
     principal: Reader,
     status: Literal["received", "ineligible", "approved", "partially_approved", "rejected", "revoked"]
     | None = None,
-    program: Annotated[str | None, Query(max_length=40)] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    program: Annotated[str | None, Query(max_length=40, pattern=NO_NUL)] = None,
+    cursor: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     async with _ctx(request).maker() as session:
@@ -176,7 +202,7 @@ async def list_applications(
             raise ValidationFailed("bad cursor", errors=[FieldProblem("cursor", str(exc))]) from exc
 
 
-@router.get("/v1/programs", tags=["programs"])
+@router.get("/v1/programs", tags=["programs"], responses=problems(*PUBLIC))
 async def list_programs() -> dict[str, Any]:
     catalog = load_catalog()
     return {"catalog_version": catalog.version, "items": catalog.public_listing()}

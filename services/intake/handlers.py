@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.intake.domain import ApplicationState, decode_cursor, encode_cursor, project
 from shared.auth import Principal, hash_secret, new_api_key, webhook_secret_for
 from shared.envelope import Event, new_event
+from shared.money import AmountError, parse_amount
 from shared.outbox import add_events, outbox_row
 from shared.policy.validation import ApplicationInput
 
@@ -241,8 +243,53 @@ async def list_applications(
     return {"items": [_public_view(r, None) for r in page], "next_cursor": next_cursor}
 
 
+_DECIDED_STATUSES = frozenset({"approved", "partially_approved", "rejected", "ineligible"})
+
+
+def check_downstream_data(event_type: str, data: dict[str, Any]) -> None:
+    """ValueError (the consumer dead-letters the event) for data the projection cannot show as is."""
+
+    def amount(key: str) -> None:
+        if key in data:
+            try:
+                parse_amount(data[key])
+            except AmountError as exc:
+                raise ValueError(f"{event_type}: data.{key}: {exc}") from exc
+
+    def instant(key: str) -> None:
+        value = data.get(key)
+        if value is None:
+            return
+        try:
+            if not isinstance(value, str):
+                raise TypeError(type(value).__name__)
+            datetime.fromisoformat(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{event_type}: data.{key}: not an RFC 3339 time") from exc
+
+    if "application_id" in data and not isinstance(data["application_id"], str):
+        raise ValueError(f"{event_type}: data.application_id: must be a string")
+    if "reasons" in data and not isinstance(data["reasons"], list):
+        raise ValueError(f"{event_type}: data.reasons: must be a list")
+    if event_type == "application.assessed":
+        if not isinstance(data.get("eligible"), bool):
+            raise ValueError(f"{event_type}: data.eligible: must be true or false")
+        amount("entitlement")
+    elif event_type == "award.decided":
+        if data.get("status") not in _DECIDED_STATUSES:
+            raise ValueError(f"{event_type}: data.status: must be one of {sorted(_DECIDED_STATUSES)}")
+        amount("entitlement")
+        amount("awarded")
+    elif event_type == "announcement.published":
+        instant("published_at")
+        instant("notice_ends_at")
+    elif event_type == "award.finalized":
+        instant("finalized_at")
+
+
 async def record_downstream_event(session: AsyncSession, event: Event) -> None:
     """Project assessments, awards and announcements onto the application and its timeline."""
+    check_downstream_data(event.type, event.data)
     app_id = event.data.get("application_id") or event.subject
     row = (
         await session.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import text
 
@@ -13,9 +13,10 @@ from services.ledger import repository as repo
 from services.ledger.handlers import revoke_award, verify_ledger
 from shared.auth import Principal, require
 from shared.money import format_fen
+from shared.openapi import AUTHENTICATED, NO_NUL, problems
 from shared.service import ServiceContext
 
-router = APIRouter(tags=["ledger"])
+router = APIRouter(tags=["ledger"], responses=problems(*AUTHENTICATED))
 
 Reader = Annotated[Principal, Depends(require("operator", "auditor"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
@@ -24,6 +25,12 @@ Operator = Annotated[Principal, Depends(require("operator"))]
 def _ctx(request: Request) -> ServiceContext:
     ctx: ServiceContext = request.app.state.ctx
     return ctx
+
+
+Beneficiary = Annotated[str | None, Query(max_length=64, pattern=NO_NUL)]
+Year = Annotated[int | None, Query(ge=2000, le=2100)]
+ProgramCode = Annotated[str | None, Query(max_length=64, pattern=NO_NUL)]
+ApplicationId = Annotated[str, Path(max_length=200, pattern=NO_NUL)]
 
 
 def _filters(beneficiary: str | None, year: int | None, prefix: str = "") -> tuple[str, dict[str, Any]]:
@@ -42,9 +49,9 @@ def _filters(beneficiary: str | None, year: int | None, prefix: str = "") -> tup
 async def balances(
     request: Request,
     _: Reader,
-    beneficiary: str | None = None,
-    year: int | None = None,
-    program: str | None = None,
+    beneficiary: Beneficiary = None,
+    year: Year = None,
+    program: ProgramCode = None,
 ) -> dict[str, Any]:
     """Every pool instance against its cap. `year` filters beneficiary-year pools (subject pools have none)."""
     where, params = _filters(beneficiary, year)
@@ -72,9 +79,9 @@ async def balances(
 async def awards(
     request: Request,
     _: Reader,
-    beneficiary: str | None = None,
-    year: int | None = None,
-    program: str | None = None,
+    beneficiary: Beneficiary = None,
+    year: Year = None,
+    program: ProgramCode = None,
 ) -> dict[str, Any]:
     """Granted awards (base and top-ups), live and revoked, in decision order."""
     where, params = _filters(beneficiary, year, "a.")
@@ -122,11 +129,13 @@ class RevokeBody(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be blank")
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
         return value
 
 
-@router.post("/v1/awards/{application_id}/revoke")
-async def revoke(request: Request, application_id: str, body: RevokeBody, principal: Operator) -> dict[str, Any]:
+@router.post("/v1/awards/{application_id}/revoke", responses=problems(400, 404, 409))
+async def revoke(request: Request, application_id: ApplicationId, body: RevokeBody, principal: Operator) -> dict[str, Any]:
     """Compensating entry, pools restored, `award.revoked` published. A second call changes nothing
     and answers the first revocation again."""
     ctx = _ctx(request)
@@ -142,7 +151,7 @@ async def revoke(request: Request, application_id: str, body: RevokeBody, princi
 async def journal(
     request: Request,
     _: Reader,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     async with _ctx(request).maker() as session:

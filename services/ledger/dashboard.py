@@ -131,9 +131,10 @@ def _filters(request: Request) -> dict[str, Any]:
     q = request.query_params
     year = q.get("year", "")
     return {
-        "year": int(year) if year.isdigit() and len(year) == 4 else None,
-        "program": (q.get("program") or "").strip()[:40] or None,
-        "beneficiary": (q.get("beneficiary") or "").strip()[:40] or None,
+        # isdigit() admits "²"; int() does not. NUL never reaches PostgreSQL (text refuses it).
+        "year": int(year) if year.isascii() and year.isdigit() and len(year) == 4 else None,
+        "program": (q.get("program") or "").replace("\x00", "").strip()[:40] or None,
+        "beneficiary": (q.get("beneficiary") or "").replace("\x00", "").strip()[:40] or None,
     }
 
 

@@ -15,6 +15,7 @@ from services.notify import domain
 from services.notify.page import CONTENT_SECURITY_POLICY, render_announcements
 from shared.auth import Principal, require
 from shared.errors import Conflict, NotFound
+from shared.openapi import AUTHENTICATED, NO_NUL, PUBLIC, problems
 from shared.service import ServiceContext
 
 router = APIRouter()
@@ -29,7 +30,10 @@ def _ctx(request: Request) -> ServiceContext:
 # --- 公示 (public) --------------------------------------------------------------------------
 
 Year = Annotated[int | None, Query(ge=2000, le=2100, description="support year")]
-Program = Annotated[str | None, Query(min_length=1, max_length=64, description="program code, e.g. GT-EQUITY")]
+Program = Annotated[
+    str | None, Query(min_length=1, max_length=64, pattern=NO_NUL, description="program code, e.g. GT-EQUITY")
+]
+DeliveryId = Annotated[str, Path(max_length=100, pattern=NO_NUL)]
 NoticeStatus = Annotated[Literal["under_notice", "final"] | None, Query(description="under_notice or final")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
@@ -74,7 +78,7 @@ async def _announcements(
     ]
 
 
-@router.get("/v1/announcements", tags=["announcements"])
+@router.get("/v1/announcements", tags=["announcements"], responses=problems(*PUBLIC))
 async def list_announcements(
     request: Request, year: Year = None, program: Program = None, status: NoticeStatus = None, limit: Limit = 500
 ) -> dict[str, Any]:
@@ -84,7 +88,7 @@ async def list_announcements(
     return {"items": items}
 
 
-@router.get("/announcements", response_class=HTMLResponse, tags=["announcements"])
+@router.get("/announcements", response_class=HTMLResponse, tags=["announcements"], responses=problems(*PUBLIC))
 async def announcements_page(
     request: Request, year: Year = None, program: Program = None, status: NoticeStatus = None, limit: Limit = 500
 ) -> HTMLResponse:
@@ -178,12 +182,12 @@ async def _load_deliveries(session: AsyncSession, where: list[str], params: dict
     return [_delivery_view(r, attempts[r.id], redrives[r.id]) for r in rows]
 
 
-@router.get("/v1/deliveries", tags=["deliveries"])
+@router.get("/v1/deliveries", tags=["deliveries"], responses=problems(*AUTHENTICATED))
 async def list_deliveries(
     request: Request,
     principal: Operator,
-    application_id: Annotated[str | None, Query(max_length=200)] = None,
-    partner_id: Annotated[str | None, Query(max_length=200)] = None,
+    application_id: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    partner_id: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     status: DeliveryStatus = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
@@ -204,9 +208,9 @@ async def list_deliveries(
     return {"items": items}
 
 
-@router.get("/v1/deliveries/{delivery_id}", tags=["deliveries"])
+@router.get("/v1/deliveries/{delivery_id}", tags=["deliveries"], responses=problems(404, *AUTHENTICATED))
 async def get_delivery(
-    request: Request, principal: Operator, delivery_id: Annotated[str, Path(max_length=100)]
+    request: Request, principal: Operator, delivery_id: DeliveryId
 ) -> dict[str, Any]:
     async with _ctx(request).maker() as session:
         items = await _load_deliveries(session, ["id = :id"], {"id": delivery_id, "lim": 1})
@@ -215,9 +219,11 @@ async def get_delivery(
     return items[0]
 
 
-@router.post("/v1/deliveries/{delivery_id}/redrive", tags=["deliveries"])
+@router.post(
+    "/v1/deliveries/{delivery_id}/redrive", tags=["deliveries"], responses=problems(404, 409, *AUTHENTICATED)
+)
 async def redrive_delivery(
-    request: Request, principal: Operator, delivery_id: Annotated[str, Path(max_length=100)]
+    request: Request, principal: Operator, delivery_id: DeliveryId
 ) -> dict[str, Any]:
     """Give a parked delivery a fresh round of attempts, now; recorded with who asked."""
     ctx = _ctx(request)

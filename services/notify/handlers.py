@@ -49,10 +49,13 @@ async def enqueue_delivery(
 
 def make_award_handler(notice_period_s: int):  # type: ignore[no-untyped-def]
     async def handle_award_event(session: AsyncSession, event: Event) -> None:
-        if event.type == "award.decided":
-            await apply_award_decided(session, event, notice_period_s=notice_period_s)
-        elif event.type == "award.revoked":
-            await apply_award_revoked(session, event)
+        try:
+            if event.type == "award.decided":
+                await apply_award_decided(session, event, notice_period_s=notice_period_s)
+            elif event.type == "award.revoked":
+                await apply_award_revoked(session, event)
+        except (KeyError, TypeError) as exc:  # a field missing or of the wrong shape: dead-letter it
+            raise ValueError(f"{event.type}: malformed data: {type(exc).__name__}: {exc}") from exc
 
     return handle_award_event
 

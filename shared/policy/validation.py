@@ -184,6 +184,9 @@ def _text(container: dict[str, Any], key: str, fld: str, err: Any) -> str | None
     if not value.strip():
         err(fld, "must not be empty")
         return None
+    if "\x00" in value:  # PostgreSQL text and jsonb refuse NUL: an error, not a silent change
+        err(fld, "must not contain NUL characters")
+        return None
     if len(value) > TEXT_MAX:
         err(fld, f"must be at most {TEXT_MAX} characters")
         return None
