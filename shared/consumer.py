@@ -181,6 +181,7 @@ class ConsumerLoop:
         self._session_timeout_ms = session_timeout_ms
         self._max_batch_failures = 3
         self._rewind = False
+        self._last_log_check = 0.0
         self.service = service
         self.sub = subscription
         self.consumer_name = f"{service}.{subscription.name}"
@@ -269,6 +270,36 @@ class ConsumerLoop:
                 if not records:
                     continue
                 await self._process_with_retry(consumer, tp, records)
+            await self._restart_rebuilt_partitions(consumer, idle=set(consumer.assignment()) - set(batches))
+
+    async def _restart_rebuilt_partitions(
+        self, consumer: AIOKafkaConsumer, idle: set[TopicPartition]
+    ) -> None:
+        """A position past the partition's high watermark means the broker rebuilt the log (an
+        in-memory broker restarted): read it again from the start; the inbox skips repeats."""
+        now = asyncio.get_running_loop().time()
+        if not idle or now - self._last_log_check < 1.0:
+            return
+        self._last_log_check = now
+        for tp in idle:
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                position = await asyncio.wait_for(consumer.position(tp), timeout=0.5)
+            except Exception:
+                continue
+            if position > high:
+                log.warning(
+                    "partition log is shorter than our position; reading it again from the start",
+                    extra={
+                        "consumer": self.consumer_name,
+                        "partition": str(tp),
+                        "position": position,
+                        "high": high,
+                    },
+                )
+                await consumer.seek_to_beginning(tp)
 
     async def _process_with_retry(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]

@@ -53,6 +53,11 @@ class ServiceContext:
 async def apply_partner_registered(session: AsyncSession, event: Event) -> None:
     """Keep this service's replica of the partner directory (ids, names, key hashes)."""
     data = event.data
+    missing = [
+        k for k in ("partner_id", "name", "callback_url", "api_key_hash") if not isinstance(data.get(k), str)
+    ]
+    if missing:
+        raise ValueError(f"malformed partner.registered: {', '.join(missing)} missing or not text")
     stmt = pg_insert(PartnerRecord).values(
         id=data["partner_id"],
         name=data["name"],
