@@ -49,6 +49,15 @@ class ServiceContext:
     broker_ready: asyncio.Event = field(default_factory=asyncio.Event)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        """One transaction for a command's state change and its outbox events; once it has
+        committed, the relay is woken so the events leave at once instead of at the next poll."""
+        async with self.maker() as session:
+            async with session.begin():
+                yield session
+        self.relay.wake()
+
 
 async def apply_partner_registered(session: AsyncSession, event: Event) -> None:
     """Keep this service's replica of the partner directory (ids, names, key hashes)."""

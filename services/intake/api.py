@@ -91,7 +91,7 @@ async def create_partner(
         raise ValidationFailed(
             "the callback URL is not allowed", errors=[FieldProblem("callback_url", str(exc))]
         ) from exc
-    async with ctx.maker() as session, session.begin():
+    async with ctx.unit_of_work() as session:
         created = await handlers.register_partner(
             session,
             name=body.name,
@@ -99,7 +99,6 @@ async def create_partner(
             signing_key=ctx.settings.webhook_signing_key,
             correlation=correlation_id.get(),
         )
-    ctx.relay.wake()
     return created
 
 
@@ -139,7 +138,7 @@ async def submit_application(
         )
     fingerprint = request_fingerprint(body)
     assert principal.partner_id is not None
-    async with ctx.maker() as session, session.begin():
+    async with ctx.unit_of_work() as session:
         result = await handlers.submit_application(
             session,
             partner_id=principal.partner_id,
@@ -157,7 +156,6 @@ async def submit_application(
         if stored_hash != fingerprint:
             raise Conflict("this Idempotency-Key was already used with a different body")
         return JSONResponse(response, status_code=status_code, headers={"Idempotent-Replayed": "true"})
-    ctx.relay.wake()
     status_code, response = result
     return JSONResponse(response, status_code=status_code)
 

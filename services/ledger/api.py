@@ -139,11 +139,9 @@ async def revoke(request: Request, application_id: ApplicationId, body: RevokeBo
     """Compensating entry, pools restored, `award.revoked` published. A second call changes nothing
     and answers the first revocation again."""
     ctx = _ctx(request)
-    async with ctx.maker() as session, session.begin():
+    async with ctx.unit_of_work() as session:
         result = await revoke_award(session, application_id, reason=body.reason, revoked_by=principal.who,
                                     now=datetime.now(UTC))
-    if result.created:
-        ctx.relay.wake()
     return result.data
 
 

@@ -248,16 +248,13 @@ async def revoke(request: Request, application_id: str) -> Response:
         return _back("reason-required", application_id)
     ctx = request.app.state.ctx
     try:
-        async with ctx.maker() as db, db.begin():
+        async with ctx.unit_of_work() as db:
             result = await revoke_award(db, application_id, reason=reason, revoked_by=REVOKED_BY,
                                         now=datetime.now(UTC))
     except NotFound:
         return _back("not-found", application_id)
     except Conflict:
         return _back("not-revocable", application_id)
-    relay = getattr(ctx, "relay", None)
-    if result.created and relay is not None:
-        relay.wake()
     return _back("revoked" if result.created else "already-revoked", application_id)
 
 

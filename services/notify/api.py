@@ -227,7 +227,7 @@ async def redrive_delivery(
 ) -> dict[str, Any]:
     """Give a parked delivery a fresh round of attempts, now; recorded with who asked."""
     ctx = _ctx(request)
-    async with ctx.maker() as session, session.begin():
+    async with ctx.unit_of_work() as session:
         current = await session.scalar(
             text("SELECT status FROM deliveries WHERE id = :id FOR UPDATE"), {"id": delivery_id}
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import SimpleNamespace
 
 import httpx
@@ -44,10 +45,19 @@ async def ledger(settings: Settings) -> AsyncIterator[tuple[async_sessionmaker[A
         await engine.dispose()
 
 
+class RoutesOnly(SimpleNamespace):
+    """The part of a ServiceContext the dashboard routes use, without the lifespan's relay."""
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        async with self.maker() as session, session.begin():
+            yield session
+
+
 @pytest.fixture
 async def client(settings: Settings, ledger: tuple) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
-    app.state.ctx = SimpleNamespace(settings=settings, maker=ledger[0])  # routes only, no lifespan
+    app.state.ctx = RoutesOnly(settings=settings, maker=ledger[0])  # routes only, no lifespan
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
@@ -145,7 +155,7 @@ async def test_revoke_without_csrf_is_refused_and_with_it_is_recorded(client: ht
 
 async def test_revoke_without_a_session_is_refused(settings: Settings, ledger: tuple) -> None:
     app = create_app(settings)
-    app.state.ctx = SimpleNamespace(settings=settings, maker=ledger[0])
+    app.state.ctx = RoutesOnly(settings=settings, maker=ledger[0])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as anon:
         resp = await anon.post(f"/dashboard/awards/{ledger[1][0]}/revoke", data={"reason": "x", "csrf": "0" * 64})
     assert resp.status_code == 401
