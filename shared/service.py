@@ -58,6 +58,14 @@ class ServiceContext:
                 yield session
         self.relay.wake()
 
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncSession]:
+        """A read-only transaction on one snapshot, for answers assembled from several queries
+        (an application and its timeline must not be read either side of a projection)."""
+        async with self.maker() as session, session.begin():
+            await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            yield session
+
 
 async def apply_partner_registered(session: AsyncSession, event: Event) -> None:
     """Keep this service's replica of the partner directory (ids, names, key hashes)."""

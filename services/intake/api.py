@@ -162,7 +162,7 @@ async def submit_application(
 
 @router.get("/v1/applications/{application_id}", tags=["applications"], responses=problems(404, *AUTHENTICATED))
 async def get_application(application_id: ApplicationId, request: Request, principal: Reader) -> dict[str, Any]:
-    async with _ctx(request).maker() as session:
+    async with _ctx(request).snapshot() as session:
         found = await handlers.get_application(session, application_id, principal)
     if found is None:
         raise NotFound(f"no application {application_id!r} visible to you")
@@ -174,7 +174,7 @@ async def get_application(application_id: ApplicationId, request: Request, princ
 )
 async def get_application_events(application_id: ApplicationId, request: Request, principal: Reader) -> dict[str, Any]:
     """Every event that touched this application, across services, in order, as full envelopes."""
-    async with _ctx(request).maker() as session:
+    async with _ctx(request).snapshot() as session:
         events = await handlers.get_application_events(session, application_id, principal)
     if events is None:
         raise NotFound(f"no application {application_id!r} visible to you")

@@ -167,7 +167,5 @@ async def journal(
 
 @router.get("/v1/audit/verify")
 async def audit_verify(request: Request, _: Reader) -> dict[str, Any]:
-    async with _ctx(request).maker() as session, session.begin():
-        # One snapshot for the chain, the head and the pools.
-        await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+    async with _ctx(request).snapshot() as session:  # one snapshot: chain, head and pools
         return await verify_ledger(session)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.migrate import upgrade_all
 from shared.settings import Settings
@@ -53,3 +56,19 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 AppFactory = Callable[[Settings], FastAPI]
+
+
+class RoutesOnly(SimpleNamespace):
+    """The part of a ServiceContext that routes use (settings, sessions, units of work,
+    snapshots), for driving routes without the lifespan's relay and consumers."""
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        async with self.maker() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncSession]:
+        async with self.maker() as session, session.begin():
+            await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            yield session

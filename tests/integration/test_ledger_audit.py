@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -17,7 +16,7 @@ from services.ledger.app import create_app
 from shared.db import make_engine, make_sessionmaker
 from shared.migrate import upgrade
 from shared.settings import Settings
-from tests.integration.conftest import AUDITOR_TOKEN
+from tests.integration.conftest import AUDITOR_TOKEN, RoutesOnly
 from tests.integration.test_ledger_helpers import assessed, ledger_loop, new_applicant, process, receipt
 
 pytestmark = pytest.mark.integration
@@ -37,7 +36,7 @@ async def ledger(settings: Settings) -> AsyncIterator[tuple[async_sessionmaker[A
     await process(loop, [assessed(receipt("GT-EQUITY", ent, f"R-{i}", "1500000.00")) for i in range(5)])
     app = create_app(settings)
     # Only the routes are exercised: give them a context on the scratch schema, no lifespan.
-    app.state.ctx = SimpleNamespace(settings=settings, maker=maker)
+    app.state.ctx = RoutesOnly(settings=settings, maker=maker)
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
