@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.grantline-installed
 PYTEST_ARGS ?=
 
-.PHONY: up down status test bench lint install clean clean-all browser
+.PHONY: up down status test bench bench-tools lint install clean clean-all browser
 
 # The virtualenv is created once; the project is (re)installed whenever pyproject.toml changes.
 $(BIN)/python:
@@ -39,7 +39,14 @@ browser:
 test: $(STAMP) browser
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-bench: $(STAMP)
+# wrk drives the intake baseline (the Python load generator saturates before a hello-world server).
+bench-tools:
+	@if ! command -v wrk >/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) \
+	    || echo "could not install wrk; the bench falls back to its Python load generator"; \
+	fi
+
+bench: $(STAMP) bench-tools
 	$(BIN)/python -m bench
 
 lint: $(STAMP)
