@@ -24,8 +24,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
+from shared.db import dsn_for, dsn_with_database
 from shared.stack import embedded
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,16 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-def dsn_with_database(dsn: str, database: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
-
-
-def _plain(dsn: str) -> str:
-    scheme, sep, rest = dsn.partition("://")
-    return "postgresql" + sep + rest if scheme.startswith("postgres") else dsn
 
 
 @dataclass
@@ -113,7 +103,7 @@ class Infra:
         name = f"{prefix}_{secrets.token_hex(4)}"
 
         async def go() -> None:
-            conn = await asyncpg.connect(_plain(self.admin_dsn))
+            conn = await asyncpg.connect(dsn_for(self.admin_dsn, ""))
             try:
                 await conn.execute(f'CREATE DATABASE "{name}"')
             finally:
@@ -130,7 +120,7 @@ class Infra:
         import asyncpg
 
         async def go() -> None:
-            conn = await asyncpg.connect(_plain(self.admin_dsn), timeout=10)
+            conn = await asyncpg.connect(dsn_for(self.admin_dsn, ""), timeout=10)
             try:
                 for name in self.databases:
                     with contextlib.suppress(Exception):

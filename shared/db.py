@@ -22,6 +22,12 @@ def dsn_for(url: str, driver: str = "asyncpg") -> str:
     return urlunsplit((scheme, parts.netloc, parts.path, parts.query, parts.fragment))
 
 
+def dsn_with_database(url: str, database: str) -> str:
+    """The same server and credentials, another database."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
 def make_engine(database_url: str, schema: str, *, pool_size: int = 20) -> AsyncEngine:
     # No pre-ping: it costs a round trip per checkout. After a database restart the first use
     # of a stale connection fails once as a transient error, and SQLAlchemy then recycles the

@@ -25,8 +25,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from shared.db import dsn_for, dsn_with_database
 from shared.stack import embedded
 
 T = TypeVar("T")
@@ -55,17 +56,6 @@ async def _await(factory: Callable[[], Awaitable[T]]) -> T:
     return await factory()
 
 
-def dsn_with_database(dsn: str, database: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
-
-
-def _asyncpg_dsn(dsn: str) -> str:
-    # accept SQLAlchemy-style URLs too
-    scheme, sep, rest = dsn.partition("://")
-    return "postgresql" + sep + rest if scheme.startswith("postgresql") else dsn
-
-
 # ------------------------------------------------------------------------------------------- databases
 
 
@@ -73,7 +63,7 @@ async def acreate_database(admin_dsn: str, name: str | None = None) -> str:
     import asyncpg
 
     name = name or f"t_{uuid.uuid4().hex[:16]}"
-    conn = await asyncpg.connect(_asyncpg_dsn(admin_dsn))
+    conn = await asyncpg.connect(dsn_for(admin_dsn, ""))
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -84,7 +74,7 @@ async def acreate_database(admin_dsn: str, name: str | None = None) -> str:
 async def adrop_database(admin_dsn: str, name: str) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(_asyncpg_dsn(admin_dsn))
+    conn = await asyncpg.connect(dsn_for(admin_dsn, ""))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
