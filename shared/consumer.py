@@ -112,6 +112,38 @@ def per_event(handler: EventHandler, max_attempts: int = 3) -> BatchHandler:
     return handle_batch
 
 
+def batch_or_each(batch: BatchHandler, each: EventHandler, max_attempts: int = 3) -> BatchHandler:
+    """A set-based handler for the common case, the per-event path when the batch fails.
+
+    `batch` applies the whole batch with a few statements (one savepoint around it all); it
+    may dead-letter events it can tell are bad before writing. If it raises anything but
+    infrastructure trouble, its writes and its dead letters are rolled back and every event
+    goes through `each` with its own savepoint and retries: one bad event costs the batch
+    its speed, never its neighbours.
+    """
+    fallback = per_event(each, max_attempts)
+
+    async def handle_batch(session: AsyncSession, events: Sequence[Event], dead_letter: DeadLetter) -> None:
+        held: list[tuple[Event, BaseException | str]] = []
+
+        def hold(event: Event, error: BaseException | str) -> None:
+            held.append((event, error))
+
+        try:
+            async with session.begin_nested():
+                await batch(session, events, hold)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.warning("batch handler failed; applying one event at a time", exc_info=True)
+            await fallback(session, events, dead_letter)
+            return
+        for event, error in held:
+            dead_letter(event, error)
+
+    return handle_batch
+
+
 @dataclass
 class Subscription:
     name: str  # the inbox consumer name and the consumer group's suffix

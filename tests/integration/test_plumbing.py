@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus import make_producer
-from shared.consumer import ConsumerLoop, Subscription, per_event
+from shared.consumer import ConsumerLoop, DeadLetter, Subscription, batch_or_each, per_event
 from shared.db import make_engine, make_sessionmaker
 from shared.envelope import Event, new_event
 from shared.migrate import upgrade
@@ -203,6 +203,70 @@ async def test_poison_and_failing_events_are_dead_lettered_and_the_consumer_goes
     assert "RuntimeError: this event always fails" in dead[2].envelope["data"]["error"]
     assert dead[0].key == "poison-key"
     assert dead[2].envelope["causation_id"] == str(failing.id)
+
+
+async def record_effects_in_one_statement(
+    session: AsyncSession, events: Sequence[Event], dead_letter: DeadLetter
+) -> None:
+    """A set-based handler: dead-letters what it can tell is bad, writes the rest at once;
+    an event with "explode" breaks the statement (as a constraint violation would)."""
+    keep = []
+    for event in events:
+        if event.data.get("skip"):
+            dead_letter(event, "marked skip")
+        else:
+            keep.append(event)
+    if any(e.data.get("explode") for e in keep):
+        await session.execute(text("INSERT INTO effects (event_id, note) VALUES (:e, 'half written')"),
+                              {"e": keep[0].id})
+        raise RuntimeError("the batch statement failed")
+    await session.execute(
+        text("INSERT INTO effects (event_id, note) SELECT unnest(CAST(:ids AS uuid[])), 'batch'"),
+        {"ids": [str(e.id) for e in keep]},
+    )
+
+
+async def _dead_offsets(maker: async_sessionmaker[AsyncSession], consumer: str) -> list[int]:
+    async with maker() as session:
+        rows = (await session.execute(
+            text("SELECT envelope FROM outbox WHERE topic = :t AND envelope->'data'->>'consumer' = :c ORDER BY seq"),
+            {"t": DLQ, "c": consumer},
+        )).all()
+    return [row.envelope["data"]["offset"] for row in rows]
+
+
+async def test_batch_handler_applies_a_clean_batch_and_keeps_its_own_dead_letters(
+    scratch: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    loop = ConsumerLoop(
+        service="plumbing",
+        subscription=Subscription(name="batch-clean", topics=[APPLICATIONS],
+                                  handle=batch_or_each(record_effects_in_one_statement, record_effect)),
+        maker=scratch, bootstrap=settings.kafka_bootstrap_servers,
+    )
+    events = [sample("b0"), sample("b1", skip=True), sample("b2")]
+    await loop.process([_Record(e.to_bytes(), 20 + i) for i, e in enumerate(events)])  # type: ignore[arg-type]
+    counts = await effects_for(scratch, [e.id for e in events])
+    assert counts == {events[0].id: 1, events[2].id: 1}
+    assert await _dead_offsets(scratch, "plumbing.batch-clean") == [21]
+
+
+async def test_a_failing_batch_falls_back_to_one_event_at_a_time_without_its_half_writes(
+    scratch: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    loop = ConsumerLoop(
+        service="plumbing",
+        subscription=Subscription(name="batch-fallback", topics=[APPLICATIONS],
+                                  handle=batch_or_each(record_effects_in_one_statement, record_effect)),
+        maker=scratch, bootstrap=settings.kafka_bootstrap_servers,
+    )
+    events = [sample("f0"), sample("f1", skip=True), sample("f2", explode=True), sample("f3")]
+    await loop.process([_Record(e.to_bytes(), 30 + i) for i, e in enumerate(events)])  # type: ignore[arg-type]
+    counts = await effects_for(scratch, [e.id for e in events])
+    # The batch's half write and its "skip" dead letter are gone; one at a time, "skip" applies
+    # (record_effect does not know the flag) and only the exploding event is dead-lettered.
+    assert counts == {events[0].id: 1, events[1].id: 1, events[3].id: 1}
+    assert await _dead_offsets(scratch, "plumbing.batch-fallback") == [32]
 
 
 async def test_poison_message_reaches_the_dlq_topic_through_a_running_consumer(
