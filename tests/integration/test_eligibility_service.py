@@ -191,3 +191,61 @@ async def test_a_redriven_application_event_is_not_assessed_twice(
         )
     await engine.dispose()
     assert n == 1
+
+
+async def test_a_batch_assesses_each_application_once_and_dead_letters_only_the_malformed_event(
+    settings: Settings,
+) -> None:
+    import uuid
+
+    from services.eligibility.handlers import assess_application, assess_batch
+    from shared.consumer import ConsumerLoop, Subscription, batch_or_each
+    from shared.db import make_sessionmaker
+    from shared.envelope import new_event
+    from shared.migrate import upgrade
+    from shared.topics import APPLICATIONS, DLQ
+
+    schema = "elig_batch"
+    upgrade(settings.database_url, "eligibility", schema=schema)
+    engine = make_engine(settings.database_url, schema)
+    loop = ConsumerLoop(
+        service="eligibility",
+        subscription=Subscription(name="assess", topics=[APPLICATIONS],
+                                  handle=batch_or_each(assess_batch, assess_application)),
+        maker=make_sessionmaker(engine), bootstrap=settings.kafka_bootstrap_servers,
+    )
+
+    def received(app_id: str, body: dict[str, Any]) -> Any:
+        from shared.policy.catalog import load_catalog
+        from shared.policy.validation import validate_application
+
+        application, errors = validate_application(body, load_catalog())
+        assert application is not None, errors
+        return new_event("application.received", source="tests", subject=app_id,
+                         data={"application_id": app_id, "partner_id": "ptn_t", "application": application.to_wire()})
+
+    tag = uuid.uuid4().hex[:8]
+    a, b = f"app_{tag}_a", f"app_{tag}_b"
+    first = received(a, make_body("GT-EQUITY"))
+    copy = new_event("application.received", source="tests", subject=a, data=first.data)  # a re-driven copy
+    malformed = new_event("application.received", source="tests", subject="x", data={"application_id": 7})
+    second = received(b, make_body("GT-PCT"))
+
+    class Record:
+        def __init__(self, value: bytes, offset: int) -> None:
+            self.value, self.offset, self.key = value, offset, b"k"
+            self.topic, self.partition = APPLICATIONS, 0
+
+    events = [first, malformed, copy, second]
+    await loop.process([Record(e.to_bytes(), i) for i, e in enumerate(events)])  # type: ignore[arg-type]
+    async with engine.connect() as conn:
+        assessed = (await conn.execute(text(
+            "SELECT subject, envelope->>'causation_id' FROM outbox WHERE type = 'application.assessed' ORDER BY seq"
+        ))).all()
+        stored = (await conn.execute(text("SELECT application_id, received_event_id FROM assessments "
+                                          "ORDER BY application_id"))).all()
+        dead = (await conn.execute(text("SELECT envelope FROM outbox WHERE topic = :t"), {"t": DLQ})).all()
+    await engine.dispose()
+    assert [tuple(r) for r in assessed] == [(a, str(first.id)), (b, str(second.id))]
+    assert [tuple(r) for r in stored] == [(a, first.id), (b, second.id)]
+    assert [d.envelope["data"]["offset"] for d in dead] == [1]
