@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from services.intake import handlers
 from services.intake.domain import request_fingerprint
+from services.intake.submissions import GroupCommit
 from shared.auth import Principal, require
 from shared.errors import (
     Conflict,
@@ -138,15 +139,15 @@ async def submit_application(
         )
     fingerprint = request_fingerprint(body)
     assert principal.partner_id is not None
-    async with ctx.unit_of_work() as session:
-        result = await handlers.submit_application(
-            session,
-            partner_id=principal.partner_id,
-            idempotency_key=idempotency_key,
-            fingerprint=fingerprint,
-            application=application,
-            correlation=correlation_id.get(),
-        )
+    submission = handlers.prepare_submission(
+        partner_id=principal.partner_id,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+        application=application,
+        correlation=correlation_id.get(),
+    )
+    submissions: GroupCommit = ctx.extra["submissions"]
+    result = handlers.accepted_reply(submission) if await submissions.submit(submission) else None
     if result is None:
         async with ctx.maker() as session:
             stored = await handlers.find_idempotent_reply(session, principal.partner_id, idempotency_key)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI
 
 from services.intake.api import router
 from services.intake.handlers import record_downstream_event
+from services.intake.submissions import GroupCommit
 from shared.consumer import Subscription, per_event
 from shared.service import ServiceContext, create_service_app
 from shared.settings import Settings
@@ -33,12 +36,18 @@ def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
     ]
 
 
+async def start_group_commit(ctx: ServiceContext) -> list[asyncio.Task[Any]]:
+    ctx.extra["submissions"] = GroupCommit(ctx.maker, on_commit=ctx.relay.wake)
+    return []
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
         settings=settings,
         name="intake",
         routers=[router],
         subscriptions=subscriptions,
+        on_start=start_group_commit,
         description="Partner-facing API: register partners, submit applications, follow their status.",
     )
 

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.domain import ApplicationState, decode_cursor, encode_cursor, project
+from services.intake.submissions import Submission
 from shared.auth import Principal, hash_secret, new_api_key, webhook_secret_for
 from shared.envelope import Event, new_event
 from shared.money import AmountError, parse_amount
@@ -62,40 +63,16 @@ async def find_idempotent_reply(
     return (row.request_hash, row.status_code, row.response) if row else None
 
 
-# One round trip: the idempotency claim gates the application, its first timeline entry and its
-# outbox event, all in the caller's transaction. A taken key inserts nothing and returns 0.
-_SUBMIT = text(
-    "WITH claim AS ("
-    " INSERT INTO idempotency_keys (partner_id, key, request_hash, status_code, response)"
-    " VALUES (:p, :k, :h, 202, CAST(:r AS jsonb)) ON CONFLICT DO NOTHING RETURNING 1),"
-    " app AS ("
-    " INSERT INTO applications (id, partner_id, program, year, applicant_id, subject, status, input)"
-    " SELECT :id, :p, :prog, :y, :a, :s, 'received', CAST(:inp AS jsonb) FROM claim RETURNING id),"
-    " tl AS ("
-    " INSERT INTO timeline (event_id, application_id, type, source, time)"
-    " SELECT :e, id, :t, :src, :tm FROM app RETURNING 1),"
-    " ob AS ("
-    " INSERT INTO outbox (id, topic, key, type, subject, envelope)"
-    " SELECT :e, :topic, :a, :t, id, CAST(:env AS jsonb) FROM app RETURNING 1)"
-    # Data-modifying CTEs run whether or not they are referenced.
-    " SELECT count(*) FROM claim"
-)
-
-
-async def submit_application(
-    session: AsyncSession,
+def prepare_submission(
     *,
     partner_id: str,
     idempotency_key: str,
     fingerprint: str,
     application: ApplicationInput,
     correlation: str | None,
-) -> tuple[int, dict[str, Any]] | None:
-    """Store the application, its timeline start and its event in one transaction.
-
-    Returns None when another request already holds this idempotency key (the caller
-    then answers from the stored reply).
-    """
+) -> Submission:
+    """The rows of one accepted application: its idempotency claim and stored 202 reply, the
+    application, its first timeline entry and its `application.received` outbox event."""
     app_id = "app_" + uuid.uuid4().hex
     response = {"id": app_id, "status": "received", "links": {"self": f"/v1/applications/{app_id}"}}
     wire = application.to_wire()
@@ -107,28 +84,28 @@ async def submit_application(
         data={"application_id": app_id, "partner_id": partner_id, "application": wire},
     )
     row = outbox_row(event, application.applicant_id)
-    claimed = await session.scalar(
-        _SUBMIT,
-        {
-            "p": partner_id,
-            "k": idempotency_key,
-            "h": fingerprint,
-            "r": _json(response),
-            "id": app_id,
-            "prog": application.program,
-            "y": application.year,
-            "a": application.applicant_id,
-            "s": application.subject,
-            "inp": _json(wire),
-            "e": event.id,
-            "t": event.type,
-            "src": event.source,
-            "tm": event.time,
-            "topic": row["topic"],
-            "env": _json(row["envelope"]),
-        },
+    return Submission(
+        partner_id=partner_id,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+        response=orjson.dumps(response).decode(),
+        app_id=app_id,
+        program=application.program,
+        year=application.year,
+        applicant_id=application.applicant_id,
+        subject=application.subject,
+        input=orjson.dumps(wire).decode(),
+        event_id=str(event.id),
+        event_type=event.type,
+        source=event.source,
+        time=event.time,
+        topic=str(row["topic"]),
+        envelope=orjson.dumps(row["envelope"]).decode(),
     )
-    return (202, response) if claimed else None
+
+
+def accepted_reply(submission: Submission) -> tuple[int, dict[str, Any]]:
+    return 202, orjson.loads(submission.response)
 
 
 def _visible_clause(principal: Principal) -> tuple[str, dict[str, Any]]:
