@@ -1,0 +1,182 @@
+"""Notify's set-based award consumer against real PostgreSQL: a batch of decisions becomes
+exactly one delivery each and the right announcements; a malformed event is dead-lettered on
+its own while its neighbours go on; re-driven copies add nothing; revocations withdraw."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.notify.app import subscriptions
+from shared.consumer import ConsumerLoop, Subscription
+from shared.db import make_engine, make_sessionmaker
+from shared.envelope import Event
+from shared.migrate import upgrade
+from shared.settings import Settings
+from shared.topics import AWARDS, DLQ
+from tests.integration.test_notify_webhooks import decided, revoked
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def maker(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A notify schema of its own: no running notify instance reads it."""
+    schema = "notify_batch_" + secrets.token_hex(3)
+    upgrade(settings.database_url, "notify", schema=schema)
+    engine = make_engine(settings.database_url, schema)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
+
+
+class _Record:
+    """The fields of a ConsumerRecord the loop reads, for driving `process` directly."""
+
+    def __init__(self, event: Event, offset: int) -> None:
+        self.value, self.offset, self.key = event.to_bytes(), offset, b"k"
+        self.topic, self.partition = AWARDS, 0
+
+
+def awards_loop(maker: async_sessionmaker[AsyncSession], settings: Settings, name: str) -> ConsumerLoop:
+    """The awards subscription exactly as the notify app wires it, under its own inbox name."""
+    ctx: Any = SimpleNamespace(settings=settings)
+    [awards] = [s for s in subscriptions(ctx) if s.name == "awards"]
+    return ConsumerLoop(
+        service="notify",
+        subscription=Subscription(name=name, topics=awards.topics, handle=awards.handle,
+                                  only_types=awards.only_types),
+        maker=maker,
+        bootstrap=settings.kafka_bootstrap_servers,
+    )
+
+
+async def process(loop: ConsumerLoop, events: list[Event], first_offset: int = 0) -> None:
+    await loop.process([_Record(e, first_offset + i) for i, e in enumerate(events)])  # type: ignore[arg-type]
+
+
+async def deliveries(maker: async_sessionmaker[AsyncSession], app_ids: set[str]) -> dict[str, list[str]]:
+    async with maker() as session:
+        rows = (await session.execute(
+            text("SELECT application_id, event_type, body FROM deliveries WHERE application_id = ANY(:a) "
+                 "ORDER BY created_at, event_type"), {"a": list(app_ids)})).all()
+    found: dict[str, list[str]] = {}
+    for row in rows:
+        found.setdefault(row.application_id, []).append(row.event_type)
+    return found
+
+
+async def announcements(maker: async_sessionmaker[AsyncSession], app_ids: set[str]) -> dict[str, Any]:
+    async with maker() as session:
+        rows = (await session.execute(
+            text("SELECT application_id, amount_fen, withdrawn_at IS NOT NULL AS withdrawn FROM announcements "
+                 "WHERE application_id = ANY(:a)"), {"a": list(app_ids)})).all()
+    return {r.application_id: (r.amount_fen, r.withdrawn) for r in rows}
+
+
+async def published(maker: async_sessionmaker[AsyncSession], app_ids: set[str]) -> list[str]:
+    async with maker() as session:
+        rows = (await session.execute(
+            text("SELECT subject FROM outbox WHERE type = 'announcement.published' AND subject = ANY(:a) "
+                 "ORDER BY seq"), {"a": list(app_ids)})).all()
+    return [r.subject for r in rows]
+
+
+async def dead_offsets(maker: async_sessionmaker[AsyncSession], consumer: str) -> list[tuple[int, str]]:
+    async with maker() as session:
+        rows = (await session.execute(
+            text("SELECT envelope FROM outbox WHERE topic = :t AND envelope->'data'->>'consumer' = :c ORDER BY seq"),
+            {"t": DLQ, "c": consumer})).all()
+    return [(r.envelope["data"]["offset"], r.envelope["data"]["error"]) for r in rows]
+
+
+def malformed(partner: str, **changes: Any) -> Event:
+    event, _ = decided(partner, status="approved", awarded="1000.00")
+    data = {k: v for k, v in {**event.data, **changes}.items() if v is not None}
+    return event.model_copy(update={"data": data})
+
+
+def app_id(event: Event) -> str:
+    return str(event.data["application_id"])
+
+
+async def test_a_batch_of_decisions_is_written_set_based(
+    maker: async_sessionmaker[AsyncSession], settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    partner = "ptn_batch"
+    approved = [decided(partner, status="approved", awarded=f"{1000 + i}.00")[0] for i in range(6)]
+    rejected = [decided(partner, status="rejected", awarded="0.00")[0] for _ in range(4)]
+    batch = [*[e for pair in zip(approved, rejected, strict=False) for e in pair], *approved[4:]]  # interleaved
+    ids = {app_id(e) for e in batch}
+    loop = awards_loop(maker, settings, "awards-batch")
+
+    with caplog.at_level(logging.WARNING, logger="shared.consumer"):
+        await process(loop, batch)
+    assert "one event at a time" not in caplog.text  # the set-based path did it, no fallback
+
+    assert await deliveries(maker, ids) == {app_id(e): ["award.decided"] for e in batch}
+    assert await announcements(maker, ids) == {app_id(e): ((1000 + i) * 100, False)
+                                               for i, e in enumerate(approved)}
+    assert await published(maker, ids) == [app_id(e) for e in approved]  # in the batch's order
+
+    # The same events under another inbox (as if the inbox had lost them): ON CONFLICT keeps
+    # one delivery each, and the notices already stored are not published again.
+    await process(awards_loop(maker, settings, "awards-batch-again"), batch, first_offset=100)
+    assert await deliveries(maker, ids) == {app_id(e): ["award.decided"] for e in batch}
+    assert await published(maker, ids) == [app_id(e) for e in approved]
+
+
+async def test_a_malformed_event_is_dead_lettered_alone(
+    maker: async_sessionmaker[AsyncSession], settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    partner = "ptn_malformed"
+    good = [decided(partner, status="approved", awarded="2000.00")[0] for _ in range(3)]
+    no_partner = malformed(partner, partner_id=None)
+    applicant_not_object = malformed(partner, applicant="上海某某")
+    year_not_number = malformed(partner, year="MMXXIV")
+    batch = [good[0], no_partner, good[1], applicant_not_object, year_not_number, good[2]]
+    loop = awards_loop(maker, settings, "awards-malformed")
+
+    with caplog.at_level(logging.WARNING, logger="shared.consumer"):
+        await process(loop, batch, first_offset=10)
+    assert "one event at a time" not in caplog.text
+
+    dead = await dead_offsets(maker, "notify.awards-malformed")
+    assert [offset for offset, _ in dead] == [11, 13, 14]
+    assert "partner_id" in dead[0][1] and "applicant" in dead[1][1] and "MMXXIV" in dead[2][1]
+    ids = {app_id(e) for e in batch}
+    assert await deliveries(maker, ids) == {app_id(e): ["award.decided"] for e in good}
+    assert set(await announcements(maker, ids)) == {app_id(e) for e in good}
+    assert await published(maker, ids) == [app_id(e) for e in good]
+
+
+async def test_revocations_in_the_batch_withdraw_in_order(
+    maker: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    partner = "ptn_revoke"
+    kept, _ = decided(partner, status="approved", awarded="3000.00")
+    gone, _ = decided(partner, status="approved", awarded="4000.00")
+    # A re-sent decision after its revocation (new event id, same application): per event, it
+    # conflicts with the stored notice, which stays withdrawn; the batch must agree.
+    resent = gone.model_copy(update={"id": uuid.uuid4()})
+    batch = [kept, gone, revoked(gone), revoked(gone), resent]
+    loop = awards_loop(maker, settings, "awards-revoke")
+    await process(loop, batch, first_offset=20)
+
+    ids = {app_id(kept), app_id(gone)}
+    assert await announcements(maker, ids) == {app_id(kept): (300000, False), app_id(gone): (400000, True)}
+    assert await published(maker, ids) == [app_id(kept), app_id(gone)]
+    found = await deliveries(maker, ids)
+    assert found[app_id(kept)] == ["award.decided"]
+    assert sorted(found[app_id(gone)]) == ["award.decided", "award.decided", "award.revoked", "award.revoked"]
+    async with maker() as session:
+        withdrawn_by = await session.scalar(
+            text("SELECT withdrawn_event_id FROM announcements WHERE application_id = :a"), {"a": app_id(gone)})
+    assert withdrawn_by == batch[2].id  # the first revocation is the one recorded
