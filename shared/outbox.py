@@ -62,7 +62,7 @@ async def _record_offsets(session: AsyncSession, rows: Sequence[Any], acks: Sequ
     for row, ack in zip(rows, acks, strict=True):
         key = (ack.topic, ack.partition)
         if key not in last or ack.offset > last[key][0]:
-            last[key] = (ack.offset, str(row.envelope["id"]))
+            last[key] = (ack.offset, str(row.id))
     if not last:
         return
     await session.execute(
@@ -167,7 +167,8 @@ class OutboxRelay:
             rows = (
                 await session.execute(
                     text(
-                        "SELECT seq, topic, key, envelope FROM outbox WHERE published_at IS NULL "
+                        # The stored JSON text goes out as is: no decode and re-encode per event.
+                        "SELECT seq, id, topic, key, envelope::text AS envelope FROM outbox WHERE published_at IS NULL "
                         "ORDER BY seq LIMIT :n"
                     ),
                     {"n": self._batch_max},
@@ -177,7 +178,7 @@ class OutboxRelay:
                 return 0
             futures = [
                 await self.producer.send(
-                    self._namespace + row.topic, orjson.dumps(row.envelope), key=row.key.encode()
+                    self._namespace + row.topic, row.envelope.encode(), key=row.key.encode()
                 )
                 for row in rows
             ]
