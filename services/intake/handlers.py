@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.intake.domain import ApplicationState, decode_cursor, encode_cursor, project
 from services.intake.submissions import Submission
 from shared.auth import Principal, hash_secret, new_api_key, webhook_secret_for
+from shared.consumer import DeadLetter
 from shared.envelope import Event, new_event
 from shared.money import AmountError, parse_amount
 from shared.outbox import add_events, outbox_row
@@ -308,6 +310,58 @@ async def record_downstream_event(session: AsyncSession, event: Event) -> None:
             "id": app_id,
         },
     )
+
+
+_LOCK_MANY = text(
+    "SELECT id, status, status_rank, decision, announcement FROM applications "
+    "WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE"
+)
+_TIMELINE_MANY = text(
+    "INSERT INTO timeline (event_id, application_id, type, source, time, envelope) "
+    "SELECT e, a, t, s, tm, CAST(env AS jsonb) FROM unnest(CAST(:e AS uuid[]), CAST(:a AS text[]), "
+    "CAST(:t AS text[]), CAST(:s AS text[]), CAST(:tm AS timestamptz[]), CAST(:env AS text[])) "
+    "WITH ORDINALITY AS u(e, a, t, s, tm, env, n) ORDER BY n ON CONFLICT DO NOTHING"
+)
+_PROJECT_MANY = text(
+    "UPDATE applications AS a SET status = u.st, status_rank = u.rk, decision = CAST(u.d AS jsonb), "
+    "announcement = CAST(u.an AS jsonb), updated_at = now() "
+    "FROM unnest(CAST(:id AS text[]), CAST(:st AS text[]), CAST(:rk AS int[]), CAST(:d AS text[]), "
+    "CAST(:an AS text[])) AS u(id, st, rk, d, an) WHERE a.id = u.id"
+)
+
+
+async def record_downstream_batch(session: AsyncSession, events: Sequence[Event], dead_letter: DeadLetter) -> None:
+    """`record_downstream_event` for a partition's batch in three statements: lock the
+    applications (in id order), add the timeline entries, write each projection once."""
+    checked: list[tuple[str, Event]] = []
+    for event in events:
+        try:
+            check_downstream_data(event.type, event.data)
+        except ValueError as exc:
+            dead_letter(event, exc)
+            continue
+        app_id = event.data.get("application_id") or event.subject
+        if isinstance(app_id, str):
+            checked.append((app_id, event))
+    if not checked:
+        return
+    rows = (await session.execute(_LOCK_MANY, {"ids": sorted({a for a, _ in checked})})).all()
+    states = {r.id: ApplicationState(r.status, r.status_rank, r.decision, r.announcement) for r in rows}
+    ours = [(a, e) for a, e in checked if a in states]  # others: another deployment's, nothing to project
+    if not ours:
+        return
+    await session.execute(_TIMELINE_MANY, {
+        "e": [str(e.id) for _, e in ours], "a": [a for a, _ in ours], "t": [e.type for _, e in ours],
+        "s": [e.source for _, e in ours], "tm": [e.time for _, e in ours],
+        "env": [orjson.dumps(e.to_wire()).decode() for _, e in ours],
+    })
+    for app_id, event in ours:
+        states[app_id] = project(states[app_id], event.type, event.data, event.time.isoformat())
+    changed = sorted({a for a, _ in ours})
+    await session.execute(_PROJECT_MANY, {
+        "id": changed, "st": [states[a].status for a in changed], "rk": [states[a].status_rank for a in changed],
+        "d": [_json(states[a].decision) for a in changed], "an": [_json(states[a].announcement) for a in changed],
+    })
 
 
 def _json(value: Any) -> str | None:

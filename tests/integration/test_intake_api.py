@@ -377,3 +377,55 @@ async def test_downstream_events_move_status_and_timeline(
         "application.received",
         "award.decided",
     ]
+
+
+async def test_a_batch_of_downstream_events_projects_each_application_in_order(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    from services.intake.handlers import record_downstream_batch, record_downstream_event
+    from shared.consumer import ConsumerLoop, Subscription, batch_or_each
+    from shared.db import make_sessionmaker
+
+    partner = await new_partner(client)
+    first, second = [
+        (await client.post("/v1/applications", json=equity(f"BATCH-{k}"), headers=auth(partner, k))).json()["id"]
+        for k in (str(uuid.uuid4()), str(uuid.uuid4()))
+    ]
+
+    def assessed(app_id: str) -> Any:
+        return new_event("application.assessed", source="grantline.eligibility", subject=app_id,
+                         data={"application_id": app_id, "eligible": True, "entitlement": "1600000.00",
+                               "reasons": []})
+
+    def decided(app_id: str, status: str, awarded: str) -> Any:
+        return new_event("award.decided", source="grantline.ledger", subject=app_id,
+                         data={"application_id": app_id, "status": status, "entitlement": "1600000.00",
+                               "awarded": awarded, "limited_by": None, "reasons": []})
+
+    malformed = new_event("award.decided", source="grantline.ledger", subject=first,
+                          data={"application_id": first, "status": "maybe"})
+    unknown = decided("app_not_ours", "approved", "1.00")
+    events = [assessed(first), assessed(second), malformed, decided(first, "approved", "1600000.00"),
+              unknown, decided(second, "rejected", "0.00")]
+
+    class Record:
+        def __init__(self, value: bytes, offset: int) -> None:
+            self.value, self.offset, self.key = value, offset, b"k"
+            self.topic, self.partition = AWARDS, 0
+
+    engine = make_engine(settings.database_url, "intake")
+    loop = ConsumerLoop(
+        service="intake",
+        subscription=Subscription(name=f"status-{uuid.uuid4().hex[:6]}", topics=[AWARDS],
+                                  handle=batch_or_each(record_downstream_batch, record_downstream_event)),
+        maker=make_sessionmaker(engine), bootstrap=settings.kafka_bootstrap_servers,
+    )
+    await loop.process([Record(e.to_bytes(), 500 + i) for i, e in enumerate(events)])  # type: ignore[arg-type]
+    await engine.dispose()
+    assert loop.stats.dead_lettered == 1
+    one = (await client.get(f"/v1/applications/{first}", headers=auth(partner))).json()
+    two = (await client.get(f"/v1/applications/{second}", headers=auth(partner))).json()
+    assert (one["status"], one["decision"]["awarded"]) == ("approved", "1600000.00")
+    assert (two["status"], two["decision"]["awarded"]) == ("rejected", "0.00")
+    assert [e["type"] for e in one["timeline"]] == ["application.received", "application.assessed", "award.decided"]
+    assert [e["type"] for e in two["timeline"]] == ["application.received", "application.assessed", "award.decided"]
