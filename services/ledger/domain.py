@@ -83,11 +83,11 @@ class PoolState:
     committed_fen: Fen
 
     def __post_init__(self) -> None:
-        _invariant(isinstance(self.cap_fen, int) and self.cap_fen >= 0, f"{self.key}: cap must be >= 0")
-        _invariant(
-            isinstance(self.committed_fen, int) and 0 <= self.committed_fen <= self.cap_fen,
-            f"{self.key}: committed {self.committed_fen} outside [0, cap {self.cap_fen}]",
-        )
+        # (the messages are formatted only on failure: these run for every pool state)
+        if not (isinstance(self.cap_fen, int) and self.cap_fen >= 0):
+            raise LedgerInvariantError(f"{self.key}: cap must be >= 0")
+        if not (isinstance(self.committed_fen, int) and 0 <= self.committed_fen <= self.cap_fen):
+            raise LedgerInvariantError(f"{self.key}: committed {self.committed_fen} outside [0, cap {self.cap_fen}]")
 
     @property
     def room_fen(self) -> Fen:
@@ -96,9 +96,10 @@ class PoolState:
     def apply(self, delta_fen: Fen) -> PoolState:
         """A new state with delta added to committed (draw > 0, restore < 0)."""
         if delta_fen > 0:
-            _invariant(delta_fen <= self.room_fen, f"{self.key}: draw {delta_fen} exceeds room {self.room_fen}")
-        else:
-            _invariant(-delta_fen <= self.committed_fen, f"{self.key}: restore {-delta_fen} exceeds committed")
+            if not delta_fen <= self.room_fen:
+                raise LedgerInvariantError(f"{self.key}: draw {delta_fen} exceeds room {self.room_fen}")
+        elif not -delta_fen <= self.committed_fen:
+            raise LedgerInvariantError(f"{self.key}: restore {-delta_fen} exceeds committed")
         return PoolState(self.key, self.cap_fen, self.committed_fen + delta_fen)
 
 
@@ -302,9 +303,10 @@ class Award:
     top_up_of: str | None = None
 
     def __post_init__(self) -> None:
-        _invariant(self.amount_fen > 0, f"{self.application_id}: an award is > 0")
-        _invariant(all(amount == self.amount_fen for _, amount in self.draws),
-                   f"{self.application_id}: every draw equals the award")
+        if not self.amount_fen > 0:
+            raise LedgerInvariantError(f"{self.application_id}: an award is > 0")
+        if not all(amount == self.amount_fen for _, amount in self.draws):
+            raise LedgerInvariantError(f"{self.application_id}: every draw equals the award")
 
 
 def live_award_of(live_awards: Sequence[Award]) -> LiveAward | None:
@@ -369,7 +371,8 @@ def _room(specs: Sequence[PoolSpec], pools: Mapping[PoolKey, PoolState]) -> tupl
     limiting: PoolSpec | None = None
     for spec in specs:
         state = pools.get(spec.key) or PoolState(spec.key, spec.cap_fen, 0)
-        _invariant(state.key == spec.key, f"pool state filed under the wrong key: {state.key}")
+        if state.key != spec.key:
+            raise LedgerInvariantError(f"pool state filed under the wrong key: {state.key}")
         if least is None or state.room_fen < least:
             least, limiting = state.room_fen, spec
     return least, limiting
@@ -438,7 +441,8 @@ def decide_award(
     draws = tuple((spec.key, awarded) for spec in a.pools)
     for key, amount in draws:
         state = pools.get(key)
-        _invariant(state is None or amount <= state.room_fen, f"{key}: draw {amount} exceeds room")
+        if not (state is None or amount <= state.room_fen):
+            raise LedgerInvariantError(f"{key}: draw {amount} exceeds room")
     status = STATUS_APPROVED if awarded == due else STATUS_PARTIALLY_APPROVED
     return decision(status, awarded, reasons, limited_by=limited_by, limited_by_key=limited_key,
                     top_up_of=top_up_of, draws=draws, due_fen=due)
@@ -451,7 +455,8 @@ def apply_draws(pools: Mapping[PoolKey, PoolState], draws: Iterable[Draw]) -> di
     """
     out = dict(pools)
     for key, delta in draws:
-        _invariant(key in out, f"no state loaded for pool {key}")
+        if key not in out:
+            raise LedgerInvariantError(f"no state loaded for pool {key}")
         out[key] = out[key].apply(delta)
     return out
 

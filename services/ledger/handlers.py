@@ -76,10 +76,14 @@ class Item:
     assessment: Assessment
     partner_id: str | None
     applicant_name: str | None
+    recorded_for: str = ""  # the event's time, RFC 3339 (parse_item sets it once)
+    event_id: str = ""  # str(event.id) (parse_item sets it once)
 
-    @property
-    def recorded_for(self) -> str:
-        return self.event.time.isoformat()
+    def __post_init__(self) -> None:
+        if not self.recorded_for:
+            object.__setattr__(self, "recorded_for", self.event.time.isoformat())
+        if not self.event_id:
+            object.__setattr__(self, "event_id", str(self.event.id))
 
 
 def parse_item(event: Event) -> Item:
@@ -94,7 +98,7 @@ def parse_item(event: Event) -> Item:
         raise ValueError("receipt.partner_id: must be a string")
     if name is not None and not isinstance(name, str):
         raise ValueError("receipt.applicant.name: must be a string")
-    return Item(event, assessment, partner_id, name)
+    return Item(event, assessment, partner_id, name, event.time.isoformat(), str(event.id))
 
 
 def decided_data(item: Item, decision: Decision) -> dict[str, Any]:
@@ -136,8 +140,8 @@ class BatchState:
         """Decide one item; the state changes only if everything about the item succeeded."""
         a, event = item.assessment, item.event
         states = pool_states_for(a, self.pools)
-        chain = self.live.get(a.overlap, []) if a.overlap is not None else []
-        decision = decide_award(a, states, live_award_of(chain))
+        chain = self.live.get(a.overlap) if a.overlap is not None else None
+        decision = decide_award(a, states, live_award_of(chain) if chain else None)
         new_states = apply_draws(states, decision.draws)
         award = decision.to_award()
         entry: JournalEntry | None = None
@@ -145,7 +149,7 @@ class BatchState:
             entry = build_entry(
                 seq=self.head.seq + 1, prev_hash=self.head.hash,
                 kind="top_up" if award.top_up_of else "award",
-                application_id=a.application_id, event_id=str(event.id),
+                application_id=a.application_id, event_id=item.event_id,
                 postings=award_postings(award), recorded_for=item.recorded_for,
             )
         data = decided_data(item, decision)

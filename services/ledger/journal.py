@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from services.ledger.domain import Award, PoolKey
 
 GENESIS_HASH = "0" * 64
@@ -129,10 +131,45 @@ def canonical_encoding(entry_without_hash: JournalEntry | Mapping[str, Any]) -> 
 
     Takes an entry (its hash is ignored) or the mapping of JournalEntry.body().
     """
-    body = entry_without_hash.body() if isinstance(entry_without_hash, JournalEntry) else entry_without_hash
+    if isinstance(entry_without_hash, JournalEntry):
+        fast = _fast_canonical(entry_without_hash)
+        if fast is not None:
+            return fast
+        body: Mapping[str, Any] = entry_without_hash.body()
+    else:
+        body = entry_without_hash
     if "hash" in body:
         raise JournalError("the canonical encoding excludes the hash")
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _fast_canonical(entry: JournalEntry) -> bytes | None:
+    """The same bytes as the json.dumps path, by orjson, for an entry of plain str and int fields.
+
+    orjson with OPT_SORT_KEYS writes compact JSON, keeps non-ASCII as UTF-8 and escapes control
+    characters exactly as json.dumps(ensure_ascii=False) does; for the fixed ASCII keys of a body
+    the key order is the same. Anything else (a float or bool amount read back from a tampered row,
+    an int beyond 64 bits, a lone surrogate) returns None: the json.dumps path decides, as before.
+    """
+    if type(entry.seq) is not int:
+        return None
+    for value in (entry.kind, entry.application_id, entry.event_id, entry.prev_hash, entry.recorded_for):
+        if type(value) is not str:
+            return None
+    postings = []
+    for p in entry.postings:
+        if type(p.account) is not str or type(p.amount_fen) is not int:
+            return None
+        postings.append({"account": p.account, "amount": p.amount_fen})
+    try:
+        return orjson.dumps(
+            {"seq": entry.seq, "kind": entry.kind, "application_id": entry.application_id,
+             "event_id": entry.event_id, "postings": postings, "prev_hash": entry.prev_hash,
+             "recorded_for": entry.recorded_for},
+            option=orjson.OPT_SORT_KEYS,
+        )
+    except orjson.JSONEncodeError:
+        return None
 
 
 def entry_hash(prev_hash: str, canonical: bytes) -> str:

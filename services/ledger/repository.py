@@ -26,6 +26,20 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+async def _copy(session: AsyncSession, table: str, columns: Sequence[str], records: list[tuple[Any, ...]]) -> None:
+    """Append rows with COPY (binary) on the session's own connection, in its transaction.
+
+    The cheapest bulk insert PostgreSQL has: no statement to parse or plan, no arrays to unpack;
+    defaults, constraints, indexes and triggers apply as for INSERT. The table resolves through
+    the connection's search_path (the service's schema), as every other statement here.
+    """
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection  # the asyncpg connection
+    if driver is None:
+        raise RuntimeError("the session's connection is closed")
+    await driver.copy_records_to_table(table, records=records, columns=list(columns))
+
+
 # ---------------------------------------------------------------------------------------------
 # Pools and the journal head: create, lock, write back
 # ---------------------------------------------------------------------------------------------
@@ -190,63 +204,36 @@ class AwardRow:
     journal_seq: int
 
 
+_DECISION_COLUMNS = ("application_id", "assessed_event_id", "decided_event_id", "program", "beneficiary", "year",
+                     "status", "entitlement_fen", "awarded_fen", "correlation_id", "recorded_for", "data")
+
+
 async def insert_decisions(session: AsyncSession, rows: Sequence[DecisionRow]) -> None:
+    """In the given order (decisions.seq, an identity, numbers them in it)."""
     if not rows:
         return
-    await session.execute(
-        text(
-            "INSERT INTO decisions (application_id, assessed_event_id, decided_event_id, program, "
-            "beneficiary, year, status, entitlement_fen, awarded_fen, correlation_id, recorded_for, data) "
-            "SELECT a, ae, de, p, b, y, s, e, w, c, r, d FROM unnest(CAST(:a AS text[]), CAST(:ae AS uuid[]), "
-            "CAST(:de AS uuid[]), CAST(:p AS text[]), CAST(:b AS text[]), CAST(:y AS int[]), "
-            "CAST(:s AS text[]), CAST(:e AS bigint[]), CAST(:w AS bigint[]), CAST(:c AS text[]), "
-            "CAST(:r AS text[]), CAST(:d AS jsonb[])) WITH ORDINALITY AS u(a, ae, de, p, b, y, s, e, w, c, r, d, ord) "
-            "ORDER BY ord"
-        ),
-        {
-            "a": [r.application_id for r in rows],
-            "ae": [str(r.assessed_event_id) for r in rows],
-            "de": [str(r.decided_event_id) for r in rows],
-            "p": [r.program for r in rows],
-            "b": [r.beneficiary for r in rows],
-            "y": [r.year for r in rows],
-            "s": [r.status for r in rows],
-            "e": [r.entitlement_fen for r in rows],
-            "w": [r.awarded_fen for r in rows],
-            "c": [r.correlation_id for r in rows],
-            "r": [r.recorded_for for r in rows],
-            "d": [_json(r.data) for r in rows],
-        },
-    )
+    await _copy(session, "decisions", _DECISION_COLUMNS, [
+        (r.application_id, r.assessed_event_id, r.decided_event_id, r.program, r.beneficiary, r.year, r.status,
+         r.entitlement_fen, r.awarded_fen, r.correlation_id, r.recorded_for, _json(r.data))
+        for r in rows
+    ])
+
+
+_AWARD_INSERT_COLUMNS = ("application_id", "program", "beneficiary", "year", "subject", "overlap_applicant",
+                         "overlap_subject", "overlap_milestone", "amount_fen", "draws", "top_up_of", "journal_seq")
 
 
 async def insert_awards(session: AsyncSession, rows: Sequence[AwardRow]) -> None:
     if not rows:
         return
-    await session.execute(
-        text(
-            "INSERT INTO awards (application_id, program, beneficiary, year, subject, overlap_applicant, "
-            "overlap_subject, overlap_milestone, amount_fen, draws, top_up_of, journal_seq) "
-            "SELECT * FROM unnest(CAST(:a AS text[]), CAST(:p AS text[]), CAST(:b AS text[]), "
-            "CAST(:y AS int[]), CAST(:s AS text[]), CAST(:oa AS text[]), CAST(:os AS text[]), "
-            "CAST(:om AS text[]), CAST(:amt AS bigint[]), CAST(:d AS jsonb[]), CAST(:t AS text[]), "
-            "CAST(:j AS bigint[]))"
-        ),
-        {
-            "a": [r.award.application_id for r in rows],
-            "p": [r.award.program for r in rows],
-            "b": [r.award.beneficiary for r in rows],
-            "y": [r.year for r in rows],
-            "s": [r.subject for r in rows],
-            "oa": [r.award.overlap.applicant for r in rows],
-            "os": [r.award.overlap.subject for r in rows],
-            "om": [r.award.overlap.milestone for r in rows],
-            "amt": [r.award.amount_fen for r in rows],
-            "d": [_json(_draws_wire(r.award.draws)) for r in rows],
-            "t": [r.award.top_up_of for r in rows],
-            "j": [r.journal_seq for r in rows],
-        },
-    )
+    records = []
+    for r in rows:
+        award = r.award
+        overlap = award.overlap
+        records.append((award.application_id, award.program, award.beneficiary, r.year, r.subject, overlap.applicant,
+                        overlap.subject, overlap.milestone, award.amount_fen, _json(_draws_wire(award.draws)),
+                        award.top_up_of, r.journal_seq))
+    await _copy(session, "awards", _AWARD_INSERT_COLUMNS, records)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,27 +245,17 @@ def postings_wire(postings: Iterable[Posting]) -> list[dict[str, Any]]:
     return [p.to_canonical() for p in postings]
 
 
+_ENTRY_INSERT_COLUMNS = ("seq", "kind", "application_id", "event_id", "postings", "prev_hash", "hash", "recorded_for")
+
+
 async def insert_entries(session: AsyncSession, entries: Sequence[JournalEntry]) -> None:
     if not entries:
         return
-    await session.execute(
-        text(
-            "INSERT INTO journal_entries (seq, kind, application_id, event_id, postings, prev_hash, hash, "
-            "recorded_for) SELECT * FROM unnest(CAST(:seq AS bigint[]), CAST(:k AS text[]), "
-            "CAST(:a AS text[]), CAST(:e AS text[]), CAST(:p AS jsonb[]), CAST(:ph AS text[]), "
-            "CAST(:h AS text[]), CAST(:r AS text[]))"
-        ),
-        {
-            "seq": [e.seq for e in entries],
-            "k": [e.kind for e in entries],
-            "a": [e.application_id for e in entries],
-            "e": [e.event_id for e in entries],
-            "p": [_json(postings_wire(e.postings)) for e in entries],
-            "ph": [e.prev_hash for e in entries],
-            "h": [e.hash for e in entries],
-            "r": [e.recorded_for for e in entries],
-        },
-    )
+    await _copy(session, "journal_entries", _ENTRY_INSERT_COLUMNS, [
+        (e.seq, e.kind, e.application_id, e.event_id, _json(postings_wire(e.postings)), e.prev_hash, e.hash,
+         e.recorded_for)
+        for e in entries
+    ])
 
 
 def entry_from_row(row: Any) -> JournalEntry:

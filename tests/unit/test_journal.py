@@ -188,3 +188,37 @@ def test_any_chain_of_awards_verifies_and_re_sums(amounts: list[int]) -> None:
         entries.append(head)
     assert verify_chain(entries).ok
     assert pool_totals_from_journal(entries) == {YEAR_POOL: sum(amounts), SUBJECT_POOL: sum(amounts)}
+
+
+def _json_canonical(entry: JournalEntry) -> bytes:
+    return json.dumps(entry.body(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@given(
+    text=st.text(min_size=1, max_size=30),  # any code point: controls, quotes, non-ASCII, astral, lone surrogates
+    amount=st.integers(min_value=-(2**70), max_value=2**70).filter(lambda v: v != 0),
+    seq=st.integers(min_value=1, max_value=2**40),
+)
+def test_the_fast_canonical_encoding_is_byte_identical_to_json_dumps(text: str, amount: int, seq: int) -> None:
+    entry = JournalEntry(seq, "award", text, text[::-1], (Posting(text, -amount), Posting("payable:" + text, amount)),
+                         GENESIS_HASH, "", text + "Z")
+    try:
+        expected: bytes | Exception = _json_canonical(entry)
+    except UnicodeEncodeError as exc:
+        expected = exc
+    try:
+        got: bytes | Exception = canonical_encoding(entry)
+    except UnicodeEncodeError as exc:
+        got = exc
+    if isinstance(expected, Exception):
+        assert isinstance(got, UnicodeEncodeError)
+    else:
+        assert got == expected
+
+
+def test_odd_stored_values_take_the_json_path_and_hash_as_before() -> None:
+    entry = chain()[0]
+    for odd in (1.5, True, 10**30):
+        tampered = dataclasses.replace(entry, postings=(Posting("pool:x", odd), *entry.postings[1:]))  # type: ignore[arg-type]
+        assert canonical_encoding(tampered) == _json_canonical(tampered)
+    assert canonical_encoding(entry.body()) == _json_canonical(entry)
