@@ -137,6 +137,11 @@ class Reason:
 # ---------------------------------------------------------------------------------------------
 
 
+def _is_mapping(value: Any) -> bool:
+    # isinstance against the Mapping ABC is slow; a parsed receipt is made of plain dicts.
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _req(obj: Mapping[str, Any], name: str, where: str) -> Any:
     if name not in obj:
         raise ValueError(f"{where}.{name}: missing")
@@ -172,7 +177,7 @@ def _amount(obj: Mapping[str, Any], name: str, where: str) -> Fen:
 
 
 def _parse_pool(raw: Any, where: str) -> PoolSpec:
-    if not isinstance(raw, Mapping):
+    if not _is_mapping(raw):
         raise ValueError(f"{where}: must be an object")
     pool = _str(raw, "pool", where)
     beneficiary = _str(raw, "beneficiary", where)
@@ -187,7 +192,7 @@ def _parse_pool(raw: Any, where: str) -> PoolSpec:
 
 
 def _parse_reason(raw: Any, where: str) -> Reason:
-    if not isinstance(raw, Mapping):
+    if not _is_mapping(raw):
         raise ValueError(f"{where}: must be an object")
     citation = raw.get("citation") or ""
     if not isinstance(citation, str):
@@ -214,14 +219,14 @@ class Assessment:
     @classmethod
     def from_receipt(cls, receipt: Any) -> Assessment:
         """Parse and validate; ValueError names the first offending field."""
-        if not isinstance(receipt, Mapping):
+        if not _is_mapping(receipt):
             raise ValueError("receipt: must be an object")
         w = "receipt"
         year = _req(receipt, "year", w)
         if not isinstance(year, int) or isinstance(year, bool):
             raise ValueError("receipt.year: must be an integer")
         applicant = _req(receipt, "applicant", w)
-        if not isinstance(applicant, Mapping):
+        if not _is_mapping(applicant):
             raise ValueError("receipt.applicant: must be an object")
         eligible = _req(receipt, "eligible", w)
         if not isinstance(eligible, bool):
@@ -238,7 +243,7 @@ class Assessment:
         overlap_raw = receipt.get("overlap")
         overlap: OverlapKey | None = None
         if overlap_raw is not None:
-            if not isinstance(overlap_raw, Mapping):
+            if not _is_mapping(overlap_raw):
                 raise ValueError("receipt.overlap: must be an object")
             ow = "receipt.overlap"
             overlap = OverlapKey(_str(overlap_raw, "applicant", ow), _str(overlap_raw, "subject", ow),
