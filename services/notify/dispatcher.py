@@ -1,10 +1,11 @@
 """Background work of notify: the webhook dispatcher and the finaliser.
 
-Dispatcher: claims due delivery rows with FOR UPDATE SKIP LOCKED (several instances share
-the table), leases them by moving `next_attempt_at` past the send timeout and stamping a
-claim token, sends concurrently (bounded globally and per partner, so one dead partner can
-use at most its own slots), and records every attempt. A crash mid-send only lets the lease
-expire: the row is due again and is re-sent (partners dedupe by event id). Nothing lives
+Dispatcher: claims due delivery rows in batches with FOR UPDATE SKIP LOCKED (several instances
+share the table), leases them by moving `next_attempt_at` past the time they may wait here plus
+the send timeout and stamping a claim token, sends concurrently (bounded globally and per
+partner, so one dead partner can use at most its own slots), and records every attempt; the
+outcomes of many sends are recorded together in one statement. A crash mid-send only lets the
+lease expire: the row is due again and is re-sent (partners dedupe by event id). Nothing lives
 only in memory.
 
 Finaliser: every tick, finalises announcements whose notice has ended (handlers.finalize_due).
@@ -18,8 +19,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +50,7 @@ class Claimed:
     attempts: int
     round_attempts: int
     token: uuid.UUID
+    callback_url: str | None  # read with the claim: one query per batch, not one per delivery
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,74 @@ class SendResult:
     duration_ms: int
 
 
+# One statement claims a batch. The rows already held here count against each partner's share
+# (:held_partners/:held_counts), so no partner ever holds more than :per_partner rows; rows
+# locked but not chosen are released at commit.
+_CLAIM = text(
+    "WITH candidates AS ("
+    "  SELECT id, partner_id, next_attempt_at FROM deliveries"
+    "  WHERE status = 'pending' AND next_attempt_at <= now()"
+    "  AND NOT (partner_id = ANY(CAST(:busy AS text[])))"
+    "  ORDER BY next_attempt_at LIMIT :n FOR UPDATE SKIP LOCKED"
+    "), ranked AS ("
+    "  SELECT c.id, c.next_attempt_at,"
+    "    row_number() OVER (PARTITION BY c.partner_id ORDER BY c.next_attempt_at, c.id) AS nth,"
+    "    :per_partner - coalesce(h.n, 0) AS room"
+    "  FROM candidates c LEFT JOIN unnest(CAST(:held_partners AS text[]), CAST(:held_counts AS int[]))"
+    "    AS h(p, n) ON h.p = c.partner_id"
+    "), chosen AS ("
+    "  SELECT id FROM ranked WHERE nth <= room ORDER BY next_attempt_at, id LIMIT :free"
+    ") "
+    "UPDATE deliveries d SET claim_token = :t, updated_at = now(), "
+    "next_attempt_at = now() + make_interval(secs => :lease) "
+    "FROM chosen WHERE d.id = chosen.id "
+    "RETURNING d.id, d.event_id, d.partner_id, d.body, d.attempts, d.round_attempts, "
+    "(SELECT p.callback_url FROM partners p WHERE p.id = d.partner_id) AS callback_url"
+)
+
+# One statement records a batch of attempts: the outcome on the delivery (only where our claim
+# token still stands) and the attempt row, numbered from the updated count.
+_RECORD = text(
+    "WITH r AS ("
+    "  SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:tokens AS uuid[]), CAST(:statuses AS text[]),"
+    "    CAST(:retries AS float8[]), CAST(:urls AS text[]), CAST(:started AS timestamptz[]),"
+    "    CAST(:durations AS int[]), CAST(:outcomes AS text[]), CAST(:codes AS int[]), CAST(:errors AS text[]))"
+    "  AS u(id, token, st, retry, url, started, ms, outcome, code, err)"
+    "), updated AS ("
+    "  UPDATE deliveries d SET attempts = d.attempts + 1, round_attempts = d.round_attempts + 1,"
+    "    status = r.st, claim_token = NULL, last_status_code = r.code, last_error = r.err, updated_at = now(),"
+    "    next_attempt_at = CASE WHEN r.st = 'pending'"
+    "      THEN now() + make_interval(secs => r.retry) ELSE d.next_attempt_at END,"
+    "    delivered_at = CASE WHEN r.st = 'delivered' THEN now() ELSE d.delivered_at END,"
+    "    parked_at = CASE WHEN r.st = 'parked' THEN now() ELSE d.parked_at END"
+    "  FROM r WHERE d.id = r.id AND d.claim_token = r.token"
+    "  RETURNING d.id, d.attempts"
+    "), attempts AS ("
+    "  INSERT INTO delivery_attempts (delivery_id, attempt, url, started_at, duration_ms, outcome,"
+    "    status_code, error)"
+    "  SELECT u.id, u.attempts, r.url, r.started, r.ms, r.outcome, r.code, r.err"
+    "  FROM updated u JOIN r ON r.id = u.id"
+    "  ON CONFLICT (delivery_id, attempt) DO NOTHING"
+    ") "
+    "SELECT id, attempts FROM updated"
+)
+
+
+# A response read to its end leaves the connection reusable (keep-alive): one connect per partner
+# instead of one per delivery. Partners' bodies are not needed; one this long is not read further.
+_KEEPALIVE_READ = 64 * 1024
+
+
+async def _read_some(response: httpx.Response, limit: int) -> bytes:
+    """Up to `limit` bytes of the body (all of it, when shorter)."""
+    got = b""
+    async for chunk in response.aiter_bytes():
+        got += chunk
+        if len(got) >= limit:
+            break
+    return got
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -71,20 +141,37 @@ class Dispatcher:
         global_concurrency: int = 32,
         per_partner_concurrency: int = 4,
         poll_s: float = 0.1,
+        depth: int = 4,
+        record_batch_max: int = 500,
+        record_linger_s: float = 0.01,
         client_factory: Callable[[], httpx.AsyncClient] | None = None,
     ) -> None:
         self._maker = maker
         self._settings = settings
         self._timeout_s = timeout_s
-        self._global = global_concurrency
         self._per_partner = per_partner_concurrency
         self._poll_s = poll_s
-        self._lease_s = timeout_s + 30.0
+        # Concurrency bounds requests in flight; `depth` rows per request slot are held (claimed,
+        # waiting for a slot, or sent and waiting to be recorded), so claims and records come in
+        # batches while the slots stay busy. The ratio of global to per-partner holdings is the
+        # same as for requests: a dead partner can still take only its own share.
+        self._global = global_concurrency
+        self._global_hold = global_concurrency * depth
+        self._partner_hold = per_partner_concurrency * depth
+        # A held row may wait for `depth` sends of its partner before its own: the lease covers that.
+        self._lease_s = timeout_s * depth + 30.0
+        self._record_batch_max = record_batch_max
+        self._record_linger_s = record_linger_s
         self._client_factory = client_factory or self._default_client
-        self._inflight: dict[str, int] = defaultdict(int)
+        self._requests = asyncio.Semaphore(global_concurrency)
+        self._partner_requests: dict[str, asyncio.Semaphore] = {}
+        self._held: dict[str, int] = defaultdict(int)
         self._tasks: dict[asyncio.Task[None], Claimed] = {}
+        self._results: asyncio.Queue[tuple[Claimed, SendResult]] = asyncio.Queue()
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
+        self._released = 0  # rows released since the last claim
+        self._claim_after = 1  # releases that make the next claim worth its round trip
         self.sent = 0
 
     def _default_client(self) -> httpx.AsyncClient:
@@ -103,10 +190,15 @@ class Dispatcher:
     async def run(self) -> None:
         backoff = 0.2
         async with self._client_factory() as client:
+            recorder = asyncio.create_task(self._record_loop(), name="webhook-recorder")
             try:
                 while not self._stopping.is_set():
+                    self._slot_freed.clear()
+                    self._released = 0
+                    held = sum(self._held.values())
+                    free = self._global_hold - held
                     try:
-                        claimed = await self._claim()
+                        claimed = await self._claim(free) if free > 0 else []
                         backoff = 0.2
                     except asyncio.CancelledError:
                         raise
@@ -116,15 +208,17 @@ class Dispatcher:
                         backoff = min(backoff * 2, 5.0)
                         continue
                     for row in claimed:
-                        self._inflight[row.partner_id] += 1
                         task = asyncio.create_task(self._deliver(client, row), name=f"webhook-{row.id}")
                         self._tasks[task] = row
                         task.add_done_callback(self._forget)
-                    if not claimed:
-                        self._slot_freed.clear()
+                    if len(claimed) < free:
+                        # Nothing more is due (or partners are at their share): wait until a
+                        # partner's worth of rows is done (claims in batches, not one row per
+                        # freed slot), or poll for new rows.
+                        self._claim_after = max(1, min(self._per_partner, held + len(claimed)))
                         await self._sleep(self._poll_s)
             finally:
-                await self._drain()
+                await self._drain(recorder)
 
     async def _sleep(self, seconds: float) -> None:
         with suppress(TimeoutError):
@@ -133,99 +227,102 @@ class Dispatcher:
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
 
-    async def _drain(self) -> None:
+    def _release(self, rows: Sequence[Claimed]) -> None:
+        for row in rows:
+            self._held[row.partner_id] -= 1
+            if self._held[row.partner_id] <= 0:
+                del self._held[row.partner_id]
+                self._partner_requests.pop(row.partner_id, None)
+        self._released += len(rows)
+        if self._released >= self._claim_after or not self._held:
+            self._slot_freed.set()
+
+    async def _drain(self, recorder: asyncio.Task[None]) -> None:
         """On stop: give in-flight sends a moment, then cancel them and hand their rows back
-        (due now), so another instance, or this one after a restart, sends again at once.
-        Should even that fail, the leases simply expire."""
-        if not self._tasks:
-            return
-        _done, pending = await asyncio.wait(set(self._tasks), timeout=1.0)
-        unfinished = [self._tasks[t] for t in pending if t in self._tasks]
-        for task in pending:
-            task.cancel()
-        for task in pending:
-            with suppress(BaseException):
-                await task
-        if unfinished:
-            try:
-                async with asyncio.timeout(2.0), self._maker() as session, session.begin():
-                    await session.execute(
-                        text(
-                            "UPDATE deliveries SET claim_token = NULL, next_attempt_at = now(), updated_at = now() "
-                            "WHERE id = ANY(CAST(:ids AS text[])) AND claim_token = ANY(CAST(:tokens AS uuid[]))"
-                        ),
-                        {"ids": [r.id for r in unfinished], "tokens": list({str(r.token) for r in unfinished})},
-                    )
-            except Exception:
-                log.warning("could not hand back %d in-flight deliveries; their leases will expire",
-                            len(unfinished), exc_info=True)
+        (due now), so another instance, or this one after a restart, sends again at once; then
+        record the outcomes already known. Should even that fail, the leases simply expire."""
+        if self._tasks:
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=1.0)
+            unfinished = [self._tasks[t] for t in pending if t in self._tasks]
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with suppress(BaseException):
+                    await task
+            if unfinished:
+                await self._hand_back(unfinished)
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._results.join(), timeout=2.0)
+        recorder.cancel()
+        with suppress(BaseException):
+            await recorder
 
-    def _busy_partners(self) -> list[str]:
-        return [p for p, n in self._inflight.items() if n >= self._per_partner]
-
-    async def _claim(self) -> list[Claimed]:
-        free = self._global - sum(self._inflight.values())
-        if free <= 0:
-            return []
-        token = uuid.uuid4()
-        async with self._maker() as session, session.begin():
-            candidates = (
+    async def _hand_back(self, rows: Sequence[Claimed]) -> None:
+        try:
+            async with asyncio.timeout(2.0), self._maker() as session, session.begin():
                 await session.execute(
                     text(
-                        "SELECT id, partner_id FROM deliveries "
-                        "WHERE status = 'pending' AND next_attempt_at <= now() "
-                        "AND NOT (partner_id = ANY(CAST(:busy AS text[]))) "
-                        "ORDER BY next_attempt_at LIMIT :n FOR UPDATE SKIP LOCKED"
+                        "UPDATE deliveries SET claim_token = NULL, next_attempt_at = now(), updated_at = now() "
+                        "WHERE id = ANY(CAST(:ids AS text[])) AND claim_token = ANY(CAST(:tokens AS uuid[]))"
                     ),
-                    {"busy": self._busy_partners(), "n": max(free * 4, 16)},
+                    {"ids": [r.id for r in rows], "tokens": list({str(r.token) for r in rows})},
                 )
-            ).all()
-            chosen: list[str] = []
-            taken: dict[str, int] = defaultdict(int)
-            for row in candidates:
-                if len(chosen) >= free:
-                    break
-                if self._inflight.get(row.partner_id, 0) + taken[row.partner_id] >= self._per_partner:
-                    continue
-                taken[row.partner_id] += 1
-                chosen.append(row.id)
-            if not chosen:
-                return []
+        except Exception:
+            log.warning("could not hand back %d in-flight deliveries; their leases will expire",
+                        len(rows), exc_info=True)
+        self._release(rows)
+
+    async def _claim(self, free: int) -> list[Claimed]:
+        token = uuid.uuid4()
+        busy = [p for p, n in self._held.items() if n >= self._partner_hold]
+        held = [(p, n) for p, n in self._held.items() if n < self._partner_hold]
+        async with self._maker() as session, session.begin():
             rows = (
                 await session.execute(
-                    text(
-                        "UPDATE deliveries SET claim_token = :t, updated_at = now(), "
-                        "next_attempt_at = now() + make_interval(secs => :lease) "
-                        "WHERE id = ANY(CAST(:ids AS text[])) "
-                        "RETURNING id, event_id, partner_id, body, attempts, round_attempts"
-                    ),
-                    {"t": token, "lease": self._lease_s, "ids": chosen},
+                    _CLAIM,
+                    {
+                        "busy": busy,
+                        # Candidates are locked (SKIP LOCKED is what lets instances share the
+                        # table), so look past partners at their share only a few shares deep.
+                        "n": max(16, min(2 * free, 4 * self._partner_hold)),
+                        "per_partner": self._partner_hold,
+                        "held_partners": [p for p, _ in held],
+                        "held_counts": [n for _, n in held],
+                        "free": free,
+                        "t": token,
+                        "lease": self._lease_s,
+                    },
                 )
             ).all()
-        return [
-            Claimed(r.id, str(r.event_id), r.partner_id, r.body, r.attempts, r.round_attempts, token)
+        claimed = [
+            Claimed(r.id, str(r.event_id), r.partner_id, r.body, r.attempts, r.round_attempts, token,
+                    None if r.callback_url is None else str(r.callback_url))
             for r in rows
         ]
+        for row in claimed:
+            self._held[row.partner_id] += 1
+        return claimed
+
+    def _partner_slots(self, partner_id: str) -> asyncio.Semaphore:
+        slots = self._partner_requests.get(partner_id)
+        if slots is None:
+            slots = self._partner_requests[partner_id] = asyncio.Semaphore(self._per_partner)
+        return slots
 
     async def _deliver(self, client: httpx.AsyncClient, row: Claimed) -> None:
+        """Send when both a partner slot and a global slot are free; the recorder takes it from
+        there (and releases the row once its outcome is committed)."""
         try:
-            result = await self._send(client, row)
-            await self._record(row, result)
+            async with self._partner_slots(row.partner_id), self._requests:
+                result = await self._send(client, row)
         except asyncio.CancelledError:
             raise
         except Exception:
             # The lease expires and the delivery is tried again; nothing is lost.
-            log.warning("webhook delivery %s could not be recorded", row.id, exc_info=True)
-        finally:
-            self._inflight[row.partner_id] -= 1
-            if self._inflight[row.partner_id] <= 0:
-                del self._inflight[row.partner_id]
-            self._slot_freed.set()
-
-    async def _callback_url(self, partner_id: str) -> str | None:
-        async with self._maker() as session:
-            url = await session.scalar(text("SELECT callback_url FROM partners WHERE id = :p"), {"p": partner_id})
-        return None if url is None else str(url)
+            log.warning("webhook delivery %s failed before an outcome", row.id, exc_info=True)
+            self._release([row])
+            return
+        self._results.put_nowait((row, result))
 
     async def _send(self, client: httpx.AsyncClient, row: Claimed) -> SendResult:
         started_at = datetime.now(UTC)
@@ -234,7 +331,7 @@ class Dispatcher:
         def result(outcome: str, url: str | None, status: int | None, error: str | None) -> SendResult:
             return SendResult(outcome, url, status, error, started_at, int((time.monotonic() - t0) * 1000))
 
-        url = await self._callback_url(row.partner_id)
+        url = row.callback_url
         if url is None:
             return result("failed", None, None, f"partner {row.partner_id} is not in the directory (yet)")
         try:
@@ -253,12 +350,7 @@ class Dispatcher:
             async with asyncio.timeout(self._timeout_s):
                 async with client.stream("POST", url, content=body, headers=headers) as response:
                     status = response.status_code
-                    snippet = b""
-                    if not domain.is_success(status):
-                        async for chunk in response.aiter_bytes():
-                            snippet += chunk
-                            if len(snippet) >= 300:
-                                break
+                    snippet = await _read_some(response, 300 if not domain.is_success(status) else _KEEPALIVE_READ)
         except TimeoutError:
             return result("failed", url, None, f"timed out after {self._timeout_s:g} s")
         except httpx.HTTPError as exc:
@@ -270,72 +362,89 @@ class Dispatcher:
         detail = snippet[:300].decode("utf-8", "replace").replace("\x00", "")
         return result("failed", url, status, f"HTTP {status}" + (f": {detail}" if detail else ""))
 
-    async def _record(self, row: Claimed, res: SendResult) -> None:
-        attempt = row.attempts + 1
-        decision = domain.after_attempt(
+    async def _record_loop(self) -> None:
+        """Records outcomes as they come: whatever finished while the last batch was being
+        written goes into the next one."""
+        while True:
+            batch = await self._next_outcomes()
+            try:
+                await self._record(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The leases expire and the deliveries are tried again; nothing is lost.
+                log.warning("%d webhook outcomes could not be recorded", len(batch), exc_info=True)
+            finally:
+                self._release([row for row, _ in batch])
+                for _ in batch:
+                    self._results.task_done()
+
+    async def _next_outcomes(self) -> list[tuple[Claimed, SendResult]]:
+        """The next batch to record: what is waiting, plus what finishes within a short linger
+        (the rows stay held meanwhile, but their partners' request slots are already free)."""
+        batch = [await self._results.get()]
+        deadline = asyncio.get_running_loop().time() + self._record_linger_s
+        while len(batch) < self._record_batch_max:
+            if not self._results.empty():
+                batch.append(self._results.get_nowait())
+                continue
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._results.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    def _decide(self, row: Claimed, res: SendResult) -> domain.AttemptOutcome:
+        return domain.after_attempt(
             ok=res.outcome == "delivered",
             round_attempts=row.round_attempts + 1,
             max_attempts=self._settings.webhook_max_attempts,
             first_delay=self._settings.webhook_backoff,
         )
+
+    async def _record(self, batch: Sequence[tuple[Claimed, SendResult]]) -> None:
+        decisions = [self._decide(row, res) for row, res in batch]
+        params = {
+            "ids": [row.id for row, _ in batch],
+            "tokens": [str(row.token) for row, _ in batch],
+            "statuses": [d.status for d in decisions],
+            "retries": [d.retry_in or 0.0 for d in decisions],
+            "urls": [res.url for _, res in batch],
+            "started": [res.started_at for _, res in batch],
+            "durations": [res.duration_ms for _, res in batch],
+            "outcomes": [res.outcome for _, res in batch],
+            "codes": [res.status_code for _, res in batch],
+            "errors": [res.error for _, res in batch],
+        }
         backoff = 0.2
         for tries in range(5):
             try:
                 async with self._maker() as session, session.begin():
-                    updated = await session.scalar(
-                        text(
-                            "UPDATE deliveries SET attempts = attempts + 1, round_attempts = round_attempts + 1, "
-                            "status = :st, claim_token = NULL, last_status_code = :code, last_error = :err, "
-                            "updated_at = now(), "
-                            "next_attempt_at = CASE WHEN :st = 'pending' "
-                            "  THEN now() + make_interval(secs => :retry) ELSE next_attempt_at END, "
-                            "delivered_at = CASE WHEN :st = 'delivered' THEN now() ELSE delivered_at END, "
-                            "parked_at = CASE WHEN :st = 'parked' THEN now() ELSE parked_at END "
-                            "WHERE id = :id AND claim_token = :t RETURNING attempts"
-                        ),
-                        {
-                            "st": decision.status,
-                            "code": res.status_code,
-                            "err": res.error,
-                            "retry": decision.retry_in or 0.0,
-                            "id": row.id,
-                            "t": row.token,
-                        },
-                    )
-                    if updated is None:
-                        log.warning("delivery %s was re-claimed before its outcome was recorded", row.id)
-                        return
-                    await session.execute(
-                        text(
-                            "INSERT INTO delivery_attempts (delivery_id, attempt, url, started_at, duration_ms, "
-                            "outcome, status_code, error) VALUES (:d, :n, :u, :s, :ms, :o, :c, :e) "
-                            "ON CONFLICT (delivery_id, attempt) DO NOTHING"
-                        ),
-                        {
-                            "d": row.id,
-                            "n": attempt,
-                            "u": res.url,
-                            "s": res.started_at,
-                            "ms": res.duration_ms,
-                            "o": res.outcome,
-                            "c": res.status_code,
-                            "e": res.error,
-                        },
-                    )
-                WEBHOOK_ATTEMPTS.labels(res.outcome).inc()  # the outcome just recorded in delivery_attempts
-                if decision.status == "delivered":
-                    self.sent += 1
-                if decision.status == "parked":
-                    log.warning("webhook delivery %s parked after %d attempts", row.id, attempt)
-                return
+                    recorded = {r.id: r.attempts for r in (await session.execute(_RECORD, params)).all()}
+                break
             except asyncio.CancelledError:
                 raise
             except Exception:
                 if tries == 4:
                     raise
-                log.warning("recording delivery %s failed; retrying", row.id, exc_info=True)
+                log.warning("recording %d webhook outcomes failed; retrying", len(batch), exc_info=True)
                 await asyncio.sleep(backoff)
                 backoff *= 2
+        outcomes: Counter[str] = Counter()
+        for (row, res), decision in zip(batch, decisions, strict=True):
+            if row.id not in recorded:
+                log.warning("delivery %s was re-claimed before its outcome was recorded", row.id)
+                continue
+            outcomes[res.outcome] += 1  # the outcomes just recorded in delivery_attempts
+            if decision.status == "delivered":
+                self.sent += 1
+            elif decision.status == "parked":
+                log.warning("webhook delivery %s parked after %d attempts", row.id, recorded[row.id])
+        for outcome, n in outcomes.items():
+            WEBHOOK_ATTEMPTS.labels(outcome).inc(n)
 
 
 class Finaliser:

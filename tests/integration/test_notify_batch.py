@@ -4,6 +4,7 @@ its own while its neighbours go on; re-driven copies add nothing; revocations wi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import uuid
@@ -16,13 +17,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notify.app import subscriptions
+from services.notify.dispatcher import Dispatcher
+from services.notify.handlers import delivery_for, enqueue_deliveries
 from shared.consumer import ConsumerLoop, Subscription
 from shared.db import make_engine, make_sessionmaker
 from shared.envelope import Event
 from shared.migrate import upgrade
 from shared.settings import Settings
 from shared.topics import AWARDS, DLQ
-from tests.integration.test_notify_webhooks import decided, revoked
+from tests.integration.test_notify_webhooks import decided, eventually, receiver, revoked
 
 pytestmark = pytest.mark.integration
 
@@ -180,3 +183,48 @@ async def test_revocations_in_the_batch_withdraw_in_order(
         withdrawn_by = await session.scalar(
             text("SELECT withdrawn_event_id FROM announcements WHERE application_id = :a"), {"a": app_id(gone)})
     assert withdrawn_by == batch[2].id  # the first revocation is the one recorded
+
+
+async def test_two_dispatchers_share_a_backlog_and_send_each_delivery_once(
+    maker: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """Batched claims and batched records: two dispatchers on one table, a backlog of many
+    deliveries across partners; each is sent once, recorded with one attempt, and counted."""
+    s = settings.model_copy(update={"allow_private_callbacks": True})
+    n_partners, per_partner = 3, 40
+    async with receiver() as hook:
+        partners = [f"ptn_two_{i}" for i in range(n_partners)]
+        async with maker() as session, session.begin():
+            for p in partners:
+                await session.execute(
+                    text("INSERT INTO partners (id, name, callback_url, api_key_hash) VALUES (:p, 'p', :u, :h)"),
+                    {"p": p, "u": hook.url, "h": secrets.token_hex(32)})
+            await enqueue_deliveries(session, [
+                delivery_for(uuid.uuid4(), "award.decided", f"app_two_{p}_{i}", p, {"i": i})
+                for p in partners for i in range(per_partner)])
+        dispatchers = [Dispatcher(maker, s, timeout_s=2.0, poll_s=0.02, per_partner_concurrency=2)
+                       for _ in range(2)]
+        tasks = [asyncio.create_task(d.run()) for d in dispatchers]
+        try:
+            async def all_delivered() -> bool:
+                async with maker() as session:
+                    left = await session.scalar(text(
+                        "SELECT count(*) FROM deliveries WHERE partner_id LIKE 'ptn_two_%' "
+                        "AND status <> 'delivered'"))
+                return left == 0
+
+            await eventually(all_delivered, timeout=30, what="the whole backlog delivered")
+        finally:
+            for d in dispatchers:
+                d.stop()
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+        ids = [r.json["id"] for r in hook.requests]
+        assert len(ids) == len(set(ids)) == n_partners * per_partner
+        assert sum(d.sent for d in dispatchers) == n_partners * per_partner
+        async with maker() as session:
+            attempts = (await session.execute(text(
+                "SELECT d.attempts, count(a.id) AS recorded, min(a.outcome) AS outcome FROM deliveries d "
+                "JOIN delivery_attempts a ON a.delivery_id = d.id WHERE d.partner_id LIKE 'ptn_two_%' "
+                "GROUP BY d.id"))).all()
+        assert len(attempts) == n_partners * per_partner
+        assert {(r.attempts, r.recorded, r.outcome) for r in attempts} == {(1, 1, "delivered")}
