@@ -106,10 +106,6 @@ def prepare_submission(
     )
 
 
-def accepted_reply(submission: Submission) -> tuple[int, dict[str, Any]]:
-    return 202, orjson.loads(submission.response)
-
-
 def _visible_clause(principal: Principal) -> tuple[str, dict[str, Any]]:
     if principal.role == "partner":
         return "partner_id = :viewer", {"viewer": principal.partner_id}
