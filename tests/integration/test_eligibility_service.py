@@ -17,6 +17,7 @@ from shared.db import make_engine
 from shared.settings import Settings
 from tests.integration.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN, running
 from tests.integration.test_intake_api import auth, new_partner, wait_for
+from tests.support.records import FakeRecord
 from tests.unit.test_engine import make_body
 
 pytestmark = pytest.mark.integration
@@ -231,13 +232,8 @@ async def test_a_batch_assesses_each_application_once_and_dead_letters_only_the_
     malformed = new_event("application.received", source="tests", subject="x", data={"application_id": 7})
     second = received(b, make_body("GT-PCT"))
 
-    class Record:
-        def __init__(self, value: bytes, offset: int) -> None:
-            self.value, self.offset, self.key = value, offset, b"k"
-            self.topic, self.partition = APPLICATIONS, 0
-
     events = [first, malformed, copy, second]
-    await loop.process([Record(e.to_bytes(), i) for i, e in enumerate(events)])  # type: ignore[arg-type]
+    await loop.process([FakeRecord(e.to_bytes(), i) for i, e in enumerate(events)])  # type: ignore[arg-type]
     async with engine.connect() as conn:
         assessed = (await conn.execute(text(
             "SELECT subject, envelope->>'causation_id' FROM outbox WHERE type = 'application.assessed' ORDER BY seq"

@@ -22,6 +22,7 @@ from shared.settings import Settings
 from shared.topics import APPLICATIONS, ASSESSMENTS, AWARDS
 from tests.integration.conftest import OPERATOR_TOKEN, running
 from tests.integration.test_plumbing import read_topic
+from tests.support.records import FakeRecord
 from tests.unit.test_engine import ENTERPRISE, make_body
 
 pytestmark = pytest.mark.integration
@@ -408,11 +409,6 @@ async def test_a_batch_of_downstream_events_projects_each_application_in_order(
     events = [assessed(first), assessed(second), malformed, decided(first, "approved", "1600000.00"),
               unknown, decided(second, "rejected", "0.00")]
 
-    class Record:
-        def __init__(self, value: bytes, offset: int) -> None:
-            self.value, self.offset, self.key = value, offset, b"k"
-            self.topic, self.partition = AWARDS, 0
-
     engine = make_engine(settings.database_url, "intake")
     loop = ConsumerLoop(
         service="intake",
@@ -420,7 +416,7 @@ async def test_a_batch_of_downstream_events_projects_each_application_in_order(
                                   handle=batch_or_each(record_downstream_batch, record_downstream_event)),
         maker=make_sessionmaker(engine), bootstrap=settings.kafka_bootstrap_servers,
     )
-    await loop.process([Record(e.to_bytes(), 500 + i) for i, e in enumerate(events)])  # type: ignore[arg-type]
+    await loop.process([FakeRecord(e.to_bytes(), 500 + i, topic=AWARDS) for i, e in enumerate(events)])  # type: ignore[arg-type]
     await engine.dispose()
     assert loop.stats.dead_lettered == 1
     one = (await client.get(f"/v1/applications/{first}", headers=auth(partner))).json()

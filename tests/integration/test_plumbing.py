@@ -26,6 +26,7 @@ from shared.migrate import upgrade
 from shared.outbox import OutboxRelay, add_events
 from shared.settings import Settings
 from shared.topics import APPLICATIONS, DLQ
+from tests.support.records import FakeRecord as _Record
 
 pytestmark = pytest.mark.integration
 
@@ -142,14 +143,6 @@ async def test_outbox_rows_cannot_be_rewritten_or_deleted(scratch: async_session
     with pytest.raises(Exception, match="immutable"):
         async with scratch() as session, session.begin():
             await session.execute(text("UPDATE outbox SET topic = 'other' WHERE id = :i"), {"i": event.id})
-
-
-class _Record:
-    """The fields of a ConsumerRecord the loop reads, for driving `process` directly."""
-
-    def __init__(self, value: bytes, offset: int, key: bytes = b"k") -> None:
-        self.value, self.offset, self.key = value, offset, key
-        self.topic, self.partition = APPLICATIONS, 0
 
 
 def _loop(maker: async_sessionmaker[AsyncSession], name: str, settings: Settings) -> ConsumerLoop:
