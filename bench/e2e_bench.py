@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -214,6 +215,7 @@ async def _drive(infra: Infra, stack: E2EStack, n: int, concurrency: int, tracke
         pids = {name: p.pid for name, p in stack.procs.items()}
         if infra.tansu_pidfile is not None and (tpid := embedded.read_pidfile(infra.tansu_pidfile)):
             pids["tansu"] = tpid
+        pids["bench"] = os.getpid()  # the poster, the awards reader and the webhook sink
         cpu_before = _cpu_seconds(pids, infra.pg_datadir)
         profiles = Profiles("e2e")
         profiles.start(*stack.procs.values())
