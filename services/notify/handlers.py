@@ -30,10 +30,6 @@ SOURCE = "grantline.notify"
 _INT4 = range(-(2**31), 2**31)
 
 
-class MalformedAward(ValueError):
-    """An award event whose data lacks a field or has one of the wrong shape: dead-letter it."""
-
-
 def new_delivery_id() -> str:
     return "dlv_" + uuid.uuid4().hex
 
@@ -81,15 +77,15 @@ def delivery_for(event_id: uuid.UUID, event_type: str, application_id: str, part
 
 
 def plan_award_event(event: Event, *, notice_period_s: int, now: datetime) -> AwardPlan | None:
-    """Everything `event` will write (None: not ours to handle); raises MalformedAward
-    rather than write half of it."""
+    """Everything `event` will write (None: not ours to handle). Data lacking a field or with
+    one of the wrong shape raises ValueError (the dead letter names it so), before any write."""
     try:
         if event.type == "award.decided":
             return _plan_decided(event, notice_period_s=notice_period_s, now=now)
         if event.type == "award.revoked":
             return _plan_revoked(event)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise MalformedAward(f"{event.type}: malformed data: {type(exc).__name__}: {exc}") from exc
+        raise ValueError(f"{event.type}: malformed data: {type(exc).__name__}: {exc}") from exc
     return None
 
 
@@ -301,7 +297,7 @@ def make_award_batch_handler(notice_period_s: int) -> BatchHandler:
         for event in events:
             try:
                 plan = plan_award_event(event, notice_period_s=notice_period_s, now=now)
-            except MalformedAward as exc:
+            except ValueError as exc:  # malformed: planning is pure, so nothing else raises it
                 dead_letter(event, exc)
                 continue
             if plan is not None:
