@@ -10,7 +10,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
@@ -27,8 +26,12 @@ class Event(BaseModel):
     causation_id: str | None = None
     data: dict[str, Any]
 
+    def to_json(self) -> str:
+        # pydantic writes JSON directly, without building the intermediate dict of to_wire().
+        return self.model_dump_json()
+
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+        return self.model_dump_json().encode()
 
     def to_wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

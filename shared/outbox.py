@@ -27,7 +27,7 @@ def outbox_row(event: Event, key: str, topic: str | None = None) -> dict[str, ob
         "key": key,
         "type": event.type,
         "subject": event.subject,
-        "envelope": event.to_wire(),
+        "envelope": event.to_json(),
     }
 
 
@@ -51,7 +51,7 @@ async def add_events(session: AsyncSession, events: Iterable[tuple[Event, str]])
                 "keys": [r["key"] for r in rows],
                 "types": [r["type"] for r in rows],
                 "subjects": [r["subject"] for r in rows],
-                "envelopes": [orjson.dumps(r["envelope"]).decode() for r in rows],
+                "envelopes": [r["envelope"] for r in rows],
             },
         )
     return len(rows)

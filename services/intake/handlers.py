@@ -102,7 +102,7 @@ def prepare_submission(
         source=event.source,
         time=event.time,
         topic=str(row["topic"]),
-        envelope=orjson.dumps(row["envelope"]).decode(),
+        envelope=str(row["envelope"]),
     )
 
 
@@ -285,7 +285,7 @@ async def record_downstream_event(session: AsyncSession, event: Event) -> None:
             "VALUES (:e, :a, :t, :s, :tm, CAST(:env AS jsonb)) ON CONFLICT DO NOTHING"
         ),
         {"e": event.id, "a": app_id, "t": event.type, "s": event.source, "tm": event.time,
-         "env": _json(event.to_wire())},
+         "env": event.to_json()},
     )
     state = project(
         ApplicationState(row.status, row.status_rank, row.decision, row.announcement),
@@ -349,7 +349,7 @@ async def record_downstream_batch(session: AsyncSession, events: Sequence[Event]
     await session.execute(_TIMELINE_MANY, {
         "e": [str(e.id) for _, e in ours], "a": [a for a, _ in ours], "t": [e.type for _, e in ours],
         "s": [e.source for _, e in ours], "tm": [e.time for _, e in ours],
-        "env": [orjson.dumps(e.to_wire()).decode() for _, e in ours],
+        "env": [e.to_json() for _, e in ours],
     })
     for app_id, event in ours:
         states[app_id] = project(states[app_id], event.type, event.data, event.time.isoformat())
