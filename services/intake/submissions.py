@@ -82,7 +82,10 @@ _WRITE_MANY = text(
     f"WITH input AS (SELECT * FROM unnest({_UNNEST}) WITH ORDINALITY AS u({', '.join(_COLUMNS)}, n)),"
     " claim AS ("
     " INSERT INTO idempotency_keys (partner_id, key, request_hash, status_code, response)"
-    " SELECT partner_id, idempotency_key, fingerprint, 202, CAST(response AS jsonb) FROM input ORDER BY n"
+    # Keys in one order in every batch: concurrent writers (two intake instances) cannot deadlock
+    # on each other's claims.
+    " SELECT partner_id, idempotency_key, fingerprint, 202, CAST(response AS jsonb) FROM input"
+    " ORDER BY partner_id, idempotency_key, n"
     " ON CONFLICT DO NOTHING RETURNING response->>'id' AS app_id),"
     " chosen AS (SELECT input.* FROM input JOIN claim USING (app_id)),"
     " app AS ("
