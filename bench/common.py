@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import secrets
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -111,3 +113,27 @@ def application_bodies(n: int, enterprises: int, seed: int = 7, programs: tuple[
         body["subject"] = f"BENCH-{run}-{i}"
         bodies.append(body)
     return bodies
+
+
+def cpu_seconds(pids: dict[str, int], pg_datadir: Path | None) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each named process, and by PostgreSQL's whole
+    process tree when its data directory is given."""
+    import psutil
+
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(psutil.Error):
+            t = psutil.Process(pid).cpu_times()
+            out[name] = t.user + t.system
+    if pg_datadir is not None:
+        try:
+            master = psutil.Process(int((pg_datadir / "postmaster.pid").read_text().split()[0]))
+            total = 0.0
+            for p in [master, *master.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    t = p.cpu_times()
+                    total += t.user + t.system
+            out["postgres"] = total
+        except (OSError, ValueError, psutil.Error):
+            pass
+    return out

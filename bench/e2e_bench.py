@@ -14,7 +14,6 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,6 +23,7 @@ from bench.common import (
     Tokens,
     app_for,
     application_bodies,
+    cpu_seconds,
     create_partner,
     env_int,
     new_namespace,
@@ -163,31 +163,6 @@ async def _wait_arrived(tracker: Tracker, ids: list[str], stall_timeout: float) 
         await asyncio.sleep(0.02)
 
 
-# ------------------------------------------------------------------------------------------ cpu use
-
-
-def _cpu_seconds(pids: dict[str, int], pg_datadir: Path | None) -> dict[str, float]:
-    import psutil
-
-    out: dict[str, float] = {}
-    for name, pid in pids.items():
-        with contextlib.suppress(psutil.Error):
-            t = psutil.Process(pid).cpu_times()
-            out[name] = t.user + t.system
-    if pg_datadir is not None:
-        try:
-            master = psutil.Process(int((pg_datadir / "postmaster.pid").read_text().split()[0]))
-            total = 0.0
-            for p in [master, *master.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    t = p.cpu_times()
-                    total += t.user + t.system
-            out["postgres"] = total
-        except (OSError, ValueError, psutil.Error):
-            pass
-    return out
-
-
 # ------------------------------------------------------------------------------------------ the run
 
 
@@ -216,7 +191,7 @@ async def _drive(infra: Infra, stack: E2EStack, n: int, concurrency: int, tracke
         if infra.tansu_pidfile is not None and (tpid := embedded.read_pidfile(infra.tansu_pidfile)):
             pids["tansu"] = tpid
         pids["bench"] = os.getpid()  # the poster, the awards reader and the webhook sink
-        cpu_before = _cpu_seconds(pids, infra.pg_datadir)
+        cpu_before = cpu_seconds(pids, infra.pg_datadir)
         profiles = Profiles("e2e")
         profiles.start(*stack.procs.values())
         try:
@@ -227,7 +202,7 @@ async def _drive(infra: Infra, stack: E2EStack, n: int, concurrency: int, tracke
             finished = time.perf_counter()
         finally:
             await asyncio.to_thread(profiles.stop)
-        cpu_after = _cpu_seconds(pids, infra.pg_datadir)
+        cpu_after = cpu_seconds(pids, infra.pg_datadir)
     finally:
         stop.set()
         with contextlib.suppress(Exception):

@@ -13,6 +13,7 @@ from bench.common import (
     Tokens,
     app_for,
     application_bodies,
+    cpu_seconds,
     create_partner,
     env_int,
     new_namespace,
@@ -24,6 +25,7 @@ from bench.profiling import Profiles
 from bench.stack import Infra, Proc, _log
 from shared.db import make_engine
 from shared.migrate import upgrade
+from shared.stack import embedded
 from shared.topics import ensure_topics
 
 
@@ -36,7 +38,8 @@ def _load(proc: Proc, infra: Infra, bodies: list[str], headers: dict[str, str], 
 
 
 def _measure(proc: Proc, infra: Infra, bodies: list[str], headers: dict[str, str], profile: bool = False
-             ) -> LoadResult:
+             ) -> tuple[LoadResult, dict[str, float]]:
+    """The load result, and the CPU seconds each process used during the measured window."""
     duration = float(env_int("GRANTLINE_BENCH_INTAKE_SECONDS", max(3, round(10 * scale()))))
     warmup = float(env_int("GRANTLINE_BENCH_WARMUP_SECONDS", 2))
     concurrency = env_int("GRANTLINE_BENCH_CONCURRENCY", 32)
@@ -44,10 +47,16 @@ def _measure(proc: Proc, infra: Infra, bodies: list[str], headers: dict[str, str
     profiles = Profiles("intake")
     if profile:
         profiles.start(proc)
+    pids = {"server": proc.pid}
+    if infra.tansu_pidfile is not None and (tansu := embedded.read_pidfile(infra.tansu_pidfile)):
+        pids["tansu"] = tansu
+    before = cpu_seconds(pids, infra.pg_datadir)
     try:
-        return _load(proc, infra, bodies, headers, duration, concurrency)
+        result = _load(proc, infra, bodies, headers, duration, concurrency)
     finally:
         profiles.stop()
+    after = cpu_seconds(pids, infra.pg_datadir)
+    return result, {k: round(after[k] - before.get(k, 0.0), 2) for k in after}
 
 
 async def _stored(database_url: str) -> int:
@@ -73,7 +82,7 @@ def run_intake_bench(infra: Infra) -> dict[str, Any]:
     try:
         infra.wait_http_ok(intake)
         api_key = create_partner(intake.url, tokens.operator, "http://127.0.0.1:9/hooks")
-        result = _measure(intake, infra, bodies, {"Authorization": f"Bearer {api_key}"}, profile=True)
+        result, cpu = _measure(intake, infra, bodies, {"Authorization": f"Bearer {api_key}"}, profile=True)
     finally:
         infra.stop(intake)
     stored = asyncio.run(_stored(db))
@@ -82,7 +91,7 @@ def run_intake_bench(infra: Infra) -> dict[str, Any]:
     hello = infra.uvicorn("hello", "bench.hello_app:app", service_env(db, infra.bootstrap, namespace, tokens))
     try:
         infra.wait_http_ok(hello)
-        baseline = _measure(hello, infra, bodies, {"Authorization": "Bearer hello"})
+        baseline, baseline_cpu = _measure(hello, infra, bodies, {"Authorization": "Bearer hello"})
     finally:
         infra.stop(hello)
     _log(f"intake baseline (hello world): {baseline.ok_per_s:,.0f} POST/s")
@@ -104,5 +113,8 @@ def run_intake_bench(infra: Infra) -> dict[str, Any]:
         "intake_loadgen": result.generator,
         "intake_concurrency": env_int("GRANTLINE_BENCH_CONCURRENCY", 32),
         "intake_seconds": round(result.duration_s, 1),
+        # CPU seconds in the measured window: where a request's cost goes besides the server
+        "intake_cpu_s": cpu,
+        "intake_baseline_cpu_s": baseline_cpu,
         "notes": notes,
     }

@@ -2,7 +2,8 @@
 
     GRANTLINE_BENCH_PROFILE=DIR [GRANTLINE_BENCH_PROFILE_FORMAT=flamegraph|speedscope|raw] make bench
 
-writes DIR/<section>-<service>.<svg|json|txt> (``raw`` = collapsed stacks, greppable). Sampling takes
+writes DIR/<section>-<service>.<svg|json|txt> (``raw`` = collapsed stacks, greppable);
+GRANTLINE_BENCH_PROFILE_BLOCKING=1 samples with the process paused (complete, slower). Sampling takes
 CPU on a two-core machine: figures from a profiled run read lower than from a plain one.
 """
 
@@ -52,7 +53,7 @@ class Profiles:
             path = out_dir / f"{self.section}-{p.name}.{_SUFFIX.get(fmt, 'out')}"
             self.running.append(
                 subprocess.Popen(
-                    [exe, "record", "--pid", str(p.pid), "--rate", "100", "--nonblocking", "--format", fmt,
+                    [exe, "record", "--pid", str(p.pid), "--rate", "100", *self._blocking(), "--format", fmt,
                      "-o", str(path)],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
@@ -61,6 +62,12 @@ class Profiles:
                 )
             )
             self.written.append(path)
+
+    @staticmethod
+    def _blocking() -> list[str]:
+        # Non-blocking sampling leaves the service's speed alone but misses samples on a busy
+        # machine; GRANTLINE_BENCH_PROFILE_BLOCKING=1 pauses it per sample for complete stacks.
+        return [] if os.environ.get("GRANTLINE_BENCH_PROFILE_BLOCKING") == "1" else ["--nonblocking"]
 
     def stop(self) -> None:
         for proc in self.running:
