@@ -26,6 +26,7 @@ from shared.migrate import upgrade
 from shared.settings import Settings
 from shared.topics import AWARDS, DLQ
 from tests.integration.test_notify_webhooks import decided, eventually, receiver, revoked
+from tests.support.records import FakeRecord
 
 pytestmark = pytest.mark.integration
 
@@ -38,14 +39,6 @@ async def maker(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSes
     engine = make_engine(settings.database_url, schema)
     yield make_sessionmaker(engine)
     await engine.dispose()
-
-
-class _Record:
-    """The fields of a ConsumerRecord the loop reads, for driving `process` directly."""
-
-    def __init__(self, event: Event, offset: int) -> None:
-        self.value, self.offset, self.key = event.to_bytes(), offset, b"k"
-        self.topic, self.partition = AWARDS, 0
 
 
 def awards_loop(maker: async_sessionmaker[AsyncSession], settings: Settings, name: str) -> ConsumerLoop:
@@ -62,7 +55,7 @@ def awards_loop(maker: async_sessionmaker[AsyncSession], settings: Settings, nam
 
 
 async def process(loop: ConsumerLoop, events: list[Event], first_offset: int = 0) -> None:
-    await loop.process([_Record(e, first_offset + i) for i, e in enumerate(events)])  # type: ignore[arg-type]
+    await loop.process([FakeRecord(e.to_bytes(), first_offset + i, topic=AWARDS) for i, e in enumerate(events)])  # type: ignore[arg-type]
 
 
 async def deliveries(maker: async_sessionmaker[AsyncSession], app_ids: set[str]) -> dict[str, list[str]]:
