@@ -101,3 +101,27 @@ def create_shared_tables() -> None:
         sa.Column("api_key_hash", sa.String(64), nullable=False, unique=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     )
+
+
+def create_redrive_table() -> None:
+    """Operators' re-drives of dead letters (shared/deadletters.py), in every service schema: one
+    row per dead letter at most, with who asked and why; and an index to list dead letters by."""
+    op.create_table(
+        "redrives",
+        sa.Column("dead_letter_id", UUID(as_uuid=True), sa.ForeignKey("outbox.id"), primary_key=True),
+        sa.Column("consumer", sa.Text, nullable=False),
+        sa.Column("original_event_id", UUID(as_uuid=True), nullable=False),
+        sa.Column("redriven_by", sa.Text, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("redriven_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("event_id", UUID(as_uuid=True), nullable=False),  # the re-published event's id
+    )
+    op.create_index("redrives_event", "redrives", ["event_id"])
+    op.create_index(
+        "outbox_dead_letters", "outbox", ["seq"], postgresql_where=sa.text("type = 'event.dead_lettered'")
+    )
+
+
+def drop_redrive_table() -> None:
+    op.drop_index("outbox_dead_letters", table_name="outbox")
+    op.drop_table("redrives")

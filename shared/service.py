@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.bus import make_producer
 from shared.consumer import ConsumerLoop, Subscription, per_event
 from shared.db import make_engine, make_sessionmaker
+from shared.deadletters import router as dead_letters_router
 from shared.envelope import Event
 from shared.errors import PayloadTooLarge, add_exception_handlers, problem_response
 from shared.logs import configure_logging, correlation_id
@@ -193,6 +194,7 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
+    app.include_router(dead_letters_router)  # GET /v1/dead-letters, POST /v1/dead-letters/{id}/redrive
     return app
 
 

@@ -1,0 +1,19 @@
+"""eligibility: re-drives of dead letters (who, why, when), and an index to list dead letters by
+
+Revision ID: 0002
+"""
+
+from shared.records import create_redrive_table, drop_redrive_table
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_redrive_table()
+
+
+def downgrade() -> None:
+    drop_redrive_table()
