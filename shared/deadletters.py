@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,7 @@ from shared.auth import Principal, require
 from shared.envelope import Event, PoisonEvent, parse_event
 from shared.errors import Conflict, FieldProblem, NotFound, UnsupportedMediaType, ValidationFailed
 from shared.openapi import AUTHENTICATED, NO_NUL, problems
+from shared.reasons import ReasonBody
 
 DEAD_LETTERED = "event.dead_lettered"
 
@@ -281,21 +282,6 @@ async def _republish(session: AsyncSession, plan: RedrivePlan, dead_letter_id: u
 # -- HTTP -----------------------------------------------------------------------------------------
 
 
-class RedriveBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str = Field(min_length=1, max_length=500)
-
-    @field_validator("reason")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        if "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        return value
-
-
 class Redrive(BaseModel):
     by: str
     reason: str
@@ -360,7 +346,7 @@ async def list_dead_letters_route(
 async def redrive_dead_letter_route(
     request: Request,
     dead_letter_id: uuid.UUID,
-    body: RedriveBody,
+    body: ReasonBody,
     principal: Operator,
     _: Annotated[None, Depends(_json_body)],
 ) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import text
 
 from services.ledger import repository as repo
@@ -14,6 +13,7 @@ from services.ledger.handlers import revoke_award, verify_ledger
 from shared.auth import Principal, require
 from shared.money import format_fen
 from shared.openapi import AUTHENTICATED, NO_NUL, problems
+from shared.reasons import ReasonBody
 from shared.service import ServiceContext
 
 router = APIRouter(tags=["ledger"], responses=problems(*AUTHENTICATED))
@@ -119,23 +119,8 @@ async def awards(
     return {"items": items}
 
 
-class RevokeBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str = Field(min_length=1, max_length=500)
-
-    @field_validator("reason")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        if "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        return value
-
-
 @router.post("/v1/awards/{application_id}/revoke", responses=problems(400, 404, 409))
-async def revoke(request: Request, application_id: ApplicationId, body: RevokeBody, principal: Operator) -> dict[str, Any]:
+async def revoke(request: Request, application_id: ApplicationId, body: ReasonBody, principal: Operator) -> dict[str, Any]:
     """Compensating entry, pools restored, `award.revoked` published. A second call changes nothing
     and answers the first revocation again."""
     ctx = _ctx(request)
