@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
+from collections.abc import AsyncIterator
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -24,34 +27,41 @@ from tests.integration.test_intake_api import auth, counts, equity, new_partner
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="module")
+async def intake(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    app = create_app(settings)
+    async with running(app) as client:
+        yield app, client
+
+
 async def test_concurrent_requests_share_transactions_and_each_key_makes_one_application(
-    settings: Settings,
+    intake: tuple[FastAPI, httpx.AsyncClient], settings: Settings
 ) -> None:
-    app = create_app(settings)
-    async with running(app) as client:
-        partner = await new_partner(client)
-        keys = [str(uuid.uuid4()) for _ in range(20)]
-        before = await counts(settings)
-        group: GroupCommit = app.state.ctx.extra["submissions"]
-        transactions_before = group.transactions
-        replies = await asyncio.gather(*(
-            client.post("/v1/applications", json=equity(f"GC-{k}"), headers=auth(partner, k))
-            for k in keys * 3
-        ))
-        assert {r.status_code for r in replies} == {202}
-        by_key: dict[str, set[str]] = {}
-        for key, reply in zip(keys * 3, replies, strict=True):
-            by_key.setdefault(key, set()).add(reply.json()["id"])
-        assert all(len(ids) == 1 for ids in by_key.values())
-        after = await counts(settings)
-        assert (after[0] - before[0], after[1] - before[1]) == (20, 20)
-        assert group.transactions - transactions_before < 60
+    app, client = intake
+    partner = await new_partner(client)
+    keys = [str(uuid.uuid4()) for _ in range(20)]
+    before = await counts(settings)
+    group: GroupCommit = app.state.ctx.extra["submissions"]
+    transactions_before = group.transactions
+    replies = await asyncio.gather(*(
+        client.post("/v1/applications", json=equity(f"GC-{k}"), headers=auth(partner, k))
+        for k in keys * 3
+    ))
+    assert {r.status_code for r in replies} == {202}
+    by_key: dict[str, set[str]] = {}
+    for key, reply in zip(keys * 3, replies, strict=True):
+        by_key.setdefault(key, set()).add(reply.json()["id"])
+    assert all(len(ids) == 1 for ids in by_key.values())
+    after = await counts(settings)
+    assert (after[0] - before[0], after[1] - before[1]) == (20, 20)
+    assert group.transactions - transactions_before < 60
 
 
-async def test_a_row_the_database_refuses_fails_only_its_own_request(settings: Settings) -> None:
-    app = create_app(settings)
-    async with running(app) as client:
-        partner = await new_partner(client)  # the schema is migrated by the app
+async def test_a_row_the_database_refuses_fails_only_its_own_request(
+    intake: tuple[FastAPI, httpx.AsyncClient], settings: Settings
+) -> None:
+    _, client = intake
+    partner = await new_partner(client)
     engine = make_engine(settings.database_url, "intake")
     group = GroupCommit(make_sessionmaker(engine))
     application, errors = validate_application(equity("GC-BAD"), load_catalog())
