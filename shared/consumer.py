@@ -113,16 +113,29 @@ def per_event(handler: EventHandler, max_attempts: int = 3) -> BatchHandler:
     return handle_batch
 
 
-def batch_or_each(batch: BatchHandler, each: EventHandler, max_attempts: int = 3) -> BatchHandler:
+def one_at_a_time(batch: BatchHandler) -> EventHandler:
+    """The batch handler applied to a batch of one. What it would dead-letter is raised
+    instead, so that `per_event` retries it and then dead-letters it."""
+
+    async def handle(session: AsyncSession, one: Event) -> None:
+        def reject(event: Event, error: BaseException | str) -> None:
+            raise error if isinstance(error, BaseException) else ValueError(error)
+
+        await batch(session, [one], reject)
+
+    return handle
+
+
+def batch_or_each(batch: BatchHandler, max_attempts: int = 3, *, each: EventHandler | None = None) -> BatchHandler:
     """A set-based handler for the common case, the per-event path when the batch fails.
 
     `batch` applies the whole batch with a few statements (one savepoint around it all); it
     may dead-letter events it can tell are bad before writing. If it raises anything but
     infrastructure trouble, its writes and its dead letters are rolled back and every event
-    goes through `each` with its own savepoint and retries: one bad event costs the batch
-    its speed, never its neighbours.
+    goes through `each` (by default `batch` itself, one event at a time) with its own
+    savepoint and retries: one bad event costs the batch its speed, never its neighbours.
     """
-    fallback = per_event(each, max_attempts)
+    fallback = per_event(each or one_at_a_time(batch), max_attempts)
 
     async def handle_batch(session: AsyncSession, events: Sequence[Event], dead_letter: DeadLetter) -> None:
         held: list[tuple[Event, BaseException | str]] = []

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from fastapi import FastAPI
 
 from services.eligibility.api import router
-from services.eligibility.handlers import assess_application, assess_batch
+from services.eligibility.handlers import assess_batch
 from shared.consumer import Subscription, batch_or_each
 from shared.service import ServiceContext, create_service_app, partner_directory_subscription
 from shared.settings import Settings
@@ -19,7 +19,7 @@ def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
         Subscription(
             name="assess",
             topics=[APPLICATIONS],
-            handle=batch_or_each(assess_batch, assess_application, ctx.settings.consumer_max_attempts),
+            handle=batch_or_each(assess_batch, ctx.settings.consumer_max_attempts),
             only_types=frozenset({"application.received"}),
         ),
         partner_directory_subscription(ctx.settings.consumer_max_attempts),

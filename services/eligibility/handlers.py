@@ -71,11 +71,6 @@ def assess_event(event: Event, catalog: Catalog) -> Assessed:
 
 # ON CONFLICT: an application already assessed under another event id (a re-driven copy) keeps its
 # first receipt, and only the rows stored here are published.
-_STORE_ONE = text(
-    "INSERT INTO assessments (application_id, received_event_id, program, applicant_id, eligible, "
-    "entitlement_fen, catalog_version, receipt) VALUES (:a, :e, :p, :ap, :el, :f, :v, CAST(:r AS jsonb)) "
-    "ON CONFLICT (application_id) DO NOTHING RETURNING application_id"
-)
 _STORE_MANY = text(
     "INSERT INTO assessments (application_id, received_event_id, program, applicant_id, eligible, "
     "entitlement_fen, catalog_version, receipt) "
@@ -84,13 +79,6 @@ _STORE_MANY = text(
     "CAST(:f AS bigint[]), CAST(:v AS text[]), CAST(:r AS text[])) AS u(a, e, p, ap, el, f, v, r) "
     "ON CONFLICT (application_id) DO NOTHING RETURNING application_id"
 )
-
-
-async def assess_application(session: AsyncSession, event: Event) -> None:
-    """One event (the fallback path of `assess_batch`)."""
-    assessed = assess_event(event, load_catalog())
-    if await session.scalar(_STORE_ONE, assessed.row()) is not None:
-        await add_events(session, [assessed.assessed_event()])
 
 
 async def assess_batch(session: AsyncSession, events: Sequence[Event], dead_letter: DeadLetter) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from services.intake.api import router
-from services.intake.handlers import record_downstream_batch, record_downstream_event
+from services.intake.handlers import record_downstream_batch
 from services.intake.submissions import GroupCommit
 from shared.consumer import Subscription, batch_or_each
 from shared.service import ServiceContext, create_service_app
@@ -22,8 +22,7 @@ def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
         Subscription(
             name="status",
             topics=[ASSESSMENTS, AWARDS, ANNOUNCEMENTS],
-            handle=batch_or_each(record_downstream_batch, record_downstream_event,
-                                 ctx.settings.consumer_max_attempts),
+            handle=batch_or_each(record_downstream_batch, ctx.settings.consumer_max_attempts),
             only_types=frozenset(
                 {
                     "application.assessed",

@@ -264,50 +264,6 @@ def check_downstream_data(event_type: str, data: dict[str, Any]) -> None:
         instant("finalized_at")
 
 
-async def record_downstream_event(session: AsyncSession, event: Event) -> None:
-    """Project assessments, awards and announcements onto the application and its timeline."""
-    check_downstream_data(event.type, event.data)
-    app_id = event.data.get("application_id") or event.subject
-    row = (
-        await session.execute(
-            text(
-                "SELECT status, status_rank, decision, announcement FROM applications WHERE id = :id FOR UPDATE"
-            ),
-            {"id": app_id},
-        )
-    ).first()
-    if row is None:
-        # Not one of ours (another deployment sharing the broker): nothing to project.
-        return
-    await session.execute(
-        text(
-            "INSERT INTO timeline (event_id, application_id, type, source, time, envelope) "
-            "VALUES (:e, :a, :t, :s, :tm, CAST(:env AS jsonb)) ON CONFLICT DO NOTHING"
-        ),
-        {"e": event.id, "a": app_id, "t": event.type, "s": event.source, "tm": event.time,
-         "env": event.to_json()},
-    )
-    state = project(
-        ApplicationState(row.status, row.status_rank, row.decision, row.announcement),
-        event.type,
-        event.data,
-        event.time.isoformat(),
-    )
-    await session.execute(
-        text(
-            "UPDATE applications SET status = :st, status_rank = :rk, decision = CAST(:d AS jsonb), "
-            "announcement = CAST(:an AS jsonb), updated_at = now() WHERE id = :id"
-        ),
-        {
-            "st": state.status,
-            "rk": state.status_rank,
-            "d": _json(state.decision),
-            "an": _json(state.announcement),
-            "id": app_id,
-        },
-    )
-
-
 _LOCK_MANY = text(
     "SELECT id, status, status_rank, decision, announcement FROM applications "
     "WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE"
@@ -327,8 +283,9 @@ _PROJECT_MANY = text(
 
 
 async def record_downstream_batch(session: AsyncSession, events: Sequence[Event], dead_letter: DeadLetter) -> None:
-    """`record_downstream_event` for a partition's batch in three statements: lock the
-    applications (in id order), add the timeline entries, write each projection once."""
+    """Project assessments, awards and announcements onto applications and their timelines,
+    a batch in three statements: lock the applications (in id order), add the timeline
+    entries, write each projection once."""
     checked: list[tuple[str, Event]] = []
     for event in events:
         try:

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from services.notify.api import router
 from services.notify.dispatcher import Dispatcher, Finaliser
-from services.notify.handlers import make_award_batch_handler, make_award_handler
+from services.notify.handlers import make_award_batch_handler
 from shared.consumer import Subscription, batch_or_each
 from shared.service import ServiceContext, create_service_app, partner_directory_subscription
 from shared.settings import Settings, get_settings
@@ -30,11 +30,7 @@ def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
             name="awards",
             topics=[AWARDS],
             # Set-based for the batch; one event at a time only if the batch statement fails.
-            handle=batch_or_each(
-                make_award_batch_handler(notice_period),
-                make_award_handler(notice_period),
-                ctx.settings.consumer_max_attempts,
-            ),
+            handle=batch_or_each(make_award_batch_handler(notice_period), ctx.settings.consumer_max_attempts),
             only_types=frozenset({"award.decided", "award.revoked"}),
         ),
         partner_directory_subscription(ctx.settings.consumer_max_attempts),

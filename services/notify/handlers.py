@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import domain
-from shared.consumer import BatchHandler, DeadLetter, EventHandler
+from shared.consumer import BatchHandler, DeadLetter
 from shared.envelope import Event, new_event
 from shared.outbox import add_events
 
@@ -274,17 +274,6 @@ async def apply_plans(session: AsyncSession, plans: Sequence[AwardPlan]) -> None
 
 
 # --- consumer handlers ------------------------------------------------------------------------
-
-
-def make_award_handler(notice_period_s: int) -> EventHandler:
-    """One event at a time (the fallback path of the batch handler)."""
-
-    async def handle_award_event(session: AsyncSession, event: Event) -> None:
-        plan = plan_award_event(event, notice_period_s=notice_period_s, now=datetime.now(UTC))
-        if plan is not None:
-            await apply_plans(session, [plan])
-
-    return handle_award_event
 
 
 def make_award_batch_handler(notice_period_s: int) -> BatchHandler:

@@ -199,7 +199,7 @@ async def test_a_batch_assesses_each_application_once_and_dead_letters_only_the_
 ) -> None:
     import uuid
 
-    from services.eligibility.handlers import assess_application, assess_batch
+    from services.eligibility.handlers import assess_batch
     from shared.consumer import ConsumerLoop, Subscription, batch_or_each
     from shared.db import make_sessionmaker
     from shared.envelope import new_event
@@ -212,7 +212,7 @@ async def test_a_batch_assesses_each_application_once_and_dead_letters_only_the_
     loop = ConsumerLoop(
         service="eligibility",
         subscription=Subscription(name="assess", topics=[APPLICATIONS],
-                                  handle=batch_or_each(assess_batch, assess_application)),
+                                  handle=batch_or_each(assess_batch)),
         maker=make_sessionmaker(engine), bootstrap=settings.kafka_bootstrap_servers,
     )
 

@@ -383,7 +383,7 @@ async def test_downstream_events_move_status_and_timeline(
 async def test_a_batch_of_downstream_events_projects_each_application_in_order(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    from services.intake.handlers import record_downstream_batch, record_downstream_event
+    from services.intake.handlers import record_downstream_batch
     from shared.consumer import ConsumerLoop, Subscription, batch_or_each
     from shared.db import make_sessionmaker
 
@@ -413,7 +413,7 @@ async def test_a_batch_of_downstream_events_projects_each_application_in_order(
     loop = ConsumerLoop(
         service="intake",
         subscription=Subscription(name=f"status-{uuid.uuid4().hex[:6]}", topics=[AWARDS],
-                                  handle=batch_or_each(record_downstream_batch, record_downstream_event)),
+                                  handle=batch_or_each(record_downstream_batch)),
         maker=make_sessionmaker(engine), bootstrap=settings.kafka_bootstrap_servers,
     )
     await loop.process([FakeRecord(e.to_bytes(), 500 + i, topic=AWARDS) for i, e in enumerate(events)])  # type: ignore[arg-type]

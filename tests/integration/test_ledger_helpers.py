@@ -39,7 +39,7 @@ def receipt(
     application_id: str | None = None,
     pools: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A receipt shaped like services.eligibility.handlers.assess_application's."""
+    """A receipt shaped like services.eligibility.handlers.assess_event's."""
     catalog = load_catalog()
     if pools is None:
         pools = [

@@ -234,7 +234,7 @@ async def test_batch_handler_applies_a_clean_batch_and_keeps_its_own_dead_letter
     loop = ConsumerLoop(
         service="plumbing",
         subscription=Subscription(name="batch-clean", topics=[APPLICATIONS],
-                                  handle=batch_or_each(record_effects_in_one_statement, record_effect)),
+                                  handle=batch_or_each(record_effects_in_one_statement, each=record_effect)),
         maker=scratch, bootstrap=settings.kafka_bootstrap_servers,
     )
     events = [sample("b0"), sample("b1", skip=True), sample("b2")]
@@ -250,7 +250,7 @@ async def test_a_failing_batch_falls_back_to_one_event_at_a_time_without_its_hal
     loop = ConsumerLoop(
         service="plumbing",
         subscription=Subscription(name="batch-fallback", topics=[APPLICATIONS],
-                                  handle=batch_or_each(record_effects_in_one_statement, record_effect)),
+                                  handle=batch_or_each(record_effects_in_one_statement, each=record_effect)),
         maker=scratch, bootstrap=settings.kafka_bootstrap_servers,
     )
     events = [sample("f0"), sample("f1", skip=True), sample("f2", explode=True), sample("f3")]
@@ -260,6 +260,24 @@ async def test_a_failing_batch_falls_back_to_one_event_at_a_time_without_its_hal
     # (record_effect does not know the flag) and only the exploding event is dead-lettered.
     assert counts == {events[0].id: 1, events[1].id: 1, events[3].id: 1}
     assert await _dead_offsets(scratch, "plumbing.batch-fallback") == [32]
+
+
+async def test_by_default_the_fallback_is_the_batch_handler_one_event_at_a_time(
+    scratch: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    loop = ConsumerLoop(
+        service="plumbing",
+        subscription=Subscription(name="batch-own-fallback", topics=[APPLICATIONS],
+                                  handle=batch_or_each(record_effects_in_one_statement)),
+        maker=scratch, bootstrap=settings.kafka_bootstrap_servers,
+    )
+    events = [sample("o0"), sample("o1", skip=True), sample("o2", explode=True), sample("o3")]
+    await loop.process([_Record(e.to_bytes(), 40 + i) for i, e in enumerate(events)])  # type: ignore[arg-type]
+    counts = await effects_for(scratch, [e.id for e in events])
+    # Alone, "skip" is still dead-lettered by the handler's own check, "explode" by its failure;
+    # the half write of each failed attempt is gone.
+    assert counts == {events[0].id: 1, events[3].id: 1}
+    assert await _dead_offsets(scratch, "plumbing.batch-own-fallback") == [41, 42]
 
 
 async def test_poison_message_reaches_the_dlq_topic_through_a_running_consumer(
