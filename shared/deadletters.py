@@ -23,12 +23,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, require
+from shared.cursors import decode_cursor, encode_cursor
 from shared.envelope import Event, PoisonEvent, parse_event
 from shared.errors import Conflict, FieldProblem, NotFound, UnsupportedMediaType, ValidationFailed
 from shared.openapi import AUTHENTICATED, NO_NUL, problems
 from shared.reasons import ReasonBody
 
 DEAD_LETTERED = "event.dead_lettered"
+CURSOR_TAG = "d"  # the dead-letters list
 
 
 class NotRedrivable(ValueError):
@@ -36,20 +38,6 @@ class NotRedrivable(ValueError):
 
 
 # -- pure helpers ---------------------------------------------------------------------------------
-
-
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"d{seq}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise ValueError("not a cursor returned by this API") from exc
-    if not raw.startswith("d") or not raw[1:].isdigit() or len(raw) > 20:
-        raise ValueError("not a cursor returned by this API")
-    return int(raw[1:])
 
 
 def original_bytes(data: dict[str, Any]) -> bytes | None:
@@ -182,7 +170,7 @@ async def list_dead_letters(
     page = rows[:limit]
     return {
         "items": [dead_letter_view(r) for r in page],
-        "next_cursor": encode_cursor(page[-1].seq) if len(rows) > limit else None,
+        "next_cursor": encode_cursor(page[-1].seq, CURSOR_TAG) if len(rows) > limit else None,
     }
 
 
@@ -330,7 +318,7 @@ async def list_dead_letters_route(
 ) -> dict[str, Any]:
     """This service's dead letters, newest first, each with its re-drive if it had one."""
     try:
-        before = decode_cursor(cursor) if cursor else None
+        before = decode_cursor(cursor, CURSOR_TAG) if cursor else None
     except ValueError as exc:
         raise ValidationFailed("bad cursor", errors=[FieldProblem("cursor", str(exc))]) from exc
     async with request.app.state.ctx.maker() as session:

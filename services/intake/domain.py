@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,18 +96,3 @@ def project(
 def request_fingerprint(body: Any) -> str:
     """Same JSON value → same hash, whatever the key order or white space."""
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    padded = cursor + "=" * (-len(cursor) % 4)
-    try:
-        raw = base64.urlsafe_b64decode(padded.encode()).decode()
-    except Exception as exc:
-        raise ValueError("not a cursor returned by this API") from exc
-    if not raw.startswith("s") or not raw[1:].isdigit():
-        raise ValueError("not a cursor returned by this API")
-    return int(raw[1:])

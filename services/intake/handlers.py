@@ -11,16 +11,18 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.domain import ApplicationState, decode_cursor, encode_cursor, project
+from services.intake.domain import ApplicationState, project
 from services.intake.submissions import Submission
 from shared.auth import Principal, hash_secret, new_api_key, webhook_secret_for
 from shared.consumer import DeadLetter
+from shared.cursors import decode_cursor, encode_cursor
 from shared.envelope import Event, new_event
 from shared.money import AmountError, parse_amount
 from shared.outbox import add_events, outbox_row
 from shared.policy.validation import ApplicationInput
 
 SOURCE = "grantline.intake"
+CURSOR_TAG = "s"  # the applications list
 
 
 async def register_partner(
@@ -208,7 +210,7 @@ async def list_applications(
         params["program"] = program
     if cursor:
         where.append("seq < :before")
-        params["before"] = decode_cursor(cursor)
+        params["before"] = decode_cursor(cursor, CURSOR_TAG)
     rows = (
         await session.execute(
             text(f"SELECT * FROM applications WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT :lim"),
@@ -216,7 +218,7 @@ async def list_applications(
         )
     ).all()
     page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].seq) if len(rows) > limit else None
+    next_cursor = encode_cursor(page[-1].seq, CURSOR_TAG) if len(rows) > limit else None
     return {"items": [_public_view(r, None) for r in page], "next_cursor": next_cursor}
 
 

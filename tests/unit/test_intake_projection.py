@@ -9,11 +9,10 @@ import pytest
 
 from services.intake.domain import (
     ApplicationState,
-    decode_cursor,
-    encode_cursor,
     project,
     request_fingerprint,
 )
+from shared.cursors import decode_cursor, encode_cursor
 
 RECEIVED = ApplicationState("received", 0, None)
 ASSESSED_OK = ("application.assessed", {"eligible": True, "entitlement": "1600000.00", "reasons": []})
@@ -85,11 +84,11 @@ def test_fingerprint_ignores_key_order_but_not_values() -> None:
 
 
 def test_cursor_round_trips() -> None:
-    assert decode_cursor(encode_cursor(12345)) == 12345
-    assert encode_cursor(7) != "7"
+    assert decode_cursor(encode_cursor(12345, "s"), "s") == 12345
+    assert encode_cursor(7, "s") != "7"
 
 
-@pytest.mark.parametrize("bad", ["!!", "eDEyMw", "c2FiYw", "%%%"])
+@pytest.mark.parametrize("bad", ["!!", "eDEyMw", "c2FiYw", "%%%", "czk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OQ"])
 def test_forged_cursors_are_refused(bad: str) -> None:
     with pytest.raises(ValueError):
-        decode_cursor(bad)
+        decode_cursor(bad, "s")
