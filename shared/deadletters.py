@@ -22,12 +22,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.actions import ReasonBody
 from shared.auth import Principal, require
 from shared.cursors import decode_cursor, encode_cursor
 from shared.envelope import Event, PoisonEvent, parse_event
 from shared.errors import Conflict, FieldProblem, NotFound, UnsupportedMediaType, ValidationFailed
 from shared.openapi import AUTHENTICATED, NO_NUL, problems
-from shared.reasons import ReasonBody
 
 DEAD_LETTERED = "event.dead_lettered"
 CURSOR_TAG = "d"  # the dead-letters list

@@ -13,6 +13,7 @@ from typing import Any
 
 from shared.money import apply_rate_bp, format_fen
 from shared.policy.catalog import Catalog, Formula, Program
+from shared.policy.reasons import Reason
 from shared.policy.validation import ApplicationInput
 
 ENGINE_VERSION = "1"
@@ -32,16 +33,6 @@ class RuleResult:
 
     def to_wire(self) -> dict[str, Any]:
         return {"rule": self.rule, "passed": self.passed, "detail": self.detail, "citation": self.citation}
-
-
-@dataclass(frozen=True)
-class Reason:
-    code: str
-    message: str
-    citation: str
-
-    def to_wire(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message, "citation": self.citation}
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from sqlalchemy import text
 
 from services.ledger import repository as repo
 from services.ledger.handlers import revoke_award, verify_ledger
+from shared.actions import ReasonBody
 from shared.auth import Principal, require
 from shared.money import format_fen
 from shared.openapi import AUTHENTICATED, NO_NUL, problems
-from shared.reasons import ReasonBody
 from shared.service import ServiceContext
 
 router = APIRouter(tags=["ledger"], responses=problems(*AUTHENTICATED))

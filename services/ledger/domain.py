@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.money import AmountError, Fen, format_fen, parse_amount
+from shared.policy.reasons import Reason
 
 # 002, last paragraph: 本若干意见与本市其他同类政策意见有重复的,按照"从优、就高、不重复"的原则予以支持.
 OVERLAP_CITATION = "002 末段 (从优、就高、不重复)"
@@ -120,16 +121,6 @@ class OverlapKey:
     applicant: str
     subject: str
     milestone: str
-
-
-@dataclass(frozen=True)
-class Reason:
-    code: str
-    message: str
-    citation: str
-
-    def to_wire(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message, "citation": self.citation}
 
 
 # ---------------------------------------------------------------------------------------------
