@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -26,6 +26,7 @@ from shared.service import ServiceContext, create_service_app
 from shared.settings import Settings
 from shared.topics import APPLICATIONS
 from tests.integration.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN, running
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -66,17 +67,6 @@ async def sql(settings: Settings, statement: str, **params: Any) -> list[Any]:
             return list(result.all()) if result.returns_rows else []
     finally:
         await engine.dispose()
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 15.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: Any = None
-    while asyncio.get_running_loop().time() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import contextlib
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ from shared.migrate import upgrade
 from shared.settings import Settings
 from shared.topics import ANNOUNCEMENTS, AWARDS, PARTNERS
 from tests.integration.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN, running
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -152,17 +153,6 @@ async def notify_db(settings: Settings) -> AsyncIterator[AsyncEngine]:
     engine = make_engine(settings.database_url, "notify")
     yield engine
     await engine.dispose()
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        await asyncio.sleep(0.05)
 
 
 async def publish(producer: AIOKafkaProducer, settings: Settings, topic: str, event: Event, key: str) -> None:

@@ -10,12 +10,11 @@ poison there.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import secrets
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -34,6 +33,7 @@ from shared.envelope import Event, new_event
 from shared.settings import Settings
 from shared.topics import ANNOUNCEMENTS, APPLICATIONS, ASSESSMENTS, AWARDS, DLQ, PARTNERS
 from tests.integration.conftest import OPERATOR_TOKEN, running
+from tests.support.waiting import eventually
 from tests.unit.test_engine import make_body
 
 pytestmark = pytest.mark.integration
@@ -79,17 +79,6 @@ async def stack(poison_settings: Settings) -> AsyncIterator[dict[str, httpx.Asyn
 
 async def _healthy(client: httpx.AsyncClient) -> bool:
     return (await client.get("/healthz")).status_code == 200
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 30.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: Any = None
-    while asyncio.get_running_loop().time() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
 async def query(settings: Settings, schema: str, sql: str, **params: Any) -> list[Any]:
