@@ -19,13 +19,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 up: $(STAMP)
-	$(BIN)/grantline-stack up
+	$(BIN)/python -m tools.stack.cli up
 
 down:
-	@if [ -x $(BIN)/grantline-stack ]; then $(BIN)/grantline-stack down; else echo "nothing to stop (no $(VENV))"; fi
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m tools.stack.cli down; else echo "nothing to stop (no $(VENV))"; fi
 
 status: $(STAMP)
-	@$(BIN)/grantline-stack status || true
+	@$(BIN)/python -m tools.stack.cli status || true
 
 # Browser tests drive Debian's Chromium through Playwright (never `playwright install`: no
 # downloads here). Installed when missing and we may; the browser tests skip, saying why, otherwise.
@@ -47,10 +47,10 @@ bench-tools:
 	fi
 
 bench: $(STAMP) bench-tools
-	$(BIN)/python -m bench
+	$(BIN)/python -m tools.bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/mypy shared services
+	$(BIN)/ruff check . && $(BIN)/mypy shared services tools && $(BIN)/lint-imports
 
 clean:
 	rm -rf build test-artifacts .pytest_cache .mypy_cache .ruff_cache *.egg-info

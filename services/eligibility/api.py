@@ -8,11 +8,11 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 
 from services.eligibility.handlers import receipt_for
-from shared.auth import Principal, require
-from shared.errors import FieldProblem, MalformedJson, ValidationFailed
-from shared.openapi import APPLICATION_BODY, AUTHENTICATED, PUBLIC, problems
+from shared.kernel.errors import FieldProblem, MalformedJson, ValidationFailed
 from shared.policy.catalog import load_catalog
 from shared.policy.validation import validate_application
+from shared.web.auth import Principal, require
+from shared.web.openapi import APPLICATION_BODY, AUTHENTICATED, PUBLIC, problems
 
 router = APIRouter()
 

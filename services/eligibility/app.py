@@ -8,10 +8,12 @@ from fastapi import FastAPI
 
 from services.eligibility.api import router
 from services.eligibility.handlers import assess_batch
-from shared.consumer import Subscription, batch_or_each
-from shared.service import ServiceContext, create_service_app, partner_directory_subscription
-from shared.settings import Settings
-from shared.topics import APPLICATIONS
+from shared.config.settings import Settings
+from shared.contracts.topics import APPLICATIONS
+from shared.messaging.consumer import Subscription, batch_or_each
+from shared.messaging.directory import partner_directory_subscription
+from shared.web.app import create_service_app
+from shared.web.context import ServiceContext
 
 
 def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:

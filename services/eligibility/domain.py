@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared.money import apply_rate_bp, format_fen
+from shared.kernel.money import apply_rate_bp, format_fen
 from shared.policy.catalog import Catalog, Formula, Program
 from shared.policy.reasons import Reason
 from shared.policy.validation import ApplicationInput

@@ -12,10 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.eligibility.domain import assess
-from shared.consumer import DeadLetter
-from shared.envelope import Event, new_event
-from shared.money import parse_amount
-from shared.outbox import add_events
+from shared.contracts.envelope import Event, new_event
+from shared.kernel.money import parse_amount
+from shared.messaging.consumer import DeadLetter
+from shared.messaging.outbox import add_events
 from shared.policy.catalog import Catalog, load_catalog
 from shared.policy.validation import ApplicationInput
 

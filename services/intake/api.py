@@ -10,10 +10,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
 from services.intake import handlers
+from services.intake.deps import IntakeContext, intake_context
 from services.intake.domain import request_fingerprint
-from services.intake.submissions import GroupCommit
-from shared.auth import Principal, authorize, require
-from shared.errors import (
+from shared.kernel.errors import (
     Conflict,
     FieldProblem,
     MalformedJson,
@@ -22,12 +21,12 @@ from shared.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from shared.logs import correlation_id
-from shared.openapi import APPLICATION_BODY, AUTHENTICATED, NO_NUL, PUBLIC, problems
+from shared.observability.logs import correlation_id
 from shared.policy.catalog import load_catalog
 from shared.policy.validation import validate_application
-from shared.service import ServiceContext
-from shared.ssrf import UnsafeCallback, check_callback_url
+from shared.web.auth import Principal, authorize, require
+from shared.web.openapi import APPLICATION_BODY, AUTHENTICATED, NO_NUL, PUBLIC, problems
+from shared.web.ssrf import UnsafeCallback, check_callback_url
 
 router = APIRouter()
 
@@ -38,8 +37,8 @@ Partner = Annotated[Principal, Depends(require("partner"))]
 Reader = Annotated[Principal, Depends(require("partner", "operator", "auditor"))]
 
 
-def _ctx(request: Request) -> ServiceContext:
-    return request.app.state.ctx  # type: ignore[no-any-return]
+def _ctx(request: Request) -> IntakeContext:
+    return intake_context(request)
 
 
 class PartnerCreate(BaseModel):
@@ -158,8 +157,8 @@ async def submit_application(request: Request) -> Response:
         application=application,
         correlation=correlation_id.get(),
     )
-    submissions: GroupCommit = ctx.extra["submissions"]
-    if await submissions.submit(submission):
+    assert ctx.submissions is not None  # set by the lifespan before any request
+    if await ctx.submissions.submit(submission):
         return Response(submission.response, status_code=202, media_type="application/json")
     async with ctx.maker() as session:
         stored = await handlers.find_idempotent_reply(session, principal.partner_id, idempotency_key)

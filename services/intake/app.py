@@ -9,12 +9,14 @@ from typing import Any
 from fastapi import FastAPI
 
 from services.intake.api import router
+from services.intake.deps import IntakeContext
 from services.intake.handlers import record_downstream_batch
 from services.intake.submissions import GroupCommit
-from shared.consumer import Subscription, batch_or_each
-from shared.service import ServiceContext, create_service_app
-from shared.settings import Settings
-from shared.topics import ANNOUNCEMENTS, ASSESSMENTS, AWARDS
+from shared.config.settings import Settings
+from shared.contracts.topics import ANNOUNCEMENTS, ASSESSMENTS, AWARDS
+from shared.messaging.consumer import Subscription, batch_or_each
+from shared.web.app import create_service_app
+from shared.web.context import ServiceContext
 
 
 def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
@@ -36,8 +38,8 @@ def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
     ]
 
 
-async def start_group_commit(ctx: ServiceContext) -> list[asyncio.Task[Any]]:
-    ctx.extra["submissions"] = GroupCommit(ctx.maker, on_commit=ctx.relay.wake)
+async def start_group_commit(ctx: IntakeContext) -> list[asyncio.Task[Any]]:
+    ctx.submissions = GroupCommit(ctx.maker, on_commit=ctx.relay.wake)
     return []
 
 
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[router],
         subscriptions=subscriptions,
         on_start=start_group_commit,
+        context=IntakeContext,
         description="Partner-facing API: register partners, submit applications, follow their status.",
     )
 

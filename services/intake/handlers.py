@@ -13,13 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.domain import ApplicationState, project
 from services.intake.submissions import Submission
-from shared.auth import Principal, hash_secret, new_api_key, webhook_secret_for
-from shared.consumer import DeadLetter
-from shared.cursors import decode_cursor, encode_cursor
-from shared.envelope import Event, new_event
-from shared.money import AmountError, parse_amount
-from shared.outbox import add_events, outbox_row
+from shared.contracts.envelope import Event, new_event
+from shared.kernel.cursors import decode_cursor, encode_cursor
+from shared.kernel.money import AmountError, parse_amount
+from shared.messaging.consumer import DeadLetter
+from shared.messaging.outbox import add_events, outbox_row
 from shared.policy.validation import ApplicationInput
+from shared.web.auth import Principal, hash_secret, new_api_key, webhook_secret_for
 
 SOURCE = "grantline.intake"
 CURSOR_TAG = "s"  # the applications list

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.consumer import is_transient
+from shared.db.transient import is_transient
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from sqlalchemy import text
 
 from services.ledger import repository as repo
 from services.ledger.handlers import revoke_award, verify_ledger
-from shared.actions import ReasonBody
-from shared.auth import Principal, require
-from shared.money import format_fen
-from shared.openapi import AUTHENTICATED, NO_NUL, problems
-from shared.service import ServiceContext
+from shared.kernel.money import format_fen
+from shared.web.actions import ReasonBody
+from shared.web.auth import Principal, require
+from shared.web.context import ServiceContext
+from shared.web.openapi import AUTHENTICATED, NO_NUL, problems
 
 router = APIRouter(tags=["ledger"], responses=problems(*AUTHENTICATED))
 

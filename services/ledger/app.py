@@ -9,10 +9,11 @@ from fastapi import FastAPI
 from services.ledger.api import router
 from services.ledger.dashboard import router as dashboard_router
 from services.ledger.handlers import decide_awards
-from shared.consumer import Subscription
-from shared.service import ServiceContext, create_service_app
-from shared.settings import Settings
-from shared.topics import ASSESSMENTS
+from shared.config.settings import Settings
+from shared.contracts.topics import ASSESSMENTS
+from shared.messaging.consumer import Subscription
+from shared.web.app import create_service_app
+from shared.web.context import ServiceContext
 
 
 def decide_subscription() -> Subscription:

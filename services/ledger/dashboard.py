@@ -39,8 +39,8 @@ from services.ledger.sessions import (
     read_session,
     signing_key,
 )
-from shared.auth import same_secret
-from shared.errors import Conflict, NotFound
+from shared.kernel.errors import Conflict, NotFound
+from shared.web.auth import same_secret
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 

@@ -11,7 +11,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from shared.money import format_fen, yuan_label
+from shared.kernel.money import format_fen, yuan_label
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "

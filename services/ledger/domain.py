@@ -1,7 +1,7 @@
 """Ledger domain: deciding an award against pools and the overlap rule. Pure: no I/O, no clock.
 
 Everything here works on plain dataclasses that the service loads from rows. Money is integer
-fen (shared.money); the wire carries two-decimal yuan strings.
+fen (shared.kernel.money); the wire carries two-decimal yuan strings.
 
 Invariants (TigerBeetle style, checked on every path that touches them, also under ``python -O``):
 a pool's committed is never negative and never above its cap; a draw never exceeds the pool's
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.money import AmountError, Fen, format_fen, parse_amount
+from shared.kernel.money import AmountError, Fen, format_fen, parse_amount
 from shared.policy.reasons import Reason
 
 # 002, last paragraph: 本若干意见与本市其他同类政策意见有重复的,按照"从优、就高、不重复"的原则予以支持.

@@ -54,11 +54,11 @@ from services.ledger.journal import (
     revocation_postings,
     verify_chain,
 )
-from shared.consumer import DeadLetter
-from shared.envelope import Event, new_event
-from shared.errors import Conflict, NotFound
-from shared.money import format_fen
-from shared.outbox import add_events
+from shared.contracts.envelope import Event, new_event
+from shared.kernel.errors import Conflict, NotFound
+from shared.kernel.money import format_fen
+from shared.messaging.consumer import DeadLetter
+from shared.messaging.outbox import add_events
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class BatchState:
 
 
 async def decide_awards(session: AsyncSession, events: Sequence[Event], dead_letter: DeadLetter) -> None:
-    """The ledger's BatchHandler for `application.assessed` (shared.consumer protocol)."""
+    """The ledger's BatchHandler for `application.assessed` (shared.messaging.consumer protocol)."""
     items: list[Item] = []
     for event in events:
         try:

@@ -20,7 +20,7 @@ Usage::
 
     grantline-replay [--source broker|outbox] [--schema NAME] [--keep] [--progress-every N]
 
-DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS and GRANTLINE_TOPIC_NAMESPACE come from shared.settings.
+DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS and GRANTLINE_TOPIC_NAMESPACE come from shared.config.settings.
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.ledger.handlers import decide_awards, revoke_award
-from shared.db import make_engine, make_sessionmaker
-from shared.envelope import Event, PoisonEvent, parse_event
-from shared.migrate import upgrade
-from shared.settings import Settings, get_settings
-from shared.topics import ASSESSMENTS
+from shared.config.settings import Settings, get_settings
+from shared.contracts.envelope import Event, PoisonEvent, parse_event
+from shared.contracts.topics import ASSESSMENTS
+from shared.db.engine import make_engine, make_sessionmaker
+from shared.db.migrate import upgrade
 
 log = logging.getLogger(__name__)
 

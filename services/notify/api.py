@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import domain
 from services.notify.page import CONTENT_SECURITY_POLICY, render_announcements
-from shared.auth import Principal, require
-from shared.errors import Conflict, NotFound
-from shared.openapi import AUTHENTICATED, NO_NUL, PUBLIC, problems
-from shared.service import ServiceContext
+from shared.kernel.errors import Conflict, NotFound
+from shared.web.auth import Principal, require
+from shared.web.context import ServiceContext
+from shared.web.openapi import AUTHENTICATED, NO_NUL, PUBLIC, problems
 
 router = APIRouter()
 

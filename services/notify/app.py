@@ -8,19 +8,21 @@ on every instance and share the work through row locks (FOR UPDATE SKIP LOCKED).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI
 
 from services.notify.api import router
+from services.notify.deps import NotifyContext
 from services.notify.dispatcher import Dispatcher, Finaliser
 from services.notify.handlers import make_award_batch_handler
-from shared.consumer import Subscription, batch_or_each
-from shared.service import ServiceContext, create_service_app, partner_directory_subscription
-from shared.settings import Settings, get_settings
-from shared.topics import AWARDS
+from shared.config.settings import Settings, get_settings
+from shared.contracts.topics import AWARDS
+from shared.messaging.consumer import Subscription, batch_or_each
+from shared.messaging.directory import partner_directory_subscription
+from shared.web.app import create_service_app
+from shared.web.context import ServiceContext
 
 
 def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
@@ -46,7 +48,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
 
-    async def on_start(ctx: ServiceContext) -> list[asyncio.Task[Any]]:
+    async def on_start(ctx: NotifyContext) -> list[asyncio.Task[Any]]:
         dispatcher = Dispatcher(
             ctx.maker,
             ctx.settings,
@@ -55,8 +57,10 @@ def create_app(
             per_partner_concurrency=per_partner_concurrency,
         )
         finaliser = Finaliser(ctx.maker, on_commit=ctx.relay.wake)
-        ctx.extra["dispatcher"] = dispatcher
-        ctx.extra["finaliser"] = finaliser
+        ctx.dispatcher, ctx.finaliser = dispatcher, finaliser
+        # Stopped before the plumbing drains, so shutdown does not wait for their timeouts.
+        ctx.on_stop(dispatcher.stop)
+        ctx.on_stop(finaliser.stop)
         return [
             asyncio.create_task(dispatcher.run(), name="notify-dispatcher"),
             asyncio.create_task(finaliser.run(), name="notify-finaliser"),
@@ -68,28 +72,10 @@ def create_app(
         routers=[router],
         subscriptions=subscriptions,
         on_start=on_start,
+        context=NotifyContext,
         description="Signed partner webhooks with retries, the public announcement (公示) and finalisation.",
     )
 
-    # The plumbing's lifespan drains consumers and the relay; ours stops the dispatcher and the
-    # finaliser first (wrapping, not forking, it), so shutdown does not wait for its timeout.
-    plumbing_lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
-        async with plumbing_lifespan(app) as state:
-            try:
-                yield state
-            finally:
-                ctx: ServiceContext | None = getattr(app.state, "ctx", None)
-                if ctx is not None:
-                    for name in ("dispatcher", "finaliser"):
-                        worker = ctx.extra.get(name)
-                        if worker is not None:
-                            with suppress(Exception):
-                                worker.stop()
-
-    app.router.lifespan_context = lifespan
     return app
 
 

@@ -31,10 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notify import domain
 from services.notify.handlers import finalize_due
-from shared.auth import webhook_secret_for
-from shared.metrics import WEBHOOK_ATTEMPTS
-from shared.settings import Settings
-from shared.ssrf import UnsafeCallback, check_callback_url
+from shared.config.settings import Settings
+from shared.observability.metrics import WEBHOOK_ATTEMPTS
+from shared.web.auth import webhook_secret_for
+from shared.web.ssrf import UnsafeCallback, check_callback_url
 
 log = logging.getLogger(__name__)
 

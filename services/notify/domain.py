@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import orjson
 
-from shared.money import AmountError, format_fen, parse_amount
+from shared.kernel.money import AmountError, format_fen, parse_amount
 
 WEBHOOK_TYPES = frozenset({"award.decided", "award.revoked", "award.finalized"})
 ANNOUNCED_STATUSES = frozenset({"approved", "partially_approved"})

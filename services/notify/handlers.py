@@ -22,9 +22,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import domain
-from shared.consumer import BatchHandler, DeadLetter
-from shared.envelope import Event, new_event
-from shared.outbox import add_events
+from shared.contracts.envelope import Event, new_event
+from shared.messaging.consumer import BatchHandler, DeadLetter
+from shared.messaging.outbox import add_events
 
 SOURCE = "grantline.notify"
 _INT4 = range(-(2**31), 2**31)

@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from shared.money import AmountError, parse_amount
+from shared.kernel.money import AmountError, parse_amount
 
 CATALOG_PATH = Path(__file__).with_name("catalog.json")
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from shared.money import AmountError, format_fen, parse_amount
+from shared.kernel.money import AmountError, format_fen, parse_amount
+from shared.kernel.uscc import uscc_problem
 from shared.policy.catalog import APPLICANT_KINDS, Catalog, FactSpec, Program, load_catalog
-from shared.uscc import uscc_problem
 
 YEAR_MIN, YEAR_MAX = 2000, 2100
 TEXT_MAX = 200

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.migrate import upgrade_all
-from shared.topics import ensure_topics
+from shared.db.migrate import upgrade_all
+from shared.messaging.topics import ensure_topics
 from tests.support.processes import Stack, make_stack
 from tests.support.servers import create_database, new_namespace
 

@@ -27,9 +27,10 @@ skip_without_browser()
 from aiokafka import AIOKafkaProducer  # noqa: E402
 from playwright.async_api import Dialog, async_playwright  # noqa: E402
 
-from shared.envelope import new_event  # noqa: E402
-from shared.migrate import upgrade_all  # noqa: E402
-from shared.topics import AWARDS, ensure_topics  # noqa: E402
+from shared.contracts.envelope import new_event  # noqa: E402
+from shared.contracts.topics import AWARDS  # noqa: E402
+from shared.db.migrate import upgrade_all  # noqa: E402
+from shared.messaging.topics import ensure_topics  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

@@ -25,8 +25,9 @@ skip_without_browser()
 from aiokafka import AIOKafkaProducer  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
 
-from shared.migrate import upgrade_all  # noqa: E402
-from shared.topics import ASSESSMENTS, ensure_topics  # noqa: E402
+from shared.contracts.topics import ASSESSMENTS  # noqa: E402
+from shared.db.migrate import upgrade_all  # noqa: E402
+from shared.messaging.topics import ensure_topics  # noqa: E402
 from tests.integration.test_ledger_helpers import assessed, new_applicant, receipt  # noqa: E402
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.money import format_fen, parse_amount
+from shared.kernel.money import format_fen, parse_amount
 from tests.e2e.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN
 from tests.support.client import Partner, create_partner, random_uscc
 from tests.support.processes import Stack

@@ -22,17 +22,17 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from shared.db import make_engine
-from shared.migrate import upgrade_all
-from shared.money import format_fen, parse_amount
-from shared.stack.embedded import free_port, start_postgres, start_tansu, stop_postgres, stop_tansu
-from shared.topics import ensure_topics
+from shared.db.engine import make_engine
+from shared.db.migrate import upgrade_all
+from shared.kernel.money import format_fen, parse_amount
+from shared.messaging.topics import ensure_topics
 from tests.e2e.conftest import ARTIFACTS, AUDITOR_TOKEN, OPERATOR_TOKEN
 from tests.support.client import FINAL, Partner, create_partner, random_uscc
 from tests.support.processes import Stack, make_stack
 from tests.support.receiver import Receiver
 from tests.support.servers import create_database, new_namespace
 from tests.unit.test_engine import make_body
+from tools.stack.embedded import free_port, start_postgres, start_tansu, stop_postgres, stop_tansu
 
 pytestmark = pytest.mark.e2e
 

@@ -23,7 +23,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.uscc import ALPHABET, with_check_character
+from shared.kernel.uscc import ALPHABET, with_check_character
 from tests.e2e.test_faults import (
     APPLICATIONS,
     ENTERPRISES,

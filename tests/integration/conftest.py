@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.migrate import upgrade_all
-from shared.settings import Settings
-from shared.topics import ensure_topics
+from shared.config.settings import Settings
+from shared.db.migrate import upgrade_all
+from shared.messaging.topics import ensure_topics
 from tests.support.servers import create_database
 
 OPERATOR_TOKEN = "operator-token-for-tests-0123456789"

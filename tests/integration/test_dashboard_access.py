@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ledger.app import create_app
 from services.ledger.sessions import COOKIE_NAME
-from shared.db import make_engine, make_sessionmaker
-from shared.migrate import upgrade
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.db.engine import make_engine, make_sessionmaker
+from shared.db.migrate import upgrade
 from tests.integration.conftest import OPERATOR_TOKEN
 from tests.integration.test_ledger_helpers import assessed, ledger_loop, new_applicant, process, receipt
 

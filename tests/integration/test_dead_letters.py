@@ -17,14 +17,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.auth import hash_secret
-from shared.bus import make_producer
-from shared.consumer import Subscription, per_event
-from shared.db import make_engine
-from shared.envelope import Event, new_event
-from shared.service import ServiceContext, create_service_app
-from shared.settings import Settings
-from shared.topics import APPLICATIONS
+from shared.config.settings import Settings
+from shared.contracts.envelope import Event, new_event
+from shared.contracts.topics import APPLICATIONS
+from shared.db.engine import make_engine
+from shared.messaging.consumer import Subscription, per_event
+from shared.messaging.producer import make_producer
+from shared.web.app import create_service_app
+from shared.web.auth import hash_secret
+from shared.web.context import ServiceContext
 from tests.integration.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN, running
 from tests.support.waiting import eventually
 

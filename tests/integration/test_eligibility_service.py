@@ -13,8 +13,8 @@ from sqlalchemy import text
 
 from services.eligibility.app import create_app as create_eligibility
 from services.intake.app import create_app as create_intake
-from shared.db import make_engine
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.db.engine import make_engine
 from tests.integration.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN, running
 from tests.integration.test_intake_api import auth, new_partner, wait_for
 from tests.support.records import FakeRecord
@@ -151,8 +151,8 @@ async def test_a_redriven_application_event_is_not_assessed_twice(
 ) -> None:
     from aiokafka import AIOKafkaProducer
 
-    from shared.envelope import new_event
-    from shared.topics import APPLICATIONS
+    from shared.contracts.envelope import new_event
+    from shared.contracts.topics import APPLICATIONS
 
     intake, _ = apps
     partner = await new_partner(intake)
@@ -200,11 +200,11 @@ async def test_a_batch_assesses_each_application_once_and_dead_letters_only_the_
     import uuid
 
     from services.eligibility.handlers import assess_batch
-    from shared.consumer import ConsumerLoop, Subscription, batch_or_each
-    from shared.db import make_sessionmaker
-    from shared.envelope import new_event
-    from shared.migrate import upgrade
-    from shared.topics import APPLICATIONS, DLQ
+    from shared.contracts.envelope import new_event
+    from shared.contracts.topics import APPLICATIONS, DLQ
+    from shared.db.engine import make_sessionmaker
+    from shared.db.migrate import upgrade
+    from shared.messaging.consumer import ConsumerLoop, Subscription, batch_or_each
 
     schema = "elig_batch"
     upgrade(settings.database_url, "eligibility", schema=schema)

@@ -12,9 +12,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.intake.app import create_app
-from shared.envelope import new_event
-from shared.settings import Settings
-from shared.topics import ANNOUNCEMENTS, ASSESSMENTS, AWARDS
+from shared.config.settings import Settings
+from shared.contracts.envelope import new_event
+from shared.contracts.topics import ANNOUNCEMENTS, ASSESSMENTS, AWARDS
 from tests.integration.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN, running
 from tests.integration.test_intake_api import auth, equity, new_partner
 from tests.unit.test_engine import ENTERPRISE

@@ -15,8 +15,8 @@ from sqlalchemy import text
 
 from services.eligibility.app import create_app as eligibility_app
 from services.intake.app import create_app as intake_app
-from shared.db import make_engine
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.db.engine import make_engine
 from tests.integration.conftest import OPERATOR_TOKEN, running
 from tests.unit.test_engine import make_body
 

@@ -16,10 +16,10 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 
 from services.intake.app import create_app
-from shared.db import make_engine
-from shared.envelope import new_event
-from shared.settings import Settings
-from shared.topics import APPLICATIONS, ASSESSMENTS, AWARDS
+from shared.config.settings import Settings
+from shared.contracts.envelope import new_event
+from shared.contracts.topics import APPLICATIONS, ASSESSMENTS, AWARDS
+from shared.db.engine import make_engine
 from tests.integration.conftest import OPERATOR_TOKEN, running
 from tests.integration.test_plumbing import read_topic
 from tests.support.records import FakeRecord
@@ -384,8 +384,8 @@ async def test_a_batch_of_downstream_events_projects_each_application_in_order(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
     from services.intake.handlers import record_downstream_batch
-    from shared.consumer import ConsumerLoop, Subscription, batch_or_each
-    from shared.db import make_sessionmaker
+    from shared.db.engine import make_sessionmaker
+    from shared.messaging.consumer import ConsumerLoop, Subscription, batch_or_each
 
     partner = await new_partner(client)
     first, second = [

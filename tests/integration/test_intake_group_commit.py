@@ -17,10 +17,10 @@ from sqlalchemy.exc import DBAPIError
 from services.intake.app import create_app
 from services.intake.handlers import prepare_submission
 from services.intake.submissions import GroupCommit, Submission
-from shared.db import make_engine, make_sessionmaker
+from shared.config.settings import Settings
+from shared.db.engine import make_engine, make_sessionmaker
 from shared.policy.catalog import load_catalog
 from shared.policy.validation import validate_application
-from shared.settings import Settings
 from tests.integration.conftest import running
 from tests.integration.test_intake_api import auth, counts, equity, new_partner
 
@@ -41,7 +41,8 @@ async def test_concurrent_requests_share_transactions_and_each_key_makes_one_app
     partner = await new_partner(client)
     keys = [str(uuid.uuid4()) for _ in range(20)]
     before = await counts(settings)
-    group: GroupCommit = app.state.ctx.extra["submissions"]
+    group = app.state.ctx.submissions
+    assert isinstance(group, GroupCommit)
     transactions_before = group.transactions
     replies = await asyncio.gather(*(
         client.post("/v1/applications", json=equity(f"GC-{k}"), headers=auth(partner, k))

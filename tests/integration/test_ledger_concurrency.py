@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import text
 
 from services.ledger.handlers import verify_ledger
-from shared.db import make_engine, make_sessionmaker
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.db.engine import make_engine, make_sessionmaker
 from tests.integration.test_ledger_helpers import (
     again,
     assessed,

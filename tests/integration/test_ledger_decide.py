@@ -11,10 +11,10 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ledger.app import create_app
-from shared.consumer import ConsumerLoop
-from shared.db import make_engine, make_sessionmaker
-from shared.settings import Settings
-from shared.topics import ASSESSMENTS
+from shared.config.settings import Settings
+from shared.contracts.topics import ASSESSMENTS
+from shared.db.engine import make_engine, make_sessionmaker
+from shared.messaging.consumer import ConsumerLoop
 from tests.integration.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN, running
 from tests.integration.test_ledger_helpers import (
     again,

@@ -12,12 +12,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ledger.app import decide_subscription
-from shared.consumer import ConsumerLoop
-from shared.envelope import Event, new_event
-from shared.money import format_fen
+from shared.config.settings import Settings
+from shared.contracts.envelope import Event, new_event
+from shared.contracts.topics import ASSESSMENTS
+from shared.kernel.money import format_fen
+from shared.messaging.consumer import ConsumerLoop
 from shared.policy.catalog import load_catalog
-from shared.settings import Settings
-from shared.topics import ASSESSMENTS
 
 T0 = datetime(2024, 6, 1, 9, 0, tzinfo=UTC)
 _MILESTONE = {"GT-EQUITY": "financing", "GT-CLIN": "completion", "GT-PRODUCT": "marketing_authorization",

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from services.intake.app import create_app
-from shared.settings import Settings
+from shared.config.settings import Settings
 from tests.integration.conftest import running
 from tests.integration.test_intake_api import auth, equity, new_partner, wait_for
 

@@ -19,12 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.notify.app import subscriptions
 from services.notify.dispatcher import Dispatcher
 from services.notify.handlers import delivery_for, enqueue_deliveries
-from shared.consumer import ConsumerLoop, Subscription
-from shared.db import make_engine, make_sessionmaker
-from shared.envelope import Event
-from shared.migrate import upgrade
-from shared.settings import Settings
-from shared.topics import AWARDS, DLQ
+from shared.config.settings import Settings
+from shared.contracts.envelope import Event
+from shared.contracts.topics import AWARDS, DLQ
+from shared.db.engine import make_engine, make_sessionmaker
+from shared.db.migrate import upgrade
+from shared.messaging.consumer import ConsumerLoop, Subscription
 from tests.integration.test_notify_webhooks import decided, eventually, receiver, revoked
 from tests.support.records import FakeRecord
 
@@ -113,7 +113,7 @@ async def test_a_batch_of_decisions_is_written_set_based(
     ids = {app_id(e) for e in batch}
     loop = awards_loop(maker, settings, "awards-batch")
 
-    with caplog.at_level(logging.WARNING, logger="shared.consumer"):
+    with caplog.at_level(logging.WARNING, logger="shared.messaging.consumer"):
         await process(loop, batch)
     assert "one event at a time" not in caplog.text  # the set-based path did it, no fallback
 
@@ -140,7 +140,7 @@ async def test_a_malformed_event_is_dead_lettered_alone(
     batch = [good[0], no_partner, good[1], applicant_not_object, year_not_number, good[2]]
     loop = awards_loop(maker, settings, "awards-malformed")
 
-    with caplog.at_level(logging.WARNING, logger="shared.consumer"):
+    with caplog.at_level(logging.WARNING, logger="shared.messaging.consumer"):
         await process(loop, batch, first_offset=10)
     assert "one event at a time" not in caplog.text
 

@@ -12,9 +12,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notify.app import create_app
-from shared.db import make_engine
-from shared.settings import Settings
-from shared.topics import AWARDS
+from shared.config.settings import Settings
+from shared.contracts.topics import AWARDS
+from shared.db.engine import make_engine
 from tests.integration.conftest import running
 from tests.integration.test_notify_webhooks import decided, eventually, publish, receiver, register_partner
 

@@ -24,12 +24,12 @@ from services.notify.app import create_app
 from services.notify.dispatcher import Dispatcher, Finaliser
 from services.notify.domain import verify_signature
 from services.notify.handlers import enqueue_delivery
-from shared.auth import webhook_secret_for
-from shared.db import make_engine, make_sessionmaker
-from shared.envelope import Event, new_event
-from shared.migrate import upgrade
-from shared.settings import Settings
-from shared.topics import ANNOUNCEMENTS, AWARDS, PARTNERS
+from shared.config.settings import Settings
+from shared.contracts.envelope import Event, new_event
+from shared.contracts.topics import ANNOUNCEMENTS, AWARDS, PARTNERS
+from shared.db.engine import make_engine, make_sessionmaker
+from shared.db.migrate import upgrade
+from shared.web.auth import webhook_secret_for
 from tests.integration.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN, running
 from tests.support.waiting import eventually
 

@@ -18,14 +18,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.bus import make_producer
-from shared.consumer import ConsumerLoop, DeadLetter, Subscription, batch_or_each, per_event
-from shared.db import make_engine, make_sessionmaker
-from shared.envelope import Event, new_event
-from shared.migrate import upgrade
-from shared.outbox import OutboxRelay, add_events
-from shared.settings import Settings
-from shared.topics import APPLICATIONS, DLQ
+from shared.config.settings import Settings
+from shared.contracts.envelope import Event, new_event
+from shared.contracts.topics import APPLICATIONS, DLQ
+from shared.db.engine import make_engine, make_sessionmaker
+from shared.db.migrate import upgrade
+from shared.messaging.consumer import ConsumerLoop, DeadLetter, Subscription, batch_or_each, per_event
+from shared.messaging.outbox import OutboxRelay, add_events
+from shared.messaging.producer import make_producer
 from tests.support.records import FakeRecord as _Record
 
 pytestmark = pytest.mark.integration
@@ -284,7 +284,7 @@ async def test_poison_message_reaches_the_dlq_topic_through_a_running_consumer(
     scratch: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
     ns = f"dlq{uuid.uuid4().hex[:6]}."
-    from shared.topics import ensure_topics
+    from shared.messaging.topics import ensure_topics
 
     await ensure_topics(settings.kafka_bootstrap_servers, partitions=1, namespace=ns)
     producer = make_producer(settings.kafka_bootstrap_servers, "test-dlq")
@@ -323,9 +323,9 @@ async def test_poison_message_reaches_the_dlq_topic_through_a_running_consumer(
 
 CRASHING_CONSUMER = """
 import asyncio, os, signal, sys
-from shared.consumer import ConsumerLoop, Subscription, per_event
-from shared.db import make_engine, make_sessionmaker
-from shared.topics import APPLICATIONS
+from shared.messaging.consumer import ConsumerLoop, Subscription, per_event
+from shared.db.engine import make_engine, make_sessionmaker
+from shared.contracts.topics import APPLICATIONS
 from tests.integration.test_plumbing import record_effect
 
 class CrashAfterCommit(ConsumerLoop):
@@ -353,7 +353,7 @@ async def test_consumer_killed_after_db_commit_before_offset_commit_applies_noth
     scratch: async_sessionmaker[AsyncSession], settings: Settings, tmp_path: Path
 ) -> None:
     ns = f"crash{uuid.uuid4().hex[:6]}."
-    from shared.topics import ensure_topics
+    from shared.messaging.topics import ensure_topics
 
     await ensure_topics(settings.kafka_bootstrap_servers, partitions=1, namespace=ns)
     events = [sample(f"c{i}") for i in range(20)]
@@ -416,8 +416,8 @@ async def committed_offset_reaches(
 async def test_relay_republishes_what_a_restarted_broker_forgot(
     scratch: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
-    from shared.stack.embedded import free_port, start_tansu, stop_tansu
-    from shared.topics import ensure_topics
+    from shared.messaging.topics import ensure_topics
+    from tools.stack.embedded import free_port, start_tansu, stop_tansu
 
     port = free_port()
     pidfile = tmp_path / "tansu.pid"

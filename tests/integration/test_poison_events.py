@@ -28,10 +28,10 @@ from services.eligibility.app import create_app as eligibility_app
 from services.intake.app import create_app as intake_app
 from services.ledger.app import create_app as ledger_app
 from services.notify.app import create_app as notify_app
-from shared.db import make_engine
-from shared.envelope import Event, new_event
-from shared.settings import Settings
-from shared.topics import ANNOUNCEMENTS, APPLICATIONS, ASSESSMENTS, AWARDS, DLQ, PARTNERS
+from shared.config.settings import Settings
+from shared.contracts.envelope import Event, new_event
+from shared.contracts.topics import ANNOUNCEMENTS, APPLICATIONS, ASSESSMENTS, AWARDS, DLQ, PARTNERS
+from shared.db.engine import make_engine
 from tests.integration.conftest import OPERATOR_TOKEN, running
 from tests.support.waiting import eventually
 from tests.unit.test_engine import make_body

@@ -19,11 +19,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ledger.handlers import revoke_award
-from shared.db import make_engine, make_sessionmaker
-from shared.envelope import Event
-from shared.outbox import add_events
-from shared.settings import Settings
-from shared.topics import ASSESSMENTS
+from shared.config.settings import Settings
+from shared.contracts.envelope import Event
+from shared.contracts.topics import ASSESSMENTS
+from shared.db.engine import make_engine, make_sessionmaker
+from shared.messaging.outbox import add_events
 from tests.integration.test_ledger_helpers import (
     again,
     assessed,

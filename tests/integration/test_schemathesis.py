@@ -30,7 +30,7 @@ from services.eligibility.app import create_app as eligibility_app
 from services.intake.app import create_app as intake_app
 from services.ledger.app import create_app as ledger_app
 from services.notify.app import create_app as notify_app
-from shared.settings import Settings
+from shared.config.settings import Settings
 from tests.integration.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN, running
 
 pytestmark = pytest.mark.integration

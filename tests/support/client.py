@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from shared.uscc import ALPHABET, with_check_character
+from shared.kernel.uscc import ALPHABET, with_check_character
 
 FINAL = {"ineligible", "approved", "partially_approved", "rejected", "revoked"}
 

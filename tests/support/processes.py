@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.stack.embedded import free_port
+from tools.stack.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "eligibility", "ledger", "notify")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.topics import APPLICATIONS
+from shared.contracts.topics import APPLICATIONS
 
 
 class FakeRecord:

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from shared.db import dsn_for, dsn_with_database
-from shared.stack import embedded
+from shared.db.engine import dsn_for, dsn_with_database
+from tools.stack import embedded
 
 T = TypeVar("T")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.report import Row, percentile, ratio, render_table
+from tools.bench.report import Row, percentile, ratio, render_table
 
 
 def test_percentile_interpolates_between_ranks() -> None:

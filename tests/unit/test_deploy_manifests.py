@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from shared.settings import Settings
+from shared.config.settings import Settings
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 SERVICES = ("intake", "eligibility", "ledger", "notify")
@@ -22,7 +22,7 @@ SECRET_KEYS = {"DATABASE_URL", "GRANTLINE_OPERATOR_TOKEN", "GRANTLINE_AUDITOR_TO
 SECRETISH = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|DATABASE_URL", re.I)
 CREDENTIALS_IN_URL = re.compile(r"://[^/@\s]+:[^/@\s]+@")
 PLACEHOLDER = "REPLACE_ME"
-MIGRATE = "python -m shared.migrate && python -m shared.topics"
+MIGRATE = "python -m shared.db.migrate && python -m shared.contracts.topics"
 
 
 def documents() -> dict[str, list[dict[str, Any]]]:

@@ -7,7 +7,7 @@ import uuid
 import orjson
 import pytest
 
-from shared.envelope import Event, PoisonEvent, new_event, parse_event
+from shared.contracts.envelope import Event, PoisonEvent, new_event, parse_event
 
 
 def test_envelope_has_the_contract_fields_and_round_trips() -> None:
@@ -61,7 +61,7 @@ def test_unknown_extra_attributes_are_tolerated_for_forward_compatibility() -> N
 def test_wrapped_connection_failures_are_transient_and_bad_data_is_not() -> None:
     from sqlalchemy.exc import DBAPIError, IntegrityError
 
-    from shared.consumer import is_transient
+    from shared.db.transient import is_transient
 
     class CannotConnectNow(Exception):
         sqlstate = "57P03"

@@ -12,7 +12,7 @@ from services.intake.domain import (
     project,
     request_fingerprint,
 )
-from shared.cursors import decode_cursor, encode_cursor
+from shared.kernel.cursors import decode_cursor, encode_cursor
 
 RECEIVED = ApplicationState("received", 0, None)
 ASSESSED_OK = ("application.assessed", {"eligible": True, "entitlement": "1600000.00", "reasons": []})

@@ -25,7 +25,7 @@ from services.ledger.domain import (
     pool_states_for,
     revoke,
 )
-from shared.money import WAN_FEN, YI_FEN, format_fen
+from shared.kernel.money import WAN_FEN, YI_FEN, format_fen
 
 ENTERPRISE = "91310115MA1H7G0L0C"
 HOSPITAL = "12310000425012345X"

@@ -38,7 +38,7 @@ from services.ledger.journal import (
     revocation_postings,
     verify_chain,
 )
-from shared.money import format_fen
+from shared.kernel.money import format_fen
 
 BENEFICIARIES = ("91310115MA1H7G0L0C", "12310000425012345X")
 SUBJECTS = ("S1", "S2", "S3")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.money import AmountError, apply_rate_bp, format_fen, parse_amount, yuan_label
+from shared.kernel.money import AmountError, apply_rate_bp, format_fen, parse_amount, yuan_label
 
 
 @pytest.mark.parametrize(

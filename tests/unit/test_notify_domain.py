@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from services.notify import domain
-from shared.auth import webhook_secret_for
+from shared.web.auth import webhook_secret_for
 
 SECRET = webhook_secret_for("ptn_1", "signing-key")
 

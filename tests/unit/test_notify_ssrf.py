@@ -1,11 +1,11 @@
 """Callback URLs are refused when they could reach the inside: checked at registration and
-again at every delivery (shared.ssrf, as the notify dispatcher calls it)."""
+again at every delivery (shared.web.ssrf, as the notify dispatcher calls it)."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.ssrf import UnsafeCallback, check_callback_url
+from shared.web.ssrf import UnsafeCallback, check_callback_url
 
 
 @pytest.mark.parametrize(

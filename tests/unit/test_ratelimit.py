@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.ratelimit import RateLimiter, retry_after_header
+from shared.web.ratelimit import RateLimiter, retry_after_header
 
 
 def test_a_burst_is_admitted_then_refused_with_the_wait() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.ssrf import UnsafeCallback, check_callback_url
+from shared.web.ssrf import UnsafeCallback, check_callback_url
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.uscc import check_character, is_valid_uscc, uscc_problem, with_check_character
+from shared.kernel.uscc import check_character, is_valid_uscc, uscc_problem, with_check_character
 
 
 def test_the_contract_example_is_valid() -> None:

@@ -1,3 +1,3 @@
-from shared.migration_env import run
+from shared.db.migration_env import run
 
 run(default_schema="ledger")

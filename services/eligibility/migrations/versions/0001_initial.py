@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from shared.records import create_shared_tables
+from shared.messaging.records import create_shared_tables
 
 revision = "0001"
 down_revision = None

@@ -3,7 +3,7 @@
 Revision ID: 0003
 """
 
-from shared.records import create_redrive_table, drop_redrive_table
+from shared.messaging.records import create_redrive_table, drop_redrive_table
 
 revision = "0003"
 down_revision = "0002"

@@ -3,7 +3,7 @@
 Revision ID: 0001
 """
 
-from shared.records import create_shared_tables
+from shared.messaging.records import create_shared_tables
 
 revision = "0001"
 down_revision = None

@@ -1,0 +1,44 @@
+"""Run every service's migrations (`python -m shared.db.migrate`), each into its own schema."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from shared.config.settings import get_settings
+
+SERVICES = ("intake", "eligibility", "ledger", "notify")
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def alembic_config(database_url: str, service: str, schema: str | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_ROOT / "services" / service / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    cfg.attributes["schema"] = schema or service
+    return cfg
+
+
+def upgrade(database_url: str, service: str, schema: str | None = None) -> None:
+    command.upgrade(alembic_config(database_url, service, schema), "head")
+
+
+def upgrade_all(database_url: str) -> None:
+    for service in SERVICES:
+        if (_ROOT / "services" / service / "migrations").is_dir():
+            upgrade(database_url, service)
+
+
+def main() -> None:
+    url = get_settings().database_url
+    services = sys.argv[1:] or list(SERVICES)
+    for service in services:
+        upgrade(url, service)
+        print(f"migrated schema {service}")
+
+
+if __name__ == "__main__":
+    main()

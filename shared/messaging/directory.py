@@ -1,0 +1,39 @@
+"""This service's replica of the partner directory, kept from `partner.registered` events."""
+
+from __future__ import annotations
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.contracts.envelope import Event
+from shared.contracts.topics import PARTNERS
+from shared.messaging.consumer import Subscription, per_event
+from shared.messaging.records import PartnerRecord
+
+
+async def apply_partner_registered(session: AsyncSession, event: Event) -> None:
+    """Keep this service's replica of the partner directory (ids, names, key hashes)."""
+    data = event.data
+    missing = [
+        k for k in ("partner_id", "name", "callback_url", "api_key_hash") if not isinstance(data.get(k), str)
+    ]
+    if missing:
+        raise ValueError(f"malformed partner.registered: {', '.join(missing)} missing or not text")
+    stmt = pg_insert(PartnerRecord).values(
+        id=data["partner_id"],
+        name=data["name"],
+        callback_url=data["callback_url"],
+        api_key_hash=data["api_key_hash"],
+    )
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
+
+
+def partner_directory_subscription(max_attempts: int = 3) -> Subscription:
+    return Subscription(
+        name="partners",
+        topics=[PARTNERS],
+        handle=per_event(apply_partner_registered, max_attempts),
+        only_types=frozenset({"partner.registered"}),
+    )
+
+

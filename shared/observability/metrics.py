@@ -1,0 +1,98 @@
+"""Prometheus metrics every service exposes at /metrics: requests, consumer lag and batch
+sizes, outbox backlog, dead letters (and webhook attempts, counted by notify)."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+HTTP_REQUESTS = Counter(
+    "grantline_http_requests_total",
+    "HTTP requests answered",
+    ["service", "method", "route", "status"],
+    registry=REGISTRY,
+)
+HTTP_SECONDS = Histogram(
+    "grantline_http_request_seconds",
+    "HTTP request duration",
+    ["service", "route"],
+    registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+CONSUMED = Counter(
+    "grantline_consumer_events_total",
+    "Events consumed, by outcome",
+    ["service", "consumer", "outcome"],
+    registry=REGISTRY,
+)
+BATCH_SIZE = Histogram(
+    "grantline_consumer_batch_size",
+    "Records per consumed batch",
+    ["service", "consumer"],
+    registry=REGISTRY,
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+)
+CONSUMER_LAG = Gauge(
+    "grantline_consumer_lag",
+    "Records behind the partition end, summed",
+    ["service", "consumer"],
+    registry=REGISTRY,
+)
+OUTBOX_BACKLOG = Gauge(
+    "grantline_outbox_backlog", "Outbox rows not yet published", ["service"], registry=REGISTRY
+)
+OUTBOX_PUBLISHED = Counter(
+    "grantline_outbox_published_total", "Outbox rows published", ["service"], registry=REGISTRY
+)
+DLQ_TOTAL = Counter(
+    "grantline_dead_letters_total",
+    "Events sent to the dead-letter topic",
+    ["service", "consumer"],
+    registry=REGISTRY,
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "grantline_webhook_attempts_total",
+    "Webhook delivery attempts, by outcome",
+    ["outcome"],
+    registry=REGISTRY,
+)
+RATE_LIMITED = Counter(
+    "grantline_rate_limited_total", "Requests refused with 429", ["service"], registry=REGISTRY
+)
+
+
+class CountRequests:
+    """Requests by route template and status, as plain ASGI."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            # The route template, never the raw path: ids in paths would explode the label space.
+            name = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_REQUESTS.labels(self.service, scope["method"], name, str(status)).inc()
+            HTTP_SECONDS.labels(self.service, name).observe(time.perf_counter() - started)

@@ -1,0 +1,201 @@
+"""The one way a Grantline service is assembled: settings, engine, producer, outbox relay,
+consumer loops, problem+json, correlation ids, body limit and /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.config.settings import Settings, get_settings
+from shared.db.engine import make_engine, make_sessionmaker
+from shared.kernel.errors import PayloadTooLarge
+from shared.kernel.retry import Backoff
+from shared.messaging.consumer import ConsumerLoop, Subscription
+from shared.messaging.outbox import OutboxRelay
+from shared.messaging.producer import make_producer
+from shared.observability.logs import configure_logging, correlation_id
+from shared.web.context import ServiceContext
+from shared.web.deadletters import router as dead_letters_router
+from shared.web.metrics import instrument
+from shared.web.problems import add_exception_handlers, problem_response
+from shared.web.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+
+C = TypeVar("C", bound=ServiceContext)
+SubscriptionsFactory = Callable[[C], Sequence[Subscription]]
+StartHook = Callable[[C], Awaitable[list[asyncio.Task[Any]]]]
+
+
+def create_service_app(
+    *,
+    name: str,
+    routers: Sequence[APIRouter] = (),
+    subscriptions: SubscriptionsFactory[C] = lambda ctx: (),
+    on_start: StartHook[C] | None = None,
+    context: type[C] = ServiceContext,  # type: ignore[assignment]
+    settings: Settings | None = None,
+    title: str | None = None,
+    description: str = "",
+) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(name, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url, schema=name)
+        maker = make_sessionmaker(engine)
+        producer = make_producer(settings.kafka_bootstrap_servers, client_id=f"grantline-{name}")
+        relay = OutboxRelay(
+            maker,
+            producer,
+            batch_max=settings.relay_batch_max,
+            poll_seconds=settings.relay_poll_seconds,
+            namespace=settings.topic_namespace,
+            service=name,
+            bootstrap=settings.kafka_bootstrap_servers,
+            amnesia_check_seconds=settings.amnesia_check_seconds,
+            redrive_window_seconds=settings.redrive_window_seconds,
+            on_amnesia=lambda: _rewind_all(app.state.ctx),
+        )
+        ctx = context(name, settings, engine, maker, producer, relay)
+        app.state.ctx = ctx
+        for sub in subscriptions(ctx):
+            ctx.loops.append(
+                ConsumerLoop(
+                    service=name,
+                    subscription=sub,
+                    maker=maker,
+                    bootstrap=settings.kafka_bootstrap_servers,
+                    on_commit=relay.wake,
+                    batch_max=settings.consumer_batch_max,
+                    namespace=settings.topic_namespace,
+                    session_timeout_ms=settings.consumer_session_timeout_ms,
+                )
+            )
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(_start_broker_side(ctx), name=f"{name}-broker")]
+        if on_start is not None:
+            tasks += await on_start(ctx)
+        # Everything built so far (modules, app, engine) lives as long as the process: out of the
+        # collector's sight, full collections under load only walk what requests and batches make.
+        gc.collect()
+        gc.freeze()
+        log.info("service started", extra={"port_hint": name})
+        try:
+            yield
+        finally:
+            # Drain: the service's own workers stop taking new work first, then the consumers
+            # stop taking new batches, the current one commits and the outbox is flushed.
+            for hook in ctx.stop_hooks:
+                with suppress(Exception):
+                    hook()
+            for loop in ctx.loops:
+                loop.stop()
+            relay.stop()
+            _done, pending = await asyncio.wait(tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with suppress(BaseException):
+                    await task
+            with suppress(Exception):
+                await producer.stop()
+            await engine.dispose()
+
+    app = FastAPI(title=title or f"Grantline {name}", description=description, lifespan=lifespan)
+    add_exception_handlers(app)
+    instrument(app, name)
+    app.state.partner_limiter = RateLimiter(settings.partner_rate_per_s, settings.partner_burst)
+
+    app.add_middleware(CorrelateAndLimit, max_body_bytes=settings.max_body_bytes)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz(request: Request) -> JSONResponse:
+        ctx: ServiceContext = request.app.state.ctx
+        checks = {"database": "ok", "broker": "ok"}
+        try:
+            async with ctx.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=2)
+        except Exception as exc:
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        if not ctx.broker_ready.is_set() or not await ctx.broker_health.check(ctx.producer):
+            checks["broker"] = "unavailable"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+        )
+
+    for router in routers:
+        app.include_router(router)
+    app.include_router(dead_letters_router)  # GET /v1/dead-letters, POST /v1/dead-letters/{id}/redrive
+    return app
+
+
+def _rewind_all(ctx: ServiceContext) -> None:
+    for loop in ctx.loops:
+        loop.rewind()
+
+
+class CorrelateAndLimit:
+    """Correlation id in and out, and the body limit, as plain ASGI (no extra task per request)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        cid = (headers.get("x-correlation-id") or str(uuid.uuid4()))[:128]
+        token = correlation_id.set(cid)
+        try:
+            length = headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                response = problem_response(
+                    PayloadTooLarge(f"request bodies are limited to {self.max_body_bytes} bytes")
+                )
+                await response(scope, receive, send)
+                return
+
+            async def send_with_id(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    MutableHeaders(scope=message)["X-Correlation-Id"] = cid
+                await send(message)
+
+            await self.app(scope, receive, send_with_id)
+        finally:
+            correlation_id.reset(token)
+
+
+async def _start_broker_side(ctx: ServiceContext) -> None:
+    """The broker may come up after the service: keep trying, then run relay and consumers."""
+    backoff = Backoff(first_seconds=0.5, max_seconds=5.0)
+    while True:
+        try:
+            await ctx.producer.start()
+            break
+        except Exception:
+            log.warning("broker not reachable yet; retrying", exc_info=False)
+            with suppress(Exception):
+                await ctx.producer.stop()
+            await backoff.sleep()
+            ctx.producer = make_producer(
+                ctx.settings.kafka_bootstrap_servers, client_id=f"grantline-{ctx.name}"
+            )
+            ctx.relay.producer = ctx.producer
+    ctx.broker_ready.set()
+    await asyncio.gather(ctx.relay.run(), *(loop.run() for loop in ctx.loops))

@@ -1,0 +1,211 @@
+"""`make bench`: every figure of ARCHITECTURE.md "Performance", each next to its baseline, in one run.
+
+Starts its own PostgreSQL (fast mode) and Tansu broker on free ports in a temp dir, unless
+DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS are set, and measures:
+
+1. intake: accepted applications/s (one uvicorn worker) vs a FastAPI hello-world POST, same load;
+2. end to end: applications/s from POST to `award.decided`, p50/p99 latency, vs raw broker msgs/s;
+3. ledger, one hot beneficiary: batched awards/s vs one transaction per award (tools/bench/ledger_bench.py);
+4. replay: events/s and equal to live (tools/tools/bench/replay_bench.py, when it exists);
+5. eligibility: CPU seconds to assess 10,000 applications.
+
+Prints a table, then exactly one JSON line (the last line). Progress goes to stderr.
+
+Environment knobs: GRANTLINE_BENCH_SCALE (default 1: sizes and durations), GRANTLINE_BENCH_ONLY
+(comma list of intake,e2e,broker,ledger,replay,eligibility), GRANTLINE_BENCH_CONCURRENCY (intake,
+32), GRANTLINE_BENCH_INTAKE_SECONDS, GRANTLINE_BENCH_E2E_N, GRANTLINE_BENCH_E2E_CONCURRENCY (32),
+GRANTLINE_BENCH_BROKER_N, GRANTLINE_BENCH_LEDGER_N, GRANTLINE_BENCH_LOADGEN (auto|wrk|python),
+GRANTLINE_BENCH_PROFILE=DIR (py-spy profiles of the services, see bench/profiling.py),
+GRANTLINE_BENCH_KEEP_LOGS=DIR (copy the service logs there), GRANTLINE_BENCH_APP_TEMPLATE (what-if
+runs: the ASGI app per service, default services.{name}.app:app).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tools.bench.report import Row, render_table
+from tools.bench.stack import Infra, _log
+
+SECTIONS = ("eligibility", "broker", "intake", "e2e", "replay", "ledger")
+
+REQUIRED_KEYS = (
+    "intake_rps",
+    "intake_baseline_rps",
+    "e2e_rps",
+    "e2e_p50_ms",
+    "e2e_p99_ms",
+    "ledger_hot_awards_per_s",
+    "ledger_naive_awards_per_s",
+    "replay_events_per_s",
+    "replay_equal",
+    "broker_baseline_msgs_per_s",
+    "eligibility_assessments_per_s",
+    "eligibility_cpu_s_per_10k",
+)
+
+
+def _selected() -> set[str]:
+    raw = os.environ.get("GRANTLINE_BENCH_ONLY", "")
+    chosen = {s.strip() for s in raw.split(",") if s.strip()} or set(SECTIONS)
+    unknown = chosen - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"GRANTLINE_BENCH_ONLY: unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
+    return chosen
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    if isinstance(a, int | float) and isinstance(b, int | float) and b:
+        return float(a) / float(b)
+    return None
+
+
+def _ge(a: Any, goal: float) -> bool | None:
+    return None if not isinstance(a, int | float) else float(a) >= goal
+
+
+def rows(f: dict[str, Any]) -> list[Row]:
+    intake_ratio = _ratio(f.get("intake_rps"), f.get("intake_baseline_rps"))
+    ledger_ratio = _ratio(f.get("ledger_hot_awards_per_s"), f.get("ledger_naive_awards_per_s"))
+    p99 = f.get("e2e_p99_ms")
+    cpu = f.get("eligibility_cpu_s_per_10k")
+    equal = f.get("replay_equal")
+    return [
+        Row("intake: accepted applications/s", f.get("intake_rps"), "/s", f.get("intake_baseline_rps"),
+            "hello-world POST/s", intake_ratio, ">= 0.5x baseline", _ge(intake_ratio, 0.5)),
+        Row("intake: p99 latency at 32 in flight", f.get("intake_p99_ms"), "ms", f.get("intake_baseline_p99_ms"),
+            "ms hello-world"),
+        Row("e2e: applications/s POST -> award.decided", f.get("e2e_rps"), "/s",
+            f.get("broker_baseline_msgs_per_s"), "raw broker msgs/s",
+            _ratio(f.get("e2e_rps"), f.get("broker_baseline_msgs_per_s")), ">= 1,000/s", _ge(f.get("e2e_rps"), 1000)),
+        Row("e2e: p50 latency", f.get("e2e_p50_ms"), "ms"),
+        Row("e2e: p99 latency", p99, "ms", goal="<= 1,000 ms",
+            met=None if not isinstance(p99, int | float) else p99 <= 1000),
+        Row("ledger, hot beneficiary: awards/s", f.get("ledger_hot_awards_per_s"), "/s",
+            f.get("ledger_naive_awards_per_s"), "naive awards/s (1 tx each)", ledger_ratio, ">= 5x naive",
+            _ge(ledger_ratio, 5)),
+        Row("replay: events/s", f.get("replay_events_per_s"), "/s", f.get("replay_baseline_events_per_s"),
+            "consumed+discarded/s", _ratio(f.get("replay_events_per_s"), f.get("replay_baseline_events_per_s")),
+            ">= 20,000/s", _ge(f.get("replay_events_per_s"), 20_000)),
+        Row("replay: equal to live", equal, goal="equal", met=equal if isinstance(equal, bool) else None),
+        Row("eligibility: CPU s per 10,000 assess()", cpu, "s", goal="< 1 s",
+            met=None if not isinstance(cpu, int | float) else cpu < 1),
+        Row("eligibility: assessments/s", f.get("eligibility_assessments_per_s"), "/s"),
+    ]
+
+
+def main() -> int:
+    # services' modules configure logging at import (in-process: ledger and replay benches)
+    os.environ.setdefault("GRANTLINE_LOG_LEVEL", "WARNING")
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    chosen = _selected()
+    started = time.monotonic()
+    figures: dict[str, Any] = {k: None for k in REQUIRED_KEYS}
+    notes: list[str] = []
+    failed: list[str] = []
+    keep = os.environ.get("GRANTLINE_BENCH_KEEP_LOGS")
+    infra = Infra(keep_logs=Path(keep).resolve() if keep else None)
+
+    def section(name: str, fn: Callable[[], dict[str, Any]]) -> None:
+        if name not in chosen:
+            return
+        _log(f"--- {name}")
+        t = time.monotonic()
+        try:
+            result = fn()
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            failed.append(name)
+            notes.append(f"{name} failed: {type(exc).__name__}: {str(exc)[:500]}")
+            traceback.print_exc(file=sys.stderr)
+            return
+        notes.extend(result.pop("notes", []))
+        figures.update(result)
+        _log(f"{name} done in {time.monotonic() - t:.1f}s")
+
+    interrupted = False
+    try:
+        from tools.bench.eligibility_bench import run_eligibility_bench
+
+        section("eligibility", run_eligibility_bench)  # pure CPU: before any server runs
+        if chosen - {"eligibility"}:
+            infra.start()
+            figures["broker"] = "embedded tansu" if infra.tansu_pidfile else "external"
+            figures["database"] = "embedded postgres (fast)" if infra.pg_datadir else "external"
+        from tools.bench.broker_bench import run_broker_bench
+
+        section("broker", lambda: run_broker_bench(infra.bootstrap))
+        from tools.bench.intake_bench import run_intake_bench
+
+        section("intake", lambda: run_intake_bench(infra))
+
+        def e2e() -> dict[str, Any]:
+            from tools.bench.e2e_bench import run_e2e_bench
+
+            return run_e2e_bench(infra)[0]
+
+        section("e2e", e2e)
+
+        def replay() -> dict[str, Any]:
+            from tools.bench.common import new_namespace
+            from tools.bench.replay_hook import run_replay
+
+            # tools/bench/replay_bench.py builds its own live ledger in scratch schemas: a fresh database
+            return run_replay(infra.create_database("bench_replay"), infra.bootstrap, new_namespace("benchrp"))
+
+        section("replay", replay)
+
+        def ledger() -> dict[str, Any]:
+            from tools.bench.common import env_int, scaled
+            from tools.bench.ledger_bench import run_ledger_bench
+
+            n = env_int("GRANTLINE_BENCH_LEDGER_N", scaled(2000, minimum=100))
+            out = asyncio.run(run_ledger_bench(infra.create_database("bench_ledger"), n))
+            return {"ledger_hot_awards_per_s": out["batched_awards_per_s"],
+                    "ledger_naive_awards_per_s": out["naive_awards_per_s"],
+                    "ledger_ratio": out["ratio"], "ledger_n": n}
+
+        section("ledger", ledger)
+        if "replay" in chosen and figures.get("replay_events_per_s") is None and not any(
+            n.startswith("replay") for n in notes
+        ):
+            notes.append("replay: no figures returned")
+    except KeyboardInterrupt:
+        interrupted = True
+        notes.append("interrupted")
+        _log("interrupted: cleaning up")
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let the cleanup finish
+        infra.close()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    figures["run_seconds"] = round(time.monotonic() - started, 1)
+    figures["scale"] = float(os.environ.get("GRANTLINE_BENCH_SCALE", "1") or 1)
+    figures["notes"] = notes
+    print()
+    print(render_table(rows(figures)))
+    for note in notes:
+        print(f"note: {note}")
+    print(f"run time: {figures['run_seconds']}s")
+    print(json.dumps(figures, default=str), flush=True)
+    if interrupted:
+        return 130
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

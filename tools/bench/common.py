@@ -1,0 +1,139 @@
+"""Shared by the bench sections: service environments, partners, application bodies, the scale."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import secrets
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.kernel.uscc import ALPHABET, with_check_character
+
+# Enterprise programs whose base case (tests/unit/test_engine.py BASE) is eligible.
+ENTERPRISE_PROGRAMS = ("GT-EQUITY", "GT-INSURANCE", "BIO-DIGITAL", "BIO-CDMO", "BIO-CHAIN", "CT-INSURANCE")
+
+
+def scale() -> float:
+    return float(os.environ.get("GRANTLINE_BENCH_SCALE", "1") or 1)
+
+
+def scaled(n: float, minimum: int = 1) -> int:
+    return max(minimum, int(n * scale()))
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+def app_for(name: str) -> str:
+    """The ASGI app a service runs: GRANTLINE_BENCH_APP_TEMPLATE (default ``services.{name}.app:app``)
+    lets a what-if run wrap the real app (e.g. to try a setting) without touching the services."""
+    return os.environ.get("GRANTLINE_BENCH_APP_TEMPLATE", "services.{name}.app:app").format(name=name)
+
+
+def new_namespace(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}."
+
+
+@dataclass(frozen=True)
+class Tokens:
+    operator: str
+    auditor: str
+    signing_key: str
+
+    @classmethod
+    def generate(cls) -> Tokens:
+        return cls(secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(32))
+
+
+def service_env(database_url: str, bootstrap: str, namespace: str, tokens: Tokens, **extra: str) -> dict[str, str]:
+    """The environment of a service process (as tests/support/processes.py gives it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRANTLINE_")}
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "GRANTLINE_TOPIC_NAMESPACE": namespace,
+            "GRANTLINE_OPERATOR_TOKEN": tokens.operator,
+            "GRANTLINE_AUDITOR_TOKEN": tokens.auditor,
+            "GRANTLINE_WEBHOOK_SIGNING_KEY": tokens.signing_key,
+            "GRANTLINE_ALLOW_PRIVATE_CALLBACKS": "1",
+            "GRANTLINE_LOG_LEVEL": "WARNING",
+            "GRANTLINE_ENV": "test",
+            # the bench measures capacity, not the per-partner limiter (200/s per key by default)
+            "GRANTLINE_PARTNER_RATE_PER_S": "0",
+            "PYTHONPATH": os.pathsep.join(filter(None, (str(_root()), os.environ.get("PYTHONPATH")))),
+            **extra,
+        }
+    )
+    return env
+
+
+def _root() -> str:
+    from tools.bench.stack import ROOT
+
+    return str(ROOT)
+
+
+def create_partner(intake_url: str, operator_token: str, callback_url: str) -> str:
+    """Registers a partner; returns its API key."""
+    r = httpx.post(
+        f"{intake_url}/v1/partners",
+        json={"name": "bench partner", "callback_url": callback_url},
+        headers={"Authorization": f"Bearer {operator_token}"},
+        timeout=30,
+    )
+    r.raise_for_status()
+    return str(r.json()["api_key"])
+
+
+def random_uscc(rng: random.Random) -> str:
+    body = "".join(rng.choice(ALPHABET) for _ in range(9))
+    return with_check_character(f"91310115{body}")
+
+
+def application_bodies(n: int, enterprises: int, seed: int = 7, programs: tuple[str, ...] = ("GT-EQUITY",)) -> list[dict[str, Any]]:
+    """``n`` valid, eligible application bodies spread over ``enterprises`` applicants, unique subjects."""
+    from tools.samples import make_body
+
+    rng = random.Random(seed)
+    applicants = [random_uscc(rng) for _ in range(enterprises)]
+    run = uuid.uuid4().hex[:6]
+    bodies = []
+    for i in range(n):
+        program = programs[i % len(programs)]
+        body = make_body(program, applicant={"id": applicants[i % enterprises]})
+        body["subject"] = f"BENCH-{run}-{i}"
+        bodies.append(body)
+    return bodies
+
+
+def cpu_seconds(pids: dict[str, int], pg_datadir: Path | None) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each named process, and by PostgreSQL's whole
+    process tree when its data directory is given."""
+    import psutil
+
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(psutil.Error):
+            t = psutil.Process(pid).cpu_times()
+            out[name] = t.user + t.system
+    if pg_datadir is not None:
+        try:
+            master = psutil.Process(int((pg_datadir / "postmaster.pid").read_text().split()[0]))
+            total = 0.0
+            for p in [master, *master.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    t = p.cpu_times()
+                    total += t.user + t.system
+            out["postgres"] = total
+        except (OSError, ValueError, psutil.Error):
+            pass
+    return out
