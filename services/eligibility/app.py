@@ -21,10 +21,10 @@ def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
         Subscription(
             name="assess",
             topics=[APPLICATIONS],
-            handle=batch_or_each(assess_batch, ctx.settings.consumer_max_attempts),
+            handle=batch_or_each(assess_batch, ctx.settings.consumer_attempts_max),
             only_types=frozenset({"application.received"}),
         ),
-        partner_directory_subscription(ctx.settings.consumer_max_attempts),
+        partner_directory_subscription(ctx.settings.consumer_attempts_max),
     ]
 
 

@@ -137,8 +137,8 @@ async def submit_application(request: Request) -> Response:
     if "json" not in content_type:
         raise UnsupportedMediaType("send the application as application/json")
     raw = await request.body()
-    if len(raw) > ctx.settings.max_body_bytes:
-        raise PayloadTooLarge(f"request bodies are limited to {ctx.settings.max_body_bytes} bytes")
+    if len(raw) > ctx.settings.body_max_bytes:
+        raise PayloadTooLarge(f"request bodies are limited to {ctx.settings.body_max_bytes} bytes")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

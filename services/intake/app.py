@@ -24,7 +24,7 @@ def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
         Subscription(
             name="status",
             topics=[ASSESSMENTS, AWARDS, ANNOUNCEMENTS],
-            handle=batch_or_each(record_downstream_batch, ctx.settings.consumer_max_attempts),
+            handle=batch_or_each(record_downstream_batch, ctx.settings.consumer_attempts_max),
             only_types=frozenset(
                 {
                     "application.assessed",

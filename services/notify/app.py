@@ -26,16 +26,16 @@ from shared.web.context import ServiceContext
 
 
 def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
-    notice_period = ctx.settings.notice_period
+    notice_period_seconds = ctx.settings.notice_period_seconds
     return [
         Subscription(
             name="awards",
             topics=[AWARDS],
             # Set-based for the batch; one event at a time only if the batch statement fails.
-            handle=batch_or_each(make_award_batch_handler(notice_period), ctx.settings.consumer_max_attempts),
+            handle=batch_or_each(make_award_batch_handler(notice_period_seconds), ctx.settings.consumer_attempts_max),
             only_types=frozenset({"award.decided", "award.revoked"}),
         ),
-        partner_directory_subscription(ctx.settings.consumer_max_attempts),
+        partner_directory_subscription(ctx.settings.consumer_attempts_max),
     ]
 
 

@@ -401,8 +401,8 @@ class Dispatcher:
         return domain.after_attempt(
             ok=res.outcome == "delivered",
             round_attempts=row.round_attempts + 1,
-            max_attempts=self._settings.webhook_max_attempts,
-            first_delay=self._settings.webhook_backoff,
+            max_attempts=self._settings.webhook_attempts_max,
+            first_delay=self._settings.webhook_backoff_seconds,
         )
 
     async def _record(self, batch: Sequence[tuple[Claimed, SendResult]]) -> None:

@@ -16,7 +16,9 @@ _DEV_PLACEHOLDER = "dev-only-change-me"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GRANTLINE_", extra="ignore")
+    # Units last in every name. Renamed settings keep their old environment names as aliases, so a
+    # deployment's existing configuration goes on working.
+    model_config = SettingsConfigDict(env_prefix="GRANTLINE_", extra="ignore", populate_by_name=True)
 
     env: Literal["development", "test", "production"] = "development"
     database_url: str = Field(
@@ -33,12 +35,12 @@ class Settings(BaseSettings):
     # travels in an event or sits in a second service's table.
     webhook_signing_key: str = _DEV_PLACEHOLDER + "-webhook"
 
-    max_body_bytes: int = 64 * 1024
+    body_max_bytes: int = Field(default=64 * 1024, validation_alias=AliasChoices("body_max_bytes", "GRANTLINE_BODY_MAX_BYTES", "GRANTLINE_MAX_BODY_BYTES"))
     # Per partner key and per instance; 0 turns limiting off.
-    partner_rate_per_s: float = 200.0
+    partner_rate_per_second: float = Field(default=200.0, validation_alias=AliasChoices("partner_rate_per_second", "GRANTLINE_PARTNER_RATE_PER_SECOND", "GRANTLINE_PARTNER_RATE_PER_S"))
     partner_burst: int = 400
     consumer_batch_max: int = 500
-    consumer_max_attempts: int = 3
+    consumer_attempts_max: int = Field(default=3, validation_alias=AliasChoices("consumer_attempts_max", "GRANTLINE_CONSUMER_ATTEMPTS_MAX", "GRANTLINE_CONSUMER_MAX_ATTEMPTS"))
     # How soon a dead consumer's partitions move to a live one (and how long a join waits).
     consumer_session_timeout_ms: int = 10_000
     relay_batch_max: int = 500
@@ -51,9 +53,9 @@ class Settings(BaseSettings):
     amnesia_check_seconds: float = 5.0
     redrive_window_seconds: int = 86_400
 
-    notice_period: int = 432_000
-    webhook_backoff: float = 2.0
-    webhook_max_attempts: int = 8
+    notice_period_seconds: int = Field(default=432_000, validation_alias=AliasChoices("notice_period_seconds", "GRANTLINE_NOTICE_PERIOD_SECONDS", "GRANTLINE_NOTICE_PERIOD"))
+    webhook_backoff_seconds: float = Field(default=2.0, validation_alias=AliasChoices("webhook_backoff_seconds", "GRANTLINE_WEBHOOK_BACKOFF_SECONDS", "GRANTLINE_WEBHOOK_BACKOFF"))
+    webhook_attempts_max: int = Field(default=8, validation_alias=AliasChoices("webhook_attempts_max", "GRANTLINE_WEBHOOK_ATTEMPTS_MAX", "GRANTLINE_WEBHOOK_MAX_ATTEMPTS"))
     allow_private_callbacks: bool = False
     log_level: str = "INFO"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,3 +38,11 @@ def partner_directory_subscription(max_attempts: int = 3) -> Subscription:
     )
 
 
+
+
+async def find_partner_by_key_hash(session: AsyncSession, key_hash: str) -> tuple[str, str] | None:
+    """(partner id, stored key hash) for an API key's hash, from this service's directory."""
+    row = (
+        await session.execute(text("SELECT id, api_key_hash FROM partners WHERE api_key_hash = :h"), {"h": key_hash})
+    ).first()
+    return (str(row.id), str(row.api_key_hash)) if row else None

@@ -117,9 +117,9 @@ def create_service_app(
     app = FastAPI(title=title or f"Grantline {name}", description=description, lifespan=lifespan)
     add_exception_handlers(app)
     instrument(app, name)
-    app.state.partner_limiter = RateLimiter(settings.partner_rate_per_s, settings.partner_burst)
+    app.state.partner_limiter = RateLimiter(settings.partner_rate_per_second, settings.partner_burst)
 
-    app.add_middleware(CorrelateAndLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(CorrelateAndLimit, body_max_bytes=settings.body_max_bytes)
 
     @app.get("/healthz", tags=["health"])
     async def healthz(request: Request) -> JSONResponse:
@@ -151,9 +151,9 @@ def _rewind_all(ctx: ServiceContext) -> None:
 class CorrelateAndLimit:
     """Correlation id in and out, and the body limit, as plain ASGI (no extra task per request)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, body_max_bytes: int) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
+        self.body_max_bytes = body_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -164,9 +164,9 @@ class CorrelateAndLimit:
         token = correlation_id.set(cid)
         try:
             length = headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            if length is not None and length.isdigit() and int(length) > self.body_max_bytes:
                 response = problem_response(
-                    PayloadTooLarge(f"request bodies are limited to {self.max_body_bytes} bytes")
+                    PayloadTooLarge(f"request bodies are limited to {self.body_max_bytes} bytes")
                 )
                 await response(scope, receive, send)
                 return

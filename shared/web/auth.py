@@ -10,13 +10,14 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from fastapi import Request
-from sqlalchemy import text
 
 from shared.kernel.errors import Forbidden, TooManyRequests, Unauthorized
+from shared.messaging.directory import find_partner_by_key_hash
 from shared.observability.metrics import RATE_LIMITED
 from shared.web.ratelimit import retry_after_header
 
@@ -87,14 +88,10 @@ async def authenticate(request: Request) -> Principal:
     partner_id = _partner_cache.get(key_hash)
     if partner_id is None:
         async with request.app.state.ctx.maker() as session:
-            row = (
-                await session.execute(
-                    text("SELECT id, api_key_hash FROM partners WHERE api_key_hash = :h"), {"h": key_hash}
-                )
-            ).first()
-        if row is None or not hmac.compare_digest(row.api_key_hash, key_hash):
+            found = await find_partner_by_key_hash(session, key_hash)
+        if found is None or not hmac.compare_digest(found[1], key_hash):
             raise Unauthorized("unknown or revoked API key")
-        partner_id = str(row.id)
+        partner_id = found[0]
         _partner_cache.put(key_hash, partner_id)
     limiter = getattr(request.app.state, "partner_limiter", None)
     if limiter is not None:
@@ -118,7 +115,7 @@ async def authorize(request: Request, *roles: Role) -> Principal:
     return principal
 
 
-def require(*roles: Role):  # type: ignore[no-untyped-def]
+def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
     async def dependency(request: Request) -> Principal:
         return await authorize(request, *roles)
 

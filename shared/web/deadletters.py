@@ -12,7 +12,7 @@ from shared.kernel.cursors import decode_cursor
 from shared.kernel.errors import FieldProblem, UnsupportedMediaType, ValidationFailed
 from shared.messaging.deadletters import CURSOR_TAG, get_dead_letter, list_dead_letters, redrive_dead_letter
 from shared.web.actions import ReasonBody
-from shared.web.auth import Principal, require
+from shared.web.deps import OperatorDep, StaffReaderDep
 from shared.web.openapi import AUTHENTICATED, NO_NUL, problems
 
 
@@ -48,8 +48,6 @@ async def _json_body(request: Request) -> None:
         raise UnsupportedMediaType("send the body as application/json")
 
 
-Reader = Annotated[Principal, Depends(require("operator", "auditor"))]
-Operator = Annotated[Principal, Depends(require("operator"))]
 
 router = APIRouter(tags=["dead letters"])
 
@@ -57,7 +55,7 @@ router = APIRouter(tags=["dead letters"])
 @router.get("/v1/dead-letters", response_model=DeadLetterPage, responses=problems(*AUTHENTICATED))
 async def list_dead_letters_route(
     request: Request,
-    _: Reader,
+    _: StaffReaderDep,
     consumer: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     cursor: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -81,7 +79,7 @@ async def redrive_dead_letter_route(
     request: Request,
     dead_letter_id: uuid.UUID,
     body: ReasonBody,
-    principal: Operator,
+    principal: OperatorDep,
     _: Annotated[None, Depends(_json_body)],
 ) -> dict[str, Any]:
     """Put the parked event back on its topic for its consumer to apply once more; recorded with

@@ -49,7 +49,7 @@ def notify_process(fresh_db_dsn: str, kafka_bootstrap: str, topic_namespace: str
         "GRANTLINE_DATABASE_URL": fresh_db_dsn,
         "GRANTLINE_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "GRANTLINE_TOPIC_NAMESPACE": topic_namespace,
-        "GRANTLINE_NOTICE_PERIOD": "3600",
+        "GRANTLINE_NOTICE_PERIOD_SECONDS": "3600",
         "GRANTLINE_ALLOW_PRIVATE_CALLBACKS": "1",
         "GRANTLINE_LOG_LEVEL": "WARNING",
     }

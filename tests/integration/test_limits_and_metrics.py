@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    limited = settings.model_copy(update={"partner_rate_per_s": 1.0, "partner_burst": 3})
+    limited = settings.model_copy(update={"partner_rate_per_second": 1.0, "partner_burst": 3})
     async with running(create_app(limited)) as c:
         yield c
 

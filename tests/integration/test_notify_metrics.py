@@ -30,7 +30,7 @@ def attempts(metrics_text: str) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def metric_settings(settings: Settings) -> Settings:
     return settings.model_copy(
-        update={"allow_private_callbacks": True, "webhook_backoff": 0.05, "webhook_max_attempts": 3}
+        update={"allow_private_callbacks": True, "webhook_backoff_seconds": 0.05, "webhook_attempts_max": 3}
     )
 
 

@@ -124,9 +124,9 @@ def notify_settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={
             "allow_private_callbacks": True,
-            "webhook_backoff": 0.05,
-            "webhook_max_attempts": 3,
-            "notice_period": 2,
+            "webhook_backoff_seconds": 0.05,
+            "webhook_attempts_max": 3,
+            "notice_period_seconds": 2,
         }
     )
 
@@ -307,7 +307,7 @@ async def test_signed_decisions_then_finalized_after_the_notice(
         async def finalized() -> list[Received]:
             return hook.of_type("award.finalized")
 
-        [final] = await eventually(finalized, timeout=s.notice_period + 8, what="award.finalized webhook")
+        [final] = await eventually(finalized, timeout=s.notice_period_seconds + 8, what="award.finalized webhook")
         assert_signed(final, partner, s)
         data = final.json["data"]
         assert data["application_id"] == approved.data["application_id"]
@@ -414,8 +414,8 @@ async def test_dead_partner_is_parked_without_holding_up_others_and_can_be_redri
         items = await eventually(parked, timeout=15, what="three parked deliveries")
         assert {i["application_id"] for i in items} == dead_ids
         for item in items:
-            assert item["attempt_count"] == s.webhook_max_attempts
-            assert [a["outcome"] for a in item["attempts"]] == ["failed"] * s.webhook_max_attempts
+            assert item["attempt_count"] == s.webhook_attempts_max
+            assert [a["outcome"] for a in item["attempts"]] == ["failed"] * s.webhook_attempts_max
             assert all("timed out" in a["error"] for a in item["attempts"])
             assert item["parked_at"] is not None
         one = next(iter(dead_ids))
@@ -436,13 +436,13 @@ async def test_dead_partner_is_parked_without_holding_up_others_and_can_be_redri
             return d if d["status"] == "delivered" else None
 
         d = await eventually(redelivered, what="the re-driven delivery")
-        assert d["attempt_count"] == s.webhook_max_attempts + 1
+        assert d["attempt_count"] == s.webhook_attempts_max + 1
         assert d["attempts"][-1]["outcome"] == "delivered"
         assert d["redrives"][0]["by"] == "operator" and d["redrives"][0]["previous_status"] == "parked"
         again = await client.post(f"/v1/deliveries/{target}/redrive", headers=OP)
         assert again.status_code == 409
         assert (await client.post("/v1/deliveries/dlv_nope/redrive", headers=OP)).status_code == 404
-        assert [r.json["id"] for r in dead.requests].count(d["event_id"]) == s.webhook_max_attempts + 1
+        assert [r.json["id"] for r in dead.requests].count(d["event_id"]) == s.webhook_attempts_max + 1
 
 
 async def test_revoked_award_is_withdrawn_and_never_finalized(
@@ -465,7 +465,7 @@ async def test_revoked_award_is_withdrawn_and_never_finalized(
         assert notice.json["id"] == str(revocation.id) and notice.json["data"]["reason"] == "fraud found"
         assert len(hook.of_type("award.decided")) == 1
 
-        await asyncio.sleep(s.notice_period + 1.0)  # the notice would have ended by now
+        await asyncio.sleep(s.notice_period_seconds + 1.0)  # the notice would have ended by now
         assert hook.of_type("award.finalized") == []
         async with notify_db.connect() as conn:
             row = (await conn.execute(
@@ -503,7 +503,7 @@ async def test_two_instances_finalize_each_award_once(
             async def all_final() -> bool:
                 return {r.json["application_id"] for r in hook.of_type("award.finalized")} >= app_ids
 
-            await eventually(all_final, timeout=s.notice_period + 10, what="30 award.finalized webhooks")
+            await eventually(all_final, timeout=s.notice_period_seconds + 10, what="30 award.finalized webhooks")
             await asyncio.sleep(0.5)  # time for any double finalisation to show up
         finals = [r.json["application_id"] for r in hook.of_type("award.finalized")]
         assert sorted(finals) == sorted(app_ids)
@@ -524,7 +524,7 @@ async def test_callback_refused_by_the_ssrf_check_at_delivery_is_parked(settings
     without GRANTLINE_ALLOW_PRIVATE_CALLBACKS nothing is sent; each attempt records why, and
     the delivery parks. A dispatcher on its own scratch schema, so the module's instance
     (which allows private callbacks) does not take the row."""
-    s = settings.model_copy(update={"webhook_backoff": 0.05, "webhook_max_attempts": 3,
+    s = settings.model_copy(update={"webhook_backoff_seconds": 0.05, "webhook_attempts_max": 3,
                                     "allow_private_callbacks": False})
     schema = "notify_ssrf_" + secrets.token_hex(3)
     upgrade(s.database_url, "notify", schema=schema)
@@ -573,7 +573,7 @@ async def scratch_schema(settings: Settings) -> AsyncIterator[async_sessionmaker
 
 
 async def test_in_flight_delivery_survives_a_dispatcher_restart(settings: Settings) -> None:
-    s = settings.model_copy(update={"webhook_backoff": 0.05, "webhook_max_attempts": 3,
+    s = settings.model_copy(update={"webhook_backoff_seconds": 0.05, "webhook_attempts_max": 3,
                                     "allow_private_callbacks": True})
     answer = {"status": HANG}
     async with scratch_schema(s) as maker, receiver(lambda n: answer["status"]) as hook:

@@ -56,7 +56,7 @@ KINDS = ("not-json", "not-an-envelope", "malformed-data")
 @pytest.fixture(scope="module")
 def poison_settings(settings: Settings) -> Settings:
     return settings.model_copy(
-        update={"allow_private_callbacks": True, "webhook_max_attempts": 1, "partner_rate_per_s": 0.0}
+        update={"allow_private_callbacks": True, "webhook_attempts_max": 1, "partner_rate_per_second": 0.0}
     )
 
 

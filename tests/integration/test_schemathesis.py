@@ -134,7 +134,7 @@ def report(failures: list[str]) -> str:
 @pytest.fixture(scope="module")
 def fuzz_settings(settings: Settings) -> Settings:
     # Fuzzing sends hundreds of requests with one key: the per-partner rate limit is not under test.
-    return settings.model_copy(update={"partner_rate_per_s": 0.0})
+    return settings.model_copy(update={"partner_rate_per_second": 0.0})
 
 
 async def test_intake_survives_schemathesis(fuzz_settings: Settings) -> None:

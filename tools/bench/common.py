@@ -68,7 +68,7 @@ def service_env(database_url: str, bootstrap: str, namespace: str, tokens: Token
             "GRANTLINE_LOG_LEVEL": "WARNING",
             "GRANTLINE_ENV": "test",
             # the bench measures capacity, not the per-partner limiter (200/s per key by default)
-            "GRANTLINE_PARTNER_RATE_PER_S": "0",
+            "GRANTLINE_PARTNER_RATE_PER_SECOND": "0",
             "PYTHONPATH": os.pathsep.join(filter(None, (str(_root()), os.environ.get("PYTHONPATH")))),
             **extra,
         }

@@ -46,7 +46,7 @@ ENV_KEYS = (
     "GRANTLINE_WEBHOOK_SIGNING_KEY",
     "GRANTLINE_ALLOW_PRIVATE_CALLBACKS",
     "GRANTLINE_ENV",
-    "GRANTLINE_NOTICE_PERIOD",
+    "GRANTLINE_NOTICE_PERIOD_SECONDS",
     "GRANTLINE_PG_PORT",
     "GRANTLINE_KAFKA_PORT",
     *(f"GRANTLINE_{n.upper()}_PORT" for n in SERVICES),
@@ -157,7 +157,7 @@ def resolve_env() -> tuple[dict[str, str], bool, bool]:
     defaults = {
         "GRANTLINE_ALLOW_PRIVATE_CALLBACKS": "1",
         "GRANTLINE_ENV": "development",
-        "GRANTLINE_NOTICE_PERIOD": "432000",
+        "GRANTLINE_NOTICE_PERIOD_SECONDS": "432000",
         **{f"GRANTLINE_{n.upper()}_PORT": str(p) for n, p in SERVICES.items()},
     }
     for key, default in defaults.items():
