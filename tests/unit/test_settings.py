@@ -27,7 +27,7 @@ def test_an_old_environment_name_still_sets_the_renamed_setting(
 
 @pytest.mark.parametrize("old_env", sorted(RENAMED))
 def test_the_new_environment_name_wins_over_the_old_one(monkeypatch: pytest.MonkeyPatch, old_env: str) -> None:
-    field, raw, expected = RENAMED[old_env]
+    field, raw, _ = RENAMED[old_env]
     monkeypatch.setenv(old_env, raw)
     monkeypatch.setenv("GRANTLINE_" + field.upper(), "9")
     assert getattr(Settings(), field) == 9
