@@ -10,39 +10,96 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy import MetaData
+from sqlalchemy.orm import registry
 from sqlmodel import Column, Field, SQLModel
 
 
-class OutboxRecord(SQLModel, table=True):
+# The shared tables live in their own registry: each service's models start from a copy of this
+# metadata (`service_registry`), so a service's tables are declared once, next to the ones every
+# schema has, without two services' tables meeting in one global metadata.
+shared_registry = registry(metadata=MetaData())
+
+
+class SharedTable(SQLModel, registry=shared_registry):
+    pass
+
+
+class OutboxRecord(SharedTable, table=True):
     __tablename__ = "outbox"
+    __table_args__ = (
+        sa.Index("outbox_subject", "subject"),
+        sa.Index("outbox_unpublished", "seq", postgresql_where=sa.text("published_at IS NULL")),
+        sa.Index("outbox_dead_letters", "seq", postgresql_where=sa.text("type = 'event.dead_lettered'")),
+    )
 
     seq: int | None = Field(default=None, sa_column=Column(sa.BigInteger, sa.Identity(), primary_key=True))
     id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), unique=True, nullable=False))
-    topic: str
-    key: str
-    type: str
-    subject: str = Field(index=True)
+    topic: str = Field(sa_column=Column(sa.Text, nullable=False))
+    key: str = Field(sa_column=Column(sa.Text, nullable=False))
+    type: str = Field(sa_column=Column(sa.Text, nullable=False))
+    subject: str = Field(sa_column=Column(sa.Text, nullable=False))
     envelope: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
-    created_at: datetime = Field(sa_column=Column(sa.DateTime(timezone=True), server_default=sa.func.now()))
+    created_at: datetime = Field(
+        sa_column=Column(sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False)
+    )
     published_at: datetime | None = Field(default=None, sa_column=Column(sa.DateTime(timezone=True)))
 
 
-class InboxRecord(SQLModel, table=True):
+class RelayOffsetRecord(SharedTable, table=True):
+    __tablename__ = "relay_offsets"
+
+    topic: str = Field(sa_column=Column(sa.Text, primary_key=True))
+    partition: int = Field(sa_column=Column(sa.Integer, primary_key=True))
+    last_offset: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    event_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False))
+
+
+class InboxRecord(SharedTable, table=True):
     __tablename__ = "inbox"
 
-    consumer: str = Field(primary_key=True)
+    consumer: str = Field(sa_column=Column(sa.Text, primary_key=True))
     event_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), primary_key=True))
-    handled_at: datetime = Field(sa_column=Column(sa.DateTime(timezone=True), server_default=sa.func.now()))
+    handled_at: datetime = Field(
+        sa_column=Column(sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False)
+    )
 
 
-class PartnerRecord(SQLModel, table=True):
+class PartnerRecord(SharedTable, table=True):
     __tablename__ = "partners"
 
-    id: str = Field(primary_key=True)
-    name: str
-    callback_url: str
+    id: str = Field(sa_column=Column(sa.Text, primary_key=True))
+    name: str = Field(sa_column=Column(sa.Text, nullable=False))
+    callback_url: str = Field(sa_column=Column(sa.Text, nullable=False))
     api_key_hash: str = Field(sa_column=Column(sa.String(64), unique=True, nullable=False))
-    created_at: datetime = Field(sa_column=Column(sa.DateTime(timezone=True), server_default=sa.func.now()))
+    created_at: datetime = Field(
+        sa_column=Column(sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False)
+    )
+
+
+class RedriveRecord(SharedTable, table=True):
+    __tablename__ = "redrives"
+    __table_args__ = (sa.Index("redrives_event", "event_id"),)
+
+    dead_letter_id: uuid.UUID = Field(
+        sa_column=Column(UUID(as_uuid=True), sa.ForeignKey("outbox.id"), primary_key=True)
+    )
+    consumer: str = Field(sa_column=Column(sa.Text, nullable=False))
+    original_event_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False))
+    redriven_by: str = Field(sa_column=Column(sa.Text, nullable=False))
+    reason: str = Field(sa_column=Column(sa.Text, nullable=False))
+    redriven_at: datetime = Field(
+        sa_column=Column(sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False)
+    )
+    event_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False))  # the re-published copy
+
+
+def service_registry() -> registry:
+    """A new registry for one service's tables, already holding the tables every schema has."""
+    metadata = MetaData()
+    for table in shared_registry.metadata.tables.values():
+        table.to_metadata(metadata)
+    return registry(metadata=metadata)
 
 
 def create_shared_tables() -> None:
