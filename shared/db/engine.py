@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -50,3 +51,9 @@ async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterato
     async with maker() as session:
         async with session.begin():
             yield session
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """Raises unless the database answers a trivial query (the health check)."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))

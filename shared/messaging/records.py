@@ -9,11 +9,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy import MetaData
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import registry
 from sqlmodel import Column, Field, SQLModel
-
 
 # The shared tables live in their own registry: each service's models start from a copy of this
 # metadata (`service_registry`), so a service's tables are declared once, next to the ones every

@@ -13,12 +13,11 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.config.settings import Settings, get_settings
-from shared.db.engine import make_engine, make_sessionmaker
+from shared.db.engine import make_engine, make_sessionmaker, ping
 from shared.kernel.errors import PayloadTooLarge
 from shared.kernel.retry import Backoff
 from shared.messaging.consumer import ConsumerLoop, Subscription
@@ -126,8 +125,7 @@ def create_service_app(
         ctx: ServiceContext = request.app.state.ctx
         checks = {"database": "ok", "broker": "ok"}
         try:
-            async with ctx.engine.connect() as conn:
-                await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=2)
+            await asyncio.wait_for(ping(ctx.engine), timeout=2)
         except Exception as exc:
             checks["database"] = f"unavailable: {type(exc).__name__}"
         if not ctx.broker_ready.is_set() or not await ctx.broker_health.check(ctx.producer):
