@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.ledger import dashboard_page as page
 from services.ledger.domain import PoolKey
 from services.ledger.handlers import revoke_award
-from services.ledger.journal import pool_account
+from services.ledger.journal.domain import pool_account
 from services.ledger.sessions import (
     COOKIE_NAME,
     SESSION_SECONDS,

@@ -46,7 +46,7 @@ from services.ledger.domain import (
     pool_states_for,
     revoke,
 )
-from services.ledger.journal import (
+from services.ledger.journal.domain import (
     JournalEntry,
     award_postings,
     build_entry,

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger.domain import Award, OverlapKey, PoolKey, PoolSpec, PoolState, lock_order
-from services.ledger.journal import JournalEntry, Posting, parse_pool_account, pool_account
+from services.ledger.journal.domain import JournalEntry, Posting, parse_pool_account, pool_account
 
 
 def _json(value: Any) -> str:

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.ledger.domain import Award, OverlapKey, PoolKey
-from services.ledger.journal import (
+from services.ledger.journal.domain import (
     GENESIS_HASH,
     JournalEntry,
     JournalError,

@@ -28,7 +28,7 @@ from services.ledger.domain import (
     pool_states_for,
     revoke,
 )
-from services.ledger.journal import (
+from services.ledger.journal.domain import (
     JournalEntry,
     Posting,
     award_postings,

@@ -1,0 +1,1 @@
+"""The double-entry, hash-chained journal (pure: `domain`)."""
