@@ -40,3 +40,19 @@ def is_valid_uscc(code: object) -> bool:
 def with_check_character(first17: str) -> str:
     """Complete a 17-character prefix into a valid code (test data, fixtures)."""
     return first17 + check_character(first17)
+
+
+# GB/T 2260: the first two digits of the administrative division are the province-level unit;
+# 31 is Shanghai.
+SHANGHAI_PROVINCE_CODE = "31"
+
+
+def region_code(code: str) -> str:
+    """The registering authority's administrative division (characters 3-8) of a valid code."""
+    return code[2:8]
+
+
+def registered_in_shanghai(code: str) -> bool:
+    """Whether a valid code was issued by a Shanghai registering authority (002 §一(三) asks for
+    a Shanghai-registered applicant; the code says so itself, whatever the applicant declares)."""
+    return region_code(code).startswith(SHANGHAI_PROVINCE_CODE)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from shared.kernel.uscc import check_character, is_valid_uscc, uscc_problem, with_check_character
+from shared.kernel.uscc import (
+    check_character,
+    is_valid_uscc,
+    registered_in_shanghai,
+    uscc_problem,
+    with_check_character,
+)
 
 
 def test_the_contract_example_is_valid() -> None:
@@ -38,3 +44,10 @@ def test_every_wrong_check_character_is_refused() -> None:
 def test_problems_are_explained(code: object, fragment: str) -> None:
     problem = uscc_problem(code)
     assert problem is not None and fragment in problem
+
+
+def test_the_region_code_says_whether_the_code_was_issued_in_shanghai() -> None:
+    assert registered_in_shanghai(with_check_character("91310115MA1H7G0L0"))  # Pudong
+    assert registered_in_shanghai(with_check_character("12310000425006117"))  # a Shanghai hospital
+    assert not registered_in_shanghai(with_check_character("91110108MA01ABCD0"))  # Beijing Haidian
+    assert not registered_in_shanghai(with_check_character("91320500MA1MXXXX0"))  # Suzhou
