@@ -1,0 +1,123 @@
+"""Notify's tables, declared once: webhook deliveries with their attempts and re-drives, and the
+announcements (公示). The migrations build exactly these (tests/integration/test_notify_models.py);
+the shared tables (outbox, inbox, partners, relay offsets, re-drives) come with the registry."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import UUID
+from sqlmodel import Column, Field, SQLModel
+
+from shared.messaging.records import service_registry
+
+registry = service_registry()
+
+
+class NotifyTable(SQLModel, registry=registry):
+    pass
+
+
+def _at(*, nullable: bool = True, now: bool = False) -> Column[datetime]:
+    return Column(sa.DateTime(timezone=True), nullable=nullable, server_default=sa.func.now() if now else None)
+
+
+class DeliveryRecord(NotifyTable, table=True):
+    """One row per (event, partner): the consumer inserts it, the dispatcher works it off."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("event_id", "partner_id", name="deliveries_event_partner"),
+        sa.CheckConstraint("status IN ('pending', 'delivered', 'parked')", name="deliveries_status_known"),
+        sa.Index("deliveries_due", "next_attempt_at", postgresql_where=sa.text("status = 'pending'")),
+        sa.Index("deliveries_application", "application_id", "created_at"),
+        sa.Index("deliveries_status", "status", "created_at"),
+    )
+
+    id: str = Field(sa_column=Column(sa.Text, primary_key=True))
+    event_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False))
+    event_type: str = Field(sa_column=Column(sa.Text, nullable=False))
+    application_id: str = Field(sa_column=Column(sa.Text, nullable=False))
+    partner_id: str = Field(sa_column=Column(sa.Text, nullable=False))
+    # The exact bytes that are signed and sent, the same on every attempt.
+    body: str = Field(sa_column=Column(sa.Text, nullable=False))
+    status: str = Field(sa_column=Column(sa.Text, nullable=False, server_default="pending"))
+    attempts: int = Field(sa_column=Column(sa.Integer, nullable=False, server_default="0"))
+    # Attempts since the last re-drive: the delivery parks when this reaches the maximum.
+    round_attempts: int = Field(sa_column=Column(sa.Integer, nullable=False, server_default="0"))
+    next_attempt_at: datetime = Field(sa_column=_at(nullable=False, now=True))
+    # Set while a dispatcher is sending; the outcome is recorded only by the holder.
+    claim_token: uuid.UUID | None = Field(default=None, sa_column=Column(UUID(as_uuid=True)))
+    last_status_code: int | None = Field(default=None, sa_column=Column(sa.Integer))
+    last_error: str | None = Field(default=None, sa_column=Column(sa.Text))
+    created_at: datetime = Field(sa_column=_at(nullable=False, now=True))
+    updated_at: datetime = Field(sa_column=_at(nullable=False, now=True))
+    delivered_at: datetime | None = Field(default=None, sa_column=_at())
+    parked_at: datetime | None = Field(default=None, sa_column=_at())
+    redriven_by: str | None = Field(default=None, sa_column=Column(sa.Text))
+    redriven_at: datetime | None = Field(default=None, sa_column=_at())
+
+
+class DeliveryAttemptRecord(NotifyTable, table=True):
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (sa.UniqueConstraint("delivery_id", "attempt", name="delivery_attempts_once"),)
+
+    id: int | None = Field(default=None, sa_column=Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    delivery_id: str = Field(sa_column=Column(sa.Text, sa.ForeignKey("deliveries.id"), nullable=False))
+    attempt: int = Field(sa_column=Column(sa.Integer, nullable=False))
+    url: str | None = Field(default=None, sa_column=Column(sa.Text))
+    started_at: datetime = Field(sa_column=_at(nullable=False))
+    duration_ms: int = Field(sa_column=Column(sa.Integer, nullable=False))
+    outcome: str = Field(sa_column=Column(sa.Text, nullable=False))  # delivered | failed | refused
+    status_code: int | None = Field(default=None, sa_column=Column(sa.Integer))
+    error: str | None = Field(default=None, sa_column=Column(sa.Text))
+
+
+class DeliveryRedriveRecord(NotifyTable, table=True):
+    __tablename__ = "delivery_redrives"
+    __table_args__ = (sa.Index("delivery_redrives_delivery", "delivery_id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    delivery_id: str = Field(sa_column=Column(sa.Text, sa.ForeignKey("deliveries.id"), nullable=False))
+    redriven_by: str = Field(sa_column=Column(sa.Text, nullable=False))
+    redriven_at: datetime = Field(sa_column=_at(nullable=False, now=True))
+    previous_status: str = Field(sa_column=Column(sa.Text, nullable=False))
+
+
+class AnnouncementRecord(NotifyTable, table=True):
+    """公示: one announcement per awarded application."""
+
+    __tablename__ = "announcements"
+    __table_args__ = (
+        sa.CheckConstraint("amount_fen > 0", name="announcements_amount_positive"),
+        sa.CheckConstraint("notice_ends_at >= published_at", name="announcements_notice_order"),
+        sa.CheckConstraint(
+            "finalized_at IS NULL OR finalized_event_id IS NOT NULL", name="announcements_finalized_has_event"
+        ),
+        sa.Index(
+            "announcements_due",
+            "notice_ends_at",
+            postgresql_where=sa.text("finalized_at IS NULL AND withdrawn_at IS NULL"),
+        ),
+        sa.Index("announcements_listing", "year", "program", "published_at"),
+    )
+
+    application_id: str = Field(sa_column=Column(sa.Text, primary_key=True))
+    decided_event_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False, unique=True))
+    correlation_id: str = Field(sa_column=Column(sa.Text, nullable=False))
+    partner_id: str = Field(sa_column=Column(sa.Text, nullable=False))
+    applicant_id: str = Field(sa_column=Column(sa.Text, nullable=False))
+    applicant_name: str = Field(sa_column=Column(sa.Text, nullable=False))
+    program: str = Field(sa_column=Column(sa.Text, nullable=False))
+    year: int = Field(sa_column=Column(sa.Integer, nullable=False))
+    subject: str = Field(sa_column=Column(sa.Text, nullable=False))
+    amount_fen: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    published_at: datetime = Field(sa_column=_at(nullable=False))
+    notice_ends_at: datetime = Field(sa_column=_at(nullable=False))
+    published_event_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False, unique=True))
+    finalized_at: datetime | None = Field(default=None, sa_column=_at())
+    finalized_event_id: uuid.UUID | None = Field(default=None, sa_column=Column(UUID(as_uuid=True), unique=True))
+    withdrawn_at: datetime | None = Field(default=None, sa_column=_at())
+    withdrawn_event_id: uuid.UUID | None = Field(default=None, sa_column=Column(UUID(as_uuid=True)))
