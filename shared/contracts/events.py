@@ -1,0 +1,465 @@
+"""One pydantic model per event type: the envelope's `data`, built with it by the publisher
+and parsed with it by every consumer (the envelope itself stays generic: `Event.data` is a dict).
+
+Three rules hold for every model here:
+
+- **What goes on the wire is what was put in.** `to_data()` dumps with `exclude_unset`: a key
+  the publisher set is written (a null included), a key it did not set is not. So a model
+  validated from today's dict dumps that dict again, key for key and in the same order
+  (fields are declared in the order the publishers have always written them), and a consumer
+  that forwards data (webhooks, stored decisions) forwards it unchanged.
+- **Publishers are complete.** `new_typed_event` refuses a model that leaves out a field the
+  publisher has always written (`optional_on_wire` names the few that may be absent), so a
+  forgotten keyword cannot silently drop a key from the wire.
+- **Consumers are as tolerant as they were, no more.** A field is required only when every
+  consumer of the type needs it; a field some consumer can do without is optional (absent →
+  None or an empty list) but type-checked when present. `Omittable[...]` fields may be absent
+  but never null (no publisher writes null there, and the consumers that read them refuse
+  null); `X | None` fields may be null because a publisher writes null there. A consumer that
+  needs an optional field checks it itself (the docstring of each model says who needs what).
+
+Types are strict (no "2024" → 2024, no 1 → True): the wire is JSON written by our own
+publishers, and coercion would hide a broken one. Money stays a decimal string, checked with
+shared.kernel.money.parse_amount and never converted (no float, no re-formatting); times stay
+RFC 3339 strings, checked and never re-formatted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    ValidationError,
+)
+
+from shared.contracts.envelope import Event, new_event
+from shared.kernel.money import parse_amount
+
+T = TypeVar("T")
+M = TypeVar("M", bound="EventData")
+
+
+# ---------------------------------------------------------------------------------------------
+# Field types
+# ---------------------------------------------------------------------------------------------
+
+
+def _not_null(value: object) -> object:
+    # Runs only on a value that is present (defaults are not validated): absent is allowed, null is not.
+    if value is None:
+        raise ValueError("must not be null (leave the key out instead)")
+    return value
+
+
+def _amount(text: str) -> str:
+    parse_amount(text)  # AmountError is a ValueError: pydantic reports it as a validation error
+    return text
+
+
+def _instant(text: str) -> str:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("must be an RFC 3339 time such as 2024-06-01T00:00:00+00:00") from None
+    return text
+
+
+Omittable = Annotated[T | None, BeforeValidator(_not_null)]
+"""May be absent (None then), never null."""
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+Amount = Annotated[str, AfterValidator(_amount)]
+"""Yuan as a decimal string with at most two places ("1600000.00"), kept as written."""
+Instant = Annotated[str, AfterValidator(_instant)]
+"""An RFC 3339 time string, kept as written."""
+
+DecisionStatus = Literal["approved", "partially_approved", "rejected", "ineligible"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bases
+# ---------------------------------------------------------------------------------------------
+
+
+class WireModel(BaseModel):
+    """A JSON object inside an event's data."""
+
+    # extra="allow", not "ignore": unknown keys are kept and dumped again, so a consumer that
+    # forwards or stores the data (webhook bodies, decisions.data, the intake timeline) loses
+    # nothing a newer producer added, and an older consumer does not break on it. Not "forbid":
+    # adding a key must stay a compatible change.
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True, use_attribute_docstrings=True)
+
+    def to_data(self) -> dict[str, Any]:
+        """The JSON object as it goes on the wire: the keys that were set, in declaration order,
+        then any extra keys."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class EventData(WireModel):
+    """The `data` of one event type."""
+
+    event_type: ClassVar[str]
+    optional_on_wire: ClassVar[frozenset[str]] = frozenset()
+    """Fields a publisher may leave out; every other field it must set (new_typed_event checks)."""
+
+    def unset_fields(self) -> list[str]:
+        """Fields a publisher must set and did not."""
+        return [
+            name
+            for name in type(self).model_fields
+            if name not in self.model_fields_set and name not in self.optional_on_wire
+        ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Nested objects
+# ---------------------------------------------------------------------------------------------
+
+
+class Applicant(WireModel):
+    """The applicant: all four keys in an application and its receipt; `id` and `name` in award
+    events (`name` may be null there when the receipt had none)."""
+
+    id: NonEmpty
+    """The unified social credit code (checked by policy validation, not here: replays and
+    benches carry made-up codes)."""
+    name: str | None = None
+    kind: Omittable[str] = None
+    registered_in_shanghai: Omittable[bool] = None
+
+
+class ApplicationBody(WireModel):
+    """An application as intake accepted it (shared.policy.validation.ApplicationInput.to_wire).
+
+    Only its shape is checked here; eligibility validates it fully against the catalog
+    (`ApplicationInput.from_wire(body.to_data())`), which also refuses unknown keys."""
+
+    program: NonEmpty
+    year: int
+    applicant: Applicant
+    subject: str
+    facts: dict[str, Any]
+    requested_amount: Amount | None = None
+    """Left out (not null) when the application has none."""
+
+
+class Reason(WireModel):
+    """A reason in a decision, with the paragraph it cites (shared.policy.reasons.Reason)."""
+
+    code: NonEmpty
+    message: str
+    citation: str | None = None
+    """Always written (may be ""); the ledger reads a missing or null one as ""."""
+
+
+class RuleResult(WireModel):
+    """One rule the engine checked. No consumer reads rules: only `passed` is required."""
+
+    rule: Omittable[str] = None
+    passed: bool
+    detail: Omittable[str] = None
+    citation: Omittable[str] = None
+
+
+class PoolClaim(WireModel):
+    """A pool the award would draw on, with its cap (the ledger has no catalog of its own)."""
+
+    pool: NonEmpty
+    scope: NonEmpty
+    beneficiary: NonEmpty
+    year: int | None = None
+    """Set for beneficiary_year pools."""
+    subject: str | None = None
+    """Set for subject pools."""
+    cap: Amount
+    citation: str
+
+
+class Overlap(WireModel):
+    """不重复: one live award per (applicant, subject, milestone), across programs."""
+
+    applicant: NonEmpty
+    subject: NonEmpty
+    milestone: NonEmpty
+
+
+class AssessmentInputs(WireModel):
+    """What the engine assessed (the receipt's inputs); no consumer reads them."""
+
+    requested_amount: Amount | None = None
+    facts: Omittable[dict[str, Any]] = None
+
+
+class Draw(WireModel):
+    """What an award took from one pool."""
+
+    pool: NonEmpty
+    beneficiary: Omittable[str] = None
+    year: int | None = None
+    subject: str | None = None
+    amount: Amount
+
+
+# ---------------------------------------------------------------------------------------------
+# Event data, one model per type
+# ---------------------------------------------------------------------------------------------
+
+
+class PartnerRegistered(EventData):
+    """`partner.registered` (intake) → every service's partner directory replica
+    (shared.messaging.directory). All four keys are required."""
+
+    event_type: ClassVar[str] = "partner.registered"
+
+    partner_id: NonEmpty
+    name: str
+    callback_url: str
+    api_key_hash: str
+
+
+class ApplicationReceived(EventData):
+    """`application.received` (intake) → eligibility, which assesses `application`."""
+
+    event_type: ClassVar[str] = "application.received"
+
+    application_id: NonEmpty
+    partner_id: NonEmpty
+    application: ApplicationBody
+
+
+class ApplicationAssessed(EventData):
+    """`application.assessed` (eligibility): the assessment receipt.
+
+    Consumers: intake's status projection needs only `eligible` (and reads `entitlement`,
+    `reasons` and `application_id` when present); the ledger decides on it and also needs
+    `application_id`, `program`, `year`, `applicant.id`, `subject`, `entitlement`, and
+    `overlap` when eligible, and checks them itself."""
+
+    event_type: ClassVar[str] = "application.assessed"
+
+    program: Omittable[NonEmpty] = None
+    year: Omittable[int] = None
+    applicant: Omittable[Applicant] = None
+    subject: Omittable[NonEmpty] = None
+    eligible: bool
+    entitlement: Omittable[Amount] = None
+    """The most the policy pays before any pool is consulted ("0.00" when ineligible)."""
+    reasons: list[Reason] = []
+    rules: list[RuleResult] = []
+    pools: list[PoolClaim] = []
+    overlap: Overlap | None = None
+    """Null or absent only when ineligible."""
+    catalog_version: str | None = None
+    engine_version: Omittable[str] = None
+    inputs: Omittable[AssessmentInputs] = None
+    application_id: Omittable[NonEmpty] = None
+    """Absent: the envelope's subject is the application id."""
+    partner_id: str | None = None
+    received_at: Omittable[Instant] = None
+
+
+class AwardDecided(EventData):
+    """`award.decided` (ledger).
+
+    Consumers: intake's projection needs `status` (and reads `entitlement`, `awarded`,
+    `limited_by`, `reasons`, `application_id` when present); notify needs `partner_id`, and to
+    announce also `program`, `year`, `subject`, `applicant.id`, and checks them itself."""
+
+    event_type: ClassVar[str] = "award.decided"
+
+    application_id: Omittable[NonEmpty] = None
+    """Absent: the envelope's subject is the application id."""
+    partner_id: str | None = None
+    """Null when the receipt named no partner."""
+    program: Omittable[NonEmpty] = None
+    year: Omittable[int] = None
+    applicant: Omittable[Applicant] = None
+    subject: Omittable[NonEmpty] = None
+    status: DecisionStatus
+    entitlement: Omittable[Amount] = None
+    awarded: Omittable[Amount] = None
+    limited_by: str | None = None
+    """The pool that limited the award, or null."""
+    reasons: list[Reason] = []
+    top_up_of: str | None = None
+    draws: list[Draw] = []
+    catalog_version: str | None = None
+
+
+class AwardRevoked(EventData):
+    """`award.revoked` (ledger).
+
+    Consumers: intake's projection (reads `reason` and `application_id` when present); notify
+    needs `partner_id` and checks it itself; the ledger's replay reads its own history and needs
+    `application_id`, `reason`, `revoked_by`, `revoked_at`."""
+
+    event_type: ClassVar[str] = "award.revoked"
+
+    application_id: Omittable[NonEmpty] = None
+    partner_id: str | None = None
+    program: Omittable[NonEmpty] = None
+    year: Omittable[int] = None
+    applicant: Omittable[Applicant] = None
+    subject: Omittable[str] = None
+    amount: Omittable[Amount] = None
+    reason: Omittable[str] = None
+    revoked_by: Omittable[str] = None
+    revoked_at: Omittable[Instant] = None
+
+
+class AnnouncementPublished(EventData):
+    """`announcement.published` (notify) → intake's projection (times null or absent are
+    tolerated: the event's time stands in for `published_at`)."""
+
+    event_type: ClassVar[str] = "announcement.published"
+
+    application_id: Omittable[NonEmpty] = None
+    partner_id: str | None = None
+    program: Omittable[str] = None
+    year: Omittable[int] = None
+    applicant_name: str | None = None
+    subject: Omittable[str] = None
+    amount: Omittable[Amount] = None
+    published_at: Instant | None = None
+    notice_ends_at: Instant | None = None
+
+
+class AwardFinalized(EventData):
+    """`award.finalized` (notify's finaliser) → intake's projection (reads `finalized_at`,
+    the event's time when absent)."""
+
+    event_type: ClassVar[str] = "award.finalized"
+
+    application_id: Omittable[NonEmpty] = None
+    partner_id: Omittable[str] = None
+    program: Omittable[str] = None
+    year: Omittable[int] = None
+    subject: Omittable[str] = None
+    amount: Omittable[Amount] = None
+    finalized_at: Instant | None = None
+
+
+class EventDeadLettered(EventData):
+    """`event.dead_lettered` (the consumer loop, any service) → the dead-letter list and
+    re-drive (shared.messaging.deadletters).
+
+    Two forms are written: per event (`key` and `original` always, null when the record had
+    none; `original_b64` up to 60 000 bytes; `trace` for an exception) and, when a whole batch
+    is parked, a minimal one (no `key`, `original` or `trace`). Every field is optional when
+    parsing: an operator must be able to list and judge any dead letter, and re-drive says
+    itself why one without consumer, topic or bytes cannot be re-driven."""
+
+    event_type: ClassVar[str] = "event.dead_lettered"
+    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"key", "original", "original_b64", "trace"})
+
+    consumer: Omittable[str] = None
+    topic: Omittable[str] = None
+    """With the deployment's topic namespace."""
+    partition: Omittable[int] = None
+    offset: Omittable[int] = None
+    key: str | None = None
+    error: Omittable[str] = None
+    original: str | None = None
+    """The message as text (lossy; NUL replaced)."""
+    original_b64: Omittable[str] = None
+    """The message's exact bytes, base64."""
+    trace: Omittable[str] = None
+
+
+EVENT_DATA: dict[str, type[EventData]] = {
+    model.event_type: model
+    for model in (
+        PartnerRegistered,
+        ApplicationReceived,
+        ApplicationAssessed,
+        AwardDecided,
+        AwardRevoked,
+        AnnouncementPublished,
+        AwardFinalized,
+        EventDeadLettered,
+    )
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing and building
+# ---------------------------------------------------------------------------------------------
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = "data"
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _problem(error: Any) -> str:
+    text = f"{_where(tuple(error['loc']))}: {error['msg'].removeprefix('Value error, ')}"
+    if error["type"] != "missing":
+        shown = repr(error["input"])
+        text += f" (got {shown[:80] + '…' if len(shown) > 80 else shown})"
+    return text
+
+
+def parse_data(event: Event, model: type[M]) -> M:
+    """The event's data as `model`.
+
+    Malformed data raises ValueError naming the event type, each bad field and the value found
+    (`award.decided: data.year: Input should be a valid integer (got 'MMXXIV')`), so the
+    consumer loop dead-letters the event. Deliberately the builtin ValueError, not a subclass:
+    the dead letter records the exception's class name, and operators and tests read
+    "ValueError" there as "malformed data" (tests/integration/test_poison_events.py).
+    """
+    if event.type != model.event_type:
+        raise ValueError(f"{event.type}: not {model.event_type} data")
+    try:
+        return model.model_validate(event.data)
+    except ValidationError as exc:
+        problems = [_problem(e) for e in exc.errors()]
+        more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise ValueError(f"{event.type}: {'; '.join(problems[:3])}{more}") from exc
+
+
+def parse_event_data(event: Event) -> EventData:
+    """The event's data as the model of its type (EVENT_DATA); ValueError for an unknown type or
+    malformed data. For consumers that take several types: match on the returned class."""
+    model = EVENT_DATA.get(event.type)
+    if model is None:
+        raise ValueError(f"{event.type}: no data model for this event type")
+    return parse_data(event, model)
+
+
+def new_typed_event(
+    data: EventData,
+    *,
+    source: str,
+    subject: str,
+    correlation_id: str | None = None,
+    causation: Event | None = None,
+    time: datetime | None = None,
+    data_version: int = 1,
+) -> Event:
+    """shared.contracts.envelope.new_event with the type taken from the model and `data.to_data()`.
+
+    TypeError (a bug in the publisher, not bad input) when the model leaves out a field its
+    publisher must write (EventData.optional_on_wire lists those it may leave out)."""
+    missing = data.unset_fields()
+    if missing:
+        raise TypeError(f"{data.event_type}: the publisher must set {', '.join(missing)}")
+    return new_event(
+        data.event_type,
+        source=source,
+        subject=subject,
+        data=data.to_data(),
+        correlation_id=correlation_id,
+        causation=causation,
+        time=time,
+        data_version=data_version,
+    )
