@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from sqlalchemy import text
 
-from services.ledger import repository as repo
+from services.ledger.domain import ListFilter, draws_wire
 from services.ledger.handlers import revoke_award, verify_ledger
+from services.ledger.repository import SqlLedgerRepository
 from shared.kernel.money import format_fen
 from shared.web.actions import ReasonBody
 from shared.web.auth import Principal, require
@@ -33,18 +33,6 @@ ProgramCode = Annotated[str | None, Query(max_length=64, pattern=NO_NUL)]
 ApplicationId = Annotated[str, Path(max_length=200, pattern=NO_NUL)]
 
 
-def _filters(beneficiary: str | None, year: int | None, prefix: str = "") -> tuple[str, dict[str, Any]]:
-    where: list[str] = ["true"]
-    params: dict[str, Any] = {}
-    if beneficiary is not None:
-        where.append(f"{prefix}beneficiary = :beneficiary")
-        params["beneficiary"] = beneficiary
-    if year is not None:
-        where.append(f"{prefix}year = :year")
-        params["year"] = year
-    return " AND ".join(where), params
-
-
 @router.get("/v1/balances")
 async def balances(
     request: Request,
@@ -54,24 +42,17 @@ async def balances(
     program: ProgramCode = None,
 ) -> dict[str, Any]:
     """Every pool instance against its cap. `year` filters beneficiary-year pools (subject pools have none)."""
-    where, params = _filters(beneficiary, year)
-    if program is not None:
-        where += " AND split_part(pool, '/', 1) = :program"
-        params["program"] = program
     async with _ctx(request).maker() as session:
-        rows = await session.execute(
-            text(f"SELECT * FROM pools WHERE {where} ORDER BY beneficiary, pool, year NULLS FIRST, subject"),
-            params,
-        )
-        items = []
-        for r in rows:
-            item: dict[str, Any] = {
-                "pool": r.pool, "beneficiary": r.beneficiary, "year": r.year, "cap": format_fen(r.cap_fen),
-                "committed": format_fen(r.committed_fen), "available": format_fen(r.cap_fen - r.committed_fen),
-            }
-            if r.subject is not None:
-                item["subject"] = r.subject
-            items.append(item)
+        pools = await SqlLedgerRepository(session).pool_balances(ListFilter(beneficiary, year, program))
+    items = []
+    for b in pools:
+        item: dict[str, Any] = {
+            "pool": b.key.pool, "beneficiary": b.key.beneficiary, "year": b.key.year, "cap": format_fen(b.cap_fen),
+            "committed": format_fen(b.committed_fen), "available": format_fen(b.available_fen),
+        }
+        if b.key.subject is not None:
+            item["subject"] = b.key.subject
+        items.append(item)
     return {"items": items}
 
 
@@ -84,38 +65,28 @@ async def awards(
     program: ProgramCode = None,
 ) -> dict[str, Any]:
     """Granted awards (base and top-ups), live and revoked, in decision order."""
-    where, params = _filters(beneficiary, year, "a.")
-    if program is not None:
-        where += " AND a.program = :program"
-        params["program"] = program
     async with _ctx(request).maker() as session:
-        rows = await session.execute(
-            text(f"SELECT a.*, r.reason, r.revoked_by, r.revoked_at FROM awards a "
-                 f"LEFT JOIN revocations r USING (application_id) WHERE {where} "
-                 "ORDER BY a.journal_seq"),
-            params,
-        )
-        items = []
-        for r in rows:
-            award = repo.award_from_row(r)
-            items.append({
-                "application_id": award.application_id,
-                "program": award.program,
-                "beneficiary": award.beneficiary,
-                "year": r.year,
-                "subject": r.subject,
-                "overlap": {"applicant": award.overlap.applicant, "subject": award.overlap.subject,
-                            "milestone": award.overlap.milestone},
-                "amount": format_fen(award.amount_fen),
-                "top_up_of": award.top_up_of,
-                "status": "revoked" if r.revoked else "live",
-                "journal_seq": r.journal_seq,
-                "draws": [{"pool": k.pool, "beneficiary": k.beneficiary, "year": k.year, "subject": k.subject,
-                           "amount": format_fen(amount)} for k, amount in award.draws],
-                "revocation": None if not r.revoked else {
-                    "reason": r.reason, "revoked_by": r.revoked_by,
-                    "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None},
-            })
+        listings = await SqlLedgerRepository(session).awards_page(ListFilter(beneficiary, year, program))
+    items = []
+    for listing in listings:
+        row, award, revocation = listing.row, listing.row.award, listing.revocation
+        items.append({
+            "application_id": award.application_id,
+            "program": award.program,
+            "beneficiary": award.beneficiary,
+            "year": row.year,
+            "subject": row.subject,
+            "overlap": {"applicant": award.overlap.applicant, "subject": award.overlap.subject,
+                        "milestone": award.overlap.milestone},
+            "amount": format_fen(award.amount_fen),
+            "top_up_of": award.top_up_of,
+            "status": "revoked" if row.revoked else "live",
+            "journal_seq": row.journal_seq,
+            "draws": draws_wire(award.draws),
+            "revocation": None if revocation is None else {
+                "reason": revocation.reason, "revoked_by": revocation.revoked_by,
+                "revoked_at": revocation.revoked_at.isoformat() if revocation.revoked_at else None},
+        })
     return {"items": items}
 
 
@@ -125,7 +96,7 @@ async def revoke(request: Request, application_id: ApplicationId, body: ReasonBo
     and answers the first revocation again."""
     ctx = _ctx(request)
     async with ctx.unit_of_work() as session:
-        result = await revoke_award(session, application_id, reason=body.reason, revoked_by=principal.who,
+        result = await revoke_award(SqlLedgerRepository(session), application_id, reason=body.reason, revoked_by=principal.who,
                                     now=datetime.now(UTC))
     return result.data
 
@@ -138,7 +109,7 @@ async def journal(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     async with _ctx(request).maker() as session:
-        entries = await repo.journal_page(session, after, limit)
+        entries = await SqlLedgerRepository(session).journal_page(after, limit)
     items = [
         {
             "seq": e.seq, "kind": e.kind, "application_id": e.application_id, "event_id": e.event_id,
@@ -153,4 +124,4 @@ async def journal(
 @router.get("/v1/audit/verify")
 async def audit_verify(request: Request, _: Reader) -> dict[str, Any]:
     async with _ctx(request).snapshot() as session:  # one snapshot: chain, head and pools
-        return await verify_ledger(session)
+        return await verify_ledger(SqlLedgerRepository(session))

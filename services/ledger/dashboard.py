@@ -29,6 +29,7 @@ from services.ledger import dashboard_page as page
 from services.ledger.domain import PoolKey
 from services.ledger.handlers import revoke_award
 from services.ledger.journal.domain import pool_account
+from services.ledger.repository import SqlLedgerRepository
 from services.ledger.sessions import (
     COOKIE_NAME,
     SESSION_SECONDS,
@@ -249,7 +250,7 @@ async def revoke(request: Request, application_id: str) -> Response:
     ctx = request.app.state.ctx
     try:
         async with ctx.unit_of_work() as db:
-            result = await revoke_award(db, application_id, reason=reason, revoked_by=REVOKED_BY,
+            result = await revoke_award(SqlLedgerRepository(db), application_id, reason=reason, revoked_by=REVOKED_BY,
                                         now=datetime.now(UTC))
     except NotFound:
         return _back("not-found", application_id)

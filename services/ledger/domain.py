@@ -10,8 +10,10 @@ room; an award never exceeds its entitlement (nor, for a top-up, the difference 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from shared.kernel.money import AmountError, Fen, format_fen, parse_amount
@@ -102,6 +104,29 @@ class PoolState:
         elif not -delta_fen <= self.committed_fen:
             raise LedgerInvariantError(f"{self.key}: restore {-delta_fen} exceeds committed")
         return PoolState(self.key, self.cap_fen, self.committed_fen + delta_fen)
+
+
+@dataclass(frozen=True)
+class PoolBalance:
+    """A pool row as stored: the one snapshot of a pool that balances, the dashboard, verify and
+    replay read. No invariant is checked here (unlike PoolState): verify and replay must be able
+    to see, and report, a row someone altered."""
+
+    key: PoolKey
+    cap_fen: Fen
+    committed_fen: Fen
+
+    @property
+    def available_fen(self) -> Fen:
+        return self.cap_fen - self.committed_fen
+
+    def key_wire(self) -> dict[str, Any]:
+        return pool_key_wire(self.key)
+
+
+def pool_key_wire(key: PoolKey) -> dict[str, Any]:
+    """A pool key as the wire names it (draws, verify's mismatches)."""
+    return {"pool": key.pool, "beneficiary": key.beneficiary, "year": key.year, "subject": key.subject}
 
 
 @dataclass(frozen=True)
@@ -344,11 +369,7 @@ class Decision:
             "limited_by": self.limited_by,
             "reasons": [r.to_wire() for r in self.reasons],
             "top_up_of": self.top_up_of,
-            "draws": [
-                {"pool": k.pool, "beneficiary": k.beneficiary, "year": k.year, "subject": k.subject,
-                 "amount": format_fen(amount)}
-                for k, amount in self.draws
-            ],
+            "draws": draws_wire(self.draws),
         }
 
     def to_award(self) -> Award | None:
@@ -359,6 +380,11 @@ class Decision:
         assert self.overlap is not None
         return Award(self.application_id, self.program, self.beneficiary, self.overlap,
                      self.awarded_fen, self.draws, self.top_up_of)
+
+
+def draws_wire(draws: Iterable[Draw]) -> list[dict[str, Any]]:
+    """Draws as the wire carries them: the pool's key and the amount in yuan."""
+    return [{**pool_key_wire(k), "amount": format_fen(amount)} for k, amount in draws]
 
 
 def _room(specs: Sequence[PoolSpec], pools: Mapping[PoolKey, PoolState]) -> tuple[Fen | None, PoolSpec | None]:
@@ -471,3 +497,95 @@ def revoke(award: Award) -> list[Draw]:
 
 def revocation_reason(message: str) -> Reason:
     return Reason(REVOKED, message, "")
+
+
+# ---------------------------------------------------------------------------------------------
+# What a batch or a revocation writes (the repository stores these as they are)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DecisionRow:
+    application_id: str
+    assessed_event_id: uuid.UUID
+    decided_event_id: uuid.UUID
+    program: str
+    beneficiary: str
+    year: int
+    status: str
+    entitlement_fen: Fen
+    awarded_fen: Fen
+    correlation_id: str
+    recorded_for: str
+    data: dict[str, Any]  # the award.decided data, as published
+
+
+@dataclass
+class AwardRow:
+    award: Award
+    year: int
+    subject: str
+    journal_seq: int
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
+class RevocationNote:
+    """Who revoked an award, why and when, as the awards list shows it."""
+
+    reason: str | None
+    revoked_by: str | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AwardListing:
+    row: AwardRow
+    revocation: RevocationNote | None  # None while the award is live
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """What the balances, awards and dashboard lists are narrowed by (None: any)."""
+
+    beneficiary: str | None = None
+    year: int | None = None
+    program: str | None = None
+
+
+@dataclass(frozen=True)
+class RevocableAward:
+    """A granted award with what a revocation needs from its decision."""
+
+    row: AwardRow
+    decision: dict[str, Any]  # the award.decided data
+    correlation_id: str
+
+
+@dataclass
+class RevocationRow:
+    application_id: str
+    reason: str
+    revoked_by: str
+    revoked_at: datetime  # the operator's clock, or the recorded time on replay
+    amount_fen: Fen
+    journal_seq: int
+    event_id: uuid.UUID
+    data: dict[str, Any]  # the award.revoked data, as published
+
+
+def revoked_data(award: RevocableAward, *, reason: str, revoked_by: str, revoked_at: datetime) -> dict[str, Any]:
+    """The award.revoked data, as published (and stored in revocations.data)."""
+    row, decision = award.row, award.decision
+    return {
+        "application_id": row.award.application_id,
+        "partner_id": decision.get("partner_id"),
+        "program": row.award.program,
+        "year": row.year,
+        "applicant": decision.get("applicant") or {"id": row.award.beneficiary, "name": None},
+        "subject": row.subject,
+        "amount": format_fen(row.award.amount_fen),
+        "reason": reason,
+        "revoked_by": revoked_by,
+        "revoked_at": revoked_at.isoformat(),
+    }

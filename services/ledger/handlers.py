@@ -22,47 +22,108 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.ledger import repository as repo
 from services.ledger.domain import (
     Assessment,
     Award,
+    AwardRow,
     Decision,
+    DecisionRow,
     LedgerInvariantError,
     OverlapKey,
+    PoolBalance,
     PoolKey,
+    PoolSpec,
     PoolState,
+    RevocableAward,
+    RevocationRow,
     apply_draws,
     decide_award,
     live_award_of,
     lock_order,
+    pool_key_wire,
     pool_states_for,
     revoke,
+    revoked_data,
 )
 from services.ledger.journal.domain import (
     JournalEntry,
+    JournalHead,
     award_postings,
     build_entry,
     pool_totals_from_journal,
     revocation_postings,
     verify_chain,
 )
+from services.ledger.repository import SqlLedgerRepository
 from shared.contracts.envelope import Event, new_event
 from shared.kernel.errors import Conflict, NotFound
 from shared.kernel.money import format_fen
 from shared.messaging.consumer import DeadLetter
-from shared.messaging.outbox import add_events
 
 log = logging.getLogger(__name__)
 
 SOURCE = "grantline.ledger"
+
+
+# ---------------------------------------------------------------------------------------------
+# What the handlers need from the ledger's tables (SqlLedgerRepository in production; an
+# in-memory fake in the unit tests)
+# ---------------------------------------------------------------------------------------------
+
+
+class WriteRepository(Protocol):
+    """Locks and writes that deciding and revoking share."""
+
+    async def lock_head(self) -> JournalHead: ...
+
+    async def write_head(self, head: JournalHead) -> None: ...
+
+    async def write_pools(self, before: dict[PoolKey, PoolState], after: dict[PoolKey, PoolState]) -> int: ...
+
+    async def insert_entries(self, entries: Sequence[JournalEntry]) -> None: ...
+
+    async def add_events(self, events: Sequence[tuple[Event, str]]) -> None: ...
+
+
+class DecideRepository(WriteRepository, Protocol):
+    async def lock_pools(self, specs: Iterable[PoolSpec]) -> dict[PoolKey, PoolState]: ...
+
+    async def decided_among(self, application_ids: Sequence[str]) -> set[str]: ...
+
+    async def live_awards(self, overlaps: Iterable[OverlapKey]) -> dict[OverlapKey, list[Award]]: ...
+
+    async def insert_decisions(self, rows: Sequence[DecisionRow]) -> None: ...
+
+    async def insert_awards(self, rows: Sequence[AwardRow]) -> None: ...
+
+
+class RevokeRepository(WriteRepository, Protocol):
+    async def revocation_data(self, application_id: str) -> dict[str, Any] | None: ...
+
+    async def revocable_award(self, application_id: str) -> RevocableAward | None: ...
+
+    async def decision_status(self, application_id: str) -> str | None: ...
+
+    async def lock_pool_rows(self, keys: Iterable[PoolKey]) -> dict[PoolKey, PoolState]: ...
+
+    async def entry(self, seq: int) -> JournalEntry: ...
+
+    async def insert_revocation(self, row: RevocationRow) -> None: ...
+
+
+class AuditRepository(Protocol):
+    async def whole_journal(self) -> list[JournalEntry]: ...
+
+    async def head(self) -> JournalHead: ...
+
+    async def pool_balances(self) -> list[PoolBalance]: ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,11 +189,11 @@ class BatchState:
     """The batch's view of the ledger, in memory between the locks and the bulk write."""
 
     pools: dict[PoolKey, PoolState]
-    head: repo.Head
+    head: JournalHead
     live: dict[OverlapKey, list[Award]]
     decided: set[str]
-    decisions: list[repo.DecisionRow] = field(default_factory=list)
-    awards: list[repo.AwardRow] = field(default_factory=list)
+    decisions: list[DecisionRow] = field(default_factory=list)
+    awards: list[AwardRow] = field(default_factory=list)
     entries: list[JournalEntry] = field(default_factory=list)
     events: list[tuple[Event, str]] = field(default_factory=list)
 
@@ -158,12 +219,12 @@ class BatchState:
         # Fold in (nothing below can fail on the item's data).
         self.pools.update(new_states)
         if award is not None and entry is not None:
-            self.head = repo.Head(entry.seq, entry.hash)
+            self.head = JournalHead(entry.seq, entry.hash)
             self.entries.append(entry)
-            self.awards.append(repo.AwardRow(award, a.year, a.subject, entry.seq))
+            self.awards.append(AwardRow(award, a.year, a.subject, entry.seq))
             self.live.setdefault(award.overlap, []).append(award)
         self.decided.add(a.application_id)
-        self.decisions.append(repo.DecisionRow(
+        self.decisions.append(DecisionRow(
             application_id=a.application_id, assessed_event_id=event.id, decided_event_id=decided.id,
             program=a.program, beneficiary=a.applicant_id, year=a.year, status=decision.status,
             entitlement_fen=a.entitlement_fen, awarded_fen=decision.awarded_fen,
@@ -172,18 +233,23 @@ class BatchState:
         self.events.append((decided, a.applicant_id))
         return decision
 
-    async def flush(self, session: AsyncSession, before: dict[PoolKey, PoolState]) -> None:
-        await repo.write_pools(session, before, self.pools)
-        await repo.insert_decisions(session, self.decisions)
-        await repo.insert_entries(session, self.entries)
-        await repo.insert_awards(session, self.awards)
+    async def flush(self, repo: DecideRepository, before: dict[PoolKey, PoolState]) -> None:
+        await repo.write_pools(before, self.pools)
+        await repo.insert_decisions(self.decisions)
+        await repo.insert_entries(self.entries)
+        await repo.insert_awards(self.awards)
         if self.entries:
-            await repo.write_head(session, self.head)
-        await add_events(session, self.events)
+            await repo.write_head(self.head)
+        await repo.add_events(self.events)
 
 
 async def decide_awards(session: AsyncSession, events: Sequence[Event], dead_letter: DeadLetter) -> None:
     """The ledger's BatchHandler for `application.assessed` (shared.messaging.consumer protocol)."""
+    await decide_batch(SqlLedgerRepository(session), events, dead_letter)
+
+
+async def decide_batch(repo: DecideRepository, events: Sequence[Event], dead_letter: DeadLetter) -> None:
+    """Decide a batch of assessments in the repository's transaction (see the module docs)."""
     items: list[Item] = []
     for event in events:
         try:
@@ -193,10 +259,10 @@ async def decide_awards(session: AsyncSession, events: Sequence[Event], dead_let
             dead_letter(event, exc)
     if not items:
         return
-    locked = await repo.lock_pools(session, [spec for item in items for spec in item.assessment.pools])
-    head = await repo.lock_head(session)
-    decided = await repo.decided_among(session, [i.assessment.application_id for i in items])
-    live = await repo.live_awards(session, [i.assessment.overlap for i in items if i.assessment.overlap])
+    locked = await repo.lock_pools([spec for item in items for spec in item.assessment.pools])
+    head = await repo.lock_head()
+    decided = await repo.decided_among([i.assessment.application_id for i in items])
+    live = await repo.live_awards([i.assessment.overlap for i in items if i.assessment.overlap])
     state = BatchState(pools=dict(locked), head=head, live=live, decided=decided)
     for item in items:
         if item.assessment.application_id in state.decided:
@@ -209,7 +275,7 @@ async def decide_awards(session: AsyncSession, events: Sequence[Event], dead_let
             raise
         except ValueError as exc:
             dead_letter(item.event, exc)
-    await state.flush(session, locked)
+    await state.flush(repo, locked)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,7 +290,7 @@ class Revocation:
 
 
 async def revoke_award(
-    session: AsyncSession,
+    repo: RevokeRepository,
     application_id: str,
     *,
     reason: str,
@@ -232,7 +298,7 @@ async def revoke_award(
     now: datetime,
     event_id: uuid.UUID | None = None,
 ) -> Revocation:
-    """Give one application's award back (a compensating entry), in the caller's transaction.
+    """Give one application's award back (a compensating entry), in the repository's transaction.
 
     Only this application's own award: its top-ups, if any, are other applications' awards and
     stay live until revoked themselves (domain.revoke). A second call returns the first revocation.
@@ -241,44 +307,25 @@ async def revoke_award(
     `event_id` the award.revoked id (new for an operator; the recorded one on replay), so a replayed
     revocation hashes to the same journal entry.
     """
-    existing = await _revocation(session, application_id)
+    existing = await repo.revocation_data(application_id)
     if existing is not None:
         return Revocation(existing, False)
-    row = (
-        await session.execute(
-            text("SELECT a.*, d.data AS decision, d.correlation_id AS decision_correlation FROM awards a JOIN decisions d USING (application_id) "
-                 "WHERE a.application_id = :a"),
-            {"a": application_id},
-        )
-    ).one_or_none()
-    if row is None:
-        decided = await session.scalar(text("SELECT status FROM decisions WHERE application_id = :a"),
-                                       {"a": application_id})
+    found = await repo.revocable_award(application_id)
+    if found is None:
+        decided = await repo.decision_status(application_id)
         if decided is None:
             raise NotFound(f"no decision for application {application_id}")
         raise Conflict(f"application {application_id} was {decided}: nothing was awarded, nothing to revoke")
-    award = repo.award_from_row(row)
-    before = await repo.lock_pool_rows(session, [k for k, _ in award.draws])
-    head = await repo.lock_head(session)
-    existing = await _revocation(session, application_id)  # a concurrent revoke got there first
+    award = found.row.award
+    before = await repo.lock_pool_rows([k for k, _ in award.draws])
+    head = await repo.lock_head()
+    existing = await repo.revocation_data(application_id)  # a concurrent revoke got there first
     if existing is not None:
         return Revocation(existing, False)
-    award_entry = await repo.entry_for(session, row.journal_seq)
-    decision = row.decision
-    data = {
-        "application_id": application_id,
-        "partner_id": decision.get("partner_id"),
-        "program": award.program,
-        "year": row.year,
-        "applicant": decision.get("applicant") or {"id": award.beneficiary, "name": None},
-        "subject": row.subject,
-        "amount": format_fen(award.amount_fen),
-        "reason": reason,
-        "revoked_by": revoked_by,
-        "revoked_at": now.isoformat(),
-    }
+    award_entry = await repo.entry(found.row.journal_seq)
+    data = revoked_data(found, reason=reason, revoked_by=revoked_by, revoked_at=now)
     event = new_event("award.revoked", source=SOURCE, subject=application_id, data=data,
-                      correlation_id=row.decision_correlation, time=now)
+                      correlation_id=found.correlation_id, time=now)
     if event_id is not None:
         event = event.model_copy(update={"id": event_id})
     entry = build_entry(
@@ -287,25 +334,15 @@ async def revoke_award(
         recorded_for=now.isoformat(),
     )
     after = apply_draws(before, revoke(award))
-    await repo.write_pools(session, before, after)
-    await repo.insert_entries(session, [entry])
-    await repo.write_head(session, repo.Head(entry.seq, entry.hash))
-    await session.execute(text("UPDATE awards SET revoked = true WHERE application_id = :a"),
-                          {"a": application_id})
-    await session.execute(
-        text("INSERT INTO revocations (application_id, reason, revoked_by, revoked_at, amount_fen, journal_seq, "
-             "event_id, data) VALUES (:a, :r, :by, :at, :amt, :j, :e, CAST(:d AS jsonb))"),
-        {"a": application_id, "r": reason, "by": revoked_by, "at": now, "amt": award.amount_fen,
-         "j": entry.seq, "e": event.id, "d": repo._json(data)},
-    )
-    await add_events(session, [(event, award.beneficiary)])
+    await repo.write_pools(before, after)
+    await repo.insert_entries([entry])
+    await repo.write_head(JournalHead(entry.seq, entry.hash))
+    await repo.insert_revocation(RevocationRow(
+        application_id=application_id, reason=reason, revoked_by=revoked_by, revoked_at=now,
+        amount_fen=award.amount_fen, journal_seq=entry.seq, event_id=event.id, data=data,
+    ))
+    await repo.add_events([(event, award.beneficiary)])
     return Revocation(data, True)
-
-
-async def _revocation(session: AsyncSession, application_id: str) -> dict[str, Any] | None:
-    data = await session.scalar(text("SELECT data FROM revocations WHERE application_id = :a"),
-                                {"a": application_id})
-    return dict(data) if data is not None else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,16 +350,15 @@ async def _revocation(session: AsyncSession, application_id: str) -> dict[str, A
 # ---------------------------------------------------------------------------------------------
 
 
-async def verify_ledger(session: AsyncSession) -> dict[str, Any]:
+async def verify_ledger(repo: AuditRepository) -> dict[str, Any]:
     """Re-hash the whole chain against the stored head and re-sum every pool from the journal."""
-    entries = await repo.whole_journal(session)
-    head = await repo.head_row(session)
+    entries = await repo.whole_journal()
+    head = await repo.head()
     chain = verify_chain(entries, expected_head=head.hash)
     from_journal = pool_totals_from_journal(entries)
-    in_table = {k: v for k, v in (await repo.pools_committed(session)).items() if v != 0}
+    in_table = {b.key: b.committed_fen for b in await repo.pool_balances() if b.committed_fen != 0}
     mismatches = [
-        {"pool": k.pool, "beneficiary": k.beneficiary, "year": k.year, "subject": k.subject,
-         "journal": format_fen(from_journal.get(k, 0)), "table": format_fen(in_table.get(k, 0))}
+        {**pool_key_wire(k), "journal": format_fen(from_journal.get(k, 0)), "table": format_fen(in_table.get(k, 0))}
         for k in lock_order(set(from_journal) | set(in_table))
         if from_journal.get(k, 0) != in_table.get(k, 0)
     ]

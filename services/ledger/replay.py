@@ -43,6 +43,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.ledger.handlers import decide_awards, revoke_award
+from services.ledger.repository import SqlLedgerRepository
 from shared.config.settings import Settings, get_settings
 from shared.contracts.envelope import Event, PoisonEvent, parse_event
 from shared.contracts.topics import ASSESSMENTS
@@ -344,7 +345,7 @@ async def _decide(session: AsyncSession, events: list[Event], result: ApplyResul
 async def _revoke(session: AsyncSession, op: Revoke, result: ApplyResult) -> None:
     try:
         async with session.begin_nested():
-            await revoke_award(session, op.application_id, reason=op.reason, revoked_by=op.revoked_by,
+            await revoke_award(SqlLedgerRepository(session), op.application_id, reason=op.reason, revoked_by=op.revoked_by,
                                now=op.revoked_at, event_id=op.event_id)
         result.revocations += 1
     except Exception as exc:  # a diverged state: reported as a difference, the replay goes on

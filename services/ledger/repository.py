@@ -1,4 +1,5 @@
-"""The ledger's tables: loading and locking pools, the journal head, live awards; writing in bulk.
+"""Every SQL statement of the ledger's tables (the dashboard and replay keep their own reads in
+their sub-packages' repositories).
 
 Lock order, the same for every writer (batch handler, revocation), so no two instances deadlock:
 1. pool rows, created if missing (INSERT ... ON CONFLICT DO NOTHING) then locked FOR UPDATE, both
@@ -9,17 +10,39 @@ Lock order, the same for every writer (batch handler, revocation), so no two ins
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.ledger.domain import Award, OverlapKey, PoolKey, PoolSpec, PoolState, lock_order
-from services.ledger.journal.domain import JournalEntry, Posting, parse_pool_account, pool_account
+from services.ledger.domain import (
+    Award,
+    AwardListing,
+    AwardRow,
+    DecisionRow,
+    Draw,
+    ListFilter,
+    OverlapKey,
+    PoolBalance,
+    PoolKey,
+    PoolSpec,
+    PoolState,
+    RevocableAward,
+    RevocationNote,
+    RevocationRow,
+    lock_order,
+)
+from services.ledger.journal.domain import (
+    JournalEntry,
+    JournalHead,
+    Posting,
+    parse_pool_account,
+    pool_account,
+)
+from shared.contracts.envelope import Event
+from shared.messaging.outbox import add_events
 
 
 def _json(value: Any) -> str:
@@ -40,225 +63,341 @@ async def _copy(session: AsyncSession, table: str, columns: Sequence[str], recor
     await driver.copy_records_to_table(table, records=records, columns=list(columns))
 
 
-# ---------------------------------------------------------------------------------------------
-# Pools and the journal head: create, lock, write back
-# ---------------------------------------------------------------------------------------------
+def filter_clause(filters: ListFilter, alias: str, program_expr: str) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause of a list filtered by beneficiary, year and program (`program_expr` says
+    where a table keeps its program: a column, or the first part of a pool's name)."""
+    where: list[str] = ["true"]
+    params: dict[str, Any] = {}
+    if filters.beneficiary is not None:
+        where.append(f"{alias}beneficiary = :beneficiary")
+        params["beneficiary"] = filters.beneficiary
+    if filters.year is not None:
+        where.append(f"{alias}year = :year")
+        params["year"] = filters.year
+    if filters.program is not None:
+        where.append(f"{program_expr} = :program")
+        params["program"] = filters.program
+    return " AND ".join(where), params
 
 
-async def lock_pools(session: AsyncSession, specs: Iterable[PoolSpec]) -> dict[PoolKey, PoolState]:
-    """Create the missing pool rows, then lock every row once, all in lock order."""
-    by_key: dict[PoolKey, PoolSpec] = {}
-    for spec in specs:
-        by_key.setdefault(spec.key, spec)
-    if not by_key:
-        return {}
-    ordered = lock_order(by_key)
-    rows = [
-        {"account": pool_account(k), "pool": k.pool, "scope": by_key[k].scope, "beneficiary": k.beneficiary,
-         "year": k.year, "subject": k.subject, "cap": by_key[k].cap_fen, "citation": by_key[k].citation}
-        for k in ordered
-    ]
-    await session.execute(
-        text(
-            "INSERT INTO pools (account, pool, scope, beneficiary, year, subject, cap_fen, committed_fen, citation) "
-            "SELECT a, p, s, b, y, sj, c, 0, ct FROM unnest(CAST(:account AS text[]), CAST(:pool AS text[]), "
-            "CAST(:scope AS text[]), CAST(:beneficiary AS text[]), CAST(:year AS int[]), "
-            "CAST(:subject AS text[]), CAST(:cap AS bigint[]), CAST(:citation AS text[])) "
-            "WITH ORDINALITY AS u(a, p, s, b, y, sj, c, ct, ord) ORDER BY ord ON CONFLICT (account) DO NOTHING"
-        ),
-        {name: [r[name] for r in rows] for name in ("account", "pool", "scope", "beneficiary", "year",
-                                                      "subject", "cap", "citation")},
-    )
-    return await lock_pool_rows(session, ordered)
+# A pool's program is the first part of its name (`GT-EQUITY/beneficiary-year`).
+POOL_PROGRAM = "split_part({alias}pool, '/', 1)"
+
+# The balances order, NULLs spelt out so that a page can start after a row with a row comparison:
+# beneficiary, pool, year (none first), subject (none last).
+_POOL_ORDER_KEY = ("p.beneficiary, p.pool, p.year IS NOT NULL, coalesce(p.year, 0), p.subject IS NULL, "
+                   "coalesce(p.subject, '')")
+_POOL_ORDERS = {
+    "key": _POOL_ORDER_KEY,
+    # The dashboard's: nearest exhaustion first.
+    "utilisation": "CASE WHEN p.cap_fen = 0 THEN 1 ELSE p.committed_fen::numeric / p.cap_fen END DESC, "
+                   "p.cap_fen - p.committed_fen, p.account",
+}
+PoolOrder = Literal["key", "utilisation"]
 
 
-async def lock_pool_rows(session: AsyncSession, keys: Iterable[PoolKey]) -> dict[PoolKey, PoolState]:
-    """SELECT ... FOR UPDATE the existing rows of these pools, in lock order."""
-    ordered = lock_order(keys)
-    result = await session.execute(
-        text(
-            "SELECT p.account, p.cap_fen, p.committed_fen FROM unnest(CAST(:accounts AS text[])) "
-            "WITH ORDINALITY AS k(account, ord) JOIN pools p ON p.account = k.account "
-            "ORDER BY k.ord FOR UPDATE OF p"
-        ),
-        {"accounts": [pool_account(k) for k in ordered]},
-    )
-    states: dict[PoolKey, PoolState] = {}
-    for row in result:
-        key = parse_pool_account(row.account)
-        states[key] = PoolState(key, row.cap_fen, row.committed_fen)
-    if len(states) != len(ordered):
-        raise RuntimeError("a pool row is missing")
-    return states
+def _pool_after(key: PoolKey) -> dict[str, Any]:
+    return {"after_b": key.beneficiary, "after_p": key.pool, "after_yn": key.year is not None,
+            "after_y": key.year or 0, "after_sn": key.subject is None, "after_s": key.subject or ""}
 
 
-async def write_pools(session: AsyncSession, before: dict[PoolKey, PoolState],
-                      after: dict[PoolKey, PoolState]) -> int:
-    """Write back each changed pool row once."""
-    changed = [k for k in lock_order(after) if after[k].committed_fen != before[k].committed_fen]
-    if changed:
-        await session.execute(
+class SqlLedgerRepository:
+    """The ledger's tables through one session (its transaction is the caller's)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # -----------------------------------------------------------------------------------------
+    # Pools and the journal head: create, lock, write back
+    # -----------------------------------------------------------------------------------------
+
+    async def lock_pools(self, specs: Iterable[PoolSpec]) -> dict[PoolKey, PoolState]:
+        """Create the missing pool rows, then lock every row once, all in lock order."""
+        by_key: dict[PoolKey, PoolSpec] = {}
+        for spec in specs:
+            by_key.setdefault(spec.key, spec)
+        if not by_key:
+            return {}
+        ordered = lock_order(by_key)
+        rows = [
+            {"account": pool_account(k), "pool": k.pool, "scope": by_key[k].scope, "beneficiary": k.beneficiary,
+             "year": k.year, "subject": k.subject, "cap": by_key[k].cap_fen, "citation": by_key[k].citation}
+            for k in ordered
+        ]
+        await self.session.execute(
             text(
-                "UPDATE pools p SET committed_fen = u.c FROM unnest(CAST(:a AS text[]), CAST(:c AS bigint[])) "
-                "AS u(a, c) WHERE p.account = u.a"
+                "INSERT INTO pools (account, pool, scope, beneficiary, year, subject, cap_fen, committed_fen, citation) "
+                "SELECT a, p, s, b, y, sj, c, 0, ct FROM unnest(CAST(:account AS text[]), CAST(:pool AS text[]), "
+                "CAST(:scope AS text[]), CAST(:beneficiary AS text[]), CAST(:year AS int[]), "
+                "CAST(:subject AS text[]), CAST(:cap AS bigint[]), CAST(:citation AS text[])) "
+                "WITH ORDINALITY AS u(a, p, s, b, y, sj, c, ct, ord) ORDER BY ord ON CONFLICT (account) DO NOTHING"
             ),
-            {"a": [pool_account(k) for k in changed], "c": [after[k].committed_fen for k in changed]},
+            {name: [r[name] for r in rows] for name in ("account", "pool", "scope", "beneficiary", "year",
+                                                          "subject", "cap", "citation")},
         )
-    return len(changed)
+        return await self.lock_pool_rows(ordered)
 
+    async def lock_pool_rows(self, keys: Iterable[PoolKey]) -> dict[PoolKey, PoolState]:
+        """SELECT ... FOR UPDATE the existing rows of these pools, in lock order."""
+        ordered = lock_order(keys)
+        result = await self.session.execute(
+            text(
+                "SELECT p.account, p.cap_fen, p.committed_fen FROM unnest(CAST(:accounts AS text[])) "
+                "WITH ORDINALITY AS k(account, ord) JOIN pools p ON p.account = k.account "
+                "ORDER BY k.ord FOR UPDATE OF p"
+            ),
+            {"accounts": [pool_account(k) for k in ordered]},
+        )
+        states: dict[PoolKey, PoolState] = {}
+        for row in result:
+            key = parse_pool_account(row.account)
+            states[key] = PoolState(key, row.cap_fen, row.committed_fen)
+        if len(states) != len(ordered):
+            raise RuntimeError("a pool row is missing")
+        return states
 
-@dataclass
-class Head:
-    seq: int
-    hash: str
+    async def write_pools(self, before: dict[PoolKey, PoolState], after: dict[PoolKey, PoolState]) -> int:
+        """Write back each changed pool row once."""
+        changed = [k for k in lock_order(after) if after[k].committed_fen != before[k].committed_fen]
+        if changed:
+            await self.session.execute(
+                text(
+                    "UPDATE pools p SET committed_fen = u.c FROM unnest(CAST(:a AS text[]), CAST(:c AS bigint[])) "
+                    "AS u(a, c) WHERE p.account = u.a"
+                ),
+                {"a": [pool_account(k) for k in changed], "c": [after[k].committed_fen for k in changed]},
+            )
+        return len(changed)
 
+    async def lock_head(self) -> JournalHead:
+        row = (await self.session.execute(text("SELECT seq, hash FROM journal_head WHERE id = 1 FOR UPDATE"))).one()
+        return JournalHead(row.seq, row.hash)
 
-async def lock_head(session: AsyncSession) -> Head:
-    row = (await session.execute(text("SELECT seq, hash FROM journal_head WHERE id = 1 FOR UPDATE"))).one()
-    return Head(row.seq, row.hash)
+    async def write_head(self, head: JournalHead) -> None:
+        await self.session.execute(text("UPDATE journal_head SET seq = :s, hash = :h WHERE id = 1"),
+                                   {"s": head.seq, "h": head.hash})
 
+    async def head(self) -> JournalHead:
+        row = (await self.session.execute(text("SELECT seq, hash FROM journal_head WHERE id = 1"))).one()
+        return JournalHead(row.seq, row.hash)
 
-async def write_head(session: AsyncSession, head: Head) -> None:
-    await session.execute(text("UPDATE journal_head SET seq = :s, hash = :h WHERE id = 1"),
-                          {"s": head.seq, "h": head.hash})
+    async def pool_balances(
+        self,
+        filters: ListFilter = ListFilter(),  # frozen: a shared default is safe
+        *,
+        accounts: Sequence[str] | None = None,
+        after: PoolKey | None = None,
+        limit: int | None = None,
+        order: PoolOrder = "key",
+    ) -> list[PoolBalance]:
+        """The pools as stored, filtered, in `order` ("key": beneficiary, pool, year, subject;
+        "utilisation": nearest exhaustion first), from after the row of `after` (key order)."""
+        where, params = filter_clause(filters, "p.", POOL_PROGRAM.format(alias="p."))
+        if accounts is not None:
+            where += " AND p.account = ANY(CAST(:accounts AS text[]))"
+            params["accounts"] = list(accounts)
+        if after is not None:
+            where += (f" AND ({_POOL_ORDER_KEY}) > (:after_b, :after_p, :after_yn, :after_y, :after_sn, :after_s)")
+            params.update(_pool_after(after))
+        sql = f"SELECT p.account, p.cap_fen, p.committed_fen FROM pools p WHERE {where} ORDER BY {_POOL_ORDERS[order]}"
+        if limit is not None:
+            sql += " LIMIT :limit"
+            params["limit"] = limit
+        rows = await self.session.execute(text(sql), params)
+        return [PoolBalance(parse_pool_account(r.account), r.cap_fen, r.committed_fen) for r in rows]
+
+    # -----------------------------------------------------------------------------------------
+    # Decisions and awards
+    # -----------------------------------------------------------------------------------------
+
+    async def decided_among(self, application_ids: Sequence[str]) -> set[str]:
+        if not application_ids:
+            return set()
+        rows = await self.session.execute(
+            text("SELECT application_id FROM decisions WHERE application_id = ANY(CAST(:ids AS text[]))"),
+            {"ids": list(application_ids)},
+        )
+        return {r[0] for r in rows}
+
+    async def decision_status(self, application_id: str) -> str | None:
+        status: str | None = await self.session.scalar(
+            text("SELECT status FROM decisions WHERE application_id = :a"), {"a": application_id})
+        return status
+
+    async def live_awards(self, overlaps: Iterable[OverlapKey]) -> dict[OverlapKey, list[Award]]:
+        """The live awards of each overlap key, in decision (journal) order."""
+        keys = list(dict.fromkeys(overlaps))
+        out: dict[OverlapKey, list[Award]] = {k: [] for k in keys}
+        if not keys:
+            return out
+        rows = await self.session.execute(
+            text(
+                f"SELECT {_AWARD_COLUMNS} FROM awards a JOIN unnest(CAST(:ap AS text[]), CAST(:sj AS text[]), "
+                "CAST(:ms AS text[])) AS k(ap, sj, ms) ON a.overlap_applicant = k.ap AND a.overlap_subject = k.sj "
+                "AND a.overlap_milestone = k.ms WHERE NOT a.revoked ORDER BY a.journal_seq"
+            ),
+            {"ap": [k.applicant for k in keys], "sj": [k.subject for k in keys], "ms": [k.milestone for k in keys]},
+        )
+        for row in rows:
+            award = _award(row)
+            out[award.overlap].append(award)
+        return out
+
+    async def insert_decisions(self, rows: Sequence[DecisionRow]) -> None:
+        """In the given order (decisions.seq, an identity, numbers them in it)."""
+        if not rows:
+            return
+        await _copy(self.session, "decisions", _DECISION_COLUMNS, [
+            (r.application_id, r.assessed_event_id, r.decided_event_id, r.program, r.beneficiary, r.year,
+             r.status, r.entitlement_fen, r.awarded_fen, r.correlation_id, r.recorded_for, _json(r.data))
+            for r in rows
+        ])
+
+    async def insert_awards(self, rows: Sequence[AwardRow]) -> None:
+        if not rows:
+            return
+        records = []
+        for r in rows:
+            award = r.award
+            overlap = award.overlap
+            records.append((award.application_id, award.program, award.beneficiary, r.year, r.subject,
+                            overlap.applicant, overlap.subject, overlap.milestone, award.amount_fen,
+                            _json(_draws_stored(award.draws)), award.top_up_of, r.journal_seq))
+        await _copy(self.session, "awards", _AWARD_INSERT_COLUMNS, records)
+
+    async def awards_page(self, filters: ListFilter, *, after: int | None = None,
+                          limit: int | None = None) -> list[AwardListing]:
+        """Granted awards in decision (journal) order, after journal seq `after`, at most `limit`."""
+        where, params = filter_clause(filters, "a.", "a.program")
+        if after is not None:
+            where += " AND a.journal_seq > :after"
+            params["after"] = after
+        sql = (f"SELECT {_AWARD_COLUMNS}, r.reason, r.revoked_by, r.revoked_at FROM awards a "
+               f"LEFT JOIN revocations r USING (application_id) WHERE {where} ORDER BY a.journal_seq")
+        if limit is not None:
+            sql += " LIMIT :limit"
+            params["limit"] = limit
+        rows = await self.session.execute(text(sql), params)
+        return [
+            AwardListing(_award_row(r), RevocationNote(r.reason, r.revoked_by, r.revoked_at) if r.revoked else None)
+            for r in rows
+        ]
+
+    async def revocable_award(self, application_id: str) -> RevocableAward | None:
+        """The granted award of this application with its decision, or None when nothing was granted."""
+        row = (
+            await self.session.execute(
+                text(f"SELECT {_AWARD_COLUMNS}, d.data AS decision, d.correlation_id AS decision_correlation "
+                     "FROM awards a JOIN decisions d USING (application_id) WHERE a.application_id = :a"),
+                {"a": application_id},
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        return RevocableAward(_award_row(row), dict(row.decision), row.decision_correlation)
+
+    # -----------------------------------------------------------------------------------------
+    # Revocations
+    # -----------------------------------------------------------------------------------------
+
+    async def revocation_data(self, application_id: str) -> dict[str, Any] | None:
+        """The award.revoked data of this application's revocation, if it was revoked."""
+        data = await self.session.scalar(text("SELECT data FROM revocations WHERE application_id = :a"),
+                                         {"a": application_id})
+        return dict(data) if data is not None else None
+
+    async def insert_revocation(self, row: RevocationRow) -> None:
+        """The revocation's audit row, and its award marked revoked."""
+        await self.session.execute(text("UPDATE awards SET revoked = true WHERE application_id = :a"),
+                                   {"a": row.application_id})
+        await self.session.execute(
+            text("INSERT INTO revocations (application_id, reason, revoked_by, revoked_at, amount_fen, "
+                 "journal_seq, event_id, data) VALUES (:a, :r, :by, :at, :amt, :j, :e, CAST(:d AS jsonb))"),
+            {"a": row.application_id, "r": row.reason, "by": row.revoked_by, "at": row.revoked_at,
+             "amt": row.amount_fen, "j": row.journal_seq, "e": row.event_id, "d": _json(row.data)},
+        )
+
+    # -----------------------------------------------------------------------------------------
+    # Journal
+    # -----------------------------------------------------------------------------------------
+
+    async def insert_entries(self, entries: Sequence[JournalEntry]) -> None:
+        if not entries:
+            return
+        await _copy(self.session, "journal_entries", _ENTRY_INSERT_COLUMNS, [
+            (e.seq, e.kind, e.application_id, e.event_id, _json([p.to_canonical() for p in e.postings]),
+             e.prev_hash, e.hash, e.recorded_for)
+            for e in entries
+        ])
+
+    async def journal_page(self, after: int, limit: int) -> list[JournalEntry]:
+        rows = await self.session.execute(
+            text(f"SELECT {_ENTRY_COLUMNS} FROM journal_entries WHERE seq > :after ORDER BY seq LIMIT :n"),
+            {"after": after, "n": limit},
+        )
+        return [_entry(r) for r in rows]
+
+    async def whole_journal(self) -> list[JournalEntry]:
+        rows = await self.session.execute(text(f"SELECT {_ENTRY_COLUMNS} FROM journal_entries ORDER BY seq"))
+        return [_entry(r) for r in rows]
+
+    async def entry(self, seq: int) -> JournalEntry:
+        row = (
+            await self.session.execute(text(f"SELECT {_ENTRY_COLUMNS} FROM journal_entries WHERE seq = :s"),
+                                       {"s": seq})
+        ).one()
+        return _entry(row)
+
+    # -----------------------------------------------------------------------------------------
+    # Events (the outbox, in the same transaction)
+    # -----------------------------------------------------------------------------------------
+
+    async def add_events(self, events: Sequence[tuple[Event, str]]) -> None:
+        await add_events(self.session, events)
 
 
 # ---------------------------------------------------------------------------------------------
-# Decisions and awards
+# Rows to domain objects
 # ---------------------------------------------------------------------------------------------
 
-
-async def decided_among(session: AsyncSession, application_ids: Sequence[str]) -> set[str]:
-    if not application_ids:
-        return set()
-    rows = await session.execute(
-        text("SELECT application_id FROM decisions WHERE application_id = ANY(CAST(:ids AS text[]))"),
-        {"ids": list(application_ids)},
-    )
-    return {r[0] for r in rows}
-
-
-def _draws_wire(draws: Iterable[tuple[PoolKey, int]]) -> list[dict[str, Any]]:
-    return [{"account": pool_account(k), "amount": amount} for k, amount in draws]
+_AWARD_COLUMNS = (
+    "a.application_id, a.program, a.beneficiary, a.year, a.subject, a.overlap_applicant, a.overlap_subject, "
+    "a.overlap_milestone, a.amount_fen, a.draws, a.top_up_of, a.journal_seq, a.revoked"
+)
+_AWARD_INSERT_COLUMNS = ("application_id", "program", "beneficiary", "year", "subject", "overlap_applicant",
+                         "overlap_subject", "overlap_milestone", "amount_fen", "draws", "top_up_of", "journal_seq")
+_DECISION_COLUMNS = ("application_id", "assessed_event_id", "decided_event_id", "program", "beneficiary", "year",
+                     "status", "entitlement_fen", "awarded_fen", "correlation_id", "recorded_for", "data")
+_ENTRY_INSERT_COLUMNS = ("seq", "kind", "application_id", "event_id", "postings", "prev_hash", "hash",
+                         "recorded_for")
+_ENTRY_COLUMNS = "seq, kind, application_id, event_id, postings, prev_hash, hash, recorded_for"
 
 
-def award_from_row(row: Any) -> Award:
+def _award(row: Any) -> Award:
     return Award(
         application_id=row.application_id,
         program=row.program,
         beneficiary=row.beneficiary,
         overlap=OverlapKey(row.overlap_applicant, row.overlap_subject, row.overlap_milestone),
         amount_fen=row.amount_fen,
-        draws=tuple((parse_pool_account(d["account"]), int(d["amount"])) for d in row.draws),
+        draws=tuple(_draw(d) for d in row.draws),
         top_up_of=row.top_up_of,
     )
 
 
-_AWARD_COLUMNS = (
-    "application_id, program, beneficiary, year, subject, overlap_applicant, overlap_subject, "
-    "overlap_milestone, amount_fen, draws, top_up_of, journal_seq, revoked"
-)
+def _draws_stored(draws: Iterable[Draw]) -> list[dict[str, Any]]:
+    return [{"account": pool_account(k), "amount": amount} for k, amount in draws]
 
 
-async def live_awards(session: AsyncSession, overlaps: Iterable[OverlapKey]) -> dict[OverlapKey, list[Award]]:
-    """The live awards of each overlap key, in decision (journal) order."""
-    keys = list(dict.fromkeys(overlaps))
-    out: dict[OverlapKey, list[Award]] = {k: [] for k in keys}
-    if not keys:
-        return out
-    rows = await session.execute(
-        text(
-            f"SELECT {_AWARD_COLUMNS} FROM awards a JOIN unnest(CAST(:ap AS text[]), CAST(:sj AS text[]), "
-            "CAST(:ms AS text[])) AS k(ap, sj, ms) ON a.overlap_applicant = k.ap AND a.overlap_subject = k.sj "
-            "AND a.overlap_milestone = k.ms WHERE NOT a.revoked ORDER BY a.journal_seq"
-        ),
-        {"ap": [k.applicant for k in keys], "sj": [k.subject for k in keys], "ms": [k.milestone for k in keys]},
-    )
-    for row in rows:
-        award = award_from_row(row)
-        out[award.overlap].append(award)
-    return out
+def _draw(stored: dict[str, Any]) -> Draw:
+    return parse_pool_account(stored["account"]), int(stored["amount"])
 
 
-@dataclass
-class DecisionRow:
-    application_id: str
-    assessed_event_id: uuid.UUID
-    decided_event_id: uuid.UUID
-    program: str
-    beneficiary: str
-    year: int
-    status: str
-    entitlement_fen: int
-    awarded_fen: int
-    correlation_id: str
-    recorded_for: str
-    data: dict[str, Any]
+def _award_row(row: Any) -> AwardRow:
+    return AwardRow(_award(row), row.year, row.subject, row.journal_seq, row.revoked)
 
 
-@dataclass
-class AwardRow:
-    award: Award
-    year: int
-    subject: str
-    journal_seq: int
-
-
-_DECISION_COLUMNS = ("application_id", "assessed_event_id", "decided_event_id", "program", "beneficiary", "year",
-                     "status", "entitlement_fen", "awarded_fen", "correlation_id", "recorded_for", "data")
-
-
-async def insert_decisions(session: AsyncSession, rows: Sequence[DecisionRow]) -> None:
-    """In the given order (decisions.seq, an identity, numbers them in it)."""
-    if not rows:
-        return
-    await _copy(session, "decisions", _DECISION_COLUMNS, [
-        (r.application_id, r.assessed_event_id, r.decided_event_id, r.program, r.beneficiary, r.year, r.status,
-         r.entitlement_fen, r.awarded_fen, r.correlation_id, r.recorded_for, _json(r.data))
-        for r in rows
-    ])
-
-
-_AWARD_INSERT_COLUMNS = ("application_id", "program", "beneficiary", "year", "subject", "overlap_applicant",
-                         "overlap_subject", "overlap_milestone", "amount_fen", "draws", "top_up_of", "journal_seq")
-
-
-async def insert_awards(session: AsyncSession, rows: Sequence[AwardRow]) -> None:
-    if not rows:
-        return
-    records = []
-    for r in rows:
-        award = r.award
-        overlap = award.overlap
-        records.append((award.application_id, award.program, award.beneficiary, r.year, r.subject, overlap.applicant,
-                        overlap.subject, overlap.milestone, award.amount_fen, _json(_draws_wire(award.draws)),
-                        award.top_up_of, r.journal_seq))
-    await _copy(session, "awards", _AWARD_INSERT_COLUMNS, records)
-
-
-# ---------------------------------------------------------------------------------------------
-# Journal
-# ---------------------------------------------------------------------------------------------
-
-
-def postings_wire(postings: Iterable[Posting]) -> list[dict[str, Any]]:
-    return [p.to_canonical() for p in postings]
-
-
-_ENTRY_INSERT_COLUMNS = ("seq", "kind", "application_id", "event_id", "postings", "prev_hash", "hash", "recorded_for")
-
-
-async def insert_entries(session: AsyncSession, entries: Sequence[JournalEntry]) -> None:
-    if not entries:
-        return
-    await _copy(session, "journal_entries", _ENTRY_INSERT_COLUMNS, [
-        (e.seq, e.kind, e.application_id, e.event_id, _json(postings_wire(e.postings)), e.prev_hash, e.hash,
-         e.recorded_for)
-        for e in entries
-    ])
-
-
-def entry_from_row(row: Any) -> JournalEntry:
+def _entry(row: Any) -> JournalEntry:
     postings = row.postings if isinstance(row.postings, list) else []
     return JournalEntry(
         seq=row.seq,
@@ -274,37 +413,3 @@ def entry_from_row(row: Any) -> JournalEntry:
         hash=row.hash,
         recorded_for=row.recorded_for,
     )
-
-
-_ENTRY_COLUMNS = "seq, kind, application_id, event_id, postings, prev_hash, hash, recorded_for"
-
-
-async def journal_page(session: AsyncSession, after: int, limit: int) -> list[JournalEntry]:
-    rows = await session.execute(
-        text(f"SELECT {_ENTRY_COLUMNS} FROM journal_entries WHERE seq > :after ORDER BY seq LIMIT :n"),
-        {"after": after, "n": limit},
-    )
-    return [entry_from_row(r) for r in rows]
-
-
-async def whole_journal(session: AsyncSession) -> list[JournalEntry]:
-    rows = await session.execute(text(f"SELECT {_ENTRY_COLUMNS} FROM journal_entries ORDER BY seq"))
-    return [entry_from_row(r) for r in rows]
-
-
-async def entry_for(session: AsyncSession, seq: int) -> JournalEntry:
-    row = (
-        await session.execute(text(f"SELECT {_ENTRY_COLUMNS} FROM journal_entries WHERE seq = :s"), {"s": seq})
-    ).one()
-    return entry_from_row(row)
-
-
-async def head_row(session: AsyncSession) -> Head:
-    row = (await session.execute(text("SELECT seq, hash FROM journal_head WHERE id = 1"))).one()
-    return Head(row.seq, row.hash)
-
-
-async def pools_committed(session: AsyncSession) -> dict[PoolKey, int]:
-    rows = await session.execute(text("SELECT account, committed_fen FROM pools"))
-    return {parse_pool_account(r.account): r.committed_fen for r in rows}
-

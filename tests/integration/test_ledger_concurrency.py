@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import text
 
 from services.ledger.handlers import verify_ledger
+from services.ledger.repository import SqlLedgerRepository
 from shared.config.settings import Settings
 from shared.db.engine import make_engine, make_sessionmaker
-from tests.integration.test_ledger_helpers import (
+from tests.support.ledger import (
     again,
     assessed,
     ledger_loop,
@@ -62,7 +63,7 @@ async def test_two_instances_fill_one_pool_exactly(settings: Settings) -> None:
                 text("SELECT count(*) FROM decisions WHERE beneficiary = :b AND status = 'partially_approved'"),
                 {"b": ent})
         async with makers[1]() as session, session.begin():
-            verify = await verify_ledger(session)
+            verify = await verify_ledger(SqlLedgerRepository(session))
         assert cap == CAP_FEN
         assert committed == CAP_FEN
         assert awarded == CAP_FEN

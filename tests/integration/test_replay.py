@@ -19,12 +19,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ledger.handlers import revoke_award
+from services.ledger.repository import SqlLedgerRepository
 from shared.config.settings import Settings
 from shared.contracts.envelope import Event
 from shared.contracts.topics import ASSESSMENTS
 from shared.db.engine import make_engine, make_sessionmaker
 from shared.messaging.outbox import add_events
-from tests.integration.test_ledger_helpers import (
+from tests.support.ledger import (
     again,
     assessed,
     ledger_loop,
@@ -62,7 +63,7 @@ async def _publish(settings: Settings, eligibility: async_sessionmaker[AsyncSess
 
 async def _revoke(maker: async_sessionmaker[AsyncSession], application_id: str, reason: str) -> None:
     async with maker() as session, session.begin():
-        await revoke_award(session, application_id, reason=reason, revoked_by="operator",
+        await revoke_award(SqlLedgerRepository(session), application_id, reason=reason, revoked_by="operator",
                            now=datetime.now(UTC))
 
 

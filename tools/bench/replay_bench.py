@@ -25,6 +25,7 @@ from sqlalchemy import text
 from services.ledger.app import decide_subscription
 from services.ledger.handlers import revoke_award
 from services.ledger.replay import read_from_outbox, run_replay
+from services.ledger.repository import SqlLedgerRepository
 from shared.contracts.envelope import Event, new_event, parse_event
 from shared.contracts.topics import ASSESSMENTS
 from shared.db.engine import make_engine, make_sessionmaker
@@ -89,7 +90,7 @@ async def _build_live(database_url: str, n: int, live: str, elig: str, batch: in
                 apps = (await session.execute(text(
                     "SELECT application_id FROM awards WHERE NOT revoked ORDER BY journal_seq DESC LIMIT 3"))).scalars()
                 for app in list(apps):
-                    await revoke_award(session, app, reason="bench", revoked_by="operator", now=datetime.now(UTC))
+                    await revoke_award(SqlLedgerRepository(session), app, reason="bench", revoked_by="operator", now=datetime.now(UTC))
                     revocations += 1
     finally:
         await live_engine.dispose()

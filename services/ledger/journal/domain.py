@@ -47,6 +47,14 @@ class Posting:
 
 
 @dataclass(frozen=True)
+class JournalHead:
+    """Where the chain ends: the last entry's seq and hash (0 and GENESIS_HASH when empty)."""
+
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
 class JournalEntry:
     seq: int
     kind: str
