@@ -483,3 +483,10 @@ def test_models_built_from_keywords_validate_too() -> None:
         PartnerRegistered(partner_id="", name="n", callback_url="u", api_key_hash="h")
     with pytest.raises(ValidationError):
         AwardDecided(status="approved", year=2024.0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("event_type", sorted(EVENT_DATA))
+def test_every_model_has_a_json_schema(event_type: str) -> None:
+    """The AsyncAPI document is to be generated from these models."""
+    schema = EVENT_DATA[event_type].model_json_schema()
+    assert schema["type"] == "object" and schema["additionalProperties"] is True
