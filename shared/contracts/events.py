@@ -26,6 +26,7 @@ RFC 3339 strings, checked and never re-formatted.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
@@ -445,15 +446,21 @@ def new_typed_event(
     causation: Event | None = None,
     time: datetime | None = None,
     data_version: int = 1,
+    event_id: uuid.UUID | None = None,
+    causation_id: str | None = None,
 ) -> Event:
     """shared.contracts.envelope.new_event with the type taken from the model and `data.to_data()`.
+
+    `event_id` fixes the event's id when it was chosen before (a replayed revocation, a
+    finalisation whose id is stored with its row); `causation_id` names the cause when only its
+    id is at hand (a row), instead of `causation`.
 
     TypeError (a bug in the publisher, not bad input) when the model leaves out a field its
     publisher must write (EventData.optional_on_wire lists those it may leave out)."""
     missing = data.unset_fields()
     if missing:
         raise TypeError(f"{data.event_type}: the publisher must set {', '.join(missing)}")
-    return new_event(
+    event = new_event(
         data.event_type,
         source=source,
         subject=subject,
@@ -463,3 +470,11 @@ def new_typed_event(
         time=time,
         data_version=data_version,
     )
+    updates: dict[str, Any] = {}
+    if event_id is not None:
+        updates["id"] = event_id
+        if correlation_id is None and causation is None:
+            updates["correlation_id"] = str(event_id)  # as new_event does for an event that starts a chain
+    if causation_id is not None:
+        updates["causation_id"] = causation_id
+    return event.model_copy(update=updates) if updates else event

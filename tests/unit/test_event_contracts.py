@@ -9,6 +9,7 @@ malformed data raises.
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -462,6 +463,17 @@ def test_a_typed_event_carries_the_envelope_of_new_event() -> None:
     assert (event.causation_id, event.correlation_id) == (str(cause.id), cause.correlation_id)
     assert event.data == GOLDEN["award.decided"]
     assert parse_data(event, AwardDecided) == data
+
+
+def test_a_typed_event_may_take_its_id_and_its_cause_from_a_row() -> None:
+    """notify's finaliser: the id stored with the announcement, the decision known by its id."""
+    data = AwardFinalized.model_validate(GOLDEN["award.finalized"])
+    event_id, decided_id = uuid.uuid4(), str(uuid.uuid4())
+    event = new_typed_event(data, source="grantline.notify", subject="app_1", correlation_id="corr-1",
+                            time=T0, event_id=event_id, causation_id=decided_id)
+    assert (event.id, event.causation_id, event.correlation_id) == (event_id, decided_id, "corr-1")
+    alone = new_typed_event(data, source="s", subject="app_1", event_id=event_id)
+    assert (alone.id, alone.correlation_id, alone.causation_id) == (event_id, str(event_id), None)
 
 
 def test_a_publisher_that_leaves_out_a_field_is_refused() -> None:
