@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.contracts.envelope import Event, PoisonEvent, parse_event
 from shared.kernel.cursors import encode_cursor
 from shared.kernel.errors import Conflict, NotFound
+from shared.messaging.outbox import outbox_row, write_outbox_rows
 
 DEAD_LETTERED = "event.dead_lettered"
 CURSOR_TAG = "d"  # the dead-letters list
@@ -229,22 +230,8 @@ async def redrive_dead_letter(
 
 
 async def _republish(session: AsyncSession, plan: RedrivePlan, dead_letter_id: uuid.UUID) -> None:
-    inserted = await session.scalar(
-        text(
-            "INSERT INTO outbox (id, topic, key, type, subject, envelope) "
-            "VALUES (:id, :topic, :key, :type, :subject, CAST(:envelope AS jsonb)) "
-            "ON CONFLICT (id) DO NOTHING RETURNING seq"
-        ),
-        {
-            "id": plan.event.id,
-            "topic": plan.topic,
-            "key": plan.key,
-            "type": plan.event.type,
-            "subject": plan.event.subject,
-            "envelope": plan.envelope,
-        },
-    )
-    if inserted is not None:
+    row = outbox_row(plan.event, plan.key, plan.topic, envelope=plan.envelope)
+    if await write_outbox_rows(session, [row], skip_taken=True):
         return
     # The id is taken. A copy put back by an earlier re-drive (the event failed again after it) is
     # sent once more: the outbox lets only published_at change. Anything else is a real collision.

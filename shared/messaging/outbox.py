@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, cast
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from sqlalchemy import text
+from sqlalchemy import CursorResult, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts.envelope import Event
@@ -21,41 +21,60 @@ from shared.observability.metrics import OUTBOX_PUBLISHED
 log = logging.getLogger(__name__)
 
 
-def outbox_row(event: Event, key: str, topic: str | None = None) -> dict[str, object]:
+# An outbox row's columns, in the order of the one INSERT below (the envelope as JSON text).
+OUTBOX_COLUMNS = ("id", "topic", "key", "type", "subject", "envelope")
+
+
+def outbox_row(event: Event, key: str, topic: str | None = None, envelope: str | None = None) -> dict[str, object]:
+    """The outbox row of `event` under Kafka key `key`. `envelope` is the event's JSON text when it
+    must go out exactly as it was received (a re-drive), not as re-serialised here."""
     return {
         "id": event.id,
         "topic": topic or TOPIC_FOR_TYPE[event.type],
         "key": key,
         "type": event.type,
         "subject": event.subject,
-        "envelope": event.to_json(),
+        "envelope": envelope if envelope is not None else event.to_json(),
     }
 
 
-_INSERT_MANY = text(
-    "INSERT INTO outbox (id, topic, key, type, subject, envelope) "
-    "SELECT i, t, k, y, s, CAST(e AS jsonb) FROM unnest("
-    "CAST(:ids AS uuid[]), CAST(:topics AS text[]), CAST(:keys AS text[]), "
-    "CAST(:types AS text[]), CAST(:subjects AS text[]), CAST(:envelopes AS text[])) AS u(i, t, k, y, s, e)"
-)
+def outbox_insert(rows: str, *, skip_taken: bool = False) -> str:
+    """The outbox INSERT (the only one) as SQL text, to run alone (`write_outbox_rows`) or as one
+    data-modifying CTE of a bigger statement: intake's group commit writes claims, applications,
+    timelines and outbox rows in one statement. `rows` is a query whose columns are, in order,
+    OUTBOX_COLUMNS (id a uuid, envelope JSON text); rows go in in the order it yields them. With
+    `skip_taken`, a row whose id is in the outbox already is left out."""
+    columns = ", ".join(OUTBOX_COLUMNS)
+    sql = (
+        f"INSERT INTO outbox ({columns}) "
+        f"SELECT id, topic, key, type, subject, CAST(envelope AS jsonb) FROM ({rows}) AS r({columns})"
+    )
+    return sql + " ON CONFLICT (id) DO NOTHING" if skip_taken else sql
+
+
+_UNNEST_ROWS = "SELECT * FROM unnest(" + ", ".join(
+    f"CAST(:{name} AS {'uuid' if name == 'id' else 'text'}[])" for name in OUTBOX_COLUMNS
+) + ")"
+_INSERT_ROWS = text(outbox_insert(_UNNEST_ROWS))
+_INSERT_NEW_ROWS = text(outbox_insert(_UNNEST_ROWS, skip_taken=True))
+
+
+async def write_outbox_rows(
+    session: AsyncSession, rows: Sequence[Mapping[str, object]], *, skip_taken: bool = False
+) -> int:
+    """Write outbox rows (`outbox_row`) in the session's transaction, in one statement; how many
+    went in (with `skip_taken`, those whose id was not in the outbox yet)."""
+    if not rows:
+        return 0
+    params: dict[str, list[object]] = {name: [row[name] for row in rows] for name in OUTBOX_COLUMNS}
+    params["id"] = [str(row["id"]) for row in rows]
+    result = await session.execute(_INSERT_NEW_ROWS if skip_taken else _INSERT_ROWS, params)
+    return cast(CursorResult[Any], result).rowcount if skip_taken else len(rows)
 
 
 async def add_events(session: AsyncSession, events: Iterable[tuple[Event, str]]) -> int:
     """Write (event, kafka key) pairs into the outbox of the session's schema, in one statement."""
-    rows = [outbox_row(event, key) for event, key in events]
-    if rows:
-        await session.execute(
-            _INSERT_MANY,
-            {
-                "ids": [str(r["id"]) for r in rows],
-                "topics": [r["topic"] for r in rows],
-                "keys": [r["key"] for r in rows],
-                "types": [r["type"] for r in rows],
-                "subjects": [r["subject"] for r in rows],
-                "envelopes": [r["envelope"] for r in rows],
-            },
-        )
-    return len(rows)
+    return await write_outbox_rows(session, [outbox_row(event, key) for event, key in events])
 
 
 async def outbox_backlog(session: AsyncSession) -> int:
