@@ -16,7 +16,8 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.contracts.envelope import Event, PoisonEvent, new_event, parse_event
+from shared.contracts.envelope import Event, PoisonEvent, parse_event
+from shared.contracts.events import EventDeadLettered, new_typed_event
 from shared.db.transient import is_transient
 from shared.kernel.retry import Backoff
 from shared.messaging.inbox import claim_new
@@ -147,24 +148,24 @@ def dead_letter_event(
     message = _jsonb_safe(error if isinstance(error, str) else f"{type(error).__name__}: {error}")
     value = record.value if isinstance(record.value, bytes | bytearray) else None
     raw = _jsonb_safe(value.decode("utf-8", "replace")) if value is not None else None
-    data: dict[str, Any] = {
-        "consumer": consumer,
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "key": record.key.decode("utf-8", "replace") if isinstance(record.key, bytes) else None,
-        "error": message[:2000],
-        "original": raw[:60_000] if raw is not None else None,
-    }
+    extra: dict[str, str] = {}
     if value is not None and len(value) <= 60_000:
-        data["original_b64"] = base64.b64encode(value).decode()
+        extra["original_b64"] = base64.b64encode(value).decode()
     if not isinstance(error, str):
-        data["trace"] = _jsonb_safe("".join(traceback.format_exception(error))[-4000:])
-    return new_event(
-        "event.dead_lettered",
+        extra["trace"] = _jsonb_safe("".join(traceback.format_exception(error))[-4000:])
+    return new_typed_event(
+        EventDeadLettered(
+            consumer=consumer,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key.decode("utf-8", "replace") if isinstance(record.key, bytes) else None,
+            error=message[:2000],
+            original=raw[:60_000] if raw is not None else None,
+            **extra,
+        ),
         source=service,
         subject=event.subject if event else f"{record.topic}/{record.partition}/{record.offset}",
-        data=data,
         causation=event,
         time=event.time if event else datetime.now(UTC),
     )
@@ -340,18 +341,17 @@ class ConsumerLoop:
         """Last resort, bounded: park the whole batch (minimal rows) so the partition moves on."""
         dead = []
         for record in records:
-            event = new_event(
-                "event.dead_lettered",
+            event = new_typed_event(
+                EventDeadLettered(
+                    consumer=self.consumer_name,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    error=reason,
+                    original_b64=base64.b64encode(record.value or b"").decode()[:80_000],
+                ),
                 source=self.service,
                 subject=f"{record.topic}/{record.partition}/{record.offset}",
-                data={
-                    "consumer": self.consumer_name,
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    "error": reason,
-                    "original_b64": base64.b64encode(record.value or b"").decode()[:80_000],
-                },
             )
             dead.append((event, _key(record)))
         async with self._maker() as session, session.begin():

@@ -17,8 +17,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notify.app import subscriptions
-from services.notify.dispatcher import Dispatcher
-from services.notify.handlers import delivery_for, enqueue_deliveries
+from services.notify.dispatcher.handlers import Dispatcher
+from services.notify.domain import delivery_for
+from services.notify.repository import SqlNotifyRepository
 from shared.config.settings import Settings
 from shared.contracts.envelope import Event
 from shared.contracts.topics import AWARDS, DLQ
@@ -192,7 +193,7 @@ async def test_two_dispatchers_share_a_backlog_and_send_each_delivery_once(
                 await session.execute(
                     text("INSERT INTO partners (id, name, callback_url, api_key_hash) VALUES (:p, 'p', :u, :h)"),
                     {"p": p, "u": hook.url, "h": secrets.token_hex(32)})
-            await enqueue_deliveries(session, [
+            await SqlNotifyRepository(session).add_deliveries([
                 delivery_for(uuid.uuid4(), "award.decided", f"app_two_{p}_{i}", p, {"i": i})
                 for p in partners for i in range(per_partner)])
         dispatchers = [Dispatcher(maker, s, timeout_s=2.0, poll_s=0.02, per_partner_concurrency=2)

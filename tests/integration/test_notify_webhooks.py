@@ -21,9 +21,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.notify.app import create_app
-from services.notify.dispatcher import Dispatcher, Finaliser
-from services.notify.domain import verify_signature
-from services.notify.handlers import enqueue_delivery
+from services.notify.dispatcher.handlers import Dispatcher
+from services.notify.domain import delivery_for, verify_signature
+from services.notify.finaliser.handlers import Finaliser
+from services.notify.repository import SqlNotifyRepository
 from shared.config.settings import Settings
 from shared.contracts.envelope import Event, new_event
 from shared.contracts.topics import ANNOUNCEMENTS, AWARDS, PARTNERS
@@ -536,8 +537,8 @@ async def test_callback_refused_by_the_ssrf_check_at_delivery_is_parked(settings
                 await session.execute(
                     text("INSERT INTO partners (id, name, callback_url, api_key_hash) VALUES "
                          "('ptn_ssrf', 'p', :u, :h)"), {"u": hook.url, "h": secrets.token_hex(32)})
-                await enqueue_delivery(session, event_id=uuid.uuid4(), event_type="award.decided",
-                                       application_id="app_ssrf", partner_id="ptn_ssrf", data={"x": 1})
+                await SqlNotifyRepository(session).add_deliveries([delivery_for(
+                    uuid.uuid4(), "award.decided", "app_ssrf", "ptn_ssrf", {"x": 1})])
             dispatcher = Dispatcher(maker, s, timeout_s=1.0, poll_s=0.02)
             task = asyncio.create_task(dispatcher.run())
             try:
@@ -581,8 +582,8 @@ async def test_in_flight_delivery_survives_a_dispatcher_restart(settings: Settin
             await session.execute(
                 text("INSERT INTO partners (id, name, callback_url, api_key_hash) VALUES ('ptn_r', 'p', :u, :h)"),
                 {"u": hook.url, "h": secrets.token_hex(32)})
-            await enqueue_delivery(session, event_id=uuid.uuid4(), event_type="award.decided",
-                                   application_id="app_r", partner_id="ptn_r", data={})
+            await SqlNotifyRepository(session).add_deliveries([delivery_for(
+                uuid.uuid4(), "award.decided", "app_r", "ptn_r", {})])
         first = Dispatcher(maker, s, timeout_s=30.0, poll_s=0.02)
         task = asyncio.create_task(first.run())
 
@@ -624,8 +625,8 @@ async def test_background_tasks_survive_a_database_outage(settings: Settings) ->
             await session.execute(
                 text("INSERT INTO partners (id, name, callback_url, api_key_hash) VALUES ('ptn_o', 'p', :u, :h)"),
                 {"u": hook.url, "h": secrets.token_hex(32)})
-            await enqueue_delivery(session, event_id=uuid.uuid4(), event_type="award.revoked",
-                                   application_id="app_o", partner_id="ptn_o", data={})
+            await SqlNotifyRepository(session).add_deliveries([delivery_for(
+                uuid.uuid4(), "award.revoked", "app_o", "ptn_o", {})])
             await session.execute(text(
                 "INSERT INTO announcements (application_id, decided_event_id, correlation_id, partner_id, "
                 "applicant_id, applicant_name, program, year, subject, amount_fen, published_at, notice_ends_at, "
