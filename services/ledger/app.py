@@ -8,12 +8,12 @@ from fastapi import FastAPI
 
 from services.ledger.api import router
 from services.ledger.dashboard import router as dashboard_router
+from services.ledger.deps import LedgerContext
 from services.ledger.handlers import decide_awards
 from shared.config.settings import Settings
 from shared.contracts.topics import ASSESSMENTS
 from shared.messaging.consumer import Subscription
 from shared.web.app import create_service_app
-from shared.web.context import ServiceContext
 
 
 def decide_subscription() -> Subscription:
@@ -25,7 +25,7 @@ def decide_subscription() -> Subscription:
     )
 
 
-def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
+def subscriptions(ctx: LedgerContext) -> Sequence[Subscription]:
     return [decide_subscription()]
 
 
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name="ledger",
         routers=[router, dashboard_router],
         subscriptions=subscriptions,
+        context=LedgerContext,
         description="Decides awards against caps and the overlap rule; double-entry, hash-chained journal.",
     )
 
