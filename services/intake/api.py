@@ -7,11 +7,13 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, field_validator
 
 from services.intake import handlers
-from services.intake.deps import IntakeContext, intake_context
+from services.intake.deps import ContextDep, OperatorDep, PartnerOrStaffDep, SnapshotDep, intake_context
 from services.intake.domain import request_fingerprint
+from services.intake.repository import IntakeRepository
+from services.intake.schemas import ApplicationAccepted, PartnerCreate, PartnerCreated
+from services.intake.submissions.handlers import prepare_submission
 from shared.kernel.errors import (
     Conflict,
     FieldProblem,
@@ -24,7 +26,7 @@ from shared.kernel.errors import (
 from shared.observability.logs import correlation_id
 from shared.policy.catalog import load_catalog
 from shared.policy.validation import validate_application
-from shared.web.auth import Principal, authorize, require
+from shared.web.auth import authorize
 from shared.web.openapi import APPLICATION_BODY, AUTHENTICATED, NO_NUL, PUBLIC, problems
 from shared.web.ssrf import UnsafeCallback, check_callback_url
 
@@ -32,46 +34,16 @@ router = APIRouter()
 
 ApplicationId = Annotated[str, Path(max_length=200, pattern=NO_NUL)]
 
-Operator = Annotated[Principal, Depends(require("operator"))]
-Partner = Annotated[Principal, Depends(require("partner"))]
-Reader = Annotated[Principal, Depends(require("partner", "operator", "auditor"))]
 
-
-def _ctx(request: Request) -> IntakeContext:
-    return intake_context(request)
-
-
-class PartnerCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    callback_url: str = Field(min_length=1, max_length=2000)
-
-    @field_validator("name", "callback_url")
-    @classmethod
-    def _no_nul(cls, value: str) -> str:
-        if "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        return value
+def _require_json(request: Request, what: str) -> None:
+    """415 for a body that is not JSON (pydantic would otherwise report it as a 422)."""
+    if "json" not in request.headers.get("content-type", "application/json"):
+        raise UnsupportedMediaType(f"send {what} as application/json")
 
 
 async def _json_body(request: Request) -> None:
-    """415 for a body that is not JSON (pydantic would otherwise report it as a 422)."""
-    content_type = request.headers.get("content-type", "application/json")
-    if "json" not in content_type:
-        raise UnsupportedMediaType("send the body as application/json")
-
-
-class PartnerCreated(BaseModel):
-    id: str
-    name: str
-    callback_url: str
-    api_key: str
-    webhook_secret: str
-
-
-class ApplicationAccepted(BaseModel):
-    id: str
-    status: str
-    links: dict[str, str]
+    # A dependency, so that it answers before the body is validated (as a 422).
+    _require_json(request, "the body")
 
 
 @router.post(
@@ -82,9 +54,8 @@ class ApplicationAccepted(BaseModel):
     responses=problems(400, 415, *AUTHENTICATED),
 )
 async def create_partner(
-    body: PartnerCreate, request: Request, principal: Operator, _: Annotated[None, Depends(_json_body)]
+    body: PartnerCreate, principal: OperatorDep, ctx: ContextDep, _: Annotated[None, Depends(_json_body)]
 ) -> dict[str, str]:
-    ctx = _ctx(request)
     try:
         await check_callback_url(body.callback_url, allow_private=ctx.settings.allow_private_callbacks)
     except UnsafeCallback as exc:
@@ -92,14 +63,13 @@ async def create_partner(
             "the callback URL is not allowed", errors=[FieldProblem("callback_url", str(exc))]
         ) from exc
     async with ctx.unit_of_work() as session:
-        created = await handlers.register_partner(
-            session,
+        return await handlers.register_partner(
+            IntakeRepository(session),
             name=body.name,
             callback_url=body.callback_url,
             signing_key=ctx.settings.webhook_signing_key,
             correlation=correlation_id.get(),
         )
-    return created
 
 
 _SUBMIT_DOC: dict[str, Any] = {
@@ -127,15 +97,13 @@ async def submit_application(request: Request) -> Response:
     # documented in _SUBMIT_DOC instead).
     principal = await authorize(request, "partner")
     idempotency_key = request.headers.get("idempotency-key")
-    ctx = _ctx(request)
+    ctx = intake_context(request)
     if not idempotency_key or len(idempotency_key) > 200:
         raise ValidationFailed(
             "an Idempotency-Key header is required",
             errors=[FieldProblem("Idempotency-Key", "required header, 1 to 200 characters")],
         )
-    content_type = request.headers.get("content-type", "application/json")
-    if "json" not in content_type:
-        raise UnsupportedMediaType("send the application as application/json")
+    _require_json(request, "the application")
     raw = await request.body()
     if len(raw) > ctx.settings.body_max_bytes:
         raise PayloadTooLarge(f"request bodies are limited to {ctx.settings.body_max_bytes} bytes")
@@ -150,7 +118,7 @@ async def submit_application(request: Request) -> Response:
         )
     fingerprint = request_fingerprint(body)
     assert principal.partner_id is not None
-    submission = handlers.prepare_submission(
+    submission = prepare_submission(
         partner_id=principal.partner_id,
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
@@ -161,19 +129,19 @@ async def submit_application(request: Request) -> Response:
     if await ctx.submissions.submit(submission):
         return Response(submission.response, status_code=202, media_type="application/json")
     async with ctx.maker() as session:
-        stored = await handlers.find_idempotent_reply(session, principal.partner_id, idempotency_key)
+        stored = await IntakeRepository(session).find_reply(principal.partner_id, idempotency_key)
     if stored is None:  # pragma: no cover - the conflicting insert committed, so the row exists
         raise Conflict("the idempotency key is in use; retry")
-    stored_hash, status_code, response = stored
-    if stored_hash != fingerprint:
+    if stored.request_hash != fingerprint:
         raise Conflict("this Idempotency-Key was already used with a different body")
-    return JSONResponse(response, status_code=status_code, headers={"Idempotent-Replayed": "true"})
+    return JSONResponse(stored.response, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"})
 
 
 @router.get("/v1/applications/{application_id}", tags=["applications"], responses=problems(404, *AUTHENTICATED))
-async def get_application(application_id: ApplicationId, request: Request, principal: Reader) -> dict[str, Any]:
-    async with _ctx(request).snapshot() as session:
-        found = await handlers.get_application(session, application_id, principal)
+async def get_application(
+    application_id: ApplicationId, principal: PartnerOrStaffDep, repo: SnapshotDep
+) -> dict[str, Any]:
+    found = await handlers.get_application(repo, application_id, principal)
     if found is None:
         raise NotFound(f"no application {application_id!r} visible to you")
     return found
@@ -182,10 +150,11 @@ async def get_application(application_id: ApplicationId, request: Request, princ
 @router.get(
     "/v1/applications/{application_id}/events", tags=["applications"], responses=problems(404, *AUTHENTICATED)
 )
-async def get_application_events(application_id: ApplicationId, request: Request, principal: Reader) -> dict[str, Any]:
+async def get_application_events(
+    application_id: ApplicationId, principal: PartnerOrStaffDep, repo: SnapshotDep
+) -> dict[str, Any]:
     """Every event that touched this application, across services, in order, as full envelopes."""
-    async with _ctx(request).snapshot() as session:
-        events = await handlers.get_application_events(session, application_id, principal)
+    events = await handlers.get_application_events(repo, application_id, principal)
     if events is None:
         raise NotFound(f"no application {application_id!r} visible to you")
     return {"application_id": application_id, "items": events}
@@ -193,21 +162,20 @@ async def get_application_events(application_id: ApplicationId, request: Request
 
 @router.get("/v1/applications", tags=["applications"], responses=problems(*AUTHENTICATED))
 async def list_applications(
-    request: Request,
-    principal: Reader,
+    principal: PartnerOrStaffDep,
+    repo: SnapshotDep,
     status: Literal["received", "ineligible", "approved", "partially_approved", "rejected", "revoked"]
     | None = None,
     program: Annotated[str | None, Query(max_length=40, pattern=NO_NUL)] = None,
     cursor: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
-    async with _ctx(request).maker() as session:
-        try:
-            return await handlers.list_applications(
-                session, principal, status=status, program=program, cursor=cursor, limit=limit
-            )
-        except ValueError as exc:
-            raise ValidationFailed("bad cursor", errors=[FieldProblem("cursor", str(exc))]) from exc
+    try:
+        return await handlers.list_applications(
+            repo, principal, status=status, program=program, cursor=cursor, limit=limit
+        )
+    except ValueError as exc:
+        raise ValidationFailed("bad cursor", errors=[FieldProblem("cursor", str(exc))]) from exc
 
 
 @router.get("/v1/programs", tags=["programs"], responses=problems(*PUBLIC))

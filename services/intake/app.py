@@ -11,15 +11,14 @@ from fastapi import FastAPI
 from services.intake.api import router
 from services.intake.deps import IntakeContext
 from services.intake.handlers import record_downstream_batch
-from services.intake.submissions import GroupCommit
+from services.intake.submissions.handlers import GroupCommit
 from shared.config.settings import Settings
 from shared.contracts.topics import ANNOUNCEMENTS, ASSESSMENTS, AWARDS
 from shared.messaging.consumer import Subscription, batch_or_each
 from shared.web.app import create_service_app
-from shared.web.context import ServiceContext
 
 
-def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
+def subscriptions(ctx: IntakeContext) -> Sequence[Subscription]:
     return [
         Subscription(
             name="status",

@@ -1,13 +1,18 @@
-"""What intake's routes depend on: its typed service context."""
+"""What intake's routes depend on: its typed service context, the role aliases, a snapshot."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
-from services.intake.submissions import GroupCommit
+from services.intake.repository import IntakeRepository
+from services.intake.submissions.handlers import GroupCommit
 from shared.web.context import ServiceContext
+from shared.web.deps import OperatorDep, PartnerOrStaffDep, snapshot_of
+
+__all__ = ["ContextDep", "IntakeContext", "OperatorDep", "PartnerOrStaffDep", "SnapshotDep", "intake_context"]
 
 
 @dataclass
@@ -19,3 +24,8 @@ class IntakeContext(ServiceContext):
 def intake_context(request: Request) -> IntakeContext:
     ctx: IntakeContext = request.app.state.ctx
     return ctx
+
+
+ContextDep = Annotated[IntakeContext, Depends(intake_context)]
+# Reads that see one snapshot of the database (read-only).
+SnapshotDep = Annotated[IntakeRepository, snapshot_of(IntakeRepository)]

@@ -1,12 +1,17 @@
-"""Intake's pure logic: the status projection over downstream events, cursors, request hashes."""
+"""Intake's pure logic: the status projection over downstream events, the partner's view of an
+application, request hashes."""
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
+
+SOURCE = "grantline.intake"  # the source of intake's events
 
 # A status only moves forward: events from different topics may be consumed out of order.
 STATUS_RANK = {
@@ -96,3 +101,63 @@ def project(
 def request_fingerprint(body: Any) -> str:
     """Same JSON value → same hash, whatever the key order or white space."""
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredApplication:
+    """An application as intake keeps it: the input as received and its projected state."""
+
+    id: str
+    seq: int
+    program: str
+    year: int
+    subject: str
+    input: dict[str, Any]
+    status: str
+    decision: dict[str, Any] | None
+    announcement: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class TimelineItem:
+    """One event that touched an application, with its envelope when intake kept it."""
+
+    event_id: uuid.UUID
+    type: str
+    source: str
+    time: datetime
+    envelope: dict[str, Any] | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.type, "time": self.time.isoformat(), "source": self.source, "event_id": str(self.event_id)}
+
+    def as_envelope(self, app_id: str) -> dict[str, Any]:
+        if self.envelope is not None:
+            return dict(self.envelope)
+        # recorded before envelopes were kept: what the timeline has, marked incomplete
+        return {"id": str(self.event_id), "type": self.type, "source": self.source, "time": self.time.isoformat(),
+                "subject": app_id, "data": None, "incomplete": True}
+
+
+def public_view(app: StoredApplication, timeline: list[TimelineItem] | None) -> dict[str, Any]:
+    """The application as its partner sees it (with its timeline when asked for one)."""
+    inp = app.input
+    out: dict[str, Any] = {
+        "id": app.id,
+        "program": app.program,
+        "year": app.year,
+        "applicant": inp.get("applicant"),
+        "subject": app.subject,
+        "requested_amount": inp.get("requested_amount"),
+        "facts": inp.get("facts"),
+        "status": app.status,
+        "decision": app.decision,
+        "announcement": app.announcement,
+        "created_at": app.created_at.isoformat(),
+        "updated_at": app.updated_at.isoformat(),
+    }
+    if timeline is not None:
+        out["timeline"] = [item.to_wire() for item in timeline]
+    return out

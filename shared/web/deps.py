@@ -1,15 +1,21 @@
-"""The role vocabulary every service's routes use: one name, one set of roles, everywhere.
+"""The role vocabulary every service's routes use: one name, one set of roles, everywhere; and
+the one way a route gets a repository on a read-only snapshot (`snapshot_of`).
 
 Services re-export these from their own `deps` module beside their context and session aliases.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.web.auth import Principal, require
+from shared.web.context import ServiceContext
+
+R = TypeVar("R")
 
 OperatorDep = Annotated[Principal, Depends(require("operator"))]
 AuditorDep = Annotated[Principal, Depends(require("auditor"))]
@@ -19,3 +25,15 @@ StaffReaderDep = Annotated[Principal, Depends(require("operator", "auditor"))]
 # Partners (their own data only: the route filters) and the staff who read everything.
 PartnerOrStaffDep = Annotated[Principal, Depends(require("partner", "operator", "auditor"))]
 PartnerOrOperatorDep = Annotated[Principal, Depends(require("partner", "operator"))]
+
+
+def snapshot_of(repository: Callable[[AsyncSession], R]) -> Any:
+    """A dependency giving a route `repository(session)` on a read-only snapshot (`ctx.snapshot()`),
+    closed as soon as the route returns: `Annotated[XRepository, snapshot_of(XRepository)]`."""
+
+    async def open_snapshot(request: Request) -> AsyncIterator[R]:
+        ctx: ServiceContext = request.app.state.ctx
+        async with ctx.snapshot() as session:
+            yield repository(session)
+
+    return Depends(open_snapshot, scope="function")

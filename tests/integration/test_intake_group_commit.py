@@ -15,8 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from services.intake.app import create_app
-from services.intake.handlers import prepare_submission
-from services.intake.submissions import GroupCommit, Submission
+from services.intake.submissions.domain import Submission
+from services.intake.submissions.handlers import GroupCommit, prepare_submission
 from shared.config.settings import Settings
 from shared.db.engine import make_engine, make_sessionmaker
 from shared.policy.catalog import load_catalog

@@ -1,114 +1,67 @@
-"""Group commit for accepted applications: the requests that arrive while one transaction is
-being written share the next one.
-
-A request prepares its rows in memory (`Submission`), then waits on `GroupCommit.submit`. One
-drain task at a time takes everything pending and writes it with ONE statement in ONE
-transaction (idempotency claims, applications, timeline starts, outbox events), then answers
-each waiter. Under load a transaction carries dozens of applications, so the per-request cost
-of a commit (and of SQLAlchemy's per-statement overhead) all but disappears; when idle a
-request is written alone, at once. No request is answered before its rows have committed.
-
-The idempotency claim decides: a key already taken (earlier, or by an earlier request of the
-same batch) inserts nothing for that request and it learns it was not claimed.
-"""
+"""What submitting an application does: its rows prepared in memory, then written with the
+requests that arrive at the same time, in one transaction (the package docstring)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
-from sqlalchemy import text
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.intake.domain import SOURCE
+from services.intake.submissions.domain import Submission
+from services.intake.submissions.repository import write_submissions
+from shared.contracts.envelope import new_event
 from shared.db.transient import is_transient
+from shared.messaging.outbox import outbox_row
+from shared.policy.validation import ApplicationInput
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Submission:
-    """One application's rows, ready to write (every JSON value already serialised)."""
-
-    partner_id: str
-    idempotency_key: str
-    fingerprint: str
-    response: str  # the stored 202 reply, JSON
-    app_id: str
-    program: str
-    year: int
-    applicant_id: str
-    subject: str
-    input: str  # the application as received, JSON
-    event_id: str
-    event_type: str
-    source: str
-    time: datetime
-    topic: str
-    envelope: str  # JSON
-
-    def params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _COLUMNS}
-
-
-_COLUMNS = {  # field → array type in the statement
-    "partner_id": "text",
-    "idempotency_key": "text",
-    "fingerprint": "text",
-    "response": "text",
-    "app_id": "text",
-    "program": "text",
-    "year": "int",
-    "applicant_id": "text",
-    "subject": "text",
-    "input": "text",
-    "event_id": "uuid",
-    "event_type": "text",
-    "source": "text",
-    "time": "timestamptz",
-    "topic": "text",
-    "envelope": "text",
-}
-
-_UNNEST = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _COLUMNS.items())
-
-# Data-modifying CTEs all run, whatever the final SELECT reads. `chosen` is the input rows whose
-# claim went in: joined on the application id, so two requests with one key in one batch
-# cannot both pass (ON CONFLICT DO NOTHING keeps the first of a statement's duplicates).
-_WRITE_MANY = text(
-    f"WITH input AS (SELECT * FROM unnest({_UNNEST}) WITH ORDINALITY AS u({', '.join(_COLUMNS)}, n)),"
-    " claim AS ("
-    " INSERT INTO idempotency_keys (partner_id, key, request_hash, status_code, response)"
-    # Keys in one order in every batch: concurrent writers (two intake instances) cannot deadlock
-    # on each other's claims.
-    " SELECT partner_id, idempotency_key, fingerprint, 202, CAST(response AS jsonb) FROM input"
-    " ORDER BY partner_id, idempotency_key, n"
-    " ON CONFLICT DO NOTHING RETURNING response->>'id' AS app_id),"
-    " chosen AS (SELECT input.* FROM input JOIN claim USING (app_id)),"
-    " app AS ("
-    " INSERT INTO applications (id, partner_id, program, year, applicant_id, subject, status, input)"
-    " SELECT app_id, partner_id, program, year, applicant_id, subject, 'received', CAST(input AS jsonb)"
-    " FROM chosen ORDER BY n),"
-    " tl AS ("
-    " INSERT INTO timeline (event_id, application_id, type, source, time)"
-    " SELECT event_id, app_id, event_type, source, time FROM chosen ORDER BY n),"
-    " ob AS ("
-    " INSERT INTO outbox (id, topic, key, type, subject, envelope)"
-    " SELECT event_id, topic, applicant_id, event_type, app_id, CAST(envelope AS jsonb) FROM chosen ORDER BY n)"
-    " SELECT app_id FROM claim"
-)
-
-
-async def write_submissions(session: AsyncSession, batch: Sequence[Submission]) -> set[str]:
-    """Write the batch in the session's transaction; the application ids whose key was claimed."""
-    columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
-    for submission in batch:
-        for name, value in submission.params().items():
-            columns[name].append(value)
-    return set((await session.scalars(_WRITE_MANY, columns)).all())
+def prepare_submission(
+    *,
+    partner_id: str,
+    idempotency_key: str,
+    fingerprint: str,
+    application: ApplicationInput,
+    correlation: str | None,
+) -> Submission:
+    """The rows of one accepted application: its idempotency claim and stored 202 reply, the
+    application, its first timeline entry and its `application.received` outbox event."""
+    app_id = "app_" + uuid.uuid4().hex
+    response = {"id": app_id, "status": "received", "links": {"self": f"/v1/applications/{app_id}"}}
+    wire = application.to_wire()
+    event = new_event(
+        "application.received",
+        source=SOURCE,
+        subject=app_id,
+        correlation_id=correlation,
+        data={"application_id": app_id, "partner_id": partner_id, "application": wire},
+    )
+    row = outbox_row(event, application.applicant_id)
+    return Submission(
+        partner_id=partner_id,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+        response=orjson.dumps(response).decode(),
+        app_id=app_id,
+        program=application.program,
+        year=application.year,
+        applicant_id=str(row["key"]),
+        subject=application.subject,
+        input=orjson.dumps(wire).decode(),
+        event_id=str(row["id"]),
+        event_type=str(row["type"]),
+        source=event.source,
+        time=event.time,
+        topic=str(row["topic"]),
+        envelope=str(row["envelope"]),
+    )
 
 
 @dataclass
@@ -118,7 +71,7 @@ class _Waiting:
 
 
 class GroupCommit:
-    """Batches concurrent submissions into shared transactions (module docstring)."""
+    """Batches concurrent submissions into shared transactions (the package docstring)."""
 
     def __init__(
         self,
