@@ -13,9 +13,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from services.notify.api import router
+from services.notify import api
 from services.notify.deps import NotifyContext
-from services.notify.dispatcher import Dispatcher, Finaliser
+from services.notify.dispatcher import api as deliveries_api
+from services.notify.dispatcher.handlers import Dispatcher
+from services.notify.finaliser.handlers import Finaliser
 from services.notify.handlers import make_award_batch_handler
 from shared.config.settings import Settings, get_settings
 from shared.contracts.topics import AWARDS
@@ -69,7 +71,7 @@ def create_app(
     app = create_service_app(
         settings=settings,
         name="notify",
-        routers=[router],
+        routers=[api.router, deliveries_api.router],
         subscriptions=subscriptions,
         on_start=on_start,
         context=NotifyContext,

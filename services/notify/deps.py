@@ -1,13 +1,18 @@
-"""What notify's routes depend on: its typed service context."""
+"""What notify's routes depend on: its typed service context and the role aliases."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
-from services.notify.dispatcher import Dispatcher, Finaliser
+from services.notify.dispatcher.handlers import Dispatcher
+from services.notify.finaliser.handlers import Finaliser
 from shared.web.context import ServiceContext
+from shared.web.deps import OperatorDep
+
+__all__ = ["ContextDep", "NotifyContext", "OperatorDep", "notify_context"]
 
 
 @dataclass
@@ -20,3 +25,6 @@ class NotifyContext(ServiceContext):
 def notify_context(request: Request) -> NotifyContext:
     ctx: NotifyContext = request.app.state.ctx
     return ctx
+
+
+ContextDep = Annotated[NotifyContext, Depends(notify_context)]

@@ -1,18 +1,25 @@
-"""Notify's pure logic: webhook bodies and signatures, the retry schedule, which awards are
-announced (公示), and the public view of an announcement. No I/O, no clock of its own."""
+"""Notify's pure logic: webhook bodies and signatures, which awards are announced (公示), what
+each award event will write (its plan), and the public view of an announcement. No I/O, no
+clock of its own. The webhook retry schedule is the dispatcher's (dispatcher/domain.py), the
+finalisation rule the finaliser's (finaliser/domain.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import re
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import orjson
 
+from shared.contracts.envelope import Event, new_event
 from shared.kernel.money import AmountError, format_fen, parse_amount
+
+SOURCE = "grantline.notify"
 
 WEBHOOK_TYPES = frozenset({"award.decided", "award.revoked", "award.finalized"})
 ANNOUNCED_STATUSES = frozenset({"approved", "partially_approved"})
@@ -41,48 +48,16 @@ def signature_header(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={signature(secret, timestamp, body)}"
 
 
-def verify_signature(secret: str, header: str, body: bytes, *, now: int, tolerance_s: int = 300) -> bool:
+def verify_signature(secret: str, header: str, body: bytes, *, now: int, tolerance_seconds: int = 300) -> bool:
     """What a partner does with a delivery (and what the tests do): constant-time compare,
     and refuse stale timestamps so a captured request cannot be replayed later."""
     match = _SIGNATURE.match(header.strip())
     if match is None:
         return False
     timestamp = int(match["t"])
-    if abs(now - timestamp) > tolerance_s:
+    if abs(now - timestamp) > tolerance_seconds:
         return False
     return hmac.compare_digest(match["v1"], signature(secret, timestamp, body))
-
-
-def backoff_delay(attempts_made: int, first_delay: float) -> float:
-    """Seconds to wait after the `attempts_made`-th failed attempt: first, 2×first, 4×first, ..."""
-    if attempts_made < 1:
-        raise ValueError("attempts_made counts from 1")
-    return float(first_delay) * (2 ** (attempts_made - 1))
-
-
-def backoff_schedule(first_delay: float, max_attempts: int) -> list[float]:
-    """The waits between consecutive attempts (max_attempts - 1 of them)."""
-    return [backoff_delay(n, first_delay) for n in range(1, max_attempts)]
-
-
-@dataclass(frozen=True)
-class AttemptOutcome:
-    """What to record after one attempt, given how many attempts (this round) it makes."""
-
-    status: Literal["pending", "delivered", "parked"]
-    retry_in: float | None  # seconds, when status is pending
-
-
-def after_attempt(*, ok: bool, round_attempts: int, max_attempts: int, first_delay: float) -> AttemptOutcome:
-    if ok:
-        return AttemptOutcome("delivered", None)
-    if round_attempts >= max_attempts:
-        return AttemptOutcome("parked", None)
-    return AttemptOutcome("pending", backoff_delay(round_attempts, first_delay))
-
-
-def is_success(status_code: int) -> bool:
-    return 200 <= status_code < 300
 
 
 # --- 公示 ------------------------------------------------------------------------------------
@@ -100,8 +75,8 @@ def should_announce(data: dict[str, Any]) -> bool:
     return data.get("status") in ANNOUNCED_STATUSES and awarded_fen(data) > 0
 
 
-def notice_ends(published_at: datetime, notice_period_s: int) -> datetime:
-    return published_at + timedelta(seconds=notice_period_s)
+def notice_ends(published_at: datetime, notice_period_seconds: int) -> datetime:
+    return published_at + timedelta(seconds=notice_period_seconds)
 
 
 def published_data(
@@ -119,28 +94,6 @@ def published_data(
         "amount": format_fen(awarded_fen(decided)),
         "published_at": published_at.isoformat(),
         "notice_ends_at": notice_ends_at.isoformat(),
-    }
-
-
-def finalized_data(
-    *,
-    application_id: str,
-    partner_id: str,
-    program: str,
-    year: int,
-    subject: str,
-    amount_fen: int,
-    finalized_at: datetime,
-) -> dict[str, Any]:
-    """`award.finalized` data."""
-    return {
-        "application_id": application_id,
-        "partner_id": partner_id,
-        "program": program,
-        "year": year,
-        "subject": subject,
-        "amount": format_fen(amount_fen),
-        "finalized_at": finalized_at.isoformat(),
     }
 
 
@@ -171,3 +124,138 @@ def public_announcement(
         "finalized_at": finalized_at.isoformat() if finalized_at else None,
         "status": announcement_status(finalized_at),
     }
+
+
+# --- plans: what an award event will write --------------------------------------------------
+
+_INT4 = range(-(2**31), 2**31)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A webhook to send: one per (event, partner)."""
+
+    event_id: uuid.UUID
+    event_type: str
+    application_id: str
+    partner_id: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Announcement:
+    application_id: str
+    decided_event_id: uuid.UUID
+    correlation_id: str
+    partner_id: str
+    applicant_id: str
+    applicant_name: str
+    program: str
+    year: int
+    subject: str
+    amount_fen: int
+    published_at: datetime
+    notice_ends_at: datetime
+    published: Event  # written to the outbox only if this announcement is the one stored
+
+
+@dataclass(frozen=True)
+class AwardPlan:
+    delivery: Delivery
+    announcement: Announcement | None = None
+    withdraws: bool = False  # award.revoked: take the application's notice down
+
+
+def delivery_for(event_id: uuid.UUID, event_type: str, application_id: str, partner_id: str,
+                 data: dict[str, Any]) -> Delivery:
+    body = webhook_body(str(event_id), event_type, application_id, data).decode()
+    return Delivery(event_id, event_type, application_id, partner_id, body)
+
+
+def plan_award_event(event: Event, *, notice_period_seconds: int, now: datetime) -> AwardPlan | None:
+    """Everything `event` will write (None: not ours to handle). Data lacking a field or with
+    one of the wrong shape raises ValueError (the dead letter names it so), before any write."""
+    try:
+        if event.type == "award.decided":
+            return _plan_decided(event, notice_period_seconds=notice_period_seconds, now=now)
+        if event.type == "award.revoked":
+            return _plan_revoked(event)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{event.type}: malformed data: {type(exc).__name__}: {exc}") from exc
+    return None
+
+
+def _application_id(event: Event) -> str:
+    return str(event.data.get("application_id") or event.subject)
+
+
+def _plan_decided(event: Event, *, notice_period_seconds: int, now: datetime) -> AwardPlan:
+    data = event.data
+    application_id = _application_id(event)
+    partner_id = str(data["partner_id"])
+    delivery = delivery_for(event.id, event.type, application_id, partner_id, data)
+    if not should_announce(data):
+        return AwardPlan(delivery)
+    applicant = data.get("applicant") or {}
+    if not isinstance(applicant, dict):
+        raise TypeError(f"applicant is a {type(applicant).__name__}, not an object")
+    year = int(data["year"])
+    if year not in _INT4:
+        raise ValueError(f"year {year} is out of range")
+    notice_ends_at = notice_ends(now, notice_period_seconds)
+    published = new_event(
+        "announcement.published",
+        source=SOURCE,
+        subject=application_id,
+        data=published_data({**data, "application_id": application_id}, published_at=now, notice_ends_at=notice_ends_at),
+        causation=event,
+        time=now,
+    )
+    announcement = Announcement(
+        application_id=application_id,
+        decided_event_id=event.id,
+        correlation_id=event.correlation_id,
+        partner_id=partner_id,
+        applicant_id=str(applicant["id"]),
+        applicant_name=str(applicant.get("name", "")),
+        program=str(data["program"]),
+        year=year,
+        subject=str(data["subject"]),
+        amount_fen=awarded_fen(data),
+        published_at=now,
+        notice_ends_at=notice_ends_at,
+        published=published,
+    )
+    return AwardPlan(delivery, announcement)
+
+
+def _plan_revoked(event: Event) -> AwardPlan:
+    data = event.data
+    application_id = _application_id(event)
+    delivery = delivery_for(event.id, event.type, application_id, str(data["partner_id"]), data)
+    return AwardPlan(delivery, withdraws=True)
+
+
+def in_order_runs(plans: Sequence[AwardPlan]) -> list[list[AwardPlan]]:
+    """Split plans where set-based writing would reorder them: within a run, announcements are
+    inserted before withdrawals are applied, so a decision that follows a revocation of the same
+    application starts a new run (rare: a re-driven decision after its revocation)."""
+    runs: list[list[AwardPlan]] = [[]]
+    withdrawn: set[str] = set()
+    for plan in plans:
+        app = plan.delivery.application_id
+        if plan.announcement is not None and app in withdrawn:
+            runs.append([])
+            withdrawn = set()
+        runs[-1].append(plan)
+        if plan.withdraws:
+            withdrawn.add(app)
+    return [run for run in runs if run]
+
+
+def first_revocations(revocations: Sequence[Delivery]) -> dict[str, uuid.UUID]:
+    """Per application, the revocation that takes its notice down: the first one."""
+    first: dict[str, uuid.UUID] = {}
+    for r in revocations:
+        first.setdefault(r.application_id, r.event_id)
+    return first

@@ -1,10 +1,44 @@
-"""The public announcement page (公示): plain HTML, every value escaped, no script at all."""
+"""What the public announcement routes take and answer: the query, the JSON listing, and the
+page (公示) as plain HTML, every value escaped, no script at all."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from fastapi import Query
+from pydantic import BaseModel
+
+from shared.web.openapi import NO_NUL
+
+Year = Annotated[int | None, Query(ge=2000, le=2100, description="support year")]
+Program = Annotated[
+    str | None, Query(min_length=1, max_length=64, pattern=NO_NUL, description="program code, e.g. GT-EQUITY")
+]
+NoticeStatus = Annotated[Literal["under_notice", "final"] | None, Query(description="under_notice or final")]
+AnnouncementLimit = Annotated[int, Query(ge=1, le=1000)]
+
+
+class PublicAnnouncement(BaseModel):
+    """What the public may see: no internal ids, no partner, no contact data."""
+
+    applicant_name: str
+    program: str
+    year: int
+    subject: str
+    amount: str
+    published_at: str
+    notice_ends_at: str
+    finalized_at: str | None
+    status: Literal["under_notice", "final"]
+
+
+class AnnouncementPage(BaseModel):
+    items: list[PublicAnnouncement]
+
+
+# --- the page -------------------------------------------------------------------------------
 
 STATUS_LABELS = {
     "under_notice": "公示中 Under notice",

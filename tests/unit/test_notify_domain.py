@@ -11,6 +11,8 @@ import orjson
 import pytest
 
 from services.notify import domain
+from services.notify.dispatcher import domain as dispatching
+from services.notify.finaliser import domain as finalising
 from shared.web.auth import webhook_secret_for
 
 SECRET = webhook_secret_for("ptn_1", "signing-key")
@@ -51,19 +53,19 @@ def test_verify_accepts_own_signature_and_rejects_tampering() -> None:
 
 
 def test_backoff_doubles_from_the_first_delay() -> None:
-    assert domain.backoff_schedule(2.0, 8) == [2, 4, 8, 16, 32, 64, 128]
-    assert domain.backoff_schedule(0.05, 3) == pytest.approx([0.05, 0.1])
-    assert domain.backoff_schedule(1, 1) == []
+    assert dispatching.backoff_schedule(2.0, 8) == [2, 4, 8, 16, 32, 64, 128]
+    assert dispatching.backoff_schedule(0.05, 3) == pytest.approx([0.05, 0.1])
+    assert dispatching.backoff_schedule(1, 1) == []
     with pytest.raises(ValueError):
-        domain.backoff_delay(0, 1.0)
+        dispatching.backoff_delay(0, 1.0)
 
 
 def test_after_attempt_retries_then_parks() -> None:
     kw = {"max_attempts": 3, "first_delay": 0.5}
-    assert domain.after_attempt(ok=False, round_attempts=1, **kw) == domain.AttemptOutcome("pending", 0.5)
-    assert domain.after_attempt(ok=False, round_attempts=2, **kw) == domain.AttemptOutcome("pending", 1.0)
-    assert domain.after_attempt(ok=False, round_attempts=3, **kw).status == "parked"
-    assert domain.after_attempt(ok=True, round_attempts=3, **kw).status == "delivered"
+    assert dispatching.after_attempt(ok=False, round_attempts=1, **kw) == dispatching.AttemptOutcome("pending", 0.5)
+    assert dispatching.after_attempt(ok=False, round_attempts=2, **kw) == dispatching.AttemptOutcome("pending", 1.0)
+    assert dispatching.after_attempt(ok=False, round_attempts=3, **kw).status == "parked"
+    assert dispatching.after_attempt(ok=True, round_attempts=3, **kw).status == "delivered"
 
 
 @pytest.mark.parametrize(
@@ -96,7 +98,7 @@ def test_published_and_finalized_data() -> None:
         "applicant_name": "上海某某生物科技有限公司", "subject": "ROUND-2024-B", "amount": "400000.00",
         "published_at": "2024-05-01T08:00:00+00:00", "notice_ends_at": "2024-05-06T08:00:00+00:00",
     }
-    fin = domain.finalized_data(application_id="app_1", partner_id="ptn_1", program="GT-EQUITY", year=2024,
+    fin = finalising.finalized_data(application_id="app_1", partner_id="ptn_1", program="GT-EQUITY", year=2024,
                                 subject="S", amount_fen=40_000_000, finalized_at=ends)
     assert fin == {"application_id": "app_1", "partner_id": "ptn_1", "program": "GT-EQUITY", "year": 2024,
                    "subject": "S", "amount": "400000.00", "finalized_at": "2024-05-06T08:00:00+00:00"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.notify.page import render_announcements
+from services.notify.schemas import render_announcements
 
 ITEM = {
     "applicant_name": "<script>alert(1)</script>上海某某",

@@ -1,0 +1,154 @@
+"""Every SQL statement of notify's award consumer and public notice: webhook delivery rows,
+announcements, withdrawals, the outbox events that go with them, and the public listing.
+
+Writes are set-based: one statement per table for a whole batch of plans (unnest of arrays),
+so a batch costs a constant number of round trips. The dispatcher's and the finaliser's own
+statements are in their sub-packages' repositories.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import Row, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.notify.domain import Announcement, Delivery
+from shared.contracts.envelope import Event
+from shared.messaging.outbox import add_events
+
+
+class NotifyRepository(Protocol):
+    """What the award consumer writes (tests pass an in-memory fake)."""
+
+    async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None: ...
+
+    async def add_announcements(self, announcements: Sequence[Announcement]) -> set[uuid.UUID]:
+        """Store announcements; the decided event ids of those actually stored (the first
+        notice of an application stands)."""
+        ...
+
+    async def withdraw_announcements(self, revoked_by: Mapping[str, uuid.UUID]) -> None:
+        """Take the notices of these applications down, each recorded with its revocation."""
+        ...
+
+    async def add_events(self, events: Sequence[tuple[Event, str]]) -> None:
+        """Outbox events, each with its Kafka key."""
+        ...
+
+
+def new_delivery_id() -> str:
+    return "dlv_" + uuid.uuid4().hex
+
+
+_INSERT_DELIVERIES = text(
+    "INSERT INTO deliveries (id, event_id, event_type, application_id, partner_id, body) "
+    "SELECT i, e, t, a, p, b FROM unnest(CAST(:ids AS text[]), CAST(:events AS uuid[]), "
+    "CAST(:types AS text[]), CAST(:apps AS text[]), CAST(:partners AS text[]), CAST(:bodies AS text[])) "
+    "WITH ORDINALITY AS u(i, e, t, a, p, b, n) ORDER BY n "
+    "ON CONFLICT (event_id, partner_id) DO NOTHING"
+)
+
+# RETURNING says which announcements were stored: a re-driven copy of a decision (or a second
+# decision for the same application) conflicts, and the first notice stands.
+_INSERT_ANNOUNCEMENTS = text(
+    "INSERT INTO announcements (application_id, decided_event_id, correlation_id, partner_id, "
+    "applicant_id, applicant_name, program, year, subject, amount_fen, published_at, notice_ends_at, "
+    "published_event_id) "
+    "SELECT a, e, c, p, ai, an, prog, y, s, amt, pub, ends, pe FROM unnest("
+    "CAST(:apps AS text[]), CAST(:events AS uuid[]), CAST(:corrs AS text[]), CAST(:partners AS text[]), "
+    "CAST(:applicants AS text[]), CAST(:names AS text[]), CAST(:programs AS text[]), CAST(:years AS int[]), "
+    "CAST(:subjects AS text[]), CAST(:amounts AS bigint[]), CAST(:pubs AS timestamptz[]), "
+    "CAST(:ends AS timestamptz[]), CAST(:published AS uuid[])) "
+    "WITH ORDINALITY AS u(a, e, c, p, ai, an, prog, y, s, amt, pub, ends, pe, n) ORDER BY n "
+    "ON CONFLICT DO NOTHING RETURNING decided_event_id"
+)
+
+# Withdrawn from the notice: the finaliser never touches it again. The row lock makes this wait
+# for a finaliser that holds it, so the two never both win.
+_WITHDRAW = text(
+    "UPDATE announcements a SET withdrawn_at = now(), withdrawn_event_id = u.e "
+    "FROM unnest(CAST(:apps AS text[]), CAST(:events AS uuid[])) AS u(a, e) "
+    "WHERE a.application_id = u.a AND a.withdrawn_at IS NULL"
+)
+
+
+class SqlNotifyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        """Insert webhook delivery rows, deduped by (event id, partner), in one statement."""
+        if not deliveries:
+            return
+        await self.session.execute(
+            _INSERT_DELIVERIES,
+            {
+                "ids": [new_delivery_id() for _ in deliveries],
+                "events": [str(d.event_id) for d in deliveries],
+                "types": [d.event_type for d in deliveries],
+                "apps": [d.application_id for d in deliveries],
+                "partners": [d.partner_id for d in deliveries],
+                "bodies": [d.body for d in deliveries],
+            },
+        )
+
+    async def add_announcements(self, announcements: Sequence[Announcement]) -> set[uuid.UUID]:
+        if not announcements:
+            return set()
+        rows = await self.session.execute(
+            _INSERT_ANNOUNCEMENTS,
+            {
+                "apps": [a.application_id for a in announcements],
+                "events": [str(a.decided_event_id) for a in announcements],
+                "corrs": [a.correlation_id for a in announcements],
+                "partners": [a.partner_id for a in announcements],
+                "applicants": [a.applicant_id for a in announcements],
+                "names": [a.applicant_name for a in announcements],
+                "programs": [a.program for a in announcements],
+                "years": [a.year for a in announcements],
+                "subjects": [a.subject for a in announcements],
+                "amounts": [a.amount_fen for a in announcements],
+                "pubs": [a.published_at for a in announcements],
+                "ends": [a.notice_ends_at for a in announcements],
+                "published": [str(a.published.id) for a in announcements],
+            },
+        )
+        return {row[0] for row in rows}
+
+    async def withdraw_announcements(self, revoked_by: Mapping[str, uuid.UUID]) -> None:
+        if revoked_by:
+            await self.session.execute(
+                _WITHDRAW, {"apps": list(revoked_by), "events": [str(e) for e in revoked_by.values()]}
+            )
+
+    async def add_events(self, events: Sequence[tuple[Event, str]]) -> None:
+        await add_events(self.session, events)
+
+    async def list_announcements(
+        self, *, year: int | None, program: str | None, status: str | None, limit: int
+    ) -> Sequence[Row[Any]]:
+        """Announcements on the public notice (a revoked award leaves it), newest first."""
+        where = ["withdrawn_at IS NULL"]
+        params: dict[str, Any] = {"lim": limit}
+        if year is not None:
+            where.append("year = :year")
+            params["year"] = year
+        if program:
+            where.append("program = :program")
+            params["program"] = program
+        if status == "final":
+            where.append("finalized_at IS NOT NULL")
+        elif status == "under_notice":
+            where.append("finalized_at IS NULL")
+        result = await self.session.execute(
+            text(
+                "SELECT applicant_name, program, year, subject, amount_fen, published_at, notice_ends_at, "
+                f"finalized_at FROM announcements WHERE {' AND '.join(where)} "
+                "ORDER BY published_at DESC, application_id LIMIT :lim"
+            ),
+            params,
+        )
+        return result.all()
