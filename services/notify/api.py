@@ -10,8 +10,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 
 from services.notify import handlers
-from services.notify.deps import ContextDep
-from services.notify.repository import SqlNotifyRepository
+from services.notify.deps import SnapshotDep
 from services.notify.schemas import (
     CONTENT_SECURITY_POLICY,
     AnnouncementLimit,
@@ -34,14 +33,11 @@ class Listing:
 
 
 async def listing(
-    ctx: ContextDep, year: Year = None, program: Program = None, status: NoticeStatus = None,
+    repo: SnapshotDep, year: Year = None, program: Program = None, status: NoticeStatus = None,
     limit: AnnouncementLimit = 500,
 ) -> Listing:
     """The announcements a query asks for: the same for the JSON and for the page."""
-    async with ctx.maker() as session:
-        items = await handlers.list_announcements(
-            SqlNotifyRepository(session), year=year, program=program, status=status, limit=limit
-        )
+    items = await handlers.list_announcements(repo, year=year, program=program, status=status, limit=limit)
     return Listing(items, year, program)
 
 

@@ -1,4 +1,4 @@
-"""What notify's routes depend on: its typed service context and the role aliases."""
+"""What notify's routes depend on: its typed service context, the role aliases, snapshots."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.notify.dispatcher.handlers import Dispatcher
+from services.notify.dispatcher.repository import DispatcherRepository
 from services.notify.finaliser.handlers import Finaliser
+from services.notify.repository import SqlNotifyRepository
 from shared.web.context import ServiceContext
-from shared.web.deps import OperatorDep
+from shared.web.deps import OperatorDep, snapshot_of
 
-__all__ = ["ContextDep", "NotifyContext", "OperatorDep", "notify_context"]
+__all__ = ["ContextDep", "DeliveriesSnapshotDep", "NotifyContext", "OperatorDep", "SnapshotDep", "notify_context"]
 
 
 @dataclass
@@ -28,3 +30,6 @@ def notify_context(request: Request) -> NotifyContext:
 
 
 ContextDep = Annotated[NotifyContext, Depends(notify_context)]
+# Reads that see one snapshot of the database (read-only), closed as soon as the route returns.
+SnapshotDep = Annotated[SqlNotifyRepository, snapshot_of(SqlNotifyRepository)]
+DeliveriesSnapshotDep = Annotated[DispatcherRepository, snapshot_of(DispatcherRepository)]

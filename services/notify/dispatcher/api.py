@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.notify.deps import ContextDep, OperatorDep
+from services.notify.deps import ContextDep, DeliveriesSnapshotDep, OperatorDep
 from services.notify.dispatcher import handlers
 from services.notify.dispatcher.repository import DispatcherRepository
 from services.notify.dispatcher.schemas import (
@@ -23,25 +23,22 @@ router = APIRouter(tags=["deliveries"])
 
 @router.get("/v1/deliveries", response_model=DeliveryPage, responses=problems(*AUTHENTICATED))
 async def list_deliveries(
-    ctx: ContextDep,
-    principal: OperatorDep,
+    principal: OperatorDep,  # before the snapshot: a refused caller costs no transaction
+    repo: DeliveriesSnapshotDep,
     application_id: FilterText = None,
     partner_id: FilterText = None,
     status: DeliveryStatus = None,
     limit: DeliveryLimit = 100,
 ) -> DeliveryPage:
     """Webhook deliveries, newest first, each with every attempt and its outcome."""
-    async with ctx.snapshot() as session:
-        return await handlers.list_deliveries(
-            DispatcherRepository(session), application_id=application_id, partner_id=partner_id, status=status,
-            limit=limit,
-        )
+    return await handlers.list_deliveries(
+        repo, application_id=application_id, partner_id=partner_id, status=status, limit=limit
+    )
 
 
 @router.get("/v1/deliveries/{delivery_id}", response_model=DeliveryView, responses=problems(404, *AUTHENTICATED))
-async def get_delivery(ctx: ContextDep, principal: OperatorDep, delivery_id: DeliveryId) -> DeliveryView:
-    async with ctx.snapshot() as session:
-        return await handlers.get_delivery(DispatcherRepository(session), delivery_id)
+async def get_delivery(principal: OperatorDep, repo: DeliveriesSnapshotDep, delivery_id: DeliveryId) -> DeliveryView:
+    return await handlers.get_delivery(repo, delivery_id)
 
 
 @router.post(
