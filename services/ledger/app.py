@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from fastapi import FastAPI
 
 from services.ledger.api import router
-from services.ledger.dashboard import router as dashboard_router
+from services.ledger.dashboard.api import router as dashboard_router
 from services.ledger.deps import LedgerContext
 from services.ledger.handlers import decide_awards
 from shared.config.settings import Settings

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ledger.app import create_app
-from services.ledger.sessions import COOKIE_NAME
+from services.ledger.dashboard.domain import COOKIE_NAME
 from shared.config.settings import Settings
 from shared.db.engine import make_engine, make_sessionmaker
 from shared.db.migrate import upgrade
@@ -51,6 +51,12 @@ class RoutesOnly(SimpleNamespace):
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
         async with self.maker() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncSession]:
+        async with self.maker() as session, session.begin():
+            await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
             yield session
 
 

@@ -1,4 +1,5 @@
-"""The operators' dashboard as server-rendered HTML plus a little vanilla JS. Pure: rows in, text out.
+"""What the dashboard answers: its rows as data (the same dicts feed the HTML and the live
+stream), the page as server-rendered HTML and a little vanilla JS. Pure: rows in, text out.
 
 Every value goes through `_e` (html.escape, quotes included); the script builds live rows with
 textContent only, never innerHTML, so a name carrying markup stays text on both paths.
@@ -11,6 +12,8 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from services.ledger.dashboard.domain import DecisionLine, PoolLine, RevocationLine
+from services.ledger.journal.domain import pool_account
 from shared.kernel.money import format_fen, yuan_label
 
 CONTENT_SECURITY_POLICY = (
@@ -34,6 +37,16 @@ NOTICES = {
 }
 
 
+# Every dashboard response carries these.
+HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
 def _e(value: Any) -> str:
     return escape("" if value is None else str(value), quote=True)
 
@@ -52,26 +65,27 @@ def _money_cell(m: Mapping[str, str], cls: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def pool_row(r: Any) -> dict[str, Any]:
-    used = 0.0 if r.cap_fen == 0 else min(100.0, 100.0 * r.committed_fen / r.cap_fen)
+def pool_row(line: PoolLine) -> dict[str, Any]:
+    b, k = line.balance, line.balance.key
+    used = 0.0 if b.cap_fen == 0 else min(100.0, 100.0 * b.committed_fen / b.cap_fen)
     return {
-        "account": r.account, "pool": r.pool, "beneficiary": r.beneficiary, "name": r.name or "",
-        "scope": f"{r.year}" if r.subject is None else f"{'' if r.year is None else str(r.year) + ' · '}{r.subject}",
-        "cap": money(r.cap_fen), "committed": money(r.committed_fen), "available": money(r.cap_fen - r.committed_fen),
+        "account": pool_account(k), "pool": k.pool, "beneficiary": k.beneficiary, "name": line.name or "",
+        "scope": f"{k.year}" if k.subject is None else f"{'' if k.year is None else str(k.year) + ' · '}{k.subject}",
+        "cap": money(b.cap_fen), "committed": money(b.committed_fen), "available": money(b.available_fen),
         "utilisation": round(used, 1),
     }
 
 
-def decision_row(r: Any) -> dict[str, Any]:
+def decision_row(r: DecisionLine) -> dict[str, Any]:
     return {
         "seq": r.seq, "application_id": r.application_id, "time": r.recorded_for, "name": r.name or "",
         "beneficiary": r.beneficiary, "program": r.program, "year": r.year, "subject": r.subject or "",
         "status": r.status, "status_label": STATUS_LABELS.get(r.status, r.status), "awarded": money(r.awarded_fen),
-        "revocable": bool(r.has_award) and not r.revoked, "revoked": bool(r.revoked),
+        "revocable": r.has_award and not r.revoked, "revoked": r.revoked,
     }
 
 
-def revocation_row(r: Any) -> dict[str, Any]:
+def revocation_row(r: RevocationLine) -> dict[str, Any]:
     return {
         "seq": r.journal_seq, "application_id": r.application_id, "time": r.revoked_at.isoformat(),
         "name": r.name or "", "beneficiary": r.beneficiary, "program": r.program, "amount": money(r.amount_fen),

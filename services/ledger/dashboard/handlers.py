@@ -1,0 +1,75 @@
+"""What the dashboard does: assemble the page, find what changed since a live cursor, revoke."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.ledger.dashboard.domain import DecisionLine, LiveCursor, PoolLine, RevocationLine, accounts_of
+from services.ledger.dashboard.repository import DashboardRepository
+from services.ledger.domain import ListFilter
+from services.ledger.handlers import RevokeRepository, revoke_award
+from shared.kernel.errors import Conflict, NotFound
+
+REVOKED_BY = "operator:dashboard"
+RECENT = 50  # decisions and revocations on the page
+PAGE_POOLS = 200
+LIVE_BATCH = 100  # decisions and revocations per poll of the live stream
+LIVE_POOLS = 500
+
+
+@dataclass(frozen=True)
+class Page:
+    cursor: LiveCursor
+    pools: list[PoolLine]
+    decisions: list[DecisionLine]
+    revocations: list[RevocationLine]
+    programs: list[str]
+    years: list[int]
+
+
+async def load_page(repo: DashboardRepository, filters: ListFilter) -> Page:
+    """Everything the page shows, from one snapshot (the repository's session)."""
+    cursor = await repo.newest()
+    pools = await repo.pools(filters, limit=PAGE_POOLS)
+    decisions = await repo.recent_decisions(filters, limit=RECENT)
+    revocations = await repo.recent_revocations(filters, limit=RECENT)
+    return Page(cursor, pools, decisions, revocations, await repo.programs(), await repo.years())
+
+
+@dataclass(frozen=True)
+class Changes:
+    decisions: list[DecisionLine]
+    revocations: list[RevocationLine]
+    pools: list[PoolLine]  # the pools those decisions and revocations touched
+    cursor: LiveCursor
+
+
+async def load_changes(repo: DashboardRepository, filters: ListFilter, cursor: LiveCursor) -> Changes | None:
+    """What happened after `cursor` (at most LIVE_BATCH of each kind), or None when nothing did."""
+    decisions = await repo.decisions_after(filters, cursor.decision_seq, limit=LIVE_BATCH)
+    revocations = await repo.revocations_after(filters, cursor.revocation_seq, limit=LIVE_BATCH)
+    if not decisions and not revocations:
+        return None
+    # A decision that skipped the filter still moves the cursor past it (the next poll starts after it).
+    newest = await repo.newest()
+    accounts = sorted({a for r in decisions for a in accounts_of(r.draws)}
+                      | {a for r in revocations for a in accounts_of(r.draws)})
+    pools = await repo.pools(filters, accounts=accounts, limit=LIVE_POOLS) if accounts else []
+    moved = LiveCursor(
+        decisions[-1].seq if len(decisions) == LIVE_BATCH else max(cursor.decision_seq, newest.decision_seq),
+        revocations[-1].journal_seq if len(revocations) == LIVE_BATCH
+        else max(cursor.revocation_seq, newest.revocation_seq),
+    )
+    return Changes(decisions, revocations, pools, moved)
+
+
+async def revoke_from_dashboard(repo: RevokeRepository, application_id: str, *, reason: str, now: datetime) -> str:
+    """Revoke as `POST /v1/awards/{id}/revoke` does; the notice the page shows afterwards."""
+    try:
+        result = await revoke_award(repo, application_id, reason=reason, revoked_by=REVOKED_BY, now=now)
+    except NotFound:
+        return "not-found"
+    except Conflict:
+        return "not-revocable"
+    return "revoked" if result.created else "already-revoked"

@@ -1,0 +1,110 @@
+"""Every SQL statement of the dashboard: recent decisions and revocations, what changed since a
+live cursor, the filters' choices and the names shown beside pools. The pools themselves are
+the ledger's one pool snapshot (SqlLedgerRepository.pool_balances)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.ledger.dashboard.domain import DecisionLine, LiveCursor, PoolLine, RevocationLine
+from services.ledger.domain import ListFilter
+from services.ledger.repository import SqlLedgerRepository, filter_clause
+
+_DECISIONS = (
+    "SELECT d.seq, d.application_id, d.program, d.beneficiary, d.year, d.status, d.awarded_fen, d.recorded_for, "
+    "d.data->'applicant'->>'name' AS name, d.data->>'subject' AS subject, "
+    "a.application_id IS NOT NULL AS has_award, coalesce(a.revoked, false) AS revoked, d.data->'draws' AS draws "
+    "FROM decisions d LEFT JOIN awards a USING (application_id) WHERE {where} "
+)
+_REVOCATIONS = (
+    "SELECT r.journal_seq, r.application_id, r.revoked_at, r.amount_fen, r.reason, r.revoked_by, "
+    "a.program, a.beneficiary, a.year, a.draws, r.data->'applicant'->>'name' AS name "
+    "FROM revocations r JOIN awards a USING (application_id) WHERE {where} "
+)
+
+
+class DashboardRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def pools(self, filters: ListFilter, *, accounts: Sequence[str] | None = None,
+                    limit: int) -> list[PoolLine]:
+        """Pools, nearest exhaustion first, each with its beneficiary's latest name."""
+        balances = await SqlLedgerRepository(self.session).pool_balances(
+            filters, accounts=accounts, limit=limit, order="utilisation")
+        names = await self._names({b.key.beneficiary for b in balances})
+        return [PoolLine(b, names.get(b.key.beneficiary)) for b in balances]
+
+    async def _names(self, beneficiaries: set[str]) -> dict[str, str | None]:
+        if not beneficiaries:
+            return {}
+        rows = await self.session.execute(
+            text("SELECT DISTINCT ON (beneficiary) beneficiary, data->'applicant'->>'name' AS name FROM decisions "
+                 "WHERE beneficiary = ANY(CAST(:b AS text[])) ORDER BY beneficiary, seq DESC"),
+            {"b": sorted(beneficiaries)},
+        )
+        return {r.beneficiary: r.name for r in rows}
+
+    async def recent_decisions(self, filters: ListFilter, *, limit: int) -> list[DecisionLine]:
+        """The newest first."""
+        where, params = filter_clause(filters, "d.", "d.program")
+        rows = await self.session.execute(
+            text(_DECISIONS.format(where=where) + "ORDER BY d.seq DESC LIMIT :n"), {**params, "n": limit})
+        return [_decision(r) for r in rows]
+
+    async def decisions_after(self, filters: ListFilter, after: int, *, limit: int) -> list[DecisionLine]:
+        """The oldest first, after decisions.seq `after`."""
+        where, params = filter_clause(filters, "d.", "d.program")
+        rows = await self.session.execute(
+            text(_DECISIONS.format(where=where + " AND d.seq > :after") + "ORDER BY d.seq LIMIT :n"),
+            {**params, "after": after, "n": limit})
+        return [_decision(r) for r in rows]
+
+    async def recent_revocations(self, filters: ListFilter, *, limit: int) -> list[RevocationLine]:
+        """The newest first."""
+        where, params = filter_clause(filters, "a.", "a.program")
+        rows = await self.session.execute(
+            text(_REVOCATIONS.format(where=where) + "ORDER BY r.journal_seq DESC LIMIT :n"), {**params, "n": limit})
+        return [_revocation(r) for r in rows]
+
+    async def revocations_after(self, filters: ListFilter, after: int, *, limit: int) -> list[RevocationLine]:
+        """The oldest first, after journal seq `after`."""
+        where, params = filter_clause(filters, "a.", "a.program")
+        rows = await self.session.execute(
+            text(_REVOCATIONS.format(where=where + " AND r.journal_seq > :after") + "ORDER BY r.journal_seq LIMIT :n"),
+            {**params, "after": after, "n": limit})
+        return [_revocation(r) for r in rows]
+
+    async def newest(self) -> LiveCursor:
+        """The newest decision and revocation, whatever the filters."""
+        row = (await self.session.execute(text(
+            "SELECT coalesce((SELECT max(seq) FROM decisions), 0), "
+            "coalesce((SELECT max(journal_seq) FROM revocations), 0)"))).one()
+        return LiveCursor(row[0], row[1])
+
+    async def programs(self) -> list[str]:
+        return list((await self.session.execute(text("SELECT DISTINCT program FROM decisions ORDER BY 1"))).scalars())
+
+    async def years(self) -> list[int]:
+        return list((await self.session.execute(
+            text("SELECT DISTINCT year FROM decisions ORDER BY 1 DESC"))).scalars())
+
+
+def _decision(r: Any) -> DecisionLine:
+    return DecisionLine(
+        seq=r.seq, application_id=r.application_id, program=r.program, beneficiary=r.beneficiary, year=r.year,
+        status=r.status, awarded_fen=r.awarded_fen, recorded_for=r.recorded_for, name=r.name, subject=r.subject,
+        has_award=bool(r.has_award), revoked=bool(r.revoked), draws=r.draws,
+    )
+
+
+def _revocation(r: Any) -> RevocationLine:
+    return RevocationLine(
+        journal_seq=r.journal_seq, application_id=r.application_id, revoked_at=r.revoked_at,
+        amount_fen=r.amount_fen, reason=r.reason, revoked_by=r.revoked_by, program=r.program,
+        beneficiary=r.beneficiary, year=r.year, draws=r.draws, name=r.name,
+    )
