@@ -34,6 +34,7 @@ from services.notify.dispatcher.repository import DispatcherRepository
 from services.notify.dispatcher.schemas import DeliveryAttempt, DeliveryPage, DeliveryRedrive, DeliveryView
 from shared.config.settings import Settings
 from shared.kernel.errors import Conflict, NotFound
+from shared.kernel.retry import Backoff
 from shared.observability.metrics import WEBHOOK_ATTEMPTS
 from shared.web.auth import webhook_secret_for
 from shared.web.ssrf import UnsafeCallback, check_callback_url
@@ -41,6 +42,8 @@ from shared.web.ssrf import UnsafeCallback, check_callback_url
 log = logging.getLogger(__name__)
 
 USER_AGENT = "Grantline-Webhooks/1"
+# Outcomes not recorded after this many tries are left to their leases (they are sent again).
+_RECORD_TRIES = 5
 
 
 # A response read to its end leaves the connection reusable (keep-alive): one connect per partner
@@ -115,7 +118,7 @@ class Dispatcher:
         self._slot_freed.set()
 
     async def run(self) -> None:
-        backoff = 0.2
+        backoff = Backoff()
         async with self._client_factory() as client:
             recorder = asyncio.create_task(self._record_loop(), name="webhook-recorder")
             try:
@@ -126,13 +129,12 @@ class Dispatcher:
                     free = self._global_hold - held
                     try:
                         claimed = await self._claim(free) if free > 0 else []
-                        backoff = 0.2
+                        backoff.reset()
                     except asyncio.CancelledError:
                         raise
                     except Exception:
                         log.warning("dispatcher could not claim deliveries; will retry", exc_info=True)
-                        await self._sleep(backoff)
-                        backoff = min(backoff * 2, 5.0)
+                        await self._sleep(backoff.next_delay())
                         continue
                     for row in claimed:
                         task = asyncio.create_task(self._deliver(client, row), name=f"webhook-{row.id}")
@@ -314,8 +316,8 @@ class Dispatcher:
 
     async def _record(self, batch: Sequence[tuple[Claimed, SendResult]]) -> None:
         decisions = [self._decide(row, res) for row, res in batch]
-        backoff = 0.2
-        for tries in range(5):
+        backoff = Backoff()
+        for tries in range(_RECORD_TRIES):
             try:
                 async with self._maker() as session, session.begin():
                     recorded = await DispatcherRepository(session).record(batch, decisions)
@@ -323,11 +325,10 @@ class Dispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                if tries == 4:
+                if tries == _RECORD_TRIES - 1:
                     raise
                 log.warning("recording %d webhook outcomes failed; retrying", len(batch), exc_info=True)
-                await asyncio.sleep(backoff)
-                backoff *= 2
+                await backoff.sleep()
         outcomes: Counter[str] = Counter()
         for (row, res), decision in zip(batch, decisions, strict=True):
             if row.id not in recorded:

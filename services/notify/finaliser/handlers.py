@@ -16,6 +16,7 @@ from services.notify.domain import delivery_for
 from services.notify.finaliser import domain
 from services.notify.finaliser.repository import FinaliserRepository, SqlFinaliserRepository
 from shared.contracts.envelope import Event
+from shared.kernel.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,11 @@ class Finaliser:
         return len(events)
 
     async def run(self) -> None:
-        backoff = 0.2
+        backoff = Backoff()
         while not self._stopping.is_set():
             try:
                 count = await self.tick()
-                backoff = 0.2
+                backoff.reset()
                 if count:
                     continue
                 wait = self._poll_s
@@ -72,7 +73,6 @@ class Finaliser:
                 raise
             except Exception:
                 log.warning("finaliser failed; will retry", exc_info=True)
-                wait = backoff
-                backoff = min(backoff * 2, 5.0)
+                wait = backoff.next_delay()
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=wait)
