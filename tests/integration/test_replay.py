@@ -114,7 +114,7 @@ async def live(settings: Settings) -> AsyncIterator[Live]:
 
 async def _replay(settings: Settings, *args: str) -> tuple[int, str, str]:
     script = Path(sys.executable).parent / "grantline-replay"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "services.ledger.replay"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "services.ledger.replay.api"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRANTLINE_")}
     env.update({"DATABASE_URL": settings.database_url, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
                 "GRANTLINE_TOPIC_NAMESPACE": settings.topic_namespace, "PYTHONPATH": str(ROOT)})

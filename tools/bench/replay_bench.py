@@ -24,7 +24,8 @@ from sqlalchemy import text
 
 from services.ledger.app import decide_subscription
 from services.ledger.handlers import revoke_award
-from services.ledger.replay import read_from_outbox, run_replay
+from services.ledger.replay.handlers import run_replay
+from services.ledger.replay.repository import read_from_outbox
 from services.ledger.repository import SqlLedgerRepository
 from shared.contracts.envelope import Event, new_event, parse_event
 from shared.contracts.topics import ASSESSMENTS

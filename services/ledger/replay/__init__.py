@@ -1,0 +1,27 @@
+"""`grantline-replay`: rebuild the ledger from the event history and diff it against the live one.
+
+What it does, in order:
+
+1. Snapshot the live ledger in one REPEATABLE READ transaction: its own event history (the outbox:
+   `award.decided` rows carry `causation_id` = the assessment event id, `award.revoked` rows carry the
+   recorded revocation) and its state (pools, decisions, awards, journal, head, revocations). The
+   outbox gives the order the live ledger applied assessments and operator revocations in.
+2. Read the assessment bodies from the history: the broker's `grantline.assessments` topic from the
+   beginning (`--source broker`, the default), or the eligibility service's own event history, its
+   outbox (`--source outbox`), when the broker's retention has dropped them.
+3. Migrate a scratch schema with the ledger's own Alembic migrations and apply the history to it with
+   the live code path: the batch handler `decide_awards` (≤ BATCH assessments per transaction) and
+   `revoke_award` with the recorded who, why, time and event id, interleaved in the live order.
+4. Compare pools (cap, committed), decisions, awards, journal entries (hash and body), the head and
+   revocations; print a summary. Exit 0 when equal, 1 with the differences (each differing pool
+   named), 2 when the replay could not run.
+
+Usage::
+
+    grantline-replay [--source broker|outbox] [--schema NAME] [--keep] [--progress-every N]
+
+DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS and GRANTLINE_TOPIC_NAMESPACE come from shared.config.settings.
+
+The rooms: `domain` (operations, the diff, the report), `repository` (reading the history and the
+state, the scratch schema), `handlers` (applying the history, the whole run), `api` (the command line).
+"""
