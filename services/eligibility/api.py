@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
+from services.eligibility.deps import PartnerOrOperatorDep
 from services.eligibility.handlers import receipt_for
+from services.eligibility.schemas import CatalogListing
 from shared.kernel.errors import FieldProblem, MalformedJson, ValidationFailed
 from shared.policy.catalog import load_catalog
 from shared.policy.validation import validate_application
-from shared.web.auth import Principal, require
 from shared.web.openapi import APPLICATION_BODY, AUTHENTICATED, PUBLIC, problems
 
 router = APIRouter()
-
-Caller = Annotated[Principal, Depends(require("partner", "operator"))]
 
 
 @router.post(
     "/v1/evaluate", tags=["eligibility"], openapi_extra=APPLICATION_BODY, responses=problems(400, *AUTHENTICATED)
 )
-async def evaluate(request: Request, principal: Caller) -> dict[str, Any]:
+async def evaluate(request: Request, principal: PartnerOrOperatorDep) -> dict[str, Any]:
     try:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
@@ -37,6 +36,6 @@ async def evaluate(request: Request, principal: Caller) -> dict[str, Any]:
 
 
 @router.get("/v1/catalog", tags=["eligibility"], responses=problems(*PUBLIC))
-async def catalog() -> dict[str, Any]:
+async def catalog() -> CatalogListing:
     current = load_catalog()
-    return {"catalog_version": current.version, "items": current.public_listing()}
+    return CatalogListing(catalog_version=current.version, items=current.public_listing())

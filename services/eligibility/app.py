@@ -7,16 +7,16 @@ from collections.abc import Sequence
 from fastapi import FastAPI
 
 from services.eligibility.api import router
+from services.eligibility.deps import EligibilityContext
 from services.eligibility.handlers import assess_batch
 from shared.config.settings import Settings
 from shared.contracts.topics import APPLICATIONS
 from shared.messaging.consumer import Subscription, batch_or_each
 from shared.messaging.directory import partner_directory_subscription
 from shared.web.app import create_service_app
-from shared.web.context import ServiceContext
 
 
-def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
+def subscriptions(ctx: EligibilityContext) -> Sequence[Subscription]:
     return [
         Subscription(
             name="assess",
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name="eligibility",
         routers=[router],
         subscriptions=subscriptions,
+        context=EligibilityContext,
         description="Assesses applications against the policy catalog, every rule with its citation.",
     )
 

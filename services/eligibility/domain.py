@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from shared.contracts.envelope import Event
 from shared.kernel.money import apply_rate_bp, format_fen
 from shared.policy.catalog import Catalog, Formula, Program
 from shared.policy.reasons import Reason
@@ -118,6 +119,37 @@ def assess(app: ApplicationInput, catalog: Catalog) -> Assessment:
         catalog_version=catalog.version,
         facts_wire=app.facts_to_wire(catalog),
     )
+
+
+@dataclass(frozen=True)
+class Assessed:
+    """One `application.received` event, assessed: the receipt to keep and to publish."""
+
+    received: Event
+    application: ApplicationInput
+    assessment: Assessment
+    receipt: dict[str, Any]  # the assessment's receipt, with the application's ids and arrival
+
+    @property
+    def application_id(self) -> str:
+        return str(self.receipt["application_id"])
+
+
+def assess_received(event: Event, catalog: Catalog) -> Assessed:
+    """ValueError when the event does not carry an application to assess."""
+    data = event.data
+    for key in ("application_id", "partner_id"):
+        if not isinstance(data.get(key), str):
+            raise ValueError(f"application.received: data.{key}: must be a string")
+    if not isinstance(data.get("application"), dict):
+        raise ValueError("application.received: data.application: must be an application object")
+    application = ApplicationInput.from_wire(data["application"])
+    assessment = assess(application, catalog)
+    receipt = assessment.to_receipt()
+    receipt["application_id"] = data["application_id"]
+    receipt["partner_id"] = data["partner_id"]
+    receipt["received_at"] = event.time.isoformat()
+    return Assessed(event, application, assessment, receipt)
 
 
 def _eligibility_rules(app: ApplicationInput, program: Program, catalog: Catalog) -> list[RuleResult]:
