@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, skip_without_browser
-from tests.support.processes import service_process
+from tests.support.processes import ARTIFACTS, service_process
+from tests.support.waiting import eventually
 
 skip_without_browser()
 
@@ -34,8 +33,6 @@ from shared.messaging.topics import ensure_topics  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
 HOSTILE_NAME = "<script>alert(1)</script>上海某某生物科技有限公司"
 IMG_NAME = '"><img src=x onerror="document.title=\'pwned\'">复旦某某医院'
 
@@ -100,13 +97,12 @@ async def test_announcement_page_shows_hostile_names_as_text(
         await producer.stop()
 
     async with httpx.AsyncClient(base_url=notify_process) as client:
-        deadline = time.monotonic() + 30
-        while True:
-            items = (await client.get("/v1/announcements", params={"year": 2024})).json()["items"]
-            if len(items) >= 2:
-                break
-            assert time.monotonic() < deadline, "the decisions were not announced"
-            await asyncio.sleep(0.2)
+
+        async def announced() -> list[dict]:
+            return list((await client.get("/v1/announcements", params={"year": 2024})).json()["items"])
+
+        items = await eventually(announced, "the decisions announced", timeout_s=30, every_s=0.2,
+                                 until=lambda items: len(items) >= 2)
     assert {i["applicant_name"] for i in items} == {HOSTILE_NAME, IMG_NAME}
 
     dialogs: list[str] = []

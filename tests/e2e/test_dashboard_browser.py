@@ -10,15 +10,14 @@ Needs /usr/bin/chromium (`apt-get install -y chromium`) and the `playwright` pac
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, skip_without_browser
-from tests.support.processes import service_process
+from tests.support.processes import ARTIFACTS, service_process
+from tests.support.waiting import eventually
 
 skip_without_browser()
 
@@ -28,12 +27,10 @@ from playwright.async_api import async_playwright  # noqa: E402
 from shared.contracts.topics import ASSESSMENTS  # noqa: E402
 from shared.db.migrate import upgrade_all  # noqa: E402
 from shared.messaging.topics import ensure_topics  # noqa: E402
-from tests.integration.test_ledger_helpers import assessed, new_applicant, receipt  # noqa: E402
+from tests.support.ledger import assessed, new_applicant, receipt  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
 TOKEN = "dashboard-e2e-operator-token-0123456789"
 NAME = "<img src=x onerror=alert(1)>上海某某生物科技有限公司"
 
@@ -71,13 +68,12 @@ async def _feed(bootstrap: str, namespace: str, receipts: list[dict]) -> None:
 async def _wait_awards(base: str, beneficiary: str, count: int) -> list[dict]:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with httpx.AsyncClient(base_url=base, headers=headers) as client:
-        deadline = time.monotonic() + 30
-        while True:
-            items = (await client.get("/v1/awards", params={"beneficiary": beneficiary})).json()["items"]
-            if len(items) >= count:
-                return items
-            assert time.monotonic() < deadline, "the ledger did not decide the assessments"
-            await asyncio.sleep(0.1)
+
+        async def awards() -> list[dict]:
+            return list((await client.get("/v1/awards", params={"beneficiary": beneficiary})).json()["items"])
+
+        return list(await eventually(awards, "the ledger deciding the assessments", timeout_s=30,
+                                     until=lambda items: len(items) >= count))
 
 
 async def test_sign_in_watch_a_decision_arrive_and_revoke(

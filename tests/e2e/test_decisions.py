@@ -11,17 +11,14 @@ import httpx
 import pytest
 
 from shared.kernel.money import format_fen, parse_amount
-from tests.e2e.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN
+from tests.support.auth import AUD, OP, OPERATOR_TOKEN
 from tests.support.client import Partner, create_partner, random_uscc
 from tests.support.processes import Stack
-from tests.unit.test_engine import make_body
+from tools.samples import make_body
 
 pytestmark = pytest.mark.e2e
 
-OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
-AUDIT = {"Authorization": f"Bearer {AUDITOR_TOKEN}"}
-
-# The entitlement POLICY.md gives for each program's base case (tests/unit/test_engine.py BASE).
+# The entitlement POLICY.md gives for each program's base case (tools/samples.py BASE).
 EXPECTED = {
     "GT-CLIN": "400000.00",  # 5万 × 8 subjects (000 §四(二)5)
     "GT-PCT": "15000.00",  # 50% of 30000.00 fees (000 §五(三))
@@ -153,9 +150,9 @@ def test_two_hundred_concurrent_applications_fill_the_pool_exactly(partner: Part
     balances = httpx.get(
         f"{stack.services['ledger'].url}/v1/balances",
         params={"beneficiary": ent, "year": "2024"},
-        headers=AUDIT,
+        headers=AUD,
     ).json()["items"]
     pool = [b for b in balances if b["pool"] == "GT-EQUITY/beneficiary-year"]
     assert pool == [{**pool[0], "cap": "10000000.00", "committed": "10000000.00", "available": "0.00"}]
-    verify = httpx.get(f"{stack.services['ledger'].url}/v1/audit/verify", headers=AUDIT).json()
+    verify = httpx.get(f"{stack.services['ledger'].url}/v1/audit/verify", headers=AUD).json()
     assert verify["ok"] is True

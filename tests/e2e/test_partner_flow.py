@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import OPERATOR_TOKEN
+from tests.support.auth import OP
 from tests.support.processes import SERVICES, Stack
-from tests.unit.test_engine import make_body
+from tests.support.waiting import eventually_sync
+from tools.samples import make_body
 
 pytestmark = pytest.mark.e2e
-
-OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
-
-
-def wait_until(fn: Any, timeout_s: float = 30) -> Any:
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"not reached in {timeout_s}s (last: {last!r})")
 
 
 def test_every_service_answers_healthz(stack: Stack) -> None:
@@ -49,6 +36,6 @@ def test_a_partner_posts_an_application_and_follows_it(stack: Stack) -> None:
         types = [e["type"] for e in body["timeline"]]
         return body if "application.assessed" in types else None
 
-    body = wait_until(assessed)
+    body = eventually_sync(assessed, "the application assessed")
     assert body["timeline"][0]["type"] == "application.received"
     assert body["decision"]["entitlement"] == "1600000.00"

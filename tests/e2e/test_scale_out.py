@@ -14,7 +14,6 @@ import asyncio
 import os
 import random
 import signal
-import time
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -24,7 +23,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.kernel.uscc import ALPHABET, with_check_character
-from tests.e2e.test_faults import (
+from tests.support.processes import ServiceProcess
+from tests.support.scenarios import (
     APPLICATIONS,
     ENTERPRISES,
     check_outcome,
@@ -32,7 +32,7 @@ from tests.e2e.test_faults import (
     open_scenario,
     run_with_fault,
 )
-from tests.support.processes import ServiceProcess, Stack
+from tests.support.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -67,20 +67,6 @@ def statuses_in_posting_order(decisions: Decisions) -> dict[str, list[str]]:
     return order
 
 
-def start_healthy(stack: Stack, name: str, timeout_s: float = 30) -> ServiceProcess:
-    svc = stack.start_extra(name)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        assert svc.proc is not None and svc.proc.poll() is None, f"extra {name} exited"
-        try:
-            if httpx.get(svc.url + "/healthz", timeout=2).status_code == 200:
-                return svc
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"extra {name} not healthy"
-        time.sleep(0.1)
-
-
 def wait_group_stable(bootstrap: str, group: str, members: int, timeout_s: float = 20) -> None:
     """Until the consumer group is Stable with `members` members (Tansu does not report assignments)."""
 
@@ -94,10 +80,8 @@ def wait_group_stable(bootstrap: str, group: str, members: int, timeout_s: float
         finally:
             await admin.close()
 
-    deadline = time.monotonic() + timeout_s
-    while (last := asyncio.run(describe())) != ("Stable", members):
-        assert time.monotonic() < deadline, f"{group}: {last}, not Stable with {members} members"
-        time.sleep(0.25)
+    eventually_sync(lambda: asyncio.run(describe()), f"{group} Stable with {members} members",
+                    timeout_s=timeout_s, every_s=0.25, until=lambda last: last == ("Stable", members))
 
 
 def applied(url: str, consumer: str) -> int:
@@ -128,8 +112,8 @@ def test_two_instances_decide_as_one_and_a_rebalance_mid_batch_doubles_nothing(
 ) -> None:
     with open_scenario(pg_admin_dsn, kafka_bootstrap, prefix="scale2-", partitions=PARTITIONS) as scenario:
         stack = scenario.stack
-        eligibility_2 = start_healthy(stack, "eligibility")
-        ledger_2 = start_healthy(stack, "ledger")
+        eligibility_2 = stack.start_extra_healthy("eligibility")
+        ledger_2 = stack.start_extra_healthy("ledger")
         for consumer in ("eligibility.assess", "ledger.decide"):
             wait_group_stable(kafka_bootstrap, f"{scenario.namespace}grantline-{consumer}", members=2)
         seen: dict[str, int] = {}
@@ -139,16 +123,14 @@ def test_two_instances_decide_as_one_and_a_rebalance_mid_batch_doubles_nothing(
             # A quarter of the load is in: once the second ledger is deciding, SIGKILL it (a batch
             # in flight dies with it; the group moves its partitions after the session timeout),
             # then a third one joins (another rebalance while batches are in flight).
-            deadline = time.monotonic() + 20
-            while (n := applied(ledger_2.url, "ledger.decide")) == 0:
-                assert time.monotonic() < deadline, "the second ledger never got an assessment to decide"
-                time.sleep(0.05)
+            n = eventually_sync(lambda: applied(ledger_2.url, "ledger.decide"),
+                                "the second ledger deciding an assessment", timeout_s=20)
             seen["ledger_2_before_kill"] = n
             seen["ledger_1_at_kill"] = applied(stack.services["ledger"].url, "ledger.decide")
             assert ledger_2.proc is not None
             os.kill(ledger_2.proc.pid, signal.SIGKILL)
             ledger_2.proc.wait(timeout=20)
-            joined.append(start_healthy(stack, "ledger"))
+            joined.append(stack.start_extra_healthy("ledger"))
 
         run_with_fault(scenario, rebalance_mid_batch, ENTERPRISE_IDS, in_applicant_order=True)
         # Pools exactly full (== sum of awards), one decision per application, no journal award

@@ -1,25 +1,17 @@
-"""Per-module database, settings and in-process service apps against the real servers."""
+"""Per-module database and settings against the real servers, for service apps run in process
+(tests/support/apps.py runs them)."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from types import SimpleNamespace
 
-import httpx
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config.settings import Settings
 from shared.db.migrate import upgrade_all
 from shared.messaging.topics import ensure_topics
+from tests.support.auth import AUDITOR_TOKEN, OPERATOR_TOKEN
 from tests.support.servers import create_database
-
-OPERATOR_TOKEN = "operator-token-for-tests-0123456789"
-AUDITOR_TOKEN = "auditor-token-for-tests-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -44,31 +36,3 @@ async def settings(db_url: str, kafka_bootstrap: str) -> Settings:
         topic_namespace=namespace,
         topic_partitions=3,
     )
-
-
-@asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan (relay, consumers) and talk to it over ASGI."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
-
-
-AppFactory = Callable[[Settings], FastAPI]
-
-
-class RoutesOnly(SimpleNamespace):
-    """The part of a ServiceContext that routes use (settings, sessions, units of work,
-    snapshots), for driving routes without the lifespan's relay and consumers."""
-
-    @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
-        async with self.maker() as session, session.begin():
-            yield session
-
-    @asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[AsyncSession]:
-        async with self.maker() as session, session.begin():
-            await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-            yield session

@@ -7,8 +7,6 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -20,8 +18,9 @@ from services.ledger.dashboard.domain import COOKIE_NAME
 from shared.config.settings import Settings
 from shared.db.engine import make_engine, make_sessionmaker
 from shared.db.migrate import upgrade
-from tests.integration.conftest import OPERATOR_TOKEN
-from tests.integration.test_ledger_helpers import assessed, ledger_loop, new_applicant, process, receipt
+from tests.support.apps import RoutesOnly, routes_only
+from tests.support.auth import OPERATOR_TOKEN
+from tests.support.ledger import assessed, ledger_loop, new_applicant, process, receipt
 
 pytestmark = pytest.mark.integration
 
@@ -45,27 +44,9 @@ async def ledger(settings: Settings) -> AsyncIterator[tuple[async_sessionmaker[A
         await engine.dispose()
 
 
-class RoutesOnly(SimpleNamespace):
-    """The part of a ServiceContext the dashboard routes use, without the lifespan's relay."""
-
-    @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
-        async with self.maker() as session, session.begin():
-            yield session
-
-    @asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[AsyncSession]:
-        async with self.maker() as session, session.begin():
-            await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-            yield session
-
-
 @pytest.fixture
 async def client(settings: Settings, ledger: tuple) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    app.state.ctx = RoutesOnly(settings=settings, maker=ledger[0])  # routes only, no lifespan
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+    async with routes_only(create_app(settings), RoutesOnly(settings=settings, maker=ledger[0])) as c:
         yield c
 
 
@@ -160,9 +141,7 @@ async def test_revoke_without_csrf_is_refused_and_with_it_is_recorded(client: ht
 
 
 async def test_revoke_without_a_session_is_refused(settings: Settings, ledger: tuple) -> None:
-    app = create_app(settings)
-    app.state.ctx = RoutesOnly(settings=settings, maker=ledger[0])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as anon:
+    async with routes_only(create_app(settings), RoutesOnly(settings=settings, maker=ledger[0])) as anon:
         resp = await anon.post(f"/dashboard/awards/{ledger[1][0]}/revoke", data={"reason": "x", "csrf": "0" * 64})
     assert resp.status_code == 401
 

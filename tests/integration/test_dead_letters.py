@@ -26,13 +26,12 @@ from shared.messaging.producer import make_producer
 from shared.web.app import create_service_app
 from shared.web.auth import hash_secret
 from shared.web.context import ServiceContext
-from tests.integration.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN, running
+from tests.support.apps import healthy, running
+from tests.support.auth import AUD, OP
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
-OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
-AUDITOR = {"Authorization": f"Bearer {AUDITOR_TOKEN}"}
 CONSUMER = "eligibility.flaky"
 PARTNER_KEY = "glk_" + secrets.token_urlsafe(16)
 
@@ -82,12 +81,8 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     )
     app = create_service_app(name="eligibility", settings=settings, subscriptions=flaky_subscription)
     async with running(app) as c:
-        await eventually(lambda: _healthy(c), "healthz")
+        await eventually(lambda: healthy(c), "healthz")
         yield c
-
-
-async def _healthy(client: httpx.AsyncClient) -> bool:
-    return (await client.get("/healthz")).status_code == 200
 
 
 async def publish(settings: Settings, *values: bytes) -> None:
@@ -139,7 +134,7 @@ async def test_a_parked_event_is_listed_and_redriven_once_and_applied_once(
     assert await effects(settings, event.id) == 0
 
     # Who may look: operators and auditors; not partners, not strangers.
-    by_auditor = await client.get("/v1/dead-letters", headers=AUDITOR)
+    by_auditor = await client.get("/v1/dead-letters", headers=AUD)
     assert by_auditor.status_code == 200 and item["id"] in {d["id"] for d in by_auditor.json()["items"]}
     partner = await client.get("/v1/dead-letters", headers={"Authorization": f"Bearer {PARTNER_KEY}"})
     assert partner.status_code == 403 and partner.headers["content-type"] == "application/problem+json"
@@ -149,7 +144,7 @@ async def test_a_parked_event_is_listed_and_redriven_once_and_applied_once(
 
     # Only operators re-drive, and only with a reason.
     url = f"/v1/dead-letters/{item['id']}/redrive"
-    assert (await client.post(url, json={"reason": "x"}, headers=AUDITOR)).status_code == 403
+    assert (await client.post(url, json={"reason": "x"}, headers=AUD)).status_code == 403
     for body in ({}, {"reason": ""}, {"reason": "   "}, {"reason": "x" * 501}):
         r = await client.post(url, json=body, headers=OP)
         assert r.status_code == 422, r.text
@@ -224,7 +219,7 @@ async def test_listing_pages_newest_first(client: httpx.AsyncClient, settings: S
     failing.update(e.data["note"] for e in events)
     await publish(settings, *(e.to_bytes() for e in events))
     ids = {str(e.id) for e in events}
-    await eventually(lambda: _count_listed(client, ids), "three dead letters listed", timeout=15)
+    await eventually(lambda: _count_listed(client, ids), "three dead letters listed", timeout_s=15)
     seen: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,14 +14,14 @@ from services.eligibility.app import create_app as create_eligibility
 from services.intake.app import create_app as create_intake
 from shared.config.settings import Settings
 from shared.db.engine import make_engine
-from tests.integration.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN, running
-from tests.integration.test_intake_api import auth, new_partner, wait_for
+from tests.support.apps import running
+from tests.support.auth import AUD, OP, partner_headers
+from tests.support.intake import fetch_until, new_partner
 from tests.support.records import FakeRecord
-from tests.unit.test_engine import make_body
+from tests.support.waiting import eventually
+from tools.samples import make_body
 
 pytestmark = pytest.mark.integration
-
-OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +45,15 @@ async def test_every_program_is_assessed_with_its_entitlement_in_the_timeline(
     }
     ids: dict[str, str] = {}
     for program in expected:
-        r = await intake.post("/v1/applications", json=make_body(program), headers=auth(partner, program))
+        r = await intake.post("/v1/applications", json=make_body(program), headers=partner_headers(partner, program))
         ids[program] = r.json()["id"]
     for program, app_id in ids.items():
-        got = await wait_for(
+        got = await fetch_until(
             intake,
             f"/v1/applications/{app_id}",
-            auth(partner),
+            partner_headers(partner),
             lambda b: any(e["type"] == "application.assessed" for e in b["timeline"]),
-            timeout=30,
+            timeout_s=30,
         )
         assert got["decision"]["entitlement"] == expected[program], program
     engine = make_engine(settings.database_url, "eligibility")
@@ -88,9 +87,10 @@ async def test_an_ineligible_application_becomes_ineligible_with_a_cited_reason(
     partner = await new_partner(intake)
     body = make_body("GT-EQUITY")
     body["facts"]["financing_received"] = "49999999.99"  # one fen below 5000万 (000 §五(六))
-    app_id = (await intake.post("/v1/applications", json=body, headers=auth(partner, "low"))).json()["id"]
-    got = await wait_for(
-        intake, f"/v1/applications/{app_id}", auth(partner), lambda b: b["status"] != "received", timeout=30
+    app_id = (await intake.post("/v1/applications", json=body, headers=partner_headers(partner, "low"))).json()["id"]
+    got = await fetch_until(
+        intake, f"/v1/applications/{app_id}", partner_headers(partner), lambda b: b["status"] != "received",
+        timeout_s=30,
     )
     assert got["status"] == "ineligible"
     reason = got["decision"]["reasons"][0]
@@ -109,17 +109,14 @@ async def test_evaluate_answers_partners_and_operators_without_side_effects(
     partner = await new_partner(intake)
     body = make_body("GT-EQUITY")
     # The partner's key reaches eligibility as a replicated hash: wait for it.
-    deadline = asyncio.get_running_loop().time() + 20
-    while True:
-        r = await _evaluate(eligibility, auth(partner), body)
-        if r.status_code != 401 or asyncio.get_running_loop().time() > deadline:
-            break
-        await asyncio.sleep(0.1)
+    r = await eventually(lambda: _evaluate(eligibility, partner_headers(partner), body),
+                         "the partner's key known to eligibility", timeout_s=20,
+                         until=lambda r: r.status_code != 401)
     assert r.status_code == 200, r.text
     assert r.json()["eligible"] is True and r.json()["entitlement"] == "1600000.00"
     assert (await _evaluate(eligibility, OP, body)).status_code == 200
     assert (
-        await _evaluate(eligibility, {"Authorization": f"Bearer {AUDITOR_TOKEN}"}, body)
+        await _evaluate(eligibility, AUD, body)
     ).status_code == 403
     assert (await _evaluate(eligibility, {}, body)).status_code == 401
     engine = make_engine(settings.database_url, "eligibility")
@@ -157,10 +154,11 @@ async def test_a_redriven_application_event_is_not_assessed_twice(
     intake, _ = apps
     partner = await new_partner(intake)
     app_id = (
-        await intake.post("/v1/applications", json=make_body("GT-EQUITY"), headers=auth(partner, "rd"))
+        await intake.post("/v1/applications", json=make_body("GT-EQUITY"), headers=partner_headers(partner, "rd"))
     ).json()["id"]
-    await wait_for(
-        intake, f"/v1/applications/{app_id}", auth(partner), lambda b: len(b["timeline"]) >= 2, timeout=30
+    await fetch_until(
+        intake, f"/v1/applications/{app_id}", partner_headers(partner), lambda b: len(b["timeline"]) >= 2,
+        timeout_s=30,
     )
     engine = make_engine(settings.database_url, "intake")
     async with engine.connect() as conn:
@@ -180,12 +178,8 @@ async def test_a_redriven_application_event_is_not_assessed_twice(
     engine = make_engine(settings.database_url, "eligibility")
     async with engine.connect() as conn:
         # Wait until eligibility has consumed the copy (its inbox says so), then count.
-        for _ in range(200):
-            if await conn.scalar(text("SELECT 1 FROM inbox WHERE event_id = :e"), {"e": copy.id}):
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("the re-driven copy was never consumed")
+        await eventually(lambda: conn.scalar(text("SELECT 1 FROM inbox WHERE event_id = :e"), {"e": copy.id}),
+                         "the re-driven copy consumed", timeout_s=20)
         n = await conn.scalar(
             text("SELECT count(*) FROM outbox WHERE type = 'application.assessed' AND subject = :s"),
             {"s": app_id},

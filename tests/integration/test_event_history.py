@@ -3,7 +3,6 @@ services, in order, as full envelopes; operators and auditors see any, a partner
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -15,14 +14,12 @@ from services.intake.app import create_app
 from shared.config.settings import Settings
 from shared.contracts.envelope import new_event
 from shared.contracts.topics import ANNOUNCEMENTS, ASSESSMENTS, AWARDS
-from tests.integration.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN, running
-from tests.integration.test_intake_api import auth, equity, new_partner
-from tests.unit.test_engine import ENTERPRISE
+from tests.support.apps import running
+from tests.support.auth import AUD, OP, partner_headers
+from tests.support.intake import equity, fetch_until, new_partner
+from tools.samples import ENTERPRISE
 
 pytestmark = pytest.mark.integration
-
-OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
-AUD = {"Authorization": f"Bearer {AUDITOR_TOKEN}"}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +32,7 @@ async def test_the_event_history_of_an_application_in_order_with_full_envelopes(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
     partner, other = await new_partner(client, "P1"), await new_partner(client, "P2")
-    app_id = (await client.post("/v1/applications", json=equity("HIST"), headers=auth(partner, "h1"))).json()["id"]
+    app_id = (await client.post("/v1/applications", json=equity("HIST"), headers=partner_headers(partner, "h1"))).json()["id"]
     t0 = datetime.now(UTC) + timedelta(seconds=1)
     assessed = new_event("application.assessed", source="grantline.eligibility", subject=app_id, time=t0,
                          data={"application_id": app_id, "eligible": True, "entitlement": "1600000.00",
@@ -60,13 +57,7 @@ async def test_the_event_history_of_an_application_in_order_with_full_envelopes(
         await producer.stop()
 
     url = f"/v1/applications/{app_id}/events"
-    deadline = asyncio.get_running_loop().time() + 30
-    while True:
-        body = (await client.get(url, headers=OP)).json()
-        if len(body.get("items", [])) == 4:
-            break
-        assert asyncio.get_running_loop().time() < deadline, body
-        await asyncio.sleep(0.1)
+    body = await fetch_until(client, url, OP, lambda b: len(b.get("items", [])) == 4, timeout_s=30)
     items = body["items"]
     assert [e["type"] for e in items] == ["application.received", "application.assessed", "award.decided",
                                           "award.revoked"], "in event time order, whatever the arrival order"
@@ -77,7 +68,7 @@ async def test_the_event_history_of_an_application_in_order_with_full_envelopes(
     assert items[2]["causation_id"] == str(assessed.id)
 
     assert (await client.get(url, headers=AUD)).json()["items"] == items
-    assert (await client.get(url, headers=auth(partner))).json()["items"] == items
-    assert (await client.get(url, headers=auth(other))).status_code == 404
+    assert (await client.get(url, headers=partner_headers(partner))).json()["items"] == items
+    assert (await client.get(url, headers=partner_headers(other))).status_code == 404
     assert (await client.get(url)).status_code == 401
     assert (await client.get("/v1/applications/app_missing/events", headers=OP)).status_code == 404

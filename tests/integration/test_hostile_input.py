@@ -17,12 +17,12 @@ from services.eligibility.app import create_app as eligibility_app
 from services.intake.app import create_app as intake_app
 from shared.config.settings import Settings
 from shared.db.engine import make_engine
-from tests.integration.conftest import OPERATOR_TOKEN, running
-from tests.unit.test_engine import make_body
+from tests.support.apps import running
+from tests.support.auth import OP
+from tools.samples import make_body
 
 pytestmark = pytest.mark.integration
 
-OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 CALLBACK = "https://93.184.216.34/hook"
 
 HOSTILE = [

@@ -20,15 +20,14 @@ from shared.config.settings import Settings
 from shared.contracts.envelope import new_event
 from shared.contracts.topics import APPLICATIONS, ASSESSMENTS, AWARDS
 from shared.db.engine import make_engine
-from tests.integration.conftest import OPERATOR_TOKEN, running
-from tests.integration.test_plumbing import read_topic
+from tests.support.apps import running
+from tests.support.auth import OP, partner_headers
+from tests.support.intake import PUBLIC_CALLBACK, counts, equity, fetch_until, new_partner
+from tests.support.kafka import read_topic
 from tests.support.records import FakeRecord
-from tests.unit.test_engine import ENTERPRISE, make_body
+from tools.samples import ENTERPRISE, make_body
 
 pytestmark = pytest.mark.integration
-
-OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
-PUBLIC_CALLBACK = "https://93.184.216.34/grantline/hook"
 
 
 @pytest.fixture(scope="module")
@@ -37,54 +36,8 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def new_partner(client: httpx.AsyncClient, name: str = "Partner") -> dict[str, Any]:
-    r = await client.post("/v1/partners", json={"name": name, "callback_url": PUBLIC_CALLBACK}, headers=OP)
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def auth(partner: dict[str, Any], key: str | None = None) -> dict[str, str]:
-    headers = {"Authorization": f"Bearer {partner['api_key']}"}
-    if key is not None:
-        headers["Idempotency-Key"] = key
-    return headers
-
-
-def equity(subject: str = "ROUND-2024-B", **over: Any) -> dict[str, Any]:
-    body = make_body("GT-EQUITY")
-    body["subject"] = subject
-    body.update(over)
-    return body
-
-
-async def counts(settings: Settings) -> tuple[int, int]:
-    engine = make_engine(settings.database_url, "intake")
-    try:
-        async with engine.connect() as conn:
-            apps = await conn.scalar(text("SELECT count(*) FROM applications"))
-            events = await conn.scalar(
-                text("SELECT count(*) FROM outbox WHERE type = 'application.received'")
-            )
-    finally:
-        await engine.dispose()
-    return int(apps or 0), int(events or 0)
-
-
-async def wait_for(
-    client: httpx.AsyncClient, url: str, headers: dict[str, str], pred: Any, timeout: float = 20
-) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    body = None
-    while asyncio.get_running_loop().time() < deadline:
-        body = (await client.get(url, headers=headers)).json()
-        if pred(body):
-            return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"condition not met in {timeout}s; last body: {body}")
-
-
 async def test_healthz_answers_ok_when_database_and_broker_are_up(client: httpx.AsyncClient) -> None:
-    r = await wait_for(client, "/healthz", {}, lambda b: b.get("status") == "ok")
+    r = await fetch_until(client, "/healthz", {}, lambda b: b.get("status") == "ok")
     assert r["checks"] == {"database": "ok", "broker": "ok"}
 
 
@@ -92,7 +45,7 @@ async def test_partner_creation_needs_the_operator_token(client: httpx.AsyncClie
     body = {"name": "X", "callback_url": PUBLIC_CALLBACK}
     assert (await client.post("/v1/partners", json=body)).status_code == 401
     partner = await new_partner(client)
-    r = await client.post("/v1/partners", json=body, headers=auth(partner))
+    r = await client.post("/v1/partners", json=body, headers=partner_headers(partner))
     assert r.status_code == 403
     assert r.headers["content-type"].startswith("application/problem+json")
     assert partner["api_key"].startswith("glk_") and partner["webhook_secret"].startswith("whsec_")
@@ -134,17 +87,19 @@ async def test_application_is_accepted_stored_and_published(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
     partner = await new_partner(client)
-    r = await client.post("/v1/applications", json=equity(), headers=auth(partner, str(uuid.uuid4())))
+    r = await client.post("/v1/applications", json=equity(), headers=partner_headers(partner, str(uuid.uuid4())))
     assert r.status_code == 202, r.text
     accepted = r.json()
     assert (
         accepted["status"] == "received" and accepted["links"]["self"] == f"/v1/applications/{accepted['id']}"
     )
-    got = (await client.get(accepted["links"]["self"], headers=auth(partner))).json()
+    got = (await client.get(accepted["links"]["self"], headers=partner_headers(partner))).json()
     assert got["status"] == "received"
     assert got["applicant"]["id"] == ENTERPRISE
     assert [e["type"] for e in got["timeline"]] == ["application.received"]
-    published = await read_topic(settings.kafka_bootstrap_servers, settings.topic_namespace + APPLICATIONS, 1)
+    published = await read_topic(settings.kafka_bootstrap_servers, settings.topic_namespace + APPLICATIONS,
+                                 until=lambda got: any(orjson.loads(v)["subject"] == accepted["id"]
+                                                       for _, v in got if v))
     envelopes = [orjson.loads(v) for _, v in published]
     mine = [e for e in envelopes if e["subject"] == accepted["id"]]
     assert len(mine) == 1
@@ -159,10 +114,10 @@ async def test_same_key_same_body_gives_the_same_answer(
     partner = await new_partner(client)
     key = str(uuid.uuid4())
     body = equity("ROUND-IDEMP")
-    first = await client.post("/v1/applications", json=body, headers=auth(partner, key))
+    first = await client.post("/v1/applications", json=body, headers=partner_headers(partner, key))
     reordered = orjson.loads(orjson.dumps(dict(reversed(list(body.items())))))
     before = await counts(settings)
-    again = await client.post("/v1/applications", json=reordered, headers=auth(partner, key))
+    again = await client.post("/v1/applications", json=reordered, headers=partner_headers(partner, key))
     assert first.status_code == again.status_code == 202
     assert again.json() == first.json()
     assert again.headers.get("Idempotent-Replayed") == "true"
@@ -173,10 +128,10 @@ async def test_same_key_other_body_is_a_conflict(client: httpx.AsyncClient, sett
     partner = await new_partner(client)
     key = str(uuid.uuid4())
     assert (
-        await client.post("/v1/applications", json=equity("A"), headers=auth(partner, key))
+        await client.post("/v1/applications", json=equity("A"), headers=partner_headers(partner, key))
     ).status_code == 202
     before = await counts(settings)
-    r = await client.post("/v1/applications", json=equity("B"), headers=auth(partner, key))
+    r = await client.post("/v1/applications", json=equity("B"), headers=partner_headers(partner, key))
     assert r.status_code == 409
     assert r.headers["content-type"].startswith("application/problem+json")
     assert await counts(settings) == before
@@ -189,7 +144,7 @@ async def test_concurrent_requests_with_one_key_create_one_application(
     key = str(uuid.uuid4())
     before = await counts(settings)
     replies = await asyncio.gather(
-        *(client.post("/v1/applications", json=equity("RACE"), headers=auth(partner, key)) for _ in range(8))
+        *(client.post("/v1/applications", json=equity("RACE"), headers=partner_headers(partner, key)) for _ in range(8))
     )
     assert {r.status_code for r in replies} == {202}
     assert len({r.json()["id"] for r in replies}) == 1
@@ -200,8 +155,8 @@ async def test_concurrent_requests_with_one_key_create_one_application(
 async def test_the_same_key_is_independent_per_partner(client: httpx.AsyncClient) -> None:
     a, b = await new_partner(client, "A"), await new_partner(client, "B")
     key = "shared-key-" + uuid.uuid4().hex
-    ra = await client.post("/v1/applications", json=equity("X"), headers=auth(a, key))
-    rb = await client.post("/v1/applications", json=equity("Y"), headers=auth(b, key))
+    ra = await client.post("/v1/applications", json=equity("X"), headers=partner_headers(a, key))
+    rb = await client.post("/v1/applications", json=equity("Y"), headers=partner_headers(b, key))
     assert ra.status_code == rb.status_code == 202
     assert ra.json()["id"] != rb.json()["id"]
 
@@ -243,7 +198,7 @@ async def test_invalid_field_is_422_naming_it_and_nothing_is_stored(
     partner = await new_partner(client)
     before = await counts(settings)
     r = await client.post(
-        "/v1/applications", json=_mutate(path, value), headers=auth(partner, str(uuid.uuid4()))
+        "/v1/applications", json=_mutate(path, value), headers=partner_headers(partner, str(uuid.uuid4()))
     )
     assert r.status_code == 422, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
@@ -255,7 +210,7 @@ async def test_invalid_field_is_422_naming_it_and_nothing_is_stored(
 
 async def test_malformed_json_is_400(client: httpx.AsyncClient, settings: Settings) -> None:
     partner = await new_partner(client)
-    headers = {**auth(partner, str(uuid.uuid4())), "Content-Type": "application/json"}
+    headers = {**partner_headers(partner, str(uuid.uuid4())), "Content-Type": "application/json"}
     r = await client.post("/v1/applications", content=b'{"program": "GT-EQUITY",', headers=headers)
     assert r.status_code == 400
     assert r.headers["content-type"].startswith("application/problem+json")
@@ -264,14 +219,14 @@ async def test_malformed_json_is_400(client: httpx.AsyncClient, settings: Settin
 async def test_body_over_64_kib_is_413(client: httpx.AsyncClient) -> None:
     partner = await new_partner(client)
     body = equity(subject="S" * 70_000)
-    r = await client.post("/v1/applications", json=body, headers=auth(partner, str(uuid.uuid4())))
+    r = await client.post("/v1/applications", json=body, headers=partner_headers(partner, str(uuid.uuid4())))
     assert r.status_code == 413
     assert r.headers["content-type"].startswith("application/problem+json")
 
 
 async def test_missing_idempotency_key_is_422(client: httpx.AsyncClient) -> None:
     partner = await new_partner(client)
-    r = await client.post("/v1/applications", json=equity(), headers=auth(partner))
+    r = await client.post("/v1/applications", json=equity(), headers=partner_headers(partner))
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "Idempotency-Key"
 
@@ -288,11 +243,11 @@ async def test_unknown_api_key_is_401(client: httpx.AsyncClient) -> None:
 
 async def test_partners_see_only_their_own_applications(client: httpx.AsyncClient) -> None:
     a, b = await new_partner(client, "A"), await new_partner(client, "B")
-    app_a = (await client.post("/v1/applications", json=equity("A1"), headers=auth(a, "k1"))).json()["id"]
-    app_b = (await client.post("/v1/applications", json=equity("B1"), headers=auth(b, "k1"))).json()["id"]
-    assert (await client.get(f"/v1/applications/{app_a}", headers=auth(b))).status_code == 404
-    assert (await client.get(f"/v1/applications/{app_b}", headers=auth(a))).status_code == 404
-    listed_a = (await client.get("/v1/applications", headers=auth(a))).json()["items"]
+    app_a = (await client.post("/v1/applications", json=equity("A1"), headers=partner_headers(a, "k1"))).json()["id"]
+    app_b = (await client.post("/v1/applications", json=equity("B1"), headers=partner_headers(b, "k1"))).json()["id"]
+    assert (await client.get(f"/v1/applications/{app_a}", headers=partner_headers(b))).status_code == 404
+    assert (await client.get(f"/v1/applications/{app_b}", headers=partner_headers(a))).status_code == 404
+    listed_a = (await client.get("/v1/applications", headers=partner_headers(a))).json()["items"]
     assert [i["id"] for i in listed_a] == [app_a]
     operator_view = await client.get(f"/v1/applications/{app_a}", headers=OP)
     assert operator_view.status_code == 200
@@ -302,23 +257,23 @@ async def test_listing_is_newest_first_cursor_paged_and_filtered(client: httpx.A
     partner = await new_partner(client)
     ids = []
     for i in range(5):
-        r = await client.post("/v1/applications", json=equity(f"R{i}"), headers=auth(partner, f"page-{i}"))
+        r = await client.post("/v1/applications", json=equity(f"R{i}"), headers=partner_headers(partner, f"page-{i}"))
         ids.append(r.json()["id"])
     pct = make_body("GT-PCT")
-    pct_id = (await client.post("/v1/applications", json=pct, headers=auth(partner, "pct"))).json()["id"]
+    pct_id = (await client.post("/v1/applications", json=pct, headers=partner_headers(partner, "pct"))).json()["id"]
     seen, cursor = [], None
     while True:
         params = {"limit": "2", "program": "GT-EQUITY", **({"cursor": cursor} if cursor else {})}
-        page = (await client.get("/v1/applications", params=params, headers=auth(partner))).json()
+        page = (await client.get("/v1/applications", params=params, headers=partner_headers(partner))).json()
         seen += [i["id"] for i in page["items"]]
         cursor = page["next_cursor"]
         if not cursor:
             break
     assert seen == list(reversed(ids))
     assert pct_id not in seen
-    bad = await client.get("/v1/applications", params={"cursor": "!!"}, headers=auth(partner))
+    bad = await client.get("/v1/applications", params={"cursor": "!!"}, headers=partner_headers(partner))
     assert bad.status_code == 422
-    wrong_status = await client.get("/v1/applications", params={"status": "paid"}, headers=auth(partner))
+    wrong_status = await client.get("/v1/applications", params={"status": "paid"}, headers=partner_headers(partner))
     assert wrong_status.status_code == 422
 
 
@@ -334,7 +289,7 @@ async def test_downstream_events_move_status_and_timeline(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
     partner = await new_partner(client)
-    app_id = (await client.post("/v1/applications", json=equity("DS"), headers=auth(partner, "ds"))).json()[
+    app_id = (await client.post("/v1/applications", json=equity("DS"), headers=partner_headers(partner, "ds"))).json()[
         "id"
     ]
     assessed = new_event(
@@ -367,8 +322,8 @@ async def test_downstream_events_move_status_and_timeline(
         await producer.send_and_wait(ns + ASSESSMENTS, assessed.to_bytes(), key=ENTERPRISE.encode())
     finally:
         await producer.stop()
-    got = await wait_for(
-        client, f"/v1/applications/{app_id}", auth(partner), lambda b: len(b["timeline"]) == 3, timeout=30
+    got = await fetch_until(
+        client, f"/v1/applications/{app_id}", partner_headers(partner), lambda b: len(b["timeline"]) == 3, timeout_s=30
     )
     assert got["status"] == "partially_approved"
     assert got["decision"]["awarded"] == "400000.00"
@@ -389,7 +344,7 @@ async def test_a_batch_of_downstream_events_projects_each_application_in_order(
 
     partner = await new_partner(client)
     first, second = [
-        (await client.post("/v1/applications", json=equity(f"BATCH-{k}"), headers=auth(partner, k))).json()["id"]
+        (await client.post("/v1/applications", json=equity(f"BATCH-{k}"), headers=partner_headers(partner, k))).json()["id"]
         for k in (str(uuid.uuid4()), str(uuid.uuid4()))
     ]
 
@@ -419,8 +374,8 @@ async def test_a_batch_of_downstream_events_projects_each_application_in_order(
     await loop.process([FakeRecord(e.to_bytes(), 500 + i, topic=AWARDS) for i, e in enumerate(events)])  # type: ignore[arg-type]
     await engine.dispose()
     assert loop.stats.dead_lettered == 1
-    one = (await client.get(f"/v1/applications/{first}", headers=auth(partner))).json()
-    two = (await client.get(f"/v1/applications/{second}", headers=auth(partner))).json()
+    one = (await client.get(f"/v1/applications/{first}", headers=partner_headers(partner))).json()
+    two = (await client.get(f"/v1/applications/{second}", headers=partner_headers(partner))).json()
     assert (one["status"], one["decision"]["awarded"]) == ("approved", "1600000.00")
     assert (two["status"], two["decision"]["awarded"]) == ("rejected", "0.00")
     assert [e["type"] for e in one["timeline"]] == ["application.received", "application.assessed", "award.decided"]

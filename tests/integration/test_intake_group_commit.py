@@ -21,8 +21,9 @@ from shared.config.settings import Settings
 from shared.db.engine import make_engine, make_sessionmaker
 from shared.policy.catalog import load_catalog
 from shared.policy.validation import validate_application
-from tests.integration.conftest import running
-from tests.integration.test_intake_api import auth, counts, equity, new_partner
+from tests.support.apps import running
+from tests.support.auth import partner_headers
+from tests.support.intake import counts, equity, new_partner
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,7 @@ async def test_concurrent_requests_share_transactions_and_each_key_makes_one_app
     assert isinstance(group, GroupCommit)
     transactions_before = group.transactions
     replies = await asyncio.gather(*(
-        client.post("/v1/applications", json=equity(f"GC-{k}"), headers=auth(partner, k))
+        client.post("/v1/applications", json=equity(f"GC-{k}"), headers=partner_headers(partner, k))
         for k in keys * 3
     ))
     assert {r.status_code for r in replies} == {202}

@@ -16,12 +16,11 @@ from services.ledger.app import create_app
 from shared.config.settings import Settings
 from shared.db.engine import make_engine, make_sessionmaker
 from shared.db.migrate import upgrade
-from tests.integration.conftest import AUDITOR_TOKEN, RoutesOnly
-from tests.integration.test_ledger_helpers import assessed, ledger_loop, new_applicant, process, receipt
+from tests.support.apps import RoutesOnly, routes_only
+from tests.support.auth import AUD
+from tests.support.ledger import assessed, ledger_loop, new_applicant, process, receipt
 
 pytestmark = pytest.mark.integration
-
-AUD = {"Authorization": f"Bearer {AUDITOR_TOKEN}"}
 
 
 @pytest.fixture
@@ -34,12 +33,9 @@ async def ledger(settings: Settings) -> AsyncIterator[tuple[async_sessionmaker[A
     loop = ledger_loop(maker, settings)
     ent = new_applicant()
     await process(loop, [assessed(receipt("GT-EQUITY", ent, f"R-{i}", "1500000.00")) for i in range(5)])
-    app = create_app(settings)
     # Only the routes are exercised: give them a context on the scratch schema, no lifespan.
-    app.state.ctx = RoutesOnly(settings=settings, maker=maker)
     try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with routes_only(create_app(settings), RoutesOnly(settings=settings, maker=maker)) as client:
             yield maker, client
     finally:
         await engine.dispose()

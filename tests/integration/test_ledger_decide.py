@@ -3,7 +3,6 @@ driven through the real consumer loop (ConsumerLoop.process, and once end to end
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,8 +14,9 @@ from shared.config.settings import Settings
 from shared.contracts.topics import ASSESSMENTS
 from shared.db.engine import make_engine, make_sessionmaker
 from shared.messaging.consumer import ConsumerLoop
-from tests.integration.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN, running
-from tests.integration.test_ledger_helpers import (
+from tests.support.apps import running
+from tests.support.auth import AUD, OP
+from tests.support.ledger import (
     again,
     assessed,
     decided,
@@ -26,11 +26,9 @@ from tests.integration.test_ledger_helpers import (
     receipt,
     scalar,
 )
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
-AUD = {"Authorization": f"Bearer {AUDITOR_TOKEN}"}
 
 
 @pytest.fixture(scope="module")
@@ -235,23 +233,17 @@ def _neg(amount: str) -> str:
 
 
 async def _wait_decided(maker: async_sessionmaker[AsyncSession], ids: list[str], timeout_s: float = 30) -> list[dict]:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        out = await decided(maker, ids)
-        if len(out) >= len(ids) or asyncio.get_running_loop().time() > deadline:
-            return out
-        await asyncio.sleep(0.1)
+    return list(await eventually(lambda: decided(maker, ids), f"{len(ids)} decisions", timeout_s=timeout_s,
+                                 until=lambda out: len(out) >= len(ids)))
 
 
 async def _wait_published(maker: async_sessionmaker[AsyncSession], subject: str, type_: str) -> list[dict]:
     from sqlalchemy import text
 
-    deadline = asyncio.get_running_loop().time() + 10
-    while True:
+    async def published() -> list[dict]:
         async with maker() as session:
-            rows = (await session.execute(
+            return list((await session.execute(
                 text("SELECT envelope FROM outbox WHERE subject = :s AND type = :t AND published_at IS NOT NULL"),
-                {"s": subject, "t": type_})).scalars().all()
-        if rows or asyncio.get_running_loop().time() > deadline:
-            return list(rows)
-        await asyncio.sleep(0.1)
+                {"s": subject, "t": type_})).scalars().all())
+
+    return list(await eventually(published, f"{type_} published for {subject}", timeout_s=10))

@@ -10,8 +10,9 @@ import pytest
 
 from services.intake.app import create_app
 from shared.config.settings import Settings
-from tests.integration.conftest import running
-from tests.integration.test_intake_api import auth, equity, new_partner, wait_for
+from tests.support.apps import running
+from tests.support.auth import partner_headers
+from tests.support.intake import equity, fetch_until, new_partner
 
 pytestmark = pytest.mark.integration
 
@@ -27,18 +28,18 @@ async def test_a_partner_over_its_rate_gets_429_with_retry_after(client: httpx.A
     noisy, quiet = await new_partner(client, "noisy"), await new_partner(client, "quiet")
     codes = []
     for _ in range(5):
-        r = await client.post("/v1/applications", json=equity(), headers=auth(noisy, str(uuid.uuid4())))
+        r = await client.post("/v1/applications", json=equity(), headers=partner_headers(noisy, str(uuid.uuid4())))
         codes.append(r.status_code)
     assert codes[:3] == [202, 202, 202]
     assert codes[3:] == [429, 429]
     assert r.headers["retry-after"] == "1"
     assert r.headers["content-type"].startswith("application/problem+json")
-    other = await client.post("/v1/applications", json=equity(), headers=auth(quiet, str(uuid.uuid4())))
+    other = await client.post("/v1/applications", json=equity(), headers=partner_headers(quiet, str(uuid.uuid4())))
     assert other.status_code == 202  # one partner's flood does not starve another
 
 
 async def test_metrics_expose_requests_outbox_and_consumers(client: httpx.AsyncClient) -> None:
-    await wait_for(client, "/healthz", {}, lambda b: b.get("status") == "ok")
+    await fetch_until(client, "/healthz", {}, lambda b: b.get("status") == "ok")
     r = await client.get("/metrics")
     assert r.status_code == 200
     text = r.text

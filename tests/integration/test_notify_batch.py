@@ -26,8 +26,10 @@ from shared.contracts.topics import AWARDS, DLQ
 from shared.db.engine import make_engine, make_sessionmaker
 from shared.db.migrate import upgrade
 from shared.messaging.consumer import ConsumerLoop, Subscription
-from tests.integration.test_notify_webhooks import decided, eventually, receiver, revoked
+from tests.support.notify import decided, revoked
+from tests.support.receiver import scripted_receiver
 from tests.support.records import FakeRecord
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +188,7 @@ async def test_two_dispatchers_share_a_backlog_and_send_each_delivery_once(
     deliveries across partners; each is sent once, recorded with one attempt, and counted."""
     s = settings.model_copy(update={"allow_private_callbacks": True})
     n_partners, per_partner = 3, 40
-    async with receiver() as hook:
+    async with scripted_receiver() as hook:
         partners = [f"ptn_two_{i}" for i in range(n_partners)]
         async with maker() as session, session.begin():
             for p in partners:
@@ -207,7 +209,7 @@ async def test_two_dispatchers_share_a_backlog_and_send_each_delivery_once(
                         "AND status <> 'delivered'"))
                 return left == 0
 
-            await eventually(all_delivered, timeout=30, what="the whole backlog delivered")
+            await eventually(all_delivered, timeout_s=30, what="the whole backlog delivered")
         finally:
             for d in dispatchers:
                 d.stop()

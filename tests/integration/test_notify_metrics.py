@@ -15,8 +15,11 @@ from services.notify.app import create_app
 from shared.config.settings import Settings
 from shared.contracts.topics import AWARDS
 from shared.db.engine import make_engine
-from tests.integration.conftest import running
-from tests.integration.test_notify_webhooks import decided, eventually, publish, receiver, register_partner
+from tests.support.apps import running
+from tests.support.kafka import publish
+from tests.support.notify import decided, register_partner
+from tests.support.receiver import scripted_receiver
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +49,7 @@ async def test_webhook_attempts_are_counted_by_outcome(metric_settings: Settings
     producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers, enable_idempotence=False)
     await producer.start()
     try:
-        async with running(create_app(s, webhook_timeout=1.0)) as notify, receiver(
+        async with running(create_app(s, webhook_timeout=1.0)) as notify, scripted_receiver(
             lambda n: 500 if n == 1 else 204
         ) as hook:
             before = attempts((await notify.get("/metrics")).text)
@@ -66,7 +69,7 @@ async def test_webhook_attempts_are_counted_by_outcome(metric_settings: Settings
                     outcomes = [r[0] for r in rows]
                 return outcomes if "delivered" in outcomes else []
 
-            outcomes = await eventually(recorded, timeout=20, what="the webhook delivered after one failure")
+            outcomes = await eventually(recorded, timeout_s=20, what="the webhook delivered after one failure")
             assert outcomes == ["failed", "delivered"]
 
             page = await notify.get("/metrics")

@@ -9,14 +9,13 @@ import contextlib
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -26,95 +25,18 @@ from services.notify.domain import delivery_for, verify_signature
 from services.notify.finaliser.handlers import Finaliser
 from services.notify.repository import SqlNotifyRepository
 from shared.config.settings import Settings
-from shared.contracts.envelope import Event, new_event
-from shared.contracts.topics import ANNOUNCEMENTS, AWARDS, PARTNERS
+from shared.contracts.topics import ANNOUNCEMENTS, AWARDS
 from shared.db.engine import make_engine, make_sessionmaker
 from shared.db.migrate import upgrade
 from shared.web.auth import webhook_secret_for
-from tests.integration.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN, running
+from tests.support.apps import running
+from tests.support.auth import AUD, OP
+from tests.support.kafka import publish, read_topic
+from tests.support.notify import decided, register_partner, revoked
+from tests.support.receiver import HANG, Received, scripted_receiver
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
-HANG = -1  # a receiver behaviour: accept the request and never answer
-
-
-# --- a real HTTP receiver on loopback -------------------------------------------------------
-
-
-@dataclass
-class Received:
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-    @property
-    def json(self) -> dict[str, Any]:
-        return orjson.loads(self.body)  # type: ignore[no-any-return]
-
-
-@dataclass
-class Receiver:
-    """A minimal HTTP/1.1 server: `behaviour(n)` gives the status for the n-th request
-    (HANG: never answer)."""
-
-    behaviour: Callable[[int], int] = lambda n: 200
-    requests: list[Received] = field(default_factory=list)
-    _server: asyncio.Server | None = None
-    _closing: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def start(self) -> Receiver:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        return self
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        port = self._server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}/hooks/grantline"
-
-    async def stop(self) -> None:
-        self._closing.set()  # hanging handlers return (closing their connection)
-        if self._server is not None:
-            self._server.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            headers = {}
-            for line in lines[1:]:
-                if ":" in line:
-                    name, _, value = line.partition(":")
-                    headers[name.strip().lower()] = value.strip()
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            self.requests.append(Received(headers, body, time.monotonic()))
-            status = self.behaviour(len(self.requests))
-            if status == HANG:
-                await self._closing.wait()
-                return
-            writer.write(
-                f"HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n"
-                "Connection: close\r\n\r\nnope".encode()
-            )
-            await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    def of_type(self, event_type: str) -> list[Received]:
-        return [r for r in self.requests if r.json["type"] == event_type]
-
-
-@contextlib.asynccontextmanager
-async def receiver(behaviour: Callable[[int], int] = lambda n: 200) -> AsyncIterator[Receiver]:
-    r = await Receiver(behaviour).start()
-    try:
-        yield r
-    finally:
-        await r.stop()
 
 
 # --- fixtures and helpers -------------------------------------------------------------------
@@ -156,79 +78,6 @@ async def notify_db(settings: Settings) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def publish(producer: AIOKafkaProducer, settings: Settings, topic: str, event: Event, key: str) -> None:
-    await producer.send_and_wait(settings.topic_namespace + topic, event.to_bytes(), key=key.encode())
-
-
-async def register_partner(
-    producer: AIOKafkaProducer, settings: Settings, engine: AsyncEngine, url: str
-) -> str:
-    """As intake does: a `partner.registered` event; notify keeps a replica of the directory."""
-    partner_id = "ptn_" + uuid.uuid4().hex[:20]
-    event = new_event(
-        "partner.registered",
-        source="grantline.intake",
-        subject=partner_id,
-        data={"partner_id": partner_id, "name": f"partner {partner_id}", "callback_url": url,
-              "api_key_hash": secrets.token_hex(32)},
-    )
-    await publish(producer, settings, PARTNERS, event, partner_id)
-
-    async def known() -> bool:
-        async with engine.connect() as conn:
-            return bool(await conn.scalar(text("SELECT 1 FROM partners WHERE id = :p"), {"p": partner_id}))
-
-    await eventually(known, what=f"partner {partner_id} in notify's directory")
-    return partner_id
-
-
-def applicant_id() -> str:
-    return "91310115MA" + secrets.token_hex(4).upper()
-
-
-def decided(
-    partner_id: str,
-    *,
-    status: str = "partially_approved",
-    awarded: str = "400000.00",
-    name: str = "上海某某生物科技有限公司",
-    program: str = "GT-EQUITY",
-) -> tuple[Event, str]:
-    app_id = "app_" + uuid.uuid4().hex
-    applicant = applicant_id()
-    data = {
-        "application_id": app_id,
-        "partner_id": partner_id,
-        "program": program,
-        "year": 2024,
-        "applicant": {"id": applicant, "name": name},
-        "subject": f"ROUND-{app_id[-6:]}",
-        "status": status,
-        "entitlement": "1600000.00",
-        "awarded": awarded,
-        "limited_by": "GT-EQUITY/beneficiary-year" if status == "partially_approved" else None,
-        "reasons": [{"code": "CAP_PARTLY_USED", "message": "cap partly used", "citation": "000 §五(六)"}]
-        if status == "partially_approved" else [],
-        "top_up_of": None,
-        "draws": [{"pool": "GT-EQUITY/beneficiary-year", "amount": awarded}],
-        "catalog_version": "test",
-    }
-    return new_event("award.decided", source="grantline.ledger", subject=app_id, data=data), applicant
-
-
-def revoked(decision: Event, reason: str = "fraud found") -> Event:
-    d = decision.data
-    return new_event(
-        "award.revoked",
-        source="grantline.ledger",
-        subject=d["application_id"],
-        causation=decision,
-        data={"application_id": d["application_id"], "partner_id": d["partner_id"], "program": d["program"],
-              "year": d["year"], "applicant": d["applicant"], "subject": d["subject"], "amount": d["awarded"],
-              "reason": reason, "revoked_by": "operator", "revoked_at": "2024-06-01T00:00:00+00:00"},
-    )
-
-
 def assert_signed(request: Received, partner_id: str, settings: Settings) -> None:
     secret = webhook_secret_for(partner_id, settings.webhook_signing_key)
     assert request.headers["content-type"] == "application/json"
@@ -248,29 +97,6 @@ async def outbox_types(engine: AsyncEngine, application_id: str) -> list[str]:
         return [r[0] for r in rows]
 
 
-async def read_topic(settings: Settings, topic: str, want: set[str], timeout: float = 10.0) -> list[dict[str, Any]]:
-    """Envelopes on `topic` until every id in `want` was seen (partitions assigned by hand:
-    no consumer-group join to wait for)."""
-    name = settings.topic_namespace + topic
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
-    await consumer.start()
-    got: list[dict[str, Any]] = []
-    try:
-        partitions = consumer.partitions_for_topic(name) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(name) or set()
-        consumer.assign([TopicPartition(name, p) for p in partitions])
-        await consumer.seek_to_beginning()
-        deadline = time.monotonic() + timeout
-        while not want <= {e["id"] for e in got} and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                got += [orjson.loads(r.value) for r in records if r.value]
-    finally:
-        await consumer.stop()
-    return got
-
-
 # --- tests ----------------------------------------------------------------------------------
 
 
@@ -278,7 +104,7 @@ async def test_signed_decisions_then_finalized_after_the_notice(
     notify_settings: Settings, producer: AIOKafkaProducer, notify_db: AsyncEngine, notify: httpx.AsyncClient
 ) -> None:
     s, client = notify_settings, notify
-    async with receiver() as hook:
+    async with scripted_receiver() as hook:
         partner = await register_partner(producer, s, notify_db, hook.url)
         approved, key_a = decided(partner, status="partially_approved", awarded="400000.00")
         rejected, key_r = decided(partner, status="rejected", awarded="0.00")
@@ -308,7 +134,7 @@ async def test_signed_decisions_then_finalized_after_the_notice(
         async def finalized() -> list[Received]:
             return hook.of_type("award.finalized")
 
-        [final] = await eventually(finalized, timeout=s.notice_period_seconds + 8, what="award.finalized webhook")
+        [final] = await eventually(finalized, timeout_s=s.notice_period_seconds + 8, what="award.finalized webhook")
         assert_signed(final, partner, s)
         data = final.json["data"]
         assert data["application_id"] == approved.data["application_id"]
@@ -322,7 +148,10 @@ async def test_signed_decisions_then_finalized_after_the_notice(
         assert await outbox_types(notify_db, rejected.data["application_id"]) == []
 
         # Both events reach the announcements topic, keyed by the applicant.
-        envelopes = await read_topic(s, ANNOUNCEMENTS, {final.json["id"]})
+        messages = await read_topic(s.kafka_bootstrap_servers, s.topic_namespace + ANNOUNCEMENTS,
+                                    until=lambda got: any(orjson.loads(v)["id"] == final.json["id"]
+                                                          for _, v in got if v))
+        envelopes = [orjson.loads(v) for _, v in messages if v]
         published = [e for e in envelopes if e["subject"] == approved.data["application_id"]]
         assert [e["type"] for e in published] == ["announcement.published", "award.finalized"]
         pub = published[0]
@@ -342,7 +171,7 @@ async def test_retries_until_the_third_attempt_succeeds(
     notify_settings: Settings, producer: AIOKafkaProducer, notify_db: AsyncEngine, notify: httpx.AsyncClient
 ) -> None:
     s, client = notify_settings, notify
-    async with receiver(lambda n: 500 if n <= 2 else 204) as hook:
+    async with scripted_receiver(lambda n: 500 if n <= 2 else 204) as hook:
         partner = await register_partner(producer, s, notify_db, hook.url)
         event, key = decided(partner, status="rejected", awarded="0.00")
         app_id = event.data["application_id"]
@@ -368,7 +197,7 @@ async def test_retries_until_the_third_attempt_succeeds(
 
         # Operators only.
         assert (await client.get("/v1/deliveries")).status_code == 401
-        denied = await client.get("/v1/deliveries", headers={"Authorization": f"Bearer {AUDITOR_TOKEN}"})
+        denied = await client.get("/v1/deliveries", headers=AUD)
         assert denied.status_code == 403
         assert denied.headers["content-type"] == "application/problem+json"
 
@@ -378,7 +207,7 @@ async def test_dead_partner_is_parked_without_holding_up_others_and_can_be_redri
 ) -> None:
     s, client = notify_settings, notify
     answer = {"status": HANG}
-    async with receiver(lambda n: answer["status"]) as dead, receiver() as healthy:
+    async with scripted_receiver(lambda n: answer["status"]) as dead, scripted_receiver() as healthy:
         dead_partner = await register_partner(producer, s, notify_db, dead.url)
         good_partner = await register_partner(producer, s, notify_db, healthy.url)
         dead_events = [decided(dead_partner, status="rejected", awarded="0.00") for _ in range(3)]
@@ -412,7 +241,7 @@ async def test_dead_partner_is_parked_without_holding_up_others_and_can_be_redri
             items = r.json()["items"]
             return items if len(items) == 3 else []
 
-        items = await eventually(parked, timeout=15, what="three parked deliveries")
+        items = await eventually(parked, timeout_s=15, what="three parked deliveries")
         assert {i["application_id"] for i in items} == dead_ids
         for item in items:
             assert item["attempt_count"] == s.webhook_attempts_max
@@ -450,7 +279,7 @@ async def test_revoked_award_is_withdrawn_and_never_finalized(
     notify_settings: Settings, producer: AIOKafkaProducer, notify_db: AsyncEngine, notify: httpx.AsyncClient
 ) -> None:
     s, client = notify_settings, notify
-    async with receiver() as hook:
+    async with scripted_receiver() as hook:
         partner = await register_partner(producer, s, notify_db, hook.url)
         decision, key = decided(partner, status="approved", awarded="1600000.00")
         revocation = revoked(decision)
@@ -484,7 +313,7 @@ async def test_two_instances_finalize_each_award_once(
     """The module's instance plus a second one on the same schema: both finalisers are running
     when the notices end, and each award is finalised (event + webhook) exactly once."""
     s = notify_settings
-    async with receiver() as hook:
+    async with scripted_receiver() as hook:
         partner = await register_partner(producer, s, notify_db, hook.url)
         events = [decided(partner, status="approved", awarded=f"{1000 + i}.00") for i in range(30)]
         for event, key in events:
@@ -504,7 +333,7 @@ async def test_two_instances_finalize_each_award_once(
             async def all_final() -> bool:
                 return {r.json["application_id"] for r in hook.of_type("award.finalized")} >= app_ids
 
-            await eventually(all_final, timeout=s.notice_period_seconds + 10, what="30 award.finalized webhooks")
+            await eventually(all_final, timeout_s=s.notice_period_seconds + 10, what="30 award.finalized webhooks")
             await asyncio.sleep(0.5)  # time for any double finalisation to show up
         finals = [r.json["application_id"] for r in hook.of_type("award.finalized")]
         assert sorted(finals) == sorted(app_ids)
@@ -532,7 +361,7 @@ async def test_callback_refused_by_the_ssrf_check_at_delivery_is_parked(settings
     engine = make_engine(s.database_url, schema)
     maker = make_sessionmaker(engine)
     try:
-        async with receiver() as hook:
+        async with scripted_receiver() as hook:
             async with maker() as session, session.begin():
                 await session.execute(
                     text("INSERT INTO partners (id, name, callback_url, api_key_hash) VALUES "
@@ -577,7 +406,7 @@ async def test_in_flight_delivery_survives_a_dispatcher_restart(settings: Settin
     s = settings.model_copy(update={"webhook_backoff_seconds": 0.05, "webhook_attempts_max": 3,
                                     "allow_private_callbacks": True})
     answer = {"status": HANG}
-    async with scratch_schema(s) as maker, receiver(lambda n: answer["status"]) as hook:
+    async with scratch_schema(s) as maker, scripted_receiver(lambda n: answer["status"]) as hook:
         async with maker() as session, session.begin():
             await session.execute(
                 text("INSERT INTO partners (id, name, callback_url, api_key_hash) VALUES ('ptn_r', 'p', :u, :h)"),
@@ -620,7 +449,7 @@ async def test_background_tasks_survive_a_database_outage(settings: Settings) ->
     s = settings.model_copy(update={"allow_private_callbacks": True})
     dead_engine = make_engine("postgresql://postgres@127.0.0.1:1/none", "notify")
     dead = make_sessionmaker(dead_engine)
-    async with scratch_schema(s) as maker, receiver() as hook:
+    async with scratch_schema(s) as maker, scripted_receiver() as hook:
         async with maker() as session, session.begin():
             await session.execute(
                 text("INSERT INTO partners (id, name, callback_url, api_key_hash) VALUES ('ptn_o', 'p', :u, :h)"),
@@ -646,7 +475,7 @@ async def test_background_tasks_survive_a_database_outage(settings: Settings) ->
                     finals = await session.scalar(text("SELECT count(*) FROM outbox WHERE type = 'award.finalized'"))
                 return bool(finals == 1 and hook.of_type("award.revoked") and hook.of_type("award.finalized"))
 
-            await eventually(recovered, timeout=15, what="work after the outage")
+            await eventually(recovered, timeout_s=15, what="work after the outage")
         finally:
             dispatcher.stop()
             finaliser.stop()

@@ -26,7 +26,10 @@ from shared.db.migrate import upgrade
 from shared.messaging.consumer import ConsumerLoop, DeadLetter, Subscription, batch_or_each, per_event
 from shared.messaging.outbox import OutboxRelay, add_events
 from shared.messaging.producer import make_producer
+from tests.support.effects import CREATE_EFFECTS, effects_for, record_effect
+from tests.support.kafka import read_topic
 from tests.support.records import FakeRecord as _Record
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -40,62 +43,15 @@ async def scratch(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncS
     upgrade(settings.database_url, "notify", schema="plumbing")
     engine = make_engine(settings.database_url, "plumbing")
     async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                "CREATE TABLE IF NOT EXISTS effects (event_id uuid NOT NULL, note text, at timestamptz DEFAULT now())"
-            )
-        )
+        await conn.execute(text(CREATE_EFFECTS))
     yield make_sessionmaker(engine)
     await engine.dispose()
-
-
-async def record_effect(session: AsyncSession, event: Event) -> None:
-    if event.data.get("explode"):
-        raise RuntimeError("this event always fails")
-    await session.execute(
-        text("INSERT INTO effects (event_id, note) VALUES (:e, :n)"),
-        {"e": event.id, "n": event.data.get("note")},
-    )
-
-
-async def effects_for(
-    maker: async_sessionmaker[AsyncSession], ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, int]:
-    async with maker() as session:
-        rows = await session.execute(
-            text("SELECT event_id, count(*) FROM effects WHERE event_id = ANY(:ids) GROUP BY event_id"),
-            {"ids": list(ids)},
-        )
-        return {r[0]: r[1] for r in rows}
 
 
 def sample(note: str, **extra: object) -> Event:
     return new_event(
         "application.received", source="tests", subject=f"app_{note}", data={"note": note, **extra}
     )
-
-
-async def read_topic(
-    bootstrap: str, topic: str, expect: int, timeout_s: float = 20
-) -> list[tuple[bytes, bytes]]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"reader-{uuid.uuid4()}", auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    got: list[tuple[bytes, bytes]] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while len(got) < expect and asyncio.get_running_loop().time() < deadline:
-            batch = await consumer.getmany(timeout_ms=300)
-            for records in batch.values():
-                got += [(r.key, r.value) for r in records]
-        # Linger briefly so that an extra, unexpected message would be seen too.
-        batch = await consumer.getmany(timeout_ms=500)
-        for records in batch.values():
-            got += [(r.key, r.value) for r in records]
-    finally:
-        await consumer.stop()
-    return got
 
 
 async def test_relay_publishes_committed_rows_in_order_and_nothing_rolled_back(
@@ -124,7 +80,7 @@ async def test_relay_publishes_committed_rows_in_order_and_nothing_rolled_back(
     finally:
         await producer.stop()
 
-    got = await read_topic(settings.kafka_bootstrap_servers, ns + APPLICATIONS, expect=60)
+    got = await read_topic(settings.kafka_bootstrap_servers, ns + APPLICATIONS, until=lambda got: len(got) >= 60)
     ids = [orjson.loads(value)["id"] for _, value in got]
     assert ids == [str(e.id) for e in committed_first + committed_second]
     assert {k for k, _ in got} == {key.encode()}
@@ -303,22 +259,24 @@ async def test_poison_message_reaches_the_dlq_topic_through_a_running_consumer(
         await producer.send_and_wait(ns + APPLICATIONS, b"\x00garbage", key=b"k1")
         await producer.send_and_wait(ns + APPLICATIONS, good.to_bytes(), key=b"k1")
         tasks = [asyncio.create_task(loop.run()), asyncio.create_task(relay.run())]
-        dead = await read_topic(settings.kafka_bootstrap_servers, ns + DLQ, expect=4)
-        for _ in range(100):
-            if await effects_for(scratch, [good.id]):
-                break
-            await asyncio.sleep(0.1)
+        dead = await read_topic(settings.kafka_bootstrap_servers, ns + DLQ,
+                                until=lambda got: any(_from_topic(v, ns + APPLICATIONS) for _, v in got))
+        await eventually(lambda: effects_for(scratch, [good.id]), "the good event applied", timeout_s=10)
     finally:
         loop.stop()
         relay.stop()
         await asyncio.wait(tasks, timeout=10)
         await producer.stop()
     # Earlier tests left dead letters in this outbox too; ours is the one from this topic.
-    ours = [orjson.loads(v) for _, v in dead if orjson.loads(v)["data"]["topic"] == ns + APPLICATIONS]
+    ours = [orjson.loads(v) for _, v in dead if _from_topic(v, ns + APPLICATIONS)]
     assert len(ours) == 1
     assert ours[0]["type"] == "event.dead_lettered"
     assert ours[0]["data"]["offset"] == 0
     assert await effects_for(scratch, [good.id]) == {good.id: 1}
+
+
+def _from_topic(dead_letter: bytes | None, topic: str) -> bool:
+    return dead_letter is not None and orjson.loads(dead_letter)["data"]["topic"] == topic
 
 
 CRASHING_CONSUMER = """
@@ -326,7 +284,7 @@ import asyncio, os, signal, sys
 from shared.messaging.consumer import ConsumerLoop, Subscription, per_event
 from shared.db.engine import make_engine, make_sessionmaker
 from shared.contracts.topics import APPLICATIONS
-from tests.integration.test_plumbing import record_effect
+from tests.support.effects import record_effect
 
 class CrashAfterCommit(ConsumerLoop):
     async def process(self, records):
@@ -402,13 +360,10 @@ async def committed_offset_reaches(
     try:
         tp = TopicPartition(topic, 0)
         probe.assign([tp])
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while asyncio.get_running_loop().time() < deadline:
-            committed = await probe.committed(tp)
-            if committed is not None and committed >= target:
-                return True
-            await asyncio.sleep(0.3)
-        return False
+        committed = await eventually(lambda: probe.committed(tp), f"{group} committed past {target}",
+                                     timeout_s=timeout_s, every_s=0.3,
+                                     until=lambda committed: committed is not None and committed >= target)
+        return bool(committed >= target)
     finally:
         await probe.stop()
 
@@ -453,7 +408,7 @@ async def test_relay_republishes_what_a_restarted_broker_forgot(
                 pass
         finally:
             await producer.stop()
-        got = await read_topic(bootstrap, ns + APPLICATIONS, expect=12)
+        got = await read_topic(bootstrap, ns + APPLICATIONS, until=lambda got: len(got) >= 12)
         # Earlier tests' rows are re-published too (they are recent history); ours come in order.
         wanted = [str(e.id) for e in events]
         assert [i for i in (orjson.loads(v)["id"] for _, v in got) if i in set(wanted)] == wanted

@@ -32,13 +32,14 @@ from shared.config.settings import Settings
 from shared.contracts.envelope import Event, new_event
 from shared.contracts.topics import ANNOUNCEMENTS, APPLICATIONS, ASSESSMENTS, AWARDS, DLQ, PARTNERS
 from shared.db.engine import make_engine
-from tests.integration.conftest import OPERATOR_TOKEN, running
+from tests.support.apps import healthy, running
+from tests.support.auth import OP, partner_headers
+from tests.support.intake import new_partner
 from tests.support.waiting import eventually
-from tests.unit.test_engine import make_body
+from tools.samples import make_body
 
 pytestmark = pytest.mark.integration
 
-OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 CALLBACK = "http://127.0.0.1:9/hook"  # the discard port: webhook attempts fail fast, and are not under test
 
 # consumer → the topics it reads (what the services subscribe to; ledger has no partner consumer)
@@ -73,12 +74,8 @@ async def stack(poison_settings: Settings) -> AsyncIterator[dict[str, httpx.Asyn
             )
         }
         for client in clients.values():
-            await eventually(lambda c=client: _healthy(c), "healthz")
+            await eventually(lambda c=client: healthy(c), "healthz")
         yield clients
-
-
-async def _healthy(client: httpx.AsyncClient) -> bool:
-    return (await client.get("/healthz")).status_code == 200
 
 
 async def query(settings: Settings, schema: str, sql: str, **params: Any) -> list[Any]:
@@ -90,16 +87,9 @@ async def query(settings: Settings, schema: str, sql: str, **params: Any) -> lis
         await engine.dispose()
 
 
-async def new_partner(intake: httpx.AsyncClient, name: str) -> dict[str, Any]:
-    r = await intake.post("/v1/partners", json={"name": name, "callback_url": CALLBACK}, headers=OP)
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
 async def submit(intake: httpx.AsyncClient, partner: dict[str, Any], subject: str) -> str:
     body = make_body("GT-EQUITY", subject=subject)
-    headers = {"Authorization": f"Bearer {partner['api_key']}", "Idempotency-Key": str(uuid.uuid4())}
-    r = await intake.post("/v1/applications", json=body, headers=headers)
+    r = await intake.post("/v1/applications", json=body, headers=partner_headers(partner, str(uuid.uuid4())))
     assert r.status_code == 202, r.text
     return str(r.json()["id"])
 
@@ -114,7 +104,7 @@ async def settled(intake: httpx.AsyncClient, app_id: str) -> dict[str, Any]:
         )
         return body if done else None
 
-    return await eventually(check, f"{app_id} decided and announced", timeout=45)
+    return await eventually(check, f"{app_id} decided and announced", timeout_s=45)
 
 
 def malformed(topic: str, token: str, app_id: str) -> Event:
@@ -186,7 +176,7 @@ async def test_poison_on_every_topic_is_dead_lettered_and_every_consumer_goes_on
 ) -> None:
     settings = poison_settings
     intake = stack["intake"]
-    partner = await new_partner(intake, "Before the poison")
+    partner = await new_partner(intake, "Before the poison", CALLBACK)
     first = await submit(intake, partner, "ROUND-BEFORE")
     before = await settled(intake, first)
 
@@ -194,7 +184,7 @@ async def test_poison_on_every_topic_is_dead_lettered_and_every_consumer_goes_on
     await produce_poison(settings, token, first)
 
     # Valid events after the poison: a partner (partners topic), an application through every stage.
-    later_partner = await new_partner(intake, "After the poison")
+    later_partner = await new_partner(intake, "After the poison", CALLBACK)
     second = await submit(intake, later_partner, "ROUND-AFTER")
     after = await settled(intake, second)
     assert [e["type"] for e in after["timeline"]][:1] == ["application.received"]

@@ -31,11 +31,11 @@ from services.intake.app import create_app as intake_app
 from services.ledger.app import create_app as ledger_app
 from services.notify.app import create_app as notify_app
 from shared.config.settings import Settings
-from tests.integration.conftest import AUDITOR_TOKEN, OPERATOR_TOKEN, running
+from tests.support.apps import running
+from tests.support.auth import AUD, OP, OPERATOR_TOKEN
 
 pytestmark = pytest.mark.integration
 
-OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 PUBLIC_CALLBACK = "https://93.184.216.34/hook"
 EXAMPLES = 25  # per operation and generation mode
 
@@ -168,7 +168,7 @@ async def test_ledger_survives_schemathesis(fuzz_settings: Settings) -> None:
 
         def auth(case: Any) -> dict[str, str]:
             if case.operation.path in ("/v1/journal", "/v1/audit/verify"):
-                return {"Authorization": f"Bearer {AUDITOR_TOKEN}"}
+                return AUD
             return OP
 
         failures = await fuzz(client, app, auth)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import asyncpg
@@ -11,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.support.servers import create_database, drop_database
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -51,12 +51,16 @@ async def test_fresh_database_is_isolated(pg_admin_dsn: str, fresh_db_dsn: str) 
 
 
 async def _consume(consumer: AIOKafkaConsumer, want: int, within: float = 20.0) -> list[tuple[bytes, bytes]]:
+    """`want` messages, taking at most that many."""
     got: list[tuple[bytes, bytes]] = []
-    deadline = asyncio.get_running_loop().time() + within
-    while len(got) < want and asyncio.get_running_loop().time() < deadline:
+
+    async def enough() -> bool:
         batch = await consumer.getmany(timeout_ms=500, max_records=want - len(got))
         for records in batch.values():
             got.extend((r.key or b"", r.value or b"") for r in records)
+        return len(got) >= want
+
+    await eventually(enough, f"{want} messages", timeout_s=within, every_s=0)
     return got
 
 
@@ -68,10 +72,8 @@ async def test_broker_topics_produce_consume_commit_resume(kafka_bootstrap: str)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name=topic, num_partitions=3, replication_factor=1)])
-        for _ in range(50):
-            if topic in await admin.list_topics():
-                break
-            await asyncio.sleep(0.1)
+        await eventually(admin.list_topics, f"{topic} listed", timeout_s=5, every_s=0.1,
+                         until=lambda topics: topic in topics)
         assert topic in await admin.list_topics()
     finally:
         await admin.close()
@@ -118,7 +120,7 @@ async def test_broker_topics_produce_consume_commit_resume(kafka_bootstrap: str)
         assert len(rest) == 20 - len(got)
         values = sorted(int(v[1:]) for _, v in got + rest)
         assert values == list(range(20)), "every message exactly once across the two consumers"
-        extra = await second.getmany(timeout_ms=1000)
+        extra = await second.getmany(timeout_ms=1000)  # a bounded poll: nothing more arrives in it
         assert not any(extra.values())
     finally:
         await second.stop()

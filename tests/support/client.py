@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import httpx
 
 from shared.kernel.uscc import ALPHABET, with_check_character
+from tests.support.waiting import eventually_sync
 
 FINAL = {"ineligible", "approved", "partially_approved", "rejected", "revoked"}
 
@@ -44,16 +44,8 @@ class Partner:
         return r.json()  # type: ignore[no-any-return]
 
     def wait_final(self, app_id: str, timeout_s: float = 60) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            body = self.get(app_id)
-            if body["status"] in FINAL:
-                return body
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{app_id} not final after {timeout_s}s: {body['status']} {body['timeline']}"
-                )
-            time.sleep(0.1)
+        return dict(eventually_sync(lambda: self.get(app_id), f"{app_id} final", timeout_s=timeout_s,
+                                    every_s=0.1, until=lambda body: body["status"] in FINAL))
 
     async def post_many(self, bodies: list[dict[str, Any]], concurrency: int = 16) -> list[str]:
         """POST concurrently, at most `concurrency` in flight; returns the application ids in order."""

@@ -1,5 +1,5 @@
-"""Helpers for the ledger's integration tests (no tests here): receipts as eligibility writes
-them, assessment envelopes, driving the real consumer loop, reading the ledger's outbox."""
+"""Feeding the ledger: receipts as eligibility writes them, assessment envelopes, driving the
+real consumer loop, reading the ledger's outbox."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from shared.contracts.topics import ASSESSMENTS
 from shared.kernel.money import format_fen
 from shared.messaging.consumer import ConsumerLoop
 from shared.policy.catalog import load_catalog
+from tests.support.records import FakeRecord
 
 T0 = datetime(2024, 6, 1, 9, 0, tzinfo=UTC)
 _MILESTONE = {"GT-EQUITY": "financing", "GT-CLIN": "completion", "GT-PRODUCT": "marketing_authorization",
@@ -82,21 +83,14 @@ def again(event: Event) -> Event:
     return new_event(event.type, source=event.source, subject=event.subject, data=event.data, time=event.time)
 
 
-class Record:
-    """The fields of a ConsumerRecord the loop reads, for driving `process` directly."""
-
-    def __init__(self, value: bytes, offset: int, key: bytes = b"k") -> None:
-        self.value, self.offset, self.key = value, offset, key
-        self.topic, self.partition = ASSESSMENTS, 0
-
-
 def ledger_loop(maker: async_sessionmaker[AsyncSession], settings: Settings) -> ConsumerLoop:
     return ConsumerLoop(service="ledger", subscription=decide_subscription(), maker=maker,
                         bootstrap=settings.kafka_bootstrap_servers, namespace=settings.topic_namespace)
 
 
 async def process(loop: ConsumerLoop, events: Sequence[Event | bytes]) -> None:
-    records = [Record(e if isinstance(e, bytes) else e.to_bytes(), i) for i, e in enumerate(events)]
+    records = [FakeRecord(e if isinstance(e, bytes) else e.to_bytes(), i, topic=ASSESSMENTS)
+               for i, e in enumerate(events)]
     await loop.process(records)  # type: ignore[arg-type]
 
 

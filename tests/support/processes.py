@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -14,9 +15,15 @@ from pathlib import Path
 
 import httpx
 
+from shared.db.migrate import upgrade_all
+from shared.messaging.topics import ensure_topics
+from tests.support.auth import AUDITOR_TOKEN, OPERATOR_TOKEN
+from tests.support.servers import create_database, new_namespace
+from tests.support.waiting import eventually_sync
 from tools.stack.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"  # logs and screenshots a failed run leaves to look at
 SERVICES = ("intake", "eligibility", "ledger", "notify")
 
 
@@ -30,6 +37,25 @@ class ServiceProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def healthy(self) -> bool:
+        """Whether /healthz answers 200; a process that has exited is an error, not a wait."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited: {self.tail()}")
+        try:
+            return httpx.get(self.url + "/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait_healthy(self, timeout_s: float = 60) -> None:
+        try:
+            eventually_sync(self.healthy, f"{self.name} healthy", timeout_s=timeout_s, every_s=0.1)
+        except AssertionError:
+            raise TimeoutError(f"{self.name} not healthy: {self.tail()}") from None
+
+    def tail(self, lines: int = 30) -> str:
+        path = self.log_path
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
 @dataclass
@@ -71,21 +97,15 @@ class Stack:
             start_new_session=True,
         )
 
+    def start_extra_healthy(self, name: str, timeout_s: float = 30) -> ServiceProcess:
+        svc = self.start_extra(name)
+        svc.wait_healthy(timeout_s)
+        return svc
+
     def wait_healthy(self, names: tuple[str, ...] = SERVICES, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + timeout_s  # one deadline for them all
         for name in names:
-            svc = self.services[name]
-            while True:
-                if svc.proc is not None and svc.proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited: {self.tail(name)}")
-                try:
-                    if httpx.get(svc.url + "/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{name} not healthy: {self.tail(name)}")
-                time.sleep(0.2)
+            self.services[name].wait_healthy(max(0.0, deadline - time.monotonic()))
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.services[name].proc
@@ -109,8 +129,7 @@ class Stack:
                     proc.wait()
 
     def tail(self, name: str, lines: int = 30) -> str:
-        path = self.services[name].log_path
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+        return self.services[name].tail(lines)
 
 
 @contextmanager
@@ -139,3 +158,41 @@ def make_stack(env_overrides: dict[str, str], log_dir: Path) -> Stack:
         port = free_port()
         stack.services[name] = ServiceProcess(name, port, log_dir / f"{name}.log")
     return stack
+
+
+def stack_settings(db: str, bootstrap: str, namespace: str, overrides: dict[str, str]) -> dict[str, str]:
+    """The environment of a test stack: its database and topic namespace, the tests' tokens,
+    private callbacks allowed (receivers run on loopback), short polls; `overrides` add or replace."""
+    return {
+        "DATABASE_URL": db,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "GRANTLINE_ENV": "test",
+        "GRANTLINE_TOPIC_NAMESPACE": namespace,
+        "GRANTLINE_OPERATOR_TOKEN": OPERATOR_TOKEN,
+        "GRANTLINE_AUDITOR_TOKEN": AUDITOR_TOKEN,
+        "GRANTLINE_WEBHOOK_SIGNING_KEY": "stack-signing-key-for-tests-0123456789",
+        "GRANTLINE_ALLOW_PRIVATE_CALLBACKS": "1",
+        "GRANTLINE_RELAY_POLL_SECONDS": "0.1",
+        "GRANTLINE_CONSUMER_SESSION_TIMEOUT_MS": "3000",
+        **overrides,
+    }
+
+
+@contextmanager
+def four_services(pg_dsn: str, bootstrap: str, prefix: str, overrides: dict[str, str],
+                  partitions: int = 3) -> Iterator[Stack]:
+    """The four services as processes on a database and a topic namespace of their own, healthy;
+    stopped on the way out. `overrides`: settings beyond `stack_settings`."""
+    db = create_database(pg_dsn)
+    upgrade_all(db)
+    namespace = new_namespace(prefix)
+    asyncio.run(ensure_topics(bootstrap, partitions=partitions, namespace=namespace))
+    stack = make_stack(stack_settings(db, bootstrap, namespace, overrides),
+                       ARTIFACTS / f"{prefix}-logs-{namespace.rstrip('.')}")
+    try:
+        for name in stack.services:
+            stack.start(name)
+        stack.wait_healthy()
+        yield stack
+    finally:
+        stack.stop_all()

@@ -9,7 +9,7 @@ import pytest
 
 from shared.policy.catalog import load_catalog
 from shared.policy.validation import ApplicationInput, FieldError, validate_application
-from tests.unit.test_engine import BASE, ENTERPRISE, SPONSOR, make_body
+from tools.samples import BASE, ENTERPRISE, SPONSOR, make_body
 
 
 def errors_of(body: object) -> list[FieldError]:
