@@ -12,14 +12,22 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 
-from shared.contracts.envelope import Event, new_event
+from shared.contracts.envelope import Event
+from shared.contracts.events import (
+    AnnouncementPublished,
+    AwardDecided,
+    AwardRevoked,
+    new_typed_event,
+    parse_data,
+)
 from shared.kernel.money import AmountError, format_fen, parse_amount
 
 SOURCE = "grantline.notify"
+T = TypeVar("T")
 
 WEBHOOK_TYPES = frozenset({"award.decided", "award.revoked", "award.finalized"})
 ANNOUNCED_STATUSES = frozenset({"approved", "partially_approved"})
@@ -63,16 +71,17 @@ def verify_signature(secret: str, header: str, body: bytes, *, now: int, toleran
 # --- 公示 ------------------------------------------------------------------------------------
 
 
-def awarded_fen(data: dict[str, Any]) -> int:
+def awarded_fen(awarded: str | None) -> int:
+    """The awarded amount in fen; 0 when there is none (or it is not an amount)."""
     try:
-        return parse_amount(data.get("awarded"))
+        return parse_amount(awarded)
     except AmountError:
         return 0
 
 
-def should_announce(data: dict[str, Any]) -> bool:
+def should_announce(status: str | None, awarded: str | None) -> bool:
     """Approved and partially approved awards with something awarded go on public notice."""
-    return data.get("status") in ANNOUNCED_STATUSES and awarded_fen(data) > 0
+    return status in ANNOUNCED_STATUSES and awarded_fen(awarded) > 0
 
 
 def notice_ends(published_at: datetime, notice_period_seconds: int) -> datetime:
@@ -80,21 +89,20 @@ def notice_ends(published_at: datetime, notice_period_seconds: int) -> datetime:
 
 
 def published_data(
-    decided: dict[str, Any], *, published_at: datetime, notice_ends_at: datetime
-) -> dict[str, Any]:
+    decided: AwardDecided, *, application_id: str, published_at: datetime, notice_ends_at: datetime
+) -> AnnouncementPublished:
     """`announcement.published` data."""
-    applicant = decided.get("applicant") or {}
-    return {
-        "application_id": decided["application_id"],
-        "partner_id": decided["partner_id"],
-        "program": decided["program"],
-        "year": decided["year"],
-        "applicant_name": applicant.get("name", ""),
-        "subject": decided["subject"],
-        "amount": format_fen(awarded_fen(decided)),
-        "published_at": published_at.isoformat(),
-        "notice_ends_at": notice_ends_at.isoformat(),
-    }
+    return AnnouncementPublished(
+        application_id=application_id,
+        partner_id=decided.partner_id,
+        program=decided.program,
+        year=decided.year,
+        applicant_name=decided.applicant.name if decided.applicant else None,
+        subject=decided.subject,
+        amount=format_fen(awarded_fen(decided.awarded)),
+        published_at=published_at.isoformat(),
+        notice_ends_at=notice_ends_at.isoformat(),
+    )
 
 
 def announcement_status(finalized_at: datetime | None) -> Literal["under_notice", "final"]:
@@ -173,41 +181,43 @@ def delivery_for(event_id: uuid.UUID, event_type: str, application_id: str, part
 
 
 def plan_award_event(event: Event, *, notice_period_seconds: int, now: datetime) -> AwardPlan | None:
-    """Everything `event` will write (None: not ours to handle). Data lacking a field or with
-    one of the wrong shape raises ValueError (the dead letter names it so), before any write."""
-    try:
-        if event.type == "award.decided":
-            return _plan_decided(event, notice_period_seconds=notice_period_seconds, now=now)
-        if event.type == "award.revoked":
-            return _plan_revoked(event)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ValueError(f"{event.type}: malformed data: {type(exc).__name__}: {exc}") from exc
+    """Everything `event` will write (None: not ours to handle). Data lacking a field notify
+    needs, or with one of the wrong shape, raises ValueError naming it (the consumer
+    dead-letters the event), before any write. The webhook forwards the data as received."""
+    if event.type == "award.decided":
+        return _plan_decided(event, parse_data(event, AwardDecided), notice_period_seconds, now)
+    if event.type == "award.revoked":
+        revoked = parse_data(event, AwardRevoked)
+        delivery = delivery_for(event.id, event.type, revoked.application_id or event.subject,
+                                _needed(event, "partner_id", revoked.partner_id), event.data)
+        return AwardPlan(delivery, withdraws=True)
     return None
 
 
-def _application_id(event: Event) -> str:
-    return str(event.data.get("application_id") or event.subject)
+def _needed(event: Event, field: str, value: T | None) -> T:
+    """A field the contract lets a publisher leave out, but without which notify cannot act."""
+    if value is None:
+        raise ValueError(f"{event.type}: data.{field}: notify needs it (missing or null)")
+    return value
 
 
-def _plan_decided(event: Event, *, notice_period_seconds: int, now: datetime) -> AwardPlan:
-    data = event.data
-    application_id = _application_id(event)
-    partner_id = str(data["partner_id"])
-    delivery = delivery_for(event.id, event.type, application_id, partner_id, data)
-    if not should_announce(data):
+def _plan_decided(event: Event, decided: AwardDecided, notice_period_seconds: int, now: datetime) -> AwardPlan:
+    application_id = decided.application_id or event.subject
+    partner_id = _needed(event, "partner_id", decided.partner_id)
+    delivery = delivery_for(event.id, event.type, application_id, partner_id, event.data)
+    if not should_announce(decided.status, decided.awarded):
         return AwardPlan(delivery)
-    applicant = data.get("applicant") or {}
-    if not isinstance(applicant, dict):
-        raise TypeError(f"applicant is a {type(applicant).__name__}, not an object")
-    year = int(data["year"])
+    applicant = _needed(event, "applicant", decided.applicant)
+    program = _needed(event, "program", decided.program)
+    year = _needed(event, "year", decided.year)
+    subject = _needed(event, "subject", decided.subject)
     if year not in _INT4:
-        raise ValueError(f"year {year} is out of range")
+        raise ValueError(f"{event.type}: data.year: {year} is out of range")
     notice_ends_at = notice_ends(now, notice_period_seconds)
-    published = new_event(
-        "announcement.published",
+    published = new_typed_event(
+        published_data(decided, application_id=application_id, published_at=now, notice_ends_at=notice_ends_at),
         source=SOURCE,
         subject=application_id,
-        data=published_data({**data, "application_id": application_id}, published_at=now, notice_ends_at=notice_ends_at),
         causation=event,
         time=now,
     )
@@ -216,24 +226,17 @@ def _plan_decided(event: Event, *, notice_period_seconds: int, now: datetime) ->
         decided_event_id=event.id,
         correlation_id=event.correlation_id,
         partner_id=partner_id,
-        applicant_id=str(applicant["id"]),
-        applicant_name=str(applicant.get("name", "")),
-        program=str(data["program"]),
+        applicant_id=applicant.id,
+        applicant_name=applicant.name or "",
+        program=program,
         year=year,
-        subject=str(data["subject"]),
-        amount_fen=awarded_fen(data),
+        subject=subject,
+        amount_fen=awarded_fen(decided.awarded),
         published_at=now,
         notice_ends_at=notice_ends_at,
         published=published,
     )
     return AwardPlan(delivery, announcement)
-
-
-def _plan_revoked(event: Event) -> AwardPlan:
-    data = event.data
-    application_id = _application_id(event)
-    delivery = delivery_for(event.id, event.type, application_id, str(data["partner_id"]), data)
-    return AwardPlan(delivery, withdraws=True)
 
 
 def in_order_runs(plans: Sequence[AwardPlan]) -> list[list[AwardPlan]]:

@@ -13,6 +13,7 @@ import pytest
 from services.notify import domain
 from services.notify.dispatcher import domain as dispatching
 from services.notify.finaliser import domain as finalising
+from shared.contracts.events import AwardDecided
 from shared.web.auth import webhook_secret_for
 
 SECRET = webhook_secret_for("ptn_1", "signing-key")
@@ -81,7 +82,7 @@ def test_after_attempt_retries_then_parks() -> None:
     ],
 )
 def test_which_decisions_are_announced(status: str, awarded: str | None, announced: bool) -> None:
-    assert domain.should_announce({"status": status, "awarded": awarded}) is announced
+    assert domain.should_announce(status, awarded) is announced
 
 
 def test_published_and_finalized_data() -> None:
@@ -93,13 +94,14 @@ def test_published_and_finalized_data() -> None:
         "applicant": {"id": "91310115MA1H7G0L0C", "name": "上海某某生物科技有限公司"},
         "subject": "ROUND-2024-B", "status": "partially_approved", "awarded": "400000.00",
     }
-    assert domain.published_data(decided, published_at=at, notice_ends_at=ends) == {
+    assert domain.published_data(AwardDecided.model_validate(decided), application_id="app_1", published_at=at,
+                                 notice_ends_at=ends).to_data() == {
         "application_id": "app_1", "partner_id": "ptn_1", "program": "GT-EQUITY", "year": 2024,
         "applicant_name": "上海某某生物科技有限公司", "subject": "ROUND-2024-B", "amount": "400000.00",
         "published_at": "2024-05-01T08:00:00+00:00", "notice_ends_at": "2024-05-06T08:00:00+00:00",
     }
     fin = finalising.finalized_data(application_id="app_1", partner_id="ptn_1", program="GT-EQUITY", year=2024,
-                                subject="S", amount_fen=40_000_000, finalized_at=ends)
+                                subject="S", amount_fen=40_000_000, finalized_at=ends).to_data()
     assert fin == {"application_id": "app_1", "partner_id": "ptn_1", "program": "GT-EQUITY", "year": 2024,
                    "subject": "S", "amount": "400000.00", "finalized_at": "2024-05-06T08:00:00+00:00"}
 

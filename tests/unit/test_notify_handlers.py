@@ -149,15 +149,31 @@ async def test_each_award_event_plans_one_delivery_with_the_signed_body() -> Non
                                        "application_id": app_of(approved), "data": revocation.data}
 
 
+async def test_the_webhook_forwards_the_data_byte_for_byte_and_the_notice_is_written_in_wire_order() -> None:
+    repo = FakeNotifyRepository()
+    event = decided()
+    scrambled = {"note": "a key from a newer ledger", **dict(reversed(list(event.data.items())))}
+    event = event.model_copy(update={"data": scrambled})
+    await record(repo, [event])
+
+    [sent] = repo.deliveries.values()
+    assert sent.body.encode() == orjson.dumps({"id": str(event.id), "type": "award.decided",
+                                               "application_id": app_of(event), "data": scrambled})
+    [(published, _)] = repo.events
+    assert list(published.data) == ["application_id", "partner_id", "program", "year", "applicant_name", "subject",
+                                    "amount", "published_at", "notice_ends_at"]
+
+
 async def test_a_malformed_event_is_dead_lettered_before_anything_is_written() -> None:
     repo = FakeNotifyRepository()
     good = decided()
-    bad = [decided(partner_id=None), decided(applicant="上海某某"), decided(year="MMXXIV"), decided(year=2**31)]
+    bad = [decided(partner_id=None), decided(applicant="上海某某"), decided(year="MMXXIV"), decided(year=2**31),
+           decided(subject=None), decided(status="bogus")]
     dead = await record(repo, [bad[0], good, *bad[1:]])
 
     assert [e.id for e, _ in dead] == [e.id for e in bad]
     assert "partner_id" in dead[0][1] and "applicant" in dead[1][1] and "MMXXIV" in dead[2][1]
-    assert "out of range" in dead[3][1]
+    assert "out of range" in dead[3][1] and "subject" in dead[4][1] and "bogus" in dead[5][1]
     assert {d.application_id for d in repo.deliveries.values()} == {app_of(good)}
     assert list(repo.announcements) == [app_of(good)]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from services.notify.domain import SOURCE
 from shared.contracts.envelope import Event
+from shared.contracts.events import AwardFinalized, new_typed_event
 from shared.kernel.money import format_fen
 
 
@@ -56,31 +56,24 @@ def finalized_data(
     subject: str,
     amount_fen: int,
     finalized_at: datetime,
-) -> dict[str, Any]:
+) -> AwardFinalized:
     """`award.finalized` data."""
-    return {
-        "application_id": application_id,
-        "partner_id": partner_id,
-        "program": program,
-        "year": year,
-        "subject": subject,
-        "amount": format_fen(amount_fen),
-        "finalized_at": finalized_at.isoformat(),
-    }
+    return AwardFinalized(
+        application_id=application_id,
+        partner_id=partner_id,
+        program=program,
+        year=year,
+        subject=subject,
+        amount=format_fen(amount_fen),
+        finalized_at=finalized_at.isoformat(),
+    )
 
 
 def finalized_event(f: Finalized) -> Event:
     """`award.finalized`, with the id stored on the announcement (so a retried transaction
     emits the same event) and caused by the decision that was announced."""
-    return Event(
-        id=f.finalized_event_id,
-        type="award.finalized",
-        source=SOURCE,
-        time=f.finalized_at,
-        subject=f.application_id,
-        correlation_id=f.correlation_id,
-        causation_id=str(f.decided_event_id),
-        data=finalized_data(
+    return new_typed_event(
+        finalized_data(
             application_id=f.application_id,
             partner_id=f.partner_id,
             program=f.program,
@@ -89,4 +82,10 @@ def finalized_event(f: Finalized) -> Event:
             amount_fen=f.amount_fen,
             finalized_at=f.finalized_at,
         ),
+        source=SOURCE,
+        subject=f.application_id,
+        correlation_id=f.correlation_id,
+        time=f.finalized_at,
+        event_id=f.finalized_event_id,
+        causation_id=str(f.decided_event_id),
     )
