@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from services.ledger.deps import ContextDep, OperatorDep, SnapshotDep, StaffReaderDep
 from services.ledger.domain import ListFilter
-from services.ledger.handlers import revoke_award, verify_ledger
+from services.ledger.handlers import list_awards, list_balances, revoke_award, verify_ledger
 from services.ledger.repository import SqlLedgerRepository
 from services.ledger.schemas import (
     ApplicationId,
@@ -18,18 +18,25 @@ from services.ledger.schemas import (
     Balance,
     BalancePage,
     Beneficiary,
+    Cursor,
     JournalAfter,
     JournalEntryView,
     JournalLimit,
     JournalPage,
+    Limit,
     ProgramCode,
     VerifyReport,
     Year,
 )
+from shared.kernel.errors import FieldProblem, ValidationFailed
 from shared.web.actions import ReasonBody
 from shared.web.openapi import AUTHENTICATED, problems
 
 router = APIRouter(tags=["ledger"], responses=problems(*AUTHENTICATED))
+
+
+def _bad_cursor(exc: ValueError) -> ValidationFailed:
+    return ValidationFailed("bad cursor", errors=[FieldProblem("cursor", str(exc))])
 
 
 @router.get("/v1/balances", response_model=BalancePage, response_model_exclude_unset=True)
@@ -39,10 +46,17 @@ async def balances(
     beneficiary: Beneficiary = None,
     year: Year = None,
     program: ProgramCode = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
 ) -> BalancePage:
-    """Every pool instance against its cap. `year` filters beneficiary-year pools (subject pools have none)."""
-    pools = await repo.pool_balances(ListFilter(beneficiary, year, program))
-    return BalancePage(items=[Balance.of(b) for b in pools])
+    """Every pool instance against its cap, by beneficiary, pool, year and subject, a page at a time
+    (`next_cursor` asks for the next). `year` filters beneficiary-year pools (subject pools have none)."""
+    try:
+        pools, next_cursor = await list_balances(repo, ListFilter(beneficiary, year, program), cursor=cursor,
+                                                 limit=limit)
+    except ValueError as exc:
+        raise _bad_cursor(exc) from exc
+    return BalancePage(items=[Balance.of(b) for b in pools], next_cursor=next_cursor)
 
 
 @router.get("/v1/awards", response_model=AwardPage)
@@ -52,10 +66,17 @@ async def awards(
     beneficiary: Beneficiary = None,
     year: Year = None,
     program: ProgramCode = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
 ) -> AwardPage:
-    """Granted awards (base and top-ups), live and revoked, in decision order."""
-    listings = await repo.awards_page(ListFilter(beneficiary, year, program))
-    return AwardPage(items=[AwardView.of(listing) for listing in listings])
+    """Granted awards (base and top-ups), live and revoked, in decision order, a page at a time
+    (`next_cursor` asks for the next)."""
+    try:
+        listings, next_cursor = await list_awards(repo, ListFilter(beneficiary, year, program), cursor=cursor,
+                                                  limit=limit)
+    except ValueError as exc:
+        raise _bad_cursor(exc) from exc
+    return AwardPage(items=[AwardView.of(listing) for listing in listings], next_cursor=next_cursor)
 
 
 @router.post("/v1/awards/{application_id}/revoke", responses=problems(400, 404, 409))

@@ -32,10 +32,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.ledger.domain import (
     Assessment,
     Award,
+    AwardListing,
     AwardRow,
     Decision,
     DecisionRow,
     LedgerInvariantError,
+    ListFilter,
     OverlapKey,
     PoolBalance,
     PoolKey,
@@ -57,12 +59,15 @@ from services.ledger.journal.domain import (
     JournalHead,
     award_postings,
     build_entry,
+    parse_pool_account,
+    pool_account,
     pool_totals_from_journal,
     revocation_postings,
     verify_chain,
 )
 from services.ledger.repository import SqlLedgerRepository
 from shared.contracts.envelope import Event, new_event
+from shared.kernel.cursors import decode_cursor, decode_key_cursor, encode_cursor, encode_key_cursor
 from shared.kernel.errors import Conflict, NotFound
 from shared.kernel.money import format_fen
 from shared.messaging.consumer import DeadLetter
@@ -116,6 +121,14 @@ class RevokeRepository(WriteRepository, Protocol):
     async def entry(self, seq: int) -> JournalEntry: ...
 
     async def insert_revocation(self, row: RevocationRow) -> None: ...
+
+
+class ListRepository(Protocol):
+    async def pool_balances(self, filters: ListFilter = ..., *, after: PoolKey | None = None,
+                            limit: int | None = None) -> list[PoolBalance]: ...
+
+    async def awards_page(self, filters: ListFilter, *, after: int | None = None,
+                          limit: int | None = None) -> list[AwardListing]: ...
 
 
 class AuditRepository(Protocol):
@@ -343,6 +356,40 @@ async def revoke_award(
     ))
     await repo.add_events([(event, award.beneficiary)])
     return Revocation(data, True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Listing (cursor pages; a bad cursor is a ValueError)
+# ---------------------------------------------------------------------------------------------
+
+BALANCES_CURSOR = "balances:"  # the last pool's account
+AWARDS_CURSOR = "awards:"  # the last award's journal seq
+
+
+def _after_pool(cursor: str) -> PoolKey:
+    key = parse_pool_account(decode_key_cursor(cursor, BALANCES_CURSOR))
+    if key.year is not None and not 0 <= key.year < 2**31:  # an int column: keep it a 422
+        raise ValueError("not a cursor returned by this API")
+    return key
+
+
+async def list_balances(repo: ListRepository, filters: ListFilter, *, cursor: str | None,
+                        limit: int) -> tuple[list[PoolBalance], str | None]:
+    """A page of pools in key order (beneficiary, pool, year, subject), and the next page's cursor."""
+    rows = await repo.pool_balances(filters, after=_after_pool(cursor) if cursor else None, limit=limit + 1)
+    page = rows[:limit]
+    next_cursor = encode_key_cursor(pool_account(page[-1].key), BALANCES_CURSOR) if len(rows) > limit else None
+    return page, next_cursor
+
+
+async def list_awards(repo: ListRepository, filters: ListFilter, *, cursor: str | None,
+                      limit: int) -> tuple[list[AwardListing], str | None]:
+    """A page of granted awards in decision order, and the next page's cursor."""
+    after = decode_cursor(cursor, AWARDS_CURSOR) if cursor else None
+    rows = await repo.awards_page(filters, after=after, limit=limit + 1)
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1].row.journal_seq, AWARDS_CURSOR) if len(rows) > limit else None
+    return page, next_cursor
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,9 @@ Beneficiary = Annotated[str | None, Query(max_length=64, pattern=NO_NUL)]
 Year = Annotated[int | None, Query(ge=2000, le=2100)]
 ProgramCode = Annotated[str | None, Query(max_length=64, pattern=NO_NUL)]
 ApplicationId = Annotated[str, Path(max_length=200, pattern=NO_NUL)]
+# A balances cursor carries a pool's account, which may be long (the subject is the receipt's).
+Cursor = Annotated[str | None, Query(max_length=2000, pattern=NO_NUL)]
+Limit = Annotated[int, Query(ge=1, le=200)]
 JournalAfter = Annotated[int, Query(ge=0, le=2**63 - 1)]
 JournalLimit = Annotated[int, Query(ge=1, le=1000)]
 
@@ -51,6 +54,7 @@ class Balance(BaseModel):
 
 class BalancePage(BaseModel):
     items: list[Balance]
+    next_cursor: str | None  # null on the last page
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,6 +120,7 @@ class AwardView(BaseModel):
 
 class AwardPage(BaseModel):
     items: list[AwardView]
+    next_cursor: str | None  # null on the last page
 
 
 # ---------------------------------------------------------------------------------------------
