@@ -1,0 +1,168 @@
+"""The ledger's tables, declared once, as its migrations build them (tests/integration/test_ledger_models.py
+holds the two together). The outbox, inbox, partners and re-drives come with the registry.
+
+What a table cannot say lives in the migrations only: the functions and triggers that keep the
+journal, its head and the revocations append-only (0002). The repository writes these tables with
+text SQL and COPY, its hot paths' fastest form; the classes are the one declaration of their shape.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlmodel import Column, Field, SQLModel
+
+from shared.messaging.records import service_registry
+
+registry = service_registry()
+
+
+class LedgerTable(SQLModel, registry=registry):
+    pass
+
+
+def _created_at() -> Any:
+    return Field(sa_column=Column(sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False))
+
+
+class PoolRecord(LedgerTable, table=True):
+    """One pool instance per journal account name (services.ledger.journal.domain.pool_account), which
+    is unique and parseable; the other columns repeat its parts for filtering."""
+
+    __tablename__ = "pools"
+    __table_args__ = (
+        # The last line of defence: no code path can commit a pool over its cap or below zero.
+        sa.CheckConstraint("committed_fen <= cap_fen", name="pools_committed_within_cap"),
+        sa.CheckConstraint("committed_fen >= 0", name="pools_committed_not_negative"),
+        sa.CheckConstraint("cap_fen >= 0", name="pools_cap_not_negative"),
+        sa.CheckConstraint("year IS NOT NULL OR subject IS NOT NULL", name="pools_year_or_subject"),
+        sa.Index("pools_beneficiary_year", "beneficiary", "year"),
+    )
+
+    account: str = Field(sa_column=Column(sa.Text, primary_key=True))
+    pool: str = Field(sa_column=Column(sa.Text, nullable=False))
+    scope: str = Field(sa_column=Column(sa.Text, nullable=False))
+    beneficiary: str = Field(sa_column=Column(sa.Text, nullable=False))
+    year: int | None = Field(default=None, sa_column=Column(sa.Integer))
+    subject: str | None = Field(default=None, sa_column=Column(sa.Text))
+    cap_fen: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    committed_fen: int = Field(sa_column=Column(sa.BigInteger, nullable=False, server_default="0"))
+    citation: str = Field(sa_column=Column(sa.Text, nullable=False, server_default=""))
+    created_at: datetime = _created_at()
+
+
+class DecisionRecord(LedgerTable, table=True):
+    """One decision per application, whatever event id carried its assessment."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        sa.CheckConstraint("0 <= awarded_fen AND awarded_fen <= entitlement_fen", name="decisions_awarded_range"),
+        sa.Index("decisions_beneficiary_year", "beneficiary", "year"),
+    )
+
+    application_id: str = Field(sa_column=Column(sa.Text, primary_key=True))
+    seq: int | None = Field(default=None, sa_column=Column(sa.BigInteger, sa.Identity(), nullable=False, unique=True))
+    assessed_event_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False))
+    decided_event_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False, unique=True))
+    program: str = Field(sa_column=Column(sa.Text, nullable=False))
+    beneficiary: str = Field(sa_column=Column(sa.Text, nullable=False))
+    year: int = Field(sa_column=Column(sa.Integer, nullable=False))
+    status: str = Field(sa_column=Column(sa.Text, nullable=False))
+    entitlement_fen: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    awarded_fen: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    correlation_id: str = Field(sa_column=Column(sa.Text, nullable=False))
+    recorded_for: str = Field(sa_column=Column(sa.Text, nullable=False))
+    data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))  # the award.decided data, as published
+    created_at: datetime = _created_at()
+
+
+class AwardRecord(LedgerTable, table=True):
+    """A granted award (awarded > 0): base or top-up, with its own draws and its journal entry."""
+
+    __tablename__ = "awards"
+    __table_args__ = (
+        sa.CheckConstraint("amount_fen > 0", name="awards_amount_positive"),
+        # 不重复: one live chain per (applicant, subject, milestone); top-ups hang off its base.
+        sa.Index("awards_one_live_chain", "overlap_applicant", "overlap_subject", "overlap_milestone",
+                 unique=True, postgresql_where=sa.text("NOT revoked AND top_up_of IS NULL")),
+        sa.Index("awards_live_by_overlap", "overlap_applicant", "overlap_subject", "overlap_milestone",
+                 "journal_seq", postgresql_where=sa.text("NOT revoked")),
+        sa.Index("awards_beneficiary_year", "beneficiary", "year"),
+    )
+
+    application_id: str = Field(
+        sa_column=Column(sa.Text, sa.ForeignKey("decisions.application_id"), primary_key=True)
+    )
+    program: str = Field(sa_column=Column(sa.Text, nullable=False))
+    beneficiary: str = Field(sa_column=Column(sa.Text, nullable=False))
+    year: int = Field(sa_column=Column(sa.Integer, nullable=False))
+    subject: str = Field(sa_column=Column(sa.Text, nullable=False))
+    overlap_applicant: str = Field(sa_column=Column(sa.Text, nullable=False))
+    overlap_subject: str = Field(sa_column=Column(sa.Text, nullable=False))
+    overlap_milestone: str = Field(sa_column=Column(sa.Text, nullable=False))
+    amount_fen: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    draws: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))  # [{"account", amount in fen}]
+    top_up_of: str | None = Field(default=None, sa_column=Column(sa.Text))
+    journal_seq: int = Field(sa_column=Column(sa.BigInteger, nullable=False, unique=True))
+    revoked: bool = Field(sa_column=Column(sa.Boolean, nullable=False, server_default=sa.false()))
+
+
+class JournalEntryRecord(LedgerTable, table=True):
+    """The journal: append-only (triggers), double-entry (postings sum to zero), hash-chained."""
+
+    __tablename__ = "journal_entries"
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('award', 'top_up', 'revocation')", name="journal_kind"),
+        sa.CheckConstraint("seq >= 1", name="journal_seq_positive"),
+        sa.CheckConstraint(
+            "jsonb_typeof(postings) = 'array' AND jsonb_array_length(postings) > 0 "
+            "AND journal_postings_sum(postings) = 0",
+            name="journal_postings_balance",
+        ),
+        sa.Index("journal_entries_application", "application_id"),
+    )
+
+    seq: int = Field(sa_column=Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    kind: str = Field(sa_column=Column(sa.Text, nullable=False))
+    application_id: str = Field(sa_column=Column(sa.Text, nullable=False))
+    event_id: str = Field(sa_column=Column(sa.Text, nullable=False))
+    postings: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))  # [{"account", "amount": fen}]
+    prev_hash: str = Field(sa_column=Column(sa.String(64), nullable=False))
+    hash: str = Field(sa_column=Column(sa.String(64), nullable=False, unique=True))
+    recorded_for: str = Field(sa_column=Column(sa.Text, nullable=False))
+    created_at: datetime = _created_at()
+
+
+class JournalHeadRecord(LedgerTable, table=True):
+    """The chain's head: one row, locked FOR UPDATE by every writer, so no two instances fork it."""
+
+    __tablename__ = "journal_head"
+    __table_args__ = (sa.CheckConstraint("id = 1", name="journal_head_single_row"),)
+
+    id: int = Field(sa_column=Column(sa.SmallInteger, primary_key=True))
+    seq: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    hash: str = Field(sa_column=Column(sa.String(64), nullable=False))
+
+
+class RevocationRecord(LedgerTable, table=True):
+    """Operator actions audit: who revoked what, why, when; one revocation per application."""
+
+    __tablename__ = "revocations"
+    __table_args__ = (
+        sa.CheckConstraint("char_length(reason) BETWEEN 1 AND 500", name="revocations_reason_length"),
+    )
+
+    application_id: str = Field(
+        sa_column=Column(sa.Text, sa.ForeignKey("awards.application_id"), primary_key=True)
+    )
+    reason: str = Field(sa_column=Column(sa.Text, nullable=False))
+    revoked_by: str = Field(sa_column=Column(sa.Text, nullable=False))
+    revoked_at: datetime = Field(sa_column=Column(sa.DateTime(timezone=True), nullable=False))
+    amount_fen: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    journal_seq: int = Field(sa_column=Column(sa.BigInteger, nullable=False, unique=True))
+    event_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False, unique=True))
+    data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))  # the award.revoked data, as published
