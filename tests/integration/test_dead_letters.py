@@ -6,7 +6,6 @@ once the cause is fixed, applies it exactly once."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -28,7 +27,7 @@ from shared.web.auth import hash_secret
 from shared.web.context import ServiceContext
 from tests.support.apps import healthy, running
 from tests.support.auth import AUD, OP
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, wait_until_quiet
 
 pytestmark = pytest.mark.integration
 
@@ -176,7 +175,7 @@ async def test_a_parked_event_is_listed_and_redriven_once_and_applied_once(
     again = await client.post(url, json={"reason": "once more"}, headers=OP)
     assert again.status_code == 409 and "re-driven already" in again.json()["detail"]
     await publish(settings, event.to_bytes())  # a redelivery of the original is still a duplicate
-    await asyncio.sleep(0.5)
+    await wait_until_quiet(client)
     assert await effects(settings, event.id) == 1
 
 
@@ -210,7 +209,7 @@ async def test_an_event_that_parks_again_after_a_redrive_can_be_redriven_again(
     )
     assert r.status_code == 202, r.text
     await eventually(lambda: effects(settings, event.id), "applied after the second re-drive")
-    await asyncio.sleep(0.3)
+    await wait_until_quiet(client)
     assert await effects(settings, event.id) == 1
 
 

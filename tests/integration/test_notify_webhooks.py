@@ -34,7 +34,7 @@ from tests.support.auth import AUD, OP
 from tests.support.kafka import publish, read_topic
 from tests.support.notify import decided, register_partner, revoked
 from tests.support.receiver import HANG, Received, scripted_receiver
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, wait_until_quiet
 
 pytestmark = pytest.mark.integration
 
@@ -295,7 +295,10 @@ async def test_revoked_award_is_withdrawn_and_never_finalized(
         assert notice.json["id"] == str(revocation.id) and notice.json["data"]["reason"] == "fraud found"
         assert len(hook.of_type("award.decided")) == 1
 
-        await asyncio.sleep(s.notice_period_seconds + 1.0)  # the notice would have ended by now
+        # Time must pass by design: the notice would have ended by now, so a finalisation that
+        # must not come has had its chance; once notify is quiet, one that came would show.
+        await asyncio.sleep(s.notice_period_seconds + 1.0)
+        await wait_until_quiet(client)
         assert hook.of_type("award.finalized") == []
         async with notify_db.connect() as conn:
             row = (await conn.execute(
@@ -328,13 +331,13 @@ async def test_two_instances_finalize_each_award_once(
 
         await eventually(announced, what="30 announcements under notice")
         second_app = create_app(s)
-        async with running(second_app):
+        async with running(second_app) as second:
 
             async def all_final() -> bool:
                 return {r.json["application_id"] for r in hook.of_type("award.finalized")} >= app_ids
 
             await eventually(all_final, timeout_s=s.notice_period_seconds + 10, what="30 award.finalized webhooks")
-            await asyncio.sleep(0.5)  # time for any double finalisation to show up
+            await wait_until_quiet(notify, second)  # a double finalisation would be in the outbox by now
         finals = [r.json["application_id"] for r in hook.of_type("award.finalized")]
         assert sorted(finals) == sorted(app_ids)
         assert len(hook.of_type("award.decided")) == 30
@@ -465,6 +468,8 @@ async def test_background_tasks_survive_a_database_outage(settings: Settings) ->
         finaliser = Finaliser(dead, poll_s=0.02)
         tasks = [asyncio.create_task(dispatcher.run()), asyncio.create_task(finaliser.run())]
         try:
+            # Time must pass by design: the tasks meet the dead database for a while (several
+            # polls and retries), and must still be running at the end of it.
             await asyncio.sleep(1.0)
             assert not any(t.done() for t in tasks), "a background task died with the database"
             dispatcher._maker = maker  # the database is back
