@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.contracts.envelope import Event
+from shared.contracts.events import ApplicationReceived, parse_data
 from shared.kernel.money import apply_rate_bp, format_fen
 from shared.policy.catalog import Catalog, Formula, Program
 from shared.policy.reasons import Reason
@@ -136,18 +137,14 @@ class Assessed:
 
 
 def assess_received(event: Event, catalog: Catalog) -> Assessed:
-    """ValueError when the event does not carry an application to assess."""
-    data = event.data
-    for key in ("application_id", "partner_id"):
-        if not isinstance(data.get(key), str):
-            raise ValueError(f"application.received: data.{key}: must be a string")
-    if not isinstance(data.get("application"), dict):
-        raise ValueError("application.received: data.application: must be an application object")
-    application = ApplicationInput.from_wire(data["application"])
+    """The application an `application.received` event carries, assessed; ValueError when its
+    data is malformed or the application does not validate against the catalog."""
+    received = parse_data(event, ApplicationReceived)
+    application = ApplicationInput.from_wire(received.application.to_data(), catalog)
     assessment = assess(application, catalog)
     receipt = assessment.to_receipt()
-    receipt["application_id"] = data["application_id"]
-    receipt["partner_id"] = data["partner_id"]
+    receipt["application_id"] = received.application_id
+    receipt["partner_id"] = received.partner_id
     receipt["received_at"] = event.time.isoformat()
     return Assessed(event, application, assessment, receipt)
 

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.eligibility.domain import Assessed, assess, assess_received
 from services.eligibility.repository import EligibilityRepository
-from shared.contracts.envelope import Event, new_event
+from shared.contracts.envelope import Event
+from shared.contracts.events import ApplicationAssessed, new_typed_event
 from shared.messaging.consumer import DeadLetter
 from shared.policy.catalog import Catalog, load_catalog
 from shared.policy.validation import ApplicationInput
@@ -24,8 +25,8 @@ def receipt_for(application: ApplicationInput, catalog: Catalog) -> dict[str, An
 
 def assessed_event(assessed: Assessed) -> tuple[Event, str]:
     """The `application.assessed` event of a kept receipt, under the applicant's key."""
-    event = new_event("application.assessed", source=SOURCE, subject=assessed.application_id,
-                      data=assessed.receipt, causation=assessed.received)
+    event = new_typed_event(ApplicationAssessed.model_validate(assessed.receipt), source=SOURCE,
+                            subject=assessed.application_id, causation=assessed.received)
     return event, assessed.application.applicant_id
 
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from services.intake.api import router
 from services.intake.deps import IntakeContext
+from services.intake.domain import DOWNSTREAM
 from services.intake.handlers import record_downstream_batch
 from services.intake.submissions.handlers import GroupCommit
 from shared.config.settings import Settings
@@ -24,15 +25,7 @@ def subscriptions(ctx: IntakeContext) -> Sequence[Subscription]:
             name="status",
             topics=[ASSESSMENTS, AWARDS, ANNOUNCEMENTS],
             handle=batch_or_each(record_downstream_batch, ctx.settings.consumer_attempts_max),
-            only_types=frozenset(
-                {
-                    "application.assessed",
-                    "award.decided",
-                    "award.revoked",
-                    "announcement.published",
-                    "award.finalized",
-                }
-            ),
+            only_types=frozenset(DOWNSTREAM),
         )
     ]
 

@@ -11,7 +11,24 @@ from typing import Any
 
 import orjson
 
+from shared.contracts.events import (
+    AnnouncementPublished,
+    ApplicationAssessed,
+    AwardDecided,
+    AwardFinalized,
+    AwardRevoked,
+    EventData,
+    Reason,
+)
+
 SOURCE = "grantline.intake"  # the source of intake's events
+
+# What the status projection shows: the downstream events about an application.
+Downstream = ApplicationAssessed | AwardDecided | AwardRevoked | AnnouncementPublished | AwardFinalized
+DOWNSTREAM: dict[str, type[Downstream]] = {
+    model.event_type: model
+    for model in (ApplicationAssessed, AwardDecided, AwardRevoked, AnnouncementPublished, AwardFinalized)
+}
 
 # A status only moves forward: events from different topics may be consumed out of order.
 STATUS_RANK = {
@@ -33,19 +50,26 @@ class ApplicationState:
     announcement: dict[str, Any] | None = field(default=None)
 
 
-def _decision_from_assessment(data: dict[str, Any]) -> dict[str, Any]:
+def _reasons(reasons: list[Reason]) -> list[dict[str, Any]]:
+    return [reason.to_data() for reason in reasons]
+
+
+def _decision_from_assessment(data: ApplicationAssessed) -> dict[str, Any]:
     return {
-        "entitlement": data.get("entitlement", "0.00"),
+        "entitlement": data.entitlement if data.entitlement is not None else "0.00",
         "awarded": "0.00",
         "limited_by": None,
-        "reasons": data.get("reasons", []),
+        "reasons": _reasons(data.reasons),
     }
 
 
-def project(
-    state: ApplicationState, event_type: str, data: dict[str, Any], event_time: str
-) -> ApplicationState:
-    """The application as the partner sees it after one more downstream event."""
+def _as_sent(data: EventData, field_name: str, absent: str) -> str | None:
+    """The field as sent (a null included); `absent` when the event left it out."""
+    return getattr(data, field_name) if field_name in data.model_fields_set else absent
+
+
+def project(state: ApplicationState, data: Downstream, event_time: str) -> ApplicationState:
+    """The application as the partner sees it after one more downstream event (its parsed data)."""
     status, rank, decision = state.status, state.status_rank, state.decision
     announcement = dict(state.announcement) if state.announcement else None
 
@@ -57,44 +81,46 @@ def project(
             if new_decision is not None:
                 decision = new_decision
 
-    if event_type == "application.assessed":
-        if data.get("eligible"):
+    if isinstance(data, ApplicationAssessed):
+        if data.eligible:
             if decision is None:
                 decision = _decision_from_assessment(data)
         else:
             advance("ineligible", _decision_from_assessment(data))
-    elif event_type == "award.decided":
-        new_status = data.get("status", "rejected")
-        if new_status in STATUS_RANK:
-            advance(
-                new_status,
-                {
-                    "entitlement": data.get("entitlement", "0.00"),
-                    "awarded": data.get("awarded", "0.00"),
-                    "limited_by": data.get("limited_by"),
-                    "reasons": data.get("reasons", []),
-                },
-            )
-    elif event_type == "award.revoked":
+    elif isinstance(data, AwardDecided):
+        advance(
+            data.status,
+            {
+                "entitlement": data.entitlement if data.entitlement is not None else "0.00",
+                "awarded": data.awarded if data.awarded is not None else "0.00",
+                "limited_by": data.limited_by,
+                "reasons": _reasons(data.reasons),
+            },
+        )
+    elif isinstance(data, AwardRevoked):
         revoked = dict(decision or {})
         revoked["reasons"] = [
             *revoked.get("reasons", []),
-            {"code": "REVOKED", "message": data.get("reason", "revoked by an operator"), "citation": None},
+            {
+                "code": "REVOKED",
+                "message": data.reason if data.reason is not None else "revoked by an operator",
+                "citation": None,
+            },
         ]
         revoked["revoked_awarded"] = revoked.get("awarded")
         revoked["awarded"] = "0.00"
         advance("revoked", revoked)
         if announcement is not None:
             announcement["withdrawn_at"] = event_time
-    elif event_type == "announcement.published":
+    elif isinstance(data, AnnouncementPublished):
         announcement = {
-            "published_at": data.get("published_at", event_time),
-            "notice_ends_at": data.get("notice_ends_at"),
+            "published_at": _as_sent(data, "published_at", event_time),
+            "notice_ends_at": data.notice_ends_at,
             "finalized_at": (announcement or {}).get("finalized_at"),
         }
-    elif event_type == "award.finalized":
+    elif isinstance(data, AwardFinalized):
         announcement = dict(announcement or {"published_at": None, "notice_ends_at": None})
-        announcement["finalized_at"] = data.get("finalized_at", event_time)
+        announcement["finalized_at"] = _as_sent(data, "finalized_at", event_time)
     return ApplicationState(status, rank, decision, announcement)
 
 

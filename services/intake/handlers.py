@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.domain import SOURCE, ApplicationState, project, public_view
+from services.intake.domain import DOWNSTREAM, SOURCE, ApplicationState, Downstream, project, public_view
 from services.intake.repository import IntakeRepository
-from shared.contracts.envelope import Event, new_event
+from shared.contracts.envelope import Event
+from shared.contracts.events import PartnerRegistered, new_typed_event, parse_data
 from shared.kernel.cursors import decode_cursor, encode_cursor
-from shared.kernel.money import AmountError, parse_amount
 from shared.messaging.consumer import DeadLetter
 from shared.web.auth import Principal, hash_secret, new_api_key, webhook_secret_for
 
@@ -36,12 +35,11 @@ async def register_partner(
     api_key = new_api_key()
     key_hash = hash_secret(api_key)
     await repo.add_partner(partner_id, name=name, callback_url=callback_url, api_key_hash=key_hash)
-    event = new_event(
-        "partner.registered",
+    event = new_typed_event(
+        PartnerRegistered(partner_id=partner_id, name=name, callback_url=callback_url, api_key_hash=key_hash),
         source=SOURCE,
         subject=partner_id,
         correlation_id=correlation,
-        data={"partner_id": partner_id, "name": name, "callback_url": callback_url, "api_key_hash": key_hash},
     )
     await repo.add_events([(event, partner_id)])
     return {
@@ -89,48 +87,13 @@ async def list_applications(
     return {"items": [public_view(a, None) for a in page], "next_cursor": next_cursor}
 
 
-_DECIDED_STATUSES = frozenset({"approved", "partially_approved", "rejected", "ineligible"})
-
-
-def check_downstream_data(event_type: str, data: dict[str, Any]) -> None:
-    """ValueError (the consumer dead-letters the event) for data the projection cannot show as is."""
-
-    def amount(key: str) -> None:
-        if key in data:
-            try:
-                parse_amount(data[key])
-            except AmountError as exc:
-                raise ValueError(f"{event_type}: data.{key}: {exc}") from exc
-
-    def instant(key: str) -> None:
-        value = data.get(key)
-        if value is None:
-            return
-        try:
-            if not isinstance(value, str):
-                raise TypeError(type(value).__name__)
-            datetime.fromisoformat(value)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{event_type}: data.{key}: not an RFC 3339 time") from exc
-
-    if "application_id" in data and not isinstance(data["application_id"], str):
-        raise ValueError(f"{event_type}: data.application_id: must be a string")
-    if "reasons" in data and not isinstance(data["reasons"], list):
-        raise ValueError(f"{event_type}: data.reasons: must be a list")
-    if event_type == "application.assessed":
-        if not isinstance(data.get("eligible"), bool):
-            raise ValueError(f"{event_type}: data.eligible: must be true or false")
-        amount("entitlement")
-    elif event_type == "award.decided":
-        if data.get("status") not in _DECIDED_STATUSES:
-            raise ValueError(f"{event_type}: data.status: must be one of {sorted(_DECIDED_STATUSES)}")
-        amount("entitlement")
-        amount("awarded")
-    elif event_type == "announcement.published":
-        instant("published_at")
-        instant("notice_ends_at")
-    elif event_type == "award.finalized":
-        instant("finalized_at")
+def parse_downstream(event: Event) -> Downstream:
+    """The event's data as its model; ValueError (the consumer dead-letters the event) for data
+    the projection cannot show, or a type it does not show."""
+    model = DOWNSTREAM.get(event.type)
+    if model is None:
+        raise ValueError(f"{event.type}: not an event the status projection shows")
+    return parse_data(event, model)
 
 
 class ProjectionStore(Protocol):
@@ -147,26 +110,24 @@ async def project_downstream(store: ProjectionStore, events: Sequence[Event], de
     """Project assessments, awards and announcements onto applications and their timelines,
     a batch in three statements: lock the applications (in id order), add the timeline
     entries, write each projection once."""
-    checked: list[tuple[str, Event]] = []
+    checked: list[tuple[str, Event, Downstream]] = []
     for event in events:
         try:
-            check_downstream_data(event.type, event.data)
+            data = parse_downstream(event)
         except ValueError as exc:
             dead_letter(event, exc)
             continue
-        app_id = event.data.get("application_id") or event.subject
-        if isinstance(app_id, str):
-            checked.append((app_id, event))
+        checked.append((data.application_id or event.subject, event, data))
     if not checked:
         return
-    states = await store.lock_states(sorted({a for a, _ in checked}))
-    ours = [(a, e) for a, e in checked if a in states]  # others: another deployment's, nothing to project
+    states = await store.lock_states(sorted({a for a, _, _ in checked}))
+    ours = [c for c in checked if c[0] in states]  # others: another deployment's, nothing to project
     if not ours:
         return
-    await store.add_timeline_entries(ours)
-    for app_id, event in ours:
-        states[app_id] = project(states[app_id], event.type, event.data, event.time.isoformat())
-    await store.save_states({a: states[a] for a in sorted({a for a, _ in ours})})
+    await store.add_timeline_entries([(a, e) for a, e, _ in ours])
+    for app_id, event, data in ours:
+        states[app_id] = project(states[app_id], data, event.time.isoformat())
+    await store.save_states({a: states[a] for a in sorted({a for a, _, _ in ours})})
 
 
 async def record_downstream_batch(session: AsyncSession, events: Sequence[Event], dead_letter: DeadLetter) -> None:

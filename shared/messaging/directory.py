@@ -7,6 +7,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.envelope import Event
+from shared.contracts.events import PartnerRegistered, parse_data
 from shared.contracts.topics import PARTNERS
 from shared.messaging.consumer import Subscription, per_event
 from shared.messaging.records import PartnerRecord
@@ -14,17 +15,9 @@ from shared.messaging.records import PartnerRecord
 
 async def apply_partner_registered(session: AsyncSession, event: Event) -> None:
     """Keep this service's replica of the partner directory (ids, names, key hashes)."""
-    data = event.data
-    missing = [
-        k for k in ("partner_id", "name", "callback_url", "api_key_hash") if not isinstance(data.get(k), str)
-    ]
-    if missing:
-        raise ValueError(f"malformed partner.registered: {', '.join(missing)} missing or not text")
+    data = parse_data(event, PartnerRegistered)
     stmt = pg_insert(PartnerRecord).values(
-        id=data["partner_id"],
-        name=data["name"],
-        callback_url=data["callback_url"],
-        api_key_hash=data["api_key_hash"],
+        id=data.partner_id, name=data.name, callback_url=data.callback_url, api_key_hash=data.api_key_hash
     )
     await session.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
 

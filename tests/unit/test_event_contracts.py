@@ -19,7 +19,8 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from services.eligibility.handlers import assess_event
+from services.eligibility import handlers as eligibility
+from services.eligibility.domain import assess_received
 from services.ledger.domain import LiveAward, PoolKey, PoolState, decide_award
 from services.ledger.handlers import decided_data, parse_item
 from services.notify import domain as notify_domain
@@ -94,7 +95,7 @@ SAMPLES = list(sample_bodies())
 def assessed_event(body: dict[str, Any], app_id: str = "app_0123456789abcdef") -> Event:
     """eligibility's real builder: application.received in, application.assessed out."""
     received = event_of("application.received", received_data(body, app_id), app_id)
-    event, _key = assess_event(received, CATALOG).assessed_event()
+    event, _key = eligibility.assessed_event(assess_received(received, CATALOG))
     return event
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.intake.domain import SOURCE
 from services.intake.submissions.domain import Submission
 from services.intake.submissions.repository import write_submissions
-from shared.contracts.envelope import new_event
+from shared.contracts.events import ApplicationBody, ApplicationReceived, new_typed_event
 from shared.db.transient import is_transient
 from shared.messaging.outbox import outbox_row
 from shared.policy.validation import ApplicationInput
@@ -36,13 +36,10 @@ def prepare_submission(
     app_id = "app_" + uuid.uuid4().hex
     response = {"id": app_id, "status": "received", "links": {"self": f"/v1/applications/{app_id}"}}
     wire = application.to_wire()
-    event = new_event(
-        "application.received",
-        source=SOURCE,
-        subject=app_id,
-        correlation_id=correlation,
-        data={"application_id": app_id, "partner_id": partner_id, "application": wire},
+    received = ApplicationReceived(
+        application_id=app_id, partner_id=partner_id, application=ApplicationBody.model_validate(wire)
     )
+    event = new_typed_event(received, source=SOURCE, subject=app_id, correlation_id=correlation)
     row = outbox_row(event, application.applicant_id)
     return Submission(
         partner_id=partner_id,
