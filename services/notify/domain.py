@@ -134,6 +134,33 @@ def public_announcement(
     }
 
 
+# --- lists -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Position:
+    """A row's place in a newest-first list (announcements, deliveries): its time, then its id
+    for rows of the same time. A page's cursor is the last row's position."""
+
+    at: datetime
+    id: str
+
+    def key(self) -> str:
+        return f"{self.at.isoformat()}/{self.id}"
+
+    @classmethod
+    def parse(cls, key: str) -> Position:
+        """ValueError for a key `key()` did not write."""
+        at, slash, id_ = key.partition("/")  # an ISO time has no slash
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            when = None
+        if not slash or not id_ or when is None or when.tzinfo is None:
+            raise ValueError("not a cursor returned by this API")
+        return cls(when, id_)
+
+
 # --- plans: what an award event will write --------------------------------------------------
 
 _INT4 = range(-(2**31), 2**31)

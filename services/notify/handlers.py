@@ -19,9 +19,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import domain
-from services.notify.domain import AwardPlan
+from services.notify.domain import AwardPlan, Position
 from services.notify.repository import NotifyRepository, SqlNotifyRepository
 from shared.contracts.envelope import Event
+from shared.kernel.cursors import decode_key_cursor, encode_key_cursor
+from shared.kernel.errors import FieldProblem, ValidationFailed
 from shared.messaging.consumer import BatchHandler, DeadLetter
 
 
@@ -71,12 +73,31 @@ def make_award_batch_handler(notice_period_seconds: int) -> BatchHandler:
     return handle_award_batch
 
 
+ANNOUNCEMENTS_CURSOR = "announcements:"  # the last announcement's position
+
+
+def page_after(cursor: str | None, tag: str) -> Position | None:
+    """Where a page of a newest-first list starts: after the row `cursor` names (422 for a
+    cursor this API did not hand out, or one of another list)."""
+    if cursor is None:
+        return None
+    try:
+        return Position.parse(decode_key_cursor(cursor, tag))
+    except ValueError as exc:
+        raise ValidationFailed("bad cursor", errors=[FieldProblem("cursor", str(exc))]) from exc
+
+
 async def list_announcements(
-    repo: SqlNotifyRepository, *, year: int | None, program: str | None, status: str | None, limit: int
-) -> list[dict[str, Any]]:
-    """The public view of the announcements on notice and final (公示)."""
-    rows = await repo.list_announcements(year=year, program=program, status=status, limit=limit)
-    return [
+    repo: SqlNotifyRepository, *, year: int | None, program: str | None, status: str | None, cursor: str | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the public view of the announcements on notice and final (公示), newest first,
+    and the next page's cursor."""
+    rows = await repo.list_announcements(
+        year=year, program=program, status=status, after=page_after(cursor, ANNOUNCEMENTS_CURSOR), limit=limit + 1
+    )
+    page = rows[:limit]
+    items = [
         domain.public_announcement(
             applicant_name=r.applicant_name,
             program=r.program,
@@ -87,5 +108,8 @@ async def list_announcements(
             notice_ends_at=r.notice_ends_at,
             finalized_at=r.finalized_at,
         )
-        for r in rows
+        for r in page
     ]
+    more = len(rows) > limit
+    last = Position(page[-1].published_at, page[-1].application_id) if more else None
+    return items, encode_key_cursor(last.key(), ANNOUNCEMENTS_CURSOR) if last else None

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify.domain import Announcement, Delivery
+from services.notify.domain import Announcement, Delivery, Position
 from shared.contracts.envelope import Event
 from shared.messaging.outbox import add_events
 
@@ -128,9 +128,10 @@ class SqlNotifyRepository:
         await add_events(self.session, events)
 
     async def list_announcements(
-        self, *, year: int | None, program: str | None, status: str | None, limit: int
+        self, *, year: int | None, program: str | None, status: str | None, after: Position | None, limit: int
     ) -> Sequence[Row[Any]]:
-        """Announcements on the public notice (a revoked award leaves it), newest first."""
+        """Announcements on the public notice (a revoked award leaves it), newest first (ties by
+        application id), from just after `after`."""
         where = ["withdrawn_at IS NULL"]
         params: dict[str, Any] = {"lim": limit}
         if year is not None:
@@ -143,10 +144,13 @@ class SqlNotifyRepository:
             where.append("finalized_at IS NOT NULL")
         elif status == "under_notice":
             where.append("finalized_at IS NULL")
+        if after is not None:
+            where.append("(published_at < :at OR (published_at = :at AND application_id > :after_id))")
+            params["at"], params["after_id"] = after.at, after.id
         result = await self.session.execute(
             text(
-                "SELECT applicant_name, program, year, subject, amount_fen, published_at, notice_ends_at, "
-                f"finalized_at FROM announcements WHERE {' AND '.join(where)} "
+                "SELECT application_id, applicant_name, program, year, subject, amount_fen, published_at, "
+                f"notice_ends_at, finalized_at FROM announcements WHERE {' AND '.join(where)} "
                 "ORDER BY published_at DESC, application_id LIMIT :lim"
             ),
             params,

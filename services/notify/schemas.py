@@ -18,6 +18,7 @@ Program = Annotated[
 ]
 NoticeStatus = Annotated[Literal["under_notice", "final"] | None, Query(description="under_notice or final")]
 AnnouncementLimit = Annotated[int, Query(ge=1, le=1000)]
+Cursor = Annotated[str | None, Query(max_length=2000, pattern=NO_NUL, description="next_cursor of the page before")]
 
 
 class PublicAnnouncement(BaseModel):
@@ -36,6 +37,7 @@ class PublicAnnouncement(BaseModel):
 
 class AnnouncementPage(BaseModel):
     items: list[PublicAnnouncement]
+    next_cursor: str | None  # null on the last page
 
 
 # --- the page -------------------------------------------------------------------------------
@@ -89,8 +91,10 @@ def _when(iso: str | None) -> str:
 
 
 def render_announcements(
-    items: Sequence[dict[str, Any]], *, year: int | None = None, program: str | None = None
+    items: Sequence[dict[str, Any]], *, year: int | None = None, program: str | None = None,
+    next_page: str | None = None,
 ) -> str:
+    """The page; `next_page` is the relative link to the following page, when there is one."""
     head = "".join(f"<th scope=\"col\">{_e(zh)}<br><span lang=\"en\">{_e(en)}</span></th>" for zh, en in _COLUMNS)
     rows = []
     for item in items:
@@ -120,6 +124,7 @@ def render_announcements(
     if program:
         filters.append(f"项目 program {_e(program)}")
     scope = f"<p class=\"filters\">{' · '.join(filters)}</p>" if filters else ""
+    more = f"<p class=\"more\"><a href=\"{_e(next_page)}\">下一页 Next page</a></p>" if next_page else ""
     return (
         "<!DOCTYPE html>\n"
         "<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
@@ -133,6 +138,6 @@ def render_announcements(
         f"<main>{scope}"
         "<table id=\"announcements\"><caption>公示名单 Awards under notice and final awards</caption>"
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        f"<p class=\"count\">共 {len(items)} 项 · {len(items)} award(s)</p></main>"
+        f"<p class=\"count\">共 {len(items)} 项 · {len(items)} award(s)</p>{more}</main>"
         "</body></html>"
     )

@@ -16,6 +16,7 @@ from services.notify.dispatcher.schemas import (
     DeliveryView,
     FilterText,
 )
+from services.notify.schemas import Cursor
 from shared.web.openapi import AUTHENTICATED, problems
 
 router = APIRouter(tags=["deliveries"])
@@ -28,11 +29,13 @@ async def list_deliveries(
     application_id: FilterText = None,
     partner_id: FilterText = None,
     status: DeliveryStatus = None,
+    cursor: Cursor = None,
     limit: DeliveryLimit = 100,
 ) -> DeliveryPage:
-    """Webhook deliveries, newest first, each with every attempt and its outcome."""
+    """Webhook deliveries, newest first, each with every attempt and its outcome, a page at a
+    time (`next_cursor` asks for the next)."""
     return await handlers.list_deliveries(
-        repo, application_id=application_id, partner_id=partner_id, status=status, limit=limit
+        repo, application_id=application_id, partner_id=partner_id, status=status, cursor=cursor, limit=limit
     )
 
 

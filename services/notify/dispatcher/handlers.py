@@ -32,7 +32,10 @@ from services.notify.dispatcher import domain
 from services.notify.dispatcher.domain import Claimed, SendResult
 from services.notify.dispatcher.repository import DispatcherRepository
 from services.notify.dispatcher.schemas import DeliveryAttempt, DeliveryPage, DeliveryRedrive, DeliveryView
+from services.notify.domain import Position
+from services.notify.handlers import page_after
 from shared.config.settings import Settings
+from shared.kernel.cursors import encode_key_cursor
 from shared.kernel.errors import Conflict, NotFound
 from shared.kernel.retry import Backoff
 from shared.observability.metrics import WEBHOOK_ATTEMPTS
@@ -395,13 +398,20 @@ async def delivery_views(repo: DispatcherRepository, rows: Sequence[Row[Any]]) -
     ]
 
 
+DELIVERIES_CURSOR = "deliveries:"  # the last delivery's position
+
+
 async def list_deliveries(
     repo: DispatcherRepository, *, application_id: str | None, partner_id: str | None, status: str | None,
-    limit: int,
+    cursor: str | None, limit: int,
 ) -> DeliveryPage:
+    """A page of deliveries, newest first, and the next page's cursor."""
     rows = await repo.list_deliveries(application_id=application_id, partner_id=partner_id, status=status,
-                                      limit=limit)
-    return DeliveryPage(items=await delivery_views(repo, rows))
+                                      after=page_after(cursor, DELIVERIES_CURSOR), limit=limit + 1)
+    page = rows[:limit]
+    last = Position(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return DeliveryPage(items=await delivery_views(repo, page),
+                        next_cursor=encode_key_cursor(last.key(), DELIVERIES_CURSOR) if last else None)
 
 
 async def get_delivery(repo: DispatcherRepository, delivery_id: str) -> DeliveryView:

@@ -11,6 +11,7 @@ from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.dispatcher.domain import AttemptOutcome, Claimed, SendResult
+from services.notify.domain import Position
 
 # One statement claims a batch. The rows already held here count against each partner's share
 # (:held_partners/:held_counts), so no partner ever holds more than :per_partner rows; rows
@@ -149,11 +150,15 @@ class DispatcherRepository:
         return rows.all()
 
     async def list_deliveries(
-        self, *, application_id: str | None, partner_id: str | None, status: str | None, limit: int
+        self, *, application_id: str | None, partner_id: str | None, status: str | None, after: Position | None,
+        limit: int,
     ) -> Sequence[Row[Any]]:
-        """Deliveries, newest first."""
+        """Deliveries, newest first (ties by id), from just after `after`."""
         where: list[str] = []
         params: dict[str, Any] = {}
+        if after is not None:
+            where.append("(created_at < :at OR (created_at = :at AND id > :after_id))")
+            params["at"], params["after_id"] = after.at, after.id
         if application_id:
             where.append("application_id = :a")
             params["a"] = application_id

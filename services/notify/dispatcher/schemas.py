@@ -57,3 +57,4 @@ class DeliveryView(BaseModel):
 
 class DeliveryPage(BaseModel):
     items: list[DeliveryView]
+    next_cursor: str | None  # null on the last page
