@@ -23,10 +23,8 @@ from services.notify.repository import SqlNotifyRepository
 from shared.config.settings import Settings
 from shared.contracts.envelope import Event
 from shared.contracts.topics import AWARDS, DLQ
-from shared.db.engine import make_engine, make_sessionmaker
-from shared.db.migrate import upgrade
 from shared.messaging.consumer import ConsumerLoop, Subscription
-from tests.support.notify import decided, revoked
+from tests.support.notify import decided, revoked, scratch_schema
 from tests.support.receiver import scripted_receiver
 from tests.support.records import FakeRecord
 from tests.support.waiting import eventually
@@ -37,11 +35,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 async def maker(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """A notify schema of its own: no running notify instance reads it."""
-    schema = "notify_batch_" + secrets.token_hex(3)
-    upgrade(settings.database_url, "notify", schema=schema)
-    engine = make_engine(settings.database_url, schema)
-    yield make_sessionmaker(engine)
-    await engine.dispose()
+    async with scratch_schema(settings, prefix="notify_batch_") as scratch:
+        yield scratch
 
 
 def awards_loop(maker: async_sessionmaker[AsyncSession], settings: Settings, name: str) -> ConsumerLoop:

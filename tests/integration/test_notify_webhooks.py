@@ -1,11 +1,11 @@
 """Notify against real PostgreSQL, a real Kafka-protocol broker and real HTTP receivers on
 loopback: signed webhooks, retries, parking and re-driving, isolation between partners,
-the public notice (公示), revocation, and finalisation exactly once with two instances."""
+the public notice (公示), revocation, and finalisation exactly once with two instances. (The SSRF
+check at delivery: tests/integration/test_ssrf.py.)"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
 import uuid
@@ -17,7 +17,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notify.app import create_app
 from services.notify.dispatcher.handlers import Dispatcher
@@ -27,12 +27,11 @@ from services.notify.repository import SqlNotifyRepository
 from shared.config.settings import Settings
 from shared.contracts.topics import ANNOUNCEMENTS, AWARDS
 from shared.db.engine import make_engine, make_sessionmaker
-from shared.db.migrate import upgrade
 from shared.web.auth import webhook_secret_for
 from tests.support.apps import running
 from tests.support.auth import AUD, OP
 from tests.support.kafka import publish, read_topic
-from tests.support.notify import decided, register_partner, revoked
+from tests.support.notify import decided, register_partner, revoked, scratch_schema
 from tests.support.receiver import HANG, Received, scripted_receiver
 from tests.support.waiting import eventually, wait_until_quiet
 
@@ -350,59 +349,6 @@ async def test_two_instances_finalize_each_award_once(
                      "AND application_id = ANY(:ids)"), {"ids": list(app_ids)})
         assert counts == dict.fromkeys(app_ids, 1)
         assert deliveries == 30
-
-
-async def test_callback_refused_by_the_ssrf_check_at_delivery_is_parked(settings: Settings) -> None:
-    """The directory says loopback over plain http (say, DNS changed after registration):
-    without GRANTLINE_ALLOW_PRIVATE_CALLBACKS nothing is sent; each attempt records why, and
-    the delivery parks. A dispatcher on its own scratch schema, so the module's instance
-    (which allows private callbacks) does not take the row."""
-    s = settings.model_copy(update={"webhook_backoff_seconds": 0.05, "webhook_attempts_max": 3,
-                                    "allow_private_callbacks": False})
-    schema = "notify_ssrf_" + secrets.token_hex(3)
-    upgrade(s.database_url, "notify", schema=schema)
-    engine = make_engine(s.database_url, schema)
-    maker = make_sessionmaker(engine)
-    try:
-        async with scripted_receiver() as hook:
-            async with maker() as session, session.begin():
-                await session.execute(
-                    text("INSERT INTO partners (id, name, callback_url, api_key_hash) VALUES "
-                         "('ptn_ssrf', 'p', :u, :h)"), {"u": hook.url, "h": secrets.token_hex(32)})
-                await SqlNotifyRepository(session).add_deliveries([delivery_for(
-                    uuid.uuid4(), "award.decided", "app_ssrf", "ptn_ssrf", {"x": 1})])
-            dispatcher = Dispatcher(maker, s, timeout_s=1.0, poll_s=0.02)
-            task = asyncio.create_task(dispatcher.run())
-            try:
-                async def parked() -> Any:
-                    async with maker() as session:
-                        return await session.scalar(
-                            text("SELECT attempts FROM deliveries WHERE status = 'parked'"))
-
-                assert await eventually(parked, what="the refused delivery parked") == 3
-            finally:
-                dispatcher.stop()
-                await asyncio.wait_for(task, timeout=5)
-            async with maker() as session:
-                rows = (await session.execute(
-                    text("SELECT outcome, error FROM delivery_attempts ORDER BY attempt"))).all()
-            assert [r.outcome for r in rows] == ["refused"] * 3
-            assert "SSRF" in rows[0].error and "https" in rows[0].error
-            assert hook.requests == []
-    finally:
-        await engine.dispose()
-
-
-@contextlib.asynccontextmanager
-async def scratch_schema(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """A notify schema of its own, which the module's running instance never looks at."""
-    schema = "notify_scratch_" + secrets.token_hex(3)
-    upgrade(settings.database_url, "notify", schema=schema)
-    engine = make_engine(settings.database_url, schema)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 async def test_in_flight_delivery_survives_a_dispatcher_restart(settings: Settings) -> None:

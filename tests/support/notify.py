@@ -3,18 +3,35 @@ revocations published by the ledger."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import uuid
+from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.config.settings import Settings
 from shared.contracts.envelope import Event, new_event
 from shared.contracts.topics import PARTNERS
+from shared.db.engine import make_engine, make_sessionmaker
+from shared.db.migrate import upgrade
 from tests.support.kafka import publish
 from tests.support.waiting import eventually
+
+
+@contextlib.asynccontextmanager
+async def scratch_schema(settings: Settings, prefix: str = "notify_scratch_") -> AsyncIterator[
+        async_sessionmaker[AsyncSession]]:
+    """A notify schema of its own, migrated to head, which no running notify instance looks at."""
+    schema = prefix + secrets.token_hex(3)
+    upgrade(settings.database_url, "notify", schema=schema)
+    engine = make_engine(settings.database_url, schema)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
 
 
 async def register_partner(
