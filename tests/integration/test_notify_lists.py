@@ -27,6 +27,7 @@ from shared.db.migrate import upgrade
 from tests.support.apps import RoutesOnly, routes_only
 from tests.support.auth import OP
 from tests.support.notify import decided, revoked
+from tests.support.paging import read_pages
 
 pytestmark = pytest.mark.integration
 
@@ -68,19 +69,7 @@ async def client(settings: Settings, maker: async_sessionmaker[AsyncSession]) ->
 
 
 async def pages(client: httpx.AsyncClient, path: str, limit: int, **params: Any) -> list[list[dict[str, Any]]]:
-    found: list[list[dict[str, Any]]] = []
-    cursor: str | None = None
-    while True:
-        query = {**params, "limit": limit, **({"cursor": cursor} if cursor else {})}
-        resp = await client.get(path, params=query, headers=OP)
-        assert resp.status_code == 200, resp.text
-        body = resp.json()
-        assert set(body) == {"items", "next_cursor"}
-        found.append(body["items"])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return found
-        assert len(found) < 100, "the cursor does not advance"
+    return await read_pages(client, path, limit, OP, **params)
 
 
 def flat(found: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
