@@ -14,10 +14,15 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from shared.kernel.money import AmountError, Fen, format_fen, parse_amount
+from pydantic import ValidationError
+
+from shared.contracts.events import ApplicationAssessed, AwardDecided, PoolClaim
+from shared.kernel.money import Fen, format_fen, parse_amount
 from shared.policy.reasons import Reason
+
+T = TypeVar("T")
 
 # 002, last paragraph: 本若干意见与本市其他同类政策意见有重复的,按照"从优、就高、不重复"的原则予以支持.
 OVERLAP_CITATION = "002 末段 (从优、就高、不重复)"
@@ -153,67 +158,36 @@ class OverlapKey:
 # ---------------------------------------------------------------------------------------------
 
 
-def _is_mapping(value: Any) -> bool:
-    # isinstance against the Mapping ABC is slow; a parsed receipt is made of plain dicts.
-    return type(value) is dict or isinstance(value, Mapping)
+def parse_receipt(raw: Any) -> ApplicationAssessed:
+    """An `application.assessed` receipt checked by its contract (shared.contracts.events).
 
-
-def _req(obj: Mapping[str, Any], name: str, where: str) -> Any:
-    if name not in obj:
-        raise ValueError(f"{where}.{name}: missing")
-    return obj[name]
-
-
-def _str(obj: Mapping[str, Any], name: str, where: str, *, empty: bool = False) -> str:
-    value = _req(obj, name, where)
-    if not isinstance(value, str) or (not empty and value == ""):
-        raise ValueError(f"{where}.{name}: must be a non-empty string")
-    return value
-
-
-def _opt_str(obj: Mapping[str, Any], name: str, where: str) -> str | None:
-    value = obj.get(name)
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"{where}.{name}: must be a string or null")
-    return value
-
-
-def _opt_int(obj: Mapping[str, Any], name: str, where: str) -> int | None:
-    value = obj.get(name)
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise ValueError(f"{where}.{name}: must be an integer or null")
-    return value
-
-
-def _amount(obj: Mapping[str, Any], name: str, where: str) -> Fen:
+    ValueError names the first offending field under `receipt` (`receipt.pools[0].cap: ...`), as
+    the ledger's own checks in Assessment.from_receipt do: a dead letter says which field to fix.
+    """
     try:
-        return parse_amount(_req(obj, name, where))
-    except AmountError as exc:
-        raise ValueError(f"{where}.{name}: {exc}") from None
+        return ApplicationAssessed.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"])
+        raise ValueError(f"receipt{where}: {error['msg'].removeprefix('Value error, ')}") from None
 
 
-def _parse_pool(raw: Any, where: str) -> PoolSpec:
-    if not _is_mapping(raw):
-        raise ValueError(f"{where}: must be an object")
-    pool = _str(raw, "pool", where)
-    beneficiary = _str(raw, "beneficiary", where)
+def _needed(value: T | None, name: str) -> T:
+    # The contract leaves these optional (intake's projection needs only `eligible`); the ledger
+    # cannot decide without them.
+    if value is None:
+        raise ValueError(f"receipt.{name}: missing")
+    return value
+
+
+def _pool_spec(claim: PoolClaim, where: str) -> PoolSpec:
     # ':' separates the parts of a journal account name; only the subject (last part) may hold one.
-    if ":" in pool or ":" in beneficiary:
+    if ":" in claim.pool or ":" in claim.beneficiary:
         raise ValueError(f"{where}: pool and beneficiary must not contain ':'")
-    key = PoolKey(pool, beneficiary, _opt_int(raw, "year", where), _opt_str(raw, "subject", where))
+    key = PoolKey(claim.pool, claim.beneficiary, claim.year, claim.subject)
     if key.year is None and key.subject is None:
         raise ValueError(f"{where}: a pool needs a year or a subject")
-    return PoolSpec(key, _amount(raw, "cap", where), _str(raw, "citation", where, empty=True),
-                    _str(raw, "scope", where))
-
-
-def _parse_reason(raw: Any, where: str) -> Reason:
-    if not _is_mapping(raw):
-        raise ValueError(f"{where}: must be an object")
-    citation = raw.get("citation") or ""
-    if not isinstance(citation, str):
-        raise ValueError(f"{where}.citation: must be a string")
-    return Reason(_str(raw, "code", where), _str(raw, "message", where, empty=True), citation)
+    return PoolSpec(key, parse_amount(claim.cap), claim.citation, claim.scope)
 
 
 @dataclass(frozen=True)
@@ -233,52 +207,30 @@ class Assessment:
     catalog_version: str | None = None
 
     @classmethod
-    def from_receipt(cls, receipt: Any) -> Assessment:
-        """Parse and validate; ValueError names the first offending field."""
-        if not _is_mapping(receipt):
-            raise ValueError("receipt: must be an object")
-        w = "receipt"
-        year = _req(receipt, "year", w)
-        if not isinstance(year, int) or isinstance(year, bool):
-            raise ValueError("receipt.year: must be an integer")
-        applicant = _req(receipt, "applicant", w)
-        if not _is_mapping(applicant):
-            raise ValueError("receipt.applicant: must be an object")
-        eligible = _req(receipt, "eligible", w)
-        if not isinstance(eligible, bool):
-            raise ValueError("receipt.eligible: must be a boolean")
-        reasons_raw = receipt.get("reasons") or []
-        pools_raw = receipt.get("pools") or []
-        if not isinstance(reasons_raw, list):
-            raise ValueError("receipt.reasons: must be a list")
-        if not isinstance(pools_raw, list):
-            raise ValueError("receipt.pools: must be a list")
-        pools = [_parse_pool(p, f"receipt.pools[{i}]") for i, p in enumerate(pools_raw)]
+    def from_receipt(cls, receipt: ApplicationAssessed | Mapping[str, Any]) -> Assessment:
+        """The receipt (parsed, or as received) checked for what deciding needs; ValueError names
+        the first offending field."""
+        r = receipt if isinstance(receipt, ApplicationAssessed) else parse_receipt(receipt)
+        pools = [_pool_spec(claim, f"receipt.pools[{i}]") for i, claim in enumerate(r.pools)]
         if len({p.key for p in pools}) != len(pools):
             raise ValueError("receipt.pools: the same pool is listed twice")
-        overlap_raw = receipt.get("overlap")
         overlap: OverlapKey | None = None
-        if overlap_raw is not None:
-            if not _is_mapping(overlap_raw):
-                raise ValueError("receipt.overlap: must be an object")
-            ow = "receipt.overlap"
-            overlap = OverlapKey(_str(overlap_raw, "applicant", ow), _str(overlap_raw, "subject", ow),
-                                 _str(overlap_raw, "milestone", ow))
-        elif eligible:
+        if r.overlap is not None:
+            overlap = OverlapKey(r.overlap.applicant, r.overlap.subject, r.overlap.milestone)
+        elif r.eligible:
             raise ValueError("receipt.overlap: missing (required when eligible)")
-        catalog_version = receipt.get("catalog_version")
         return cls(
-            application_id=_str(receipt, "application_id", w),
-            program=_str(receipt, "program", w),
-            year=year,
-            applicant_id=_str(applicant, "id", "receipt.applicant"),
-            subject=_str(receipt, "subject", w),
-            eligible=eligible,
-            entitlement_fen=_amount(receipt, "entitlement", w),
-            reasons=tuple(_parse_reason(r, f"receipt.reasons[{i}]") for i, r in enumerate(reasons_raw)),
+            application_id=_needed(r.application_id, "application_id"),
+            program=_needed(r.program, "program"),
+            year=_needed(r.year, "year"),
+            applicant_id=_needed(r.applicant, "applicant").id,
+            subject=_needed(r.subject, "subject"),
+            eligible=r.eligible,
+            entitlement_fen=parse_amount(_needed(r.entitlement, "entitlement")),
+            reasons=tuple(Reason(x.code, x.message, x.citation or "") for x in r.reasons),
             pools=tuple(sorted(pools, key=lambda p: p.key.sort_key())),
             overlap=overlap,
-            catalog_version=catalog_version if isinstance(catalog_version, str) else None,
+            catalog_version=r.catalog_version,
         )
 
 
@@ -558,7 +510,7 @@ class RevocableAward:
     """A granted award with what a revocation needs from its decision."""
 
     row: AwardRow
-    decision: dict[str, Any]  # the award.decided data
+    decision: AwardDecided  # as published, and stored with the decision
     correlation_id: str
 
 
@@ -579,10 +531,10 @@ def revoked_data(award: RevocableAward, *, reason: str, revoked_by: str, revoked
     row, decision = award.row, award.decision
     return {
         "application_id": row.award.application_id,
-        "partner_id": decision.get("partner_id"),
+        "partner_id": decision.partner_id,
         "program": row.award.program,
         "year": row.year,
-        "applicant": decision.get("applicant") or {"id": row.award.beneficiary, "name": None},
+        "applicant": decision.applicant.to_data() if decision.applicant else {"id": row.award.beneficiary, "name": None},
         "subject": row.subject,
         "amount": format_fen(row.award.amount_fen),
         "reason": reason,

@@ -49,6 +49,7 @@ from services.ledger.domain import (
     decide_award,
     live_award_of,
     lock_order,
+    parse_receipt,
     pool_key_wire,
     pool_states_for,
     revoke,
@@ -66,7 +67,8 @@ from services.ledger.journal.domain import (
     verify_chain,
 )
 from services.ledger.repository import SqlLedgerRepository
-from shared.contracts.envelope import Event, new_event
+from shared.contracts.envelope import Event
+from shared.contracts.events import AwardDecided, AwardRevoked, new_typed_event
 from shared.kernel.cursors import decode_cursor, decode_key_cursor, encode_cursor, encode_key_cursor
 from shared.kernel.errors import Conflict, NotFound
 from shared.kernel.money import format_fen
@@ -162,17 +164,12 @@ class Item:
 
 def parse_item(event: Event) -> Item:
     """ValueError when the receipt cannot be decided on."""
-    data = event.data
-    assessment = Assessment.from_receipt(data)
+    receipt = parse_receipt(event.data)
+    assessment = Assessment.from_receipt(receipt)
     if event.subject and event.subject != assessment.application_id:
         raise ValueError(f"event subject {event.subject!r} differs from receipt.application_id")
-    partner_id = data.get("partner_id")
-    name = data["applicant"].get("name")
-    if partner_id is not None and not isinstance(partner_id, str):
-        raise ValueError("receipt.partner_id: must be a string")
-    if name is not None and not isinstance(name, str):
-        raise ValueError("receipt.applicant.name: must be a string")
-    return Item(event, assessment, partner_id, name, event.time.isoformat(), str(event.id))
+    name = receipt.applicant.name if receipt.applicant is not None else None
+    return Item(event, assessment, receipt.partner_id, name, event.time.isoformat(), str(event.id))
 
 
 def decided_data(item: Item, decision: Decision) -> dict[str, Any]:
@@ -226,9 +223,8 @@ class BatchState:
                 application_id=a.application_id, event_id=item.event_id,
                 postings=award_postings(award), recorded_for=item.recorded_for,
             )
-        data = decided_data(item, decision)
-        decided = new_event("award.decided", source=SOURCE, subject=a.application_id, data=data,
-                            causation=event, time=event.time)
+        decided = new_typed_event(AwardDecided.model_validate(decided_data(item, decision)), source=SOURCE,
+                                  subject=a.application_id, causation=event, time=event.time)
         # Fold in (nothing below can fail on the item's data).
         self.pools.update(new_states)
         if award is not None and entry is not None:
@@ -241,7 +237,7 @@ class BatchState:
             application_id=a.application_id, assessed_event_id=event.id, decided_event_id=decided.id,
             program=a.program, beneficiary=a.applicant_id, year=a.year, status=decision.status,
             entitlement_fen=a.entitlement_fen, awarded_fen=decision.awarded_fen,
-            correlation_id=decided.correlation_id, recorded_for=item.recorded_for, data=data,
+            correlation_id=decided.correlation_id, recorded_for=item.recorded_for, data=decided.data,
         ))
         self.events.append((decided, a.applicant_id))
         return decision
@@ -336,11 +332,11 @@ async def revoke_award(
     if existing is not None:
         return Revocation(existing, False)
     award_entry = await repo.entry(found.row.journal_seq)
-    data = revoked_data(found, reason=reason, revoked_by=revoked_by, revoked_at=now)
-    event = new_event("award.revoked", source=SOURCE, subject=application_id, data=data,
-                      correlation_id=found.correlation_id, time=now)
-    if event_id is not None:
-        event = event.model_copy(update={"id": event_id})
+    event = new_typed_event(
+        AwardRevoked.model_validate(revoked_data(found, reason=reason, revoked_by=revoked_by, revoked_at=now)),
+        source=SOURCE, subject=application_id, correlation_id=found.correlation_id, time=now, event_id=event_id,
+    )
+    data = event.data
     entry = build_entry(
         seq=head.seq + 1, prev_hash=head.hash, kind="revocation", application_id=application_id,
         event_id=str(event.id), postings=revocation_postings(award_entry.postings),

@@ -42,6 +42,7 @@ from services.ledger.journal.domain import (
     pool_account,
 )
 from shared.contracts.envelope import Event
+from shared.contracts.events import AwardDecided
 from shared.messaging.outbox import add_events
 
 
@@ -294,7 +295,7 @@ class SqlLedgerRepository:
         ).one_or_none()
         if row is None:
             return None
-        return RevocableAward(_award_row(row), dict(row.decision), row.decision_correlation)
+        return RevocableAward(_award_row(row), AwardDecided.model_validate(row.decision), row.decision_correlation)
 
     # -----------------------------------------------------------------------------------------
     # Revocations

@@ -29,6 +29,7 @@ from services.ledger.domain import (
 from services.ledger.handlers import decide_batch, revoke_award, verify_ledger
 from services.ledger.journal.domain import GENESIS_HASH, JournalEntry, JournalHead
 from shared.contracts.envelope import Event
+from shared.contracts.events import AwardDecided
 from shared.kernel.errors import Conflict, NotFound
 from shared.kernel.money import format_fen
 from tests.support.ledger import assessed, new_applicant, receipt
@@ -115,7 +116,7 @@ class FakeLedgerRepository:
         if row is None:
             return None
         decision = self.decisions[application_id]
-        return RevocableAward(row, decision.data, decision.correlation_id)
+        return RevocableAward(row, AwardDecided.model_validate(decision.data), decision.correlation_id)
 
     async def entry(self, seq: int) -> JournalEntry:
         return self.entries[seq - 1]

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.contracts.envelope import Event, parse_event
+from shared.contracts.events import AwardRevoked, parse_data
+
 BATCH = 10_000  # operations per transaction (decide_awards gets every run of assessments between revocations)
 MAX_LISTED = 20  # differences listed per table (the count is always exact)
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -46,16 +49,24 @@ class Revoke:
 Op = Decide | Revoke
 
 
-def ops_from_history(rows: Iterable[tuple[str, dict[str, Any]]]) -> list[Op]:
-    """(type, envelope) of the ledger's outbox in seq order → the operations to replay, in order."""
+def revoke_op(event: Event) -> Revoke:
+    """A revocation the live ledger recorded (its award.revoked event) as the operation to replay."""
+    data = parse_data(event, AwardRevoked)
+    if data.application_id is None or data.reason is None or data.revoked_by is None or data.revoked_at is None:
+        raise ValueError(f"award.revoked {event.id}: application_id, reason, revoked_by and revoked_at are needed")
+    return Revoke(data.application_id, data.reason, data.revoked_by, datetime.fromisoformat(data.revoked_at),
+                  event.id)
+
+
+def ops_from_history(rows: Iterable[tuple[str, str | None, str | None]]) -> list[Op]:
+    """The ledger's outbox in seq order, as (type, causation id, the envelope of a revocation) →
+    the operations to replay, in order. A decision needs only its cause: the assessment's id."""
     ops: list[Op] = []
-    for type_, env in rows:
+    for type_, causation_id, envelope in rows:
         if type_ == "award.decided":
-            ops.append(Decide(str(env["causation_id"])))
-        elif type_ == "award.revoked":
-            data = env["data"]
-            ops.append(Revoke(str(data["application_id"]), str(data["reason"]), str(data["revoked_by"]),
-                              datetime.fromisoformat(str(data["revoked_at"])), uuid.UUID(str(env["id"]))))
+            ops.append(Decide(str(causation_id)))
+        elif type_ == "award.revoked" and envelope is not None:
+            ops.append(revoke_op(parse_event(envelope.encode())))
     return ops
 
 

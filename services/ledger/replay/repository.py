@@ -58,8 +58,9 @@ async def read_live(maker: async_sessionmaker[AsyncSession]) -> LiveSnapshot:
     assessment event ids it dead-lettered, and its state."""
     async with maker() as session, snapshot(session):
         rows = await session.execute(text(
-            "SELECT type, envelope::text FROM outbox WHERE type IN ('award.decided', 'award.revoked') ORDER BY seq"))
-        ops = ops_from_history((r[0], orjson.loads(r[1])) for r in rows)
+            "SELECT type, envelope->>'causation_id', CASE WHEN type = 'award.revoked' THEN envelope::text END "
+            "FROM outbox WHERE type IN ('award.decided', 'award.revoked') ORDER BY seq"))
+        ops = ops_from_history((r[0], r[1], r[2]) for r in rows)
         dead = await session.execute(text(
             "SELECT envelope->>'causation_id' FROM outbox WHERE type = 'event.dead_lettered' "
             "AND envelope->>'causation_id' IS NOT NULL"))
