@@ -213,14 +213,16 @@ def test_award_revoked_round_trips_for_a_decision_without_applicant() -> None:
 
 @pytest.mark.parametrize(("case", "decision"), DECISIONS[:2], ids=[c for c, _ in DECISIONS[:2]])
 def test_announcement_published_round_trips(case: str, decision: dict[str, Any]) -> None:
-    data = notify_domain.published_data(decision, published_at=T0, notice_ends_at=T0 + timedelta(hours=1))
+    data = notify_domain.published_data(AwardDecided.model_validate(decision), application_id=decision["application_id"],
+                                        published_at=T0, notice_ends_at=T0 + timedelta(hours=1)).to_data()
     parsed = assert_same_wire(AnnouncementPublished, data)
     assert_publishes_the_same(parsed, data)
 
 
 def test_announcement_published_round_trips_with_a_null_name_and_partner() -> None:
     decision = dict(DECISIONS)["no_partner_no_name"]
-    data = notify_domain.published_data(decision, published_at=T0, notice_ends_at=T0 + timedelta(days=7))
+    data = notify_domain.published_data(AwardDecided.model_validate(decision), application_id=decision["application_id"],
+                                        published_at=T0, notice_ends_at=T0 + timedelta(days=7)).to_data()
     assert data["partner_id"] is None and data["applicant_name"] is None
     assert_same_wire(AnnouncementPublished, data)
 
