@@ -9,7 +9,6 @@ Needs /usr/bin/chromium (`apt-get install -y chromium`) and the `playwright` pac
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -28,8 +27,6 @@ from playwright.async_api import Dialog, async_playwright  # noqa: E402
 
 from shared.contracts.envelope import new_event  # noqa: E402
 from shared.contracts.topics import AWARDS  # noqa: E402
-from shared.db.migrate import upgrade_all  # noqa: E402
-from shared.messaging.topics import ensure_topics  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -39,18 +36,9 @@ IMG_NAME = '"><img src=x onerror="document.title=\'pwned\'">复旦某某医院'
 
 @pytest.fixture(scope="module")
 def notify_process(fresh_db_dsn: str, kafka_bootstrap: str, topic_namespace: str) -> Iterator[str]:
-    upgrade_all(fresh_db_dsn)
-    asyncio.run(ensure_topics(kafka_bootstrap, partitions=3, namespace=topic_namespace))
-    env = {
-        "GRANTLINE_ENV": "test",
-        "GRANTLINE_DATABASE_URL": fresh_db_dsn,
-        "GRANTLINE_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "GRANTLINE_TOPIC_NAMESPACE": topic_namespace,
-        "GRANTLINE_NOTICE_PERIOD_SECONDS": "3600",
-        "GRANTLINE_ALLOW_PRIVATE_CALLBACKS": "1",
-        "GRANTLINE_LOG_LEVEL": "WARNING",
-    }
-    with service_process("notify", env, ARTIFACTS / "notify-e2e.log") as base:
+    overrides = {"GRANTLINE_NOTICE_PERIOD_SECONDS": "3600", "GRANTLINE_LOG_LEVEL": "WARNING"}
+    with service_process("notify", fresh_db_dsn, kafka_bootstrap, topic_namespace, overrides,
+                         "notify-e2e.log") as base:
         yield base
 
 

@@ -9,7 +9,6 @@ Needs /usr/bin/chromium (`apt-get install -y chromium`) and the `playwright` pac
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import httpx
@@ -25,8 +24,6 @@ from aiokafka import AIOKafkaProducer  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
 
 from shared.contracts.topics import ASSESSMENTS  # noqa: E402
-from shared.db.migrate import upgrade_all  # noqa: E402
-from shared.messaging.topics import ensure_topics  # noqa: E402
 from tests.support.ledger import assessed, new_applicant, receipt  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -37,18 +34,9 @@ NAME = "<img src=x onerror=alert(1)>上海某某生物科技有限公司"
 
 @pytest.fixture(scope="module")
 def ledger_url(fresh_db_dsn: str, kafka_bootstrap: str, topic_namespace: str) -> Iterator[str]:
-    upgrade_all(fresh_db_dsn)
-    asyncio.run(ensure_topics(kafka_bootstrap, partitions=3, namespace=topic_namespace))
-    env = {
-        "GRANTLINE_ENV": "test",
-        "GRANTLINE_DATABASE_URL": fresh_db_dsn,
-        "GRANTLINE_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "GRANTLINE_TOPIC_NAMESPACE": topic_namespace,
-        "GRANTLINE_OPERATOR_TOKEN": TOKEN,
-        "GRANTLINE_RELAY_POLL_SECONDS": "0.1",
-        "GRANTLINE_LOG_LEVEL": "WARNING",
-    }
-    with service_process("ledger", env, ARTIFACTS / "dashboard-e2e-ledger.log") as base:
+    overrides = {"GRANTLINE_OPERATOR_TOKEN": TOKEN, "GRANTLINE_LOG_LEVEL": "WARNING"}
+    with service_process("ledger", fresh_db_dsn, kafka_bootstrap, topic_namespace, overrides,
+                         "dashboard-e2e-ledger.log") as base:
         yield base
 
 

@@ -133,16 +133,17 @@ class Stack:
 
 
 @contextmanager
-def service_process(
-    name: str, env_overrides: dict[str, str], log_path: Path, timeout_s: float = 30
-) -> Iterator[str]:
-    """One service as a uvicorn process on a free port; yields its base URL once /healthz is 200."""
-    stack = make_stack(env_overrides, log_path.parent)
+def service_process(name: str, db: str, bootstrap: str, namespace: str, overrides: dict[str, str],
+                    log_name: str, timeout_s: float = 30) -> Iterator[str]:
+    """`name` alone as a uvicorn process on `db` and `namespace` (migrated and created here), with
+    the stack's settings and `overrides`; yields its base URL once /healthz is 200."""
+    _prepare(db, bootstrap, namespace, partitions=3)
+    stack = make_stack(stack_settings(db, bootstrap, namespace, overrides), ARTIFACTS)
     svc = stack.services[name]
-    svc.log_path = log_path
-    stack.start(name)
+    svc.log_path = ARTIFACTS / log_name
     try:
-        stack.wait_healthy((name,), timeout_s=timeout_s)
+        stack.start(name)
+        svc.wait_healthy(timeout_s)
         yield svc.url
     finally:
         stack.stop_all()
@@ -183,10 +184,8 @@ def four_services(pg_dsn: str, bootstrap: str, prefix: str, overrides: dict[str,
                   partitions: int = 3) -> Iterator[Stack]:
     """The four services as processes on a database and a topic namespace of their own, healthy;
     stopped on the way out. `overrides`: settings beyond `stack_settings`."""
-    db = create_database(pg_dsn)
-    upgrade_all(db)
-    namespace = new_namespace(prefix)
-    asyncio.run(ensure_topics(bootstrap, partitions=partitions, namespace=namespace))
+    db, namespace = create_database(pg_dsn), new_namespace(prefix)
+    _prepare(db, bootstrap, namespace, partitions)
     stack = make_stack(stack_settings(db, bootstrap, namespace, overrides),
                        ARTIFACTS / f"{prefix}-logs-{namespace.rstrip('.')}")
     try:
@@ -196,3 +195,9 @@ def four_services(pg_dsn: str, bootstrap: str, prefix: str, overrides: dict[str,
         yield stack
     finally:
         stack.stop_all()
+
+
+def _prepare(db: str, bootstrap: str, namespace: str, partitions: int) -> None:
+    """The database migrated to head and the namespace's topics created, as `make up` does."""
+    upgrade_all(db)
+    asyncio.run(ensure_topics(bootstrap, partitions=partitions, namespace=namespace))
