@@ -105,7 +105,8 @@ class AwardRecord(LedgerTable, table=True):
     overlap_subject: str = Field(sa_column=Column(sa.Text, nullable=False))
     overlap_milestone: str = Field(sa_column=Column(sa.Text, nullable=False))
     amount_fen: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
-    draws: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))  # [{"account", amount in fen}]
+    # [{"account", "amount_fen"}] (rows written before units went last say "amount")
+    draws: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
     top_up_of: str | None = Field(default=None, sa_column=Column(sa.Text))
     journal_seq: int = Field(sa_column=Column(sa.BigInteger, nullable=False, unique=True))
     revoked: bool = Field(sa_column=Column(sa.Boolean, nullable=False, server_default=sa.false()))

@@ -381,17 +381,21 @@ def _award(row: Any) -> Award:
         beneficiary=row.beneficiary,
         overlap=OverlapKey(row.overlap_applicant, row.overlap_subject, row.overlap_milestone),
         amount_fen=row.amount_fen,
-        draws=tuple(_draw(d) for d in row.draws),
+        draws=stored_draws(row.draws),
         top_up_of=row.top_up_of,
     )
 
 
 def _draws_stored(draws: Iterable[Draw]) -> list[dict[str, Any]]:
-    return [{"account": pool_account(k), "amount": amount} for k, amount in draws]
+    return [{"account": pool_account(k), "amount_fen": amount} for k, amount in draws]
 
 
-def _draw(stored: dict[str, Any]) -> Draw:
-    return parse_pool_account(stored["account"]), int(stored["amount"])
+def stored_draws(stored: Iterable[dict[str, Any]]) -> tuple[Draw, ...]:
+    """An award's draws as its row keeps them: `amount_fen` (units last); rows written before the
+    rename say `amount`, in fen all the same."""
+    return tuple(
+        (parse_pool_account(d["account"]), int(d["amount_fen"] if "amount_fen" in d else d["amount"])) for d in stored
+    )
 
 
 def _award_row(row: Any) -> AwardRow:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import orjson
 from sqlalchemy import text
@@ -20,7 +21,7 @@ from services.ledger.replay.domain import (
     State,
     ops_from_history,
 )
-from services.ledger.repository import SqlLedgerRepository
+from services.ledger.repository import SqlLedgerRepository, stored_draws
 from shared.db.engine import make_engine
 from shared.db.migrate import upgrade
 from shared.db.uow import snapshot
@@ -35,7 +36,7 @@ _STATE_QUERIES: dict[str, str] = {
     "decisions": "SELECT application_id, assessed_event_id::text, program, beneficiary, year, status, "
                  "entitlement_fen, awarded_fen, correlation_id, recorded_for, data::text FROM decisions",
     "awards": "SELECT application_id, program, beneficiary, year, subject, overlap_applicant, overlap_subject, "
-              "overlap_milestone, amount_fen, draws::text, top_up_of, journal_seq, revoked FROM awards",
+              "overlap_milestone, amount_fen, draws, top_up_of, journal_seq, revoked FROM awards",
     "journal": "SELECT seq, hash, kind, application_id, event_id, postings::text, prev_hash, recorded_for "
                "FROM journal_entries",
     "head": "SELECT id, seq, hash FROM journal_head",
@@ -50,7 +51,17 @@ async def read_state(session: AsyncSession) -> State:
     for table, sql in _STATE_QUERIES.items():
         rows = (await session.execute(text(sql))).all()
         state[table] = {row[0]: tuple(row[1:]) for row in rows}
+    # Draws compared as (account, fen) pairs: a live row may still spell its amounts the old way.
+    draws_at = STATE_COLUMNS["awards"].index("draws")
+    state["awards"] = {
+        key: (*values[:draws_at], _draws(values[draws_at]), *values[draws_at + 1:])
+        for key, values in state["awards"].items()
+    }
     return {table: state[table] for table in STATE_COLUMNS}
+
+
+def _draws(stored: Any) -> tuple[tuple[str, int], ...]:
+    return tuple((pool_account(key), amount) for key, amount in stored_draws(stored))
 
 
 async def read_live(maker: async_sessionmaker[AsyncSession]) -> LiveSnapshot:
