@@ -32,8 +32,8 @@ async def load_page(repo: DashboardRepository, filters: ListFilter) -> Page:
     """Everything the page shows, from one snapshot (the repository's session)."""
     cursor = await repo.newest()
     pools = await repo.pools(filters, limit=PAGE_POOLS)
-    decisions = await repo.recent_decisions(filters, limit=RECENT)
-    revocations = await repo.recent_revocations(filters, limit=RECENT)
+    decisions = await repo.decisions(filters, limit=RECENT)
+    revocations = await repo.revocations(filters, limit=RECENT)
     return Page(cursor, pools, decisions, revocations, await repo.programs(), await repo.years())
 
 
@@ -47,8 +47,8 @@ class Changes:
 
 async def load_changes(repo: DashboardRepository, filters: ListFilter, cursor: LiveCursor) -> Changes | None:
     """What happened after `cursor` (at most LIVE_BATCH of each kind), or None when nothing did."""
-    decisions = await repo.decisions_after(filters, cursor.decision_seq, limit=LIVE_BATCH)
-    revocations = await repo.revocations_after(filters, cursor.revocation_seq, limit=LIVE_BATCH)
+    decisions = await repo.decisions(filters, after=cursor.decision_seq, limit=LIVE_BATCH)
+    revocations = await repo.revocations(filters, after=cursor.revocation_seq, limit=LIVE_BATCH)
     if not decisions and not revocations:
         return None
     # A decision that skipped the filter still moves the cursor past it (the next poll starts after it).

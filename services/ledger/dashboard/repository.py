@@ -49,35 +49,25 @@ class DashboardRepository:
         )
         return {r.beneficiary: r.name for r in rows}
 
-    async def recent_decisions(self, filters: ListFilter, *, limit: int) -> list[DecisionLine]:
-        """The newest first."""
-        where, params = filter_clause(filters, "d.", "d.program")
-        rows = await self.session.execute(
-            text(_DECISIONS.format(where=where) + "ORDER BY d.seq DESC LIMIT :n"), {**params, "n": limit})
+    async def decisions(self, filters: ListFilter, *, after: int | None = None, limit: int) -> list[DecisionLine]:
+        """The newest first; with `after`, the oldest first after decisions.seq `after` (the live stream)."""
+        rows = await self._lines(_DECISIONS, "d.", "d.program", "d.seq", filters, after, limit)
         return [_decision(r) for r in rows]
 
-    async def decisions_after(self, filters: ListFilter, after: int, *, limit: int) -> list[DecisionLine]:
-        """The oldest first, after decisions.seq `after`."""
-        where, params = filter_clause(filters, "d.", "d.program")
-        rows = await self.session.execute(
-            text(_DECISIONS.format(where=where + " AND d.seq > :after") + "ORDER BY d.seq LIMIT :n"),
-            {**params, "after": after, "n": limit})
-        return [_decision(r) for r in rows]
-
-    async def recent_revocations(self, filters: ListFilter, *, limit: int) -> list[RevocationLine]:
-        """The newest first."""
-        where, params = filter_clause(filters, "a.", "a.program")
-        rows = await self.session.execute(
-            text(_REVOCATIONS.format(where=where) + "ORDER BY r.journal_seq DESC LIMIT :n"), {**params, "n": limit})
+    async def revocations(self, filters: ListFilter, *, after: int | None = None,
+                          limit: int) -> list[RevocationLine]:
+        """The newest first; with `after`, the oldest first after journal seq `after` (the live stream)."""
+        rows = await self._lines(_REVOCATIONS, "a.", "a.program", "r.journal_seq", filters, after, limit)
         return [_revocation(r) for r in rows]
 
-    async def revocations_after(self, filters: ListFilter, after: int, *, limit: int) -> list[RevocationLine]:
-        """The oldest first, after journal seq `after`."""
-        where, params = filter_clause(filters, "a.", "a.program")
-        rows = await self.session.execute(
-            text(_REVOCATIONS.format(where=where + " AND r.journal_seq > :after") + "ORDER BY r.journal_seq LIMIT :n"),
-            {**params, "after": after, "n": limit})
-        return [_revocation(r) for r in rows]
+    async def _lines(self, select: str, alias: str, program: str, seq: str, filters: ListFilter,
+                     after: int | None, limit: int) -> Sequence[Any]:
+        where, params = filter_clause(filters, alias, program)
+        order = f"{seq} DESC"
+        if after is not None:
+            where, order, params["after"] = f"{where} AND {seq} > :after", seq, after
+        sql = select.format(where=where) + f"ORDER BY {order} LIMIT :n"
+        return (await self.session.execute(text(sql), {**params, "n": limit})).all()
 
     async def newest(self) -> LiveCursor:
         """The newest decision and revocation, whatever the filters."""
