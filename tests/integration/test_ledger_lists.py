@@ -18,6 +18,7 @@ from shared.db.engine import make_engine, make_sessionmaker
 from tests.support.apps import RoutesOnly, routes_only
 from tests.support.auth import AUD
 from tests.support.ledger import assessed, ledger_loop, new_applicant, process, receipt, scalar
+from tests.support.paging import read_pages
 
 pytestmark = pytest.mark.integration
 
@@ -43,19 +44,7 @@ async def client(settings: Settings, maker: async_sessionmaker[AsyncSession]) ->
 
 
 async def _pages(client: httpx.AsyncClient, path: str, limit: int, **params: Any) -> list[list[dict[str, Any]]]:
-    pages: list[list[dict[str, Any]]] = []
-    cursor: str | None = None
-    while True:
-        query = {**params, "limit": limit, **({"cursor": cursor} if cursor else {})}
-        resp = await client.get(path, params=query, headers=AUD)
-        assert resp.status_code == 200, resp.text
-        body = resp.json()
-        assert set(body) == {"items", "next_cursor"}
-        pages.append(body["items"])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return pages
-        assert len(pages) < 100, "the cursor does not advance"
+    return await read_pages(client, path, limit, AUD, **params)
 
 
 async def test_paging_through_the_balances_yields_each_pool_once_in_order(
