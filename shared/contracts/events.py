@@ -27,7 +27,7 @@ RFC 3339 strings, checked and never re-formatted.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
@@ -35,6 +35,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     StringConstraints,
     ValidationError,
 )
@@ -60,6 +61,14 @@ def _not_null(value: object) -> object:
 
 def _amount(text: str) -> str:
     parse_amount(text)  # AmountError is a ValueError: pydantic reports it as a validation error
+    return text
+
+
+def _iso_date(text: str) -> str:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise ValueError("must be an ISO date such as 2026-01-31") from None
     return text
 
 
@@ -99,8 +108,8 @@ class WireModel(BaseModel):
 
     def to_data(self) -> dict[str, Any]:
         """The JSON object as it goes on the wire: the keys that were set, in declaration order,
-        then any extra keys."""
-        return self.model_dump(mode="json", exclude_unset=True)
+        then any extra keys. Aliases are the wire names (`from` is a keyword in Python)."""
+        return self.model_dump(mode="json", exclude_unset=True, by_alias=True)
 
 
 class EventData(WireModel):
@@ -374,6 +383,74 @@ class EventDeadLettered(EventData):
     trace: Omittable[str] = None
 
 
+class Actor(WireModel):
+    """Who did a thing: a staff member (`{"id": "stf_…", "name": "张三"}`) or a bootstrap token's
+    identity (`{"id": "operator"}`, no name)."""
+
+    id: NonEmpty
+    name: Omittable[str] = None
+
+
+class EventWindow(WireModel):
+    """The dates a call admits events from and to, both inclusive (ISO dates)."""
+
+    from_: Annotated[str, AfterValidator(_iso_date)] = Field(alias="from")
+    to: Annotated[str, AfterValidator(_iso_date)]
+
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True, populate_by_name=True)
+
+
+class CatalogPublished(EventData):
+    """`catalog.published` (eligibility, on grantline.policy, keyed by version) → intake's replica
+    of the catalog (it validates facts against the version a call pinned).
+
+    The document travels whole: a version is immutable and content-addressed, and a consumer
+    must be able to rebuild it from the event history alone."""
+
+    event_type: ClassVar[str] = "catalog.published"
+    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"note"})
+
+    version: Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+    published_at: Instant
+    published_by: Actor
+    note: Omittable[str] = None
+    document: dict[str, Any]
+
+
+class CallOpened(EventData):
+    """`call.opened` (eligibility, on grantline.policy, keyed by program) → intake's replica of
+    the calls (it accepts an application only while its program's call for the year is open)."""
+
+    event_type: ClassVar[str] = "call.opened"
+    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"budget"})
+
+    id: NonEmpty
+    program: NonEmpty
+    year: int
+    title: str
+    opens_at: Instant
+    closes_at: Instant
+    event_window: EventWindow
+    catalog_version: NonEmpty
+    budget: Omittable[Amount] = None
+    opened_by: Actor
+    opened_at: Instant
+
+
+class CallClosed(EventData):
+    """`call.closed` (eligibility, on grantline.policy, keyed by program): the call admits no
+    application received at or after `closes_at` (the moment it was closed)."""
+
+    event_type: ClassVar[str] = "call.closed"
+
+    id: NonEmpty
+    program: NonEmpty
+    year: int
+    closes_at: Instant
+    closed_by: Actor
+    reason: NonEmpty
+
+
 EVENT_DATA: dict[str, type[EventData]] = {
     model.event_type: model
     for model in (
@@ -385,6 +462,9 @@ EVENT_DATA: dict[str, type[EventData]] = {
         AnnouncementPublished,
         AwardFinalized,
         EventDeadLettered,
+        CatalogPublished,
+        CallOpened,
+        CallClosed,
     )
 }
 

@@ -7,9 +7,10 @@ ASSESSMENTS = "grantline.assessments"
 AWARDS = "grantline.awards"
 ANNOUNCEMENTS = "grantline.announcements"
 PARTNERS = "grantline.partners"
+POLICY = "grantline.policy"
 DLQ = "grantline.dlq"
 
-ALL_TOPICS = (APPLICATIONS, ASSESSMENTS, AWARDS, ANNOUNCEMENTS, PARTNERS, DLQ)
+ALL_TOPICS = (APPLICATIONS, ASSESSMENTS, AWARDS, ANNOUNCEMENTS, PARTNERS, POLICY, DLQ)
 
 TOPIC_FOR_TYPE = {
     "application.received": APPLICATIONS,
@@ -19,5 +20,8 @@ TOPIC_FOR_TYPE = {
     "announcement.published": ANNOUNCEMENTS,
     "award.finalized": ANNOUNCEMENTS,
     "partner.registered": PARTNERS,
+    "catalog.published": POLICY,
+    "call.opened": POLICY,
+    "call.closed": POLICY,
     "event.dead_lettered": DLQ,
 }
