@@ -46,7 +46,7 @@ def test_a_call_without_budget_leaves_the_key_out() -> None:
 )
 def test_malformed_call_data_is_refused_naming_the_field(field: str, value: object) -> None:
     event = new_event("call.opened", source="eligibility", subject="x", data={**OPENED, field: value})
-    with pytest.raises(ValueError, match=f"data.{field}"):
+    with pytest.raises(ValueError, match=rf"data\.{field}"):
         parse_data(event, CallOpened)
 
 
@@ -55,7 +55,7 @@ def test_catalog_published_needs_a_content_address() -> None:
             "document": {"programs": []}}
     assert CatalogPublished.model_validate(good).to_data() == good
     event = new_event("catalog.published", source="eligibility", subject="x", data={**good, "version": "v2"})
-    with pytest.raises(ValueError, match="data.version"):
+    with pytest.raises(ValueError, match=r"data\.version"):
         parse_data(event, CatalogPublished)
 
 
