@@ -1,9 +1,11 @@
 """The program catalog: versioned data with a citation on every rule.
 
-`catalog.json` is the source; this module validates it strictly when it is loaded (an
-unknown, misplaced or missing key is a CatalogError, never a silent default) and compiles
-it into frozen dataclasses with amounts already in integer fen and dates already parsed,
-so the engine does no parsing per assessment.
+`catalog.json` is the source. `catalog_document` validates it strictly when it is loaded (an
+unknown, misplaced or missing key is a CatalogError naming its path, never a silent default);
+this module compiles the validated document into frozen dataclasses with amounts already in
+integer fen and dates already parsed, so the engine does no parsing per assessment. They stay
+dataclasses, not the pydantic models themselves, because assessment is the hot path and an
+attribute read on a pydantic model costs several times one on a dataclass.
 
 The catalog's version is "sha256:" + the hex digest of its canonical JSON encoding, so an
 assessment can record exactly which rules it applied.
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -21,21 +22,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from shared.kernel.money import AmountError, parse_amount
+from shared.policy.catalog_document import (
+    MILESTONE_PLACEHOLDER,
+    AnyFormulaDocument,
+    CatalogDocument,
+    CatalogError,
+    ConditionDocument,
+    FactDocument,
+    FormulaSwitchDocument,
+    ProgramDocument,
+    RuleDocument,
+    validate_document,
+)
 
 CATALOG_PATH = Path(__file__).with_name("catalog.json")
-
-FACT_TYPES = frozenset({"date", "bool", "int", "amount", "enum", "uscc", "patents"})
-APPLICANT_KINDS = frozenset({"enterprise", "medical_institution"})
-RULE_KINDS = frozenset({"required_true", "required_false", "threshold"})
-FORMULA_KINDS = frozenset({"rate", "per_unit", "requested", "patents"})
-POOL_SCOPES = frozenset({"subject", "beneficiary_year"})
-_MILESTONE_PLACEHOLDER = re.compile(r"<([a-z_]+)>")
-_CODE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
-
-
-class CatalogError(ValueError):
-    """The catalog JSON does not match its schema."""
 
 
 # --------------------------------------------------------------------------- compiled form
@@ -177,7 +177,7 @@ class Program:
     def milestone_for(self, facts: Mapping[str, Any]) -> str:
         if not self.milestone_facts:
             return self.milestone
-        return _MILESTONE_PLACEHOLDER.sub(lambda m: case_key(facts[m.group(1)]), self.milestone)
+        return MILESTONE_PLACEHOLDER.sub(lambda m: case_key(facts[m.group(1)]), self.milestone)
 
 
 @dataclass(frozen=True)
@@ -250,393 +250,82 @@ def load_catalog_file(path: str | Path) -> Catalog:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise CatalogError(f"{path}: {exc}") from exc
+        raise CatalogError([(str(path), str(exc))]) from exc
     return parse_catalog(data)
 
 
 def parse_catalog(data: object) -> Catalog:
     """Validate a parsed catalog JSON document and compile it. Raises CatalogError."""
-    top = _obj(data, "$", required={"catalog", "revision", "common", "programs"})
-    _str(top["catalog"], "$.catalog")
-    _int(top["revision"], "$.revision", minimum=1)
-    common = _obj(top["common"], "$.common", required={"registered_in_shanghai"})
-    reg = _obj(
-        common["registered_in_shanghai"], "$.common.registered_in_shanghai", required={"citation", "text"}
-    )
-    raw_programs = top["programs"]
-    if not isinstance(raw_programs, list) or not raw_programs:
-        raise CatalogError("$.programs: must be a non-empty list")
-    programs: dict[str, Program] = {}
-    pool_names: set[str] = set()
-    for i, raw in enumerate(raw_programs):
-        program = _program(raw, f"$.programs[{i}]")
-        if program.code in programs:
-            raise CatalogError(f"$.programs[{i}].code: duplicate program {program.code}")
-        for pool in program.pools:
-            if pool.name in pool_names:
-                raise CatalogError(f"$.programs[{i}].pools: duplicate pool {pool.name}")
-            pool_names.add(pool.name)
-        programs[program.code] = program
+    doc = validate_document(data)
+    assert isinstance(data, dict)  # validate_document admits nothing else
+    return _catalog(doc, data)
+
+
+# --------------------------------------------------------------------------- compiling
+
+
+def _catalog(doc: CatalogDocument, raw: dict[str, Any]) -> Catalog:
+    registered = doc.common.registered_in_shanghai
     return Catalog(
-        version=catalog_version(data),
-        programs=programs,
-        registered_citation=_str(reg["citation"], "$.common.registered_in_shanghai.citation"),
-        registered_text=_str(reg["text"], "$.common.registered_in_shanghai.text"),
-        raw=top,
+        version=catalog_version(raw),
+        programs={p.code: _program(p, r) for p, r in zip(doc.programs, raw["programs"], strict=True)},
+        registered_citation=registered.citation,
+        registered_text=registered.text,
+        raw=raw,
     )
 
 
-_PROGRAM_KEYS = {
-    "code",
-    "name_zh",
-    "name_en",
-    "source",
-    "citation",
-    "window",
-    "applicant_kinds",
-    "facts",
-    "requested_amount",
-    "rules",
-    "formula",
-    "pools",
-    "milestone",
-}
-
-
-def _program(raw: object, path: str) -> Program:
-    p = _obj(raw, path, required=_PROGRAM_KEYS)
-    code = _str(p["code"], f"{path}.code")
-    if not _CODE.match(code):
-        raise CatalogError(f"{path}.code: {code!r} is not an upper-case program code")
-    path = f"$.programs[{code}]"
-    window = _window(p["window"], f"{path}.window")
-    kinds = _obj(p["applicant_kinds"], f"{path}.applicant_kinds", required={"allowed", "citation", "text"})
-    allowed = _str_list(kinds["allowed"], f"{path}.applicant_kinds.allowed")
-    for kind in allowed:
-        if kind not in APPLICANT_KINDS:
-            raise CatalogError(f"{path}.applicant_kinds.allowed: unknown applicant kind {kind!r}")
-    facts_raw = _obj(p["facts"], f"{path}.facts")
-    facts = {name: _fact(name, spec, f"{path}.facts.{name}") for name, spec in facts_raw.items()}
-    if "event_date" not in facts or facts["event_date"].type != "date" or not facts["event_date"].required:
-        raise CatalogError(f"{path}.facts.event_date: every program requires a date fact event_date")
-    for spec in facts.values():
-        if spec.required_when is not None:
-            _check_condition(spec.required_when, facts, f"{path}.facts.{spec.name}.required_when")
-    requested = _requested(p["requested_amount"], f"{path}.requested_amount", facts)
-    rules_raw = p["rules"]
-    if not isinstance(rules_raw, list):
-        raise CatalogError(f"{path}.rules: must be a list")
-    rules = tuple(_rule(r, f"{path}.rules[{i}]", facts) for i, r in enumerate(rules_raw))
-    if len({r.rule for r in rules}) != len(rules):
-        raise CatalogError(f"{path}.rules: duplicate rule names")
-    formula = _formula_or_switch(p["formula"], f"{path}.formula", facts)
-    pools_raw = p["pools"]
-    if not isinstance(pools_raw, list):
-        raise CatalogError(f"{path}.pools: must be a list")
-    pools = tuple(_pool(x, f"{path}.pools[{i}]", code) for i, x in enumerate(pools_raw))
-    milestone = _str(p["milestone"], f"{path}.milestone")
-    milestone_facts = tuple(_MILESTONE_PLACEHOLDER.findall(milestone))
-    for name in milestone_facts:
-        placeholder = facts.get(name)
-        if placeholder is None or placeholder.type not in ("enum", "bool") or not placeholder.required:
-            raise CatalogError(f"{path}.milestone: <{name}> must name a required enum or bool fact")
-    return Program(
-        code=code,
-        name_zh=_str(p["name_zh"], f"{path}.name_zh"),
-        name_en=_str(p["name_en"], f"{path}.name_en"),
-        source=_str(p["source"], f"{path}.source"),
-        citation=_str(p["citation"], f"{path}.citation"),
-        window=window,
-        applicant_kinds=KindsSpec(
-            allowed=frozenset(allowed),
-            citation=_str(kinds["citation"], f"{path}.applicant_kinds.citation"),
-            text=_str(kinds["text"], f"{path}.applicant_kinds.text"),
-        ),
-        facts=facts,
-        requested=requested,
-        rules=rules,
-        formula=formula,
-        pools=pools,
-        milestone=milestone,
-        milestone_facts=milestone_facts,
-        raw=p,
-    )
-
-
-def _window(raw: object, path: str) -> Window:
-    w = _obj(raw, path, required={"event_date", "years", "citation", "text"})
-    ev = _obj(w["event_date"], f"{path}.event_date", required={"start", "end"})
-    yrs = _obj(w["years"], f"{path}.years", required={"first", "last"})
-    start = _date(ev["start"], f"{path}.event_date.start")
-    end = _date(ev["end"], f"{path}.event_date.end")
-    if end < start:
-        raise CatalogError(f"{path}.event_date: end before start")
-    first = _int(yrs["first"], f"{path}.years.first", minimum=2000)
-    last = _int(yrs["last"], f"{path}.years.last", minimum=first)
-    return Window(
-        start, end, first, last, _str(w["citation"], f"{path}.citation"), _str(w["text"], f"{path}.text")
-    )
-
-
-def _fact(name: str, raw: object, path: str) -> FactSpec:
-    if not re.match(r"^[a-z][a-z0-9_]*$", name):
-        raise CatalogError(f"{path}: fact names are snake_case")
-    f = _obj(
-        raw, path, required={"type", "required", "description"}, optional={"required_when", "values", "min"}
-    )
-    ftype = _str(f["type"], f"{path}.type")
-    if ftype not in FACT_TYPES:
-        raise CatalogError(f"{path}.type: unknown fact type {ftype!r}")
-    values: tuple[str, ...] = ()
-    if ftype == "enum":
-        if "values" not in f:
-            raise CatalogError(f"{path}: an enum fact needs values")
-        values = tuple(_str_list(f["values"], f"{path}.values"))
-    elif "values" in f:
-        raise CatalogError(f"{path}.values: only enum facts have values")
-    minimum = None
-    if "min" in f:
-        if ftype != "int":
-            raise CatalogError(f"{path}.min: only int facts have a minimum")
-        minimum = _int(f["min"], f"{path}.min", minimum=0)
-    required = _bool(f["required"], f"{path}.required")
-    when = _condition(f["required_when"], f"{path}.required_when") if "required_when" in f else None
-    if required and when is not None:
-        raise CatalogError(f"{path}: required_when only makes sense with required false")
-    return FactSpec(
-        name, ftype, required, when, values, minimum, _str(f["description"], f"{path}.description")
-    )
-
-
-def _condition(raw: object, path: str) -> Condition:
-    c = _obj(raw, path, required={"fact", "equals"})
-    equals = c["equals"]
-    if not isinstance(equals, str | bool):
-        raise CatalogError(f"{path}.equals: must be a string or a boolean")
-    return Condition(_str(c["fact"], f"{path}.fact"), equals)
-
-
-def _check_condition(cond: Condition, facts: Mapping[str, FactSpec], path: str) -> None:
-    spec = facts.get(cond.fact)
-    if spec is None or not spec.required:
-        raise CatalogError(f"{path}.fact: {cond.fact!r} must be a required fact of the program")
-    if spec.type == "enum" and cond.equals not in spec.values:
-        raise CatalogError(f"{path}.equals: {cond.equals!r} is not a value of {cond.fact}")
-    if spec.type == "bool" and not isinstance(cond.equals, bool):
-        raise CatalogError(f"{path}.equals: {cond.fact} is a bool")
-    if spec.type not in ("enum", "bool"):
-        raise CatalogError(f"{path}.fact: conditions test enum or bool facts only")
-
-
-def _requested(raw: object, path: str, facts: Mapping[str, FactSpec]) -> RequestedSpec:
-    r = _obj(raw, path, required={"required"}, optional={"required_when"})
-    when = None
-    if "required_when" in r:
-        when = _condition(r["required_when"], f"{path}.required_when")
-        _check_condition(when, facts, f"{path}.required_when")
-    return RequestedSpec(_bool(r["required"], f"{path}.required"), when)
-
-
-def _rule(raw: object, path: str, facts: Mapping[str, FactSpec]) -> RuleSpec:
-    r = _obj(
-        raw,
-        path,
-        required={"rule", "kind", "fact", "citation", "text"},
-        optional={"when", "min", "inclusive"},
-    )
-    kind = _str(r["kind"], f"{path}.kind")
-    if kind not in RULE_KINDS:
-        raise CatalogError(f"{path}.kind: unknown rule kind {kind!r}")
-    fact = _str(r["fact"], f"{path}.fact")
-    spec = facts.get(fact)
-    name = _str(r["rule"], f"{path}.rule")
-    if name != f"{kind}.{fact}":
-        raise CatalogError(f"{path}.rule: must be {kind}.{fact}")
-    when = None
-    if "when" in r:
-        when = _condition(r["when"], f"{path}.when")
-        _check_condition(when, facts, f"{path}.when")
-    min_fen = None
-    inclusive = True
-    if kind == "threshold":
-        if spec is None or spec.type != "amount":
-            raise CatalogError(f"{path}.fact: a threshold applies to an amount fact")
-        if "min" not in r or "inclusive" not in r:
-            raise CatalogError(f"{path}: a threshold needs min and inclusive")
-        min_fen = _amount(r["min"], f"{path}.min")
-        inclusive = _bool(r["inclusive"], f"{path}.inclusive")
+def _program(p: ProgramDocument, raw: Mapping[str, Any]) -> Program:
+    w, kinds, requested = p.window, p.applicant_kinds, p.requested_amount
+    formula: Formula | FormulaSwitch
+    if isinstance(p.formula, FormulaSwitchDocument):
+        formula = FormulaSwitch(p.formula.fact, {k: _formula(f) for k, f in p.formula.cases.items()})
     else:
-        if spec is None or spec.type != "bool":
-            raise CatalogError(f"{path}.fact: {kind} applies to a bool fact")
-        if "min" in r or "inclusive" in r:
-            raise CatalogError(f"{path}: min/inclusive belong to threshold rules only")
-    if spec is not None and not spec.required and (when is None or spec.required_when != when):
-        raise CatalogError(f"{path}: a rule on an optional fact must carry the same condition as the fact")
-    return RuleSpec(
-        name,
-        kind,
-        fact,
-        _str(r["citation"], f"{path}.citation"),
-        _str(r["text"], f"{path}.text"),
-        when,
-        min_fen,
-        inclusive,
+        formula = _formula(p.formula)
+    return Program(
+        code=p.code,
+        name_zh=p.name_zh,
+        name_en=p.name_en,
+        source=p.source,
+        citation=p.citation,
+        window=Window(w.event_date.start, w.event_date.end, w.years.first, w.years.last, w.citation, w.text),
+        applicant_kinds=KindsSpec(frozenset(kinds.allowed), kinds.citation, kinds.text),
+        facts={name: _fact(name, f) for name, f in p.facts.items()},
+        requested=RequestedSpec(requested.required, _condition(requested.required_when)),
+        rules=tuple(_rule(r) for r in p.rules),
+        formula=formula,
+        pools=tuple(PoolSpec(x.name, x.scope, x.cap, x.citation, x.text) for x in p.pools),
+        milestone=p.milestone,
+        milestone_facts=tuple(MILESTONE_PLACEHOLDER.findall(p.milestone)),
+        raw=raw,
     )
 
 
-def _formula_or_switch(raw: object, path: str, facts: Mapping[str, FactSpec]) -> Formula | FormulaSwitch:
-    if isinstance(raw, dict) and raw.get("kind") == "by_fact":
-        s = _obj(raw, path, required={"kind", "fact", "cases"})
-        fact = _str(s["fact"], f"{path}.fact")
-        spec = facts.get(fact)
-        if spec is None or not spec.required or spec.type not in ("enum", "bool"):
-            raise CatalogError(f"{path}.fact: must be a required enum or bool fact")
-        expected = set(spec.values) if spec.type == "enum" else {"true", "false"}
-        cases_raw = _obj(s["cases"], f"{path}.cases", required=expected)
-        cases = {
-            k: _formula(
-                v, f"{path}.cases.{k}", facts, Condition(fact, k if spec.type == "enum" else k == "true")
-            )
-            for k, v in cases_raw.items()
-        }
-        return FormulaSwitch(fact, cases)
-    return _formula(raw, path, facts, None)
+def _condition(c: ConditionDocument | None) -> Condition | None:
+    return None if c is None else Condition(c.fact, c.equals)
 
 
-def _formula(raw: object, path: str, facts: Mapping[str, FactSpec], case: Condition | None) -> Formula:
-    common = {"kind", "maximum", "citation", "text"}
-    kind = raw.get("kind") if isinstance(raw, dict) else None
-    extra = {
-        "rate": {"rate_bp", "base_fact"},
-        "per_unit": {"unit_amount", "count_fact"},
-        "requested": set(),
-        "patents": {"list_fact", "rate_bp", "per_item_max", "max_items"},
-    }.get(kind if isinstance(kind, str) else "")
-    if extra is None:
-        raise CatalogError(f"{path}.kind: unknown formula kind {kind!r}")
-    f = _obj(raw, path, required=common | extra)
+def _rule(r: RuleDocument) -> RuleSpec:
+    inclusive = True if r.inclusive is None else r.inclusive  # only thresholds have one
+    return RuleSpec(r.rule, r.kind, r.fact, r.citation, r.text, _condition(r.when), r.min, inclusive)
 
-    def fact_of(key: str, ftype: str) -> str:
-        name = _str(f[key], f"{path}.{key}")
-        spec = facts.get(name)
-        if spec is None or spec.type != ftype:
-            raise CatalogError(f"{path}.{key}: {name!r} must be a {ftype} fact of the program")
-        if not spec.required and (case is None or spec.required_when != case):
-            raise CatalogError(f"{path}.{key}: {name!r} is not required whenever this formula applies")
-        return name
 
-    out = Formula(
-        kind=str(kind),
-        maximum_fen=_amount(f["maximum"], f"{path}.maximum"),
-        citation=_str(f["citation"], f"{path}.citation"),
-        text=_str(f["text"], f"{path}.text"),
+def _fact(name: str, f: FactDocument) -> FactSpec:
+    return FactSpec(name, f.type, f.required, _condition(f.required_when), tuple(f.values), f.min, f.description)
+
+
+def _formula(f: AnyFormulaDocument) -> Formula:
+    """Any of the four kinds; what its kind does not have stays None."""
+    return Formula(
+        kind=f.kind,
+        maximum_fen=f.maximum,
+        citation=f.citation,
+        text=f.text,
+        rate_bp=getattr(f, "rate_bp", None),
+        base_fact=getattr(f, "base_fact", None),
+        unit_fen=getattr(f, "unit_amount", None),
+        count_fact=getattr(f, "count_fact", None),
+        list_fact=getattr(f, "list_fact", None),
+        per_item_max_fen=getattr(f, "per_item_max", None),
+        max_items=getattr(f, "max_items", None),
     )
-    if kind == "rate":
-        return _replace(
-            out,
-            rate_bp=_int(f["rate_bp"], f"{path}.rate_bp", minimum=0, maximum=10_000),
-            base_fact=fact_of("base_fact", "amount"),
-        )
-    if kind == "per_unit":
-        return _replace(
-            out,
-            unit_fen=_amount(f["unit_amount"], f"{path}.unit_amount"),
-            count_fact=fact_of("count_fact", "int"),
-        )
-    if kind == "patents":
-        return _replace(
-            out,
-            list_fact=fact_of("list_fact", "patents"),
-            rate_bp=_int(f["rate_bp"], f"{path}.rate_bp", minimum=0, maximum=10_000),
-            per_item_max_fen=_amount(f["per_item_max"], f"{path}.per_item_max"),
-            max_items=_int(f["max_items"], f"{path}.max_items", minimum=1),
-        )
-    return out
-
-
-def _replace(f: Formula, **kw: Any) -> Formula:
-    from dataclasses import replace
-
-    return replace(f, **kw)
-
-
-def _pool(raw: object, path: str, code: str) -> PoolSpec:
-    p = _obj(raw, path, required={"name", "scope", "cap", "citation", "text"})
-    scope = _str(p["scope"], f"{path}.scope")
-    if scope not in POOL_SCOPES:
-        raise CatalogError(f"{path}.scope: unknown pool scope {scope!r}")
-    name = _str(p["name"], f"{path}.name")
-    expected = f"{code}/subject" if scope == "subject" else f"{code}/beneficiary-year"
-    if name != expected:
-        raise CatalogError(f"{path}.name: must be {expected}")
-    return PoolSpec(
-        name,
-        scope,
-        _amount(p["cap"], f"{path}.cap"),
-        _str(p["citation"], f"{path}.citation"),
-        _str(p["text"], f"{path}.text"),
-    )
-
-
-# --------------------------------------------------------------------------- schema primitives
-
-
-def _obj(
-    raw: object, path: str, required: set[str] | None = None, optional: set[str] | None = None
-) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise CatalogError(f"{path}: must be an object")
-    if required is not None:
-        allowed = required | (optional or set())
-        unknown = sorted(set(raw) - allowed)
-        if unknown:
-            raise CatalogError(f"{path}: unknown key(s) {', '.join(unknown)}")
-        missing = sorted(required - set(raw))
-        if missing:
-            raise CatalogError(f"{path}: missing key(s) {', '.join(missing)}")
-    return raw
-
-
-def _str(raw: object, path: str) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        raise CatalogError(f"{path}: must be a non-empty string")
-    return raw
-
-
-def _str_list(raw: object, path: str) -> list[str]:
-    if not isinstance(raw, list) or not raw:
-        raise CatalogError(f"{path}: must be a non-empty list of strings")
-    out = [_str(x, f"{path}[{i}]") for i, x in enumerate(raw)]
-    if len(set(out)) != len(out):
-        raise CatalogError(f"{path}: duplicate values")
-    return out
-
-
-def _bool(raw: object, path: str) -> bool:
-    if not isinstance(raw, bool):
-        raise CatalogError(f"{path}: must be true or false")
-    return raw
-
-
-def _int(raw: object, path: str, minimum: int | None = None, maximum: int | None = None) -> int:
-    if not isinstance(raw, int) or isinstance(raw, bool):
-        raise CatalogError(f"{path}: must be an integer")
-    if (minimum is not None and raw < minimum) or (maximum is not None and raw > maximum):
-        raise CatalogError(f"{path}: out of range")
-    return raw
-
-
-def _amount(raw: object, path: str) -> int:
-    try:
-        return parse_amount(raw)
-    except AmountError as exc:
-        raise CatalogError(f"{path}: {exc}") from exc
-
-
-def _date(raw: object, path: str) -> date:
-    if not isinstance(raw, str) or not re.match(r"^\d{4}-\d{2}-\d{2}$", raw):
-        raise CatalogError(f"{path}: must be an ISO date")
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise CatalogError(f"{path}: {exc}") from exc

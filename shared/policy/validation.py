@@ -16,7 +16,8 @@ from typing import Any
 
 from shared.kernel.money import AmountError, format_fen, parse_amount
 from shared.kernel.uscc import uscc_problem
-from shared.policy.catalog import APPLICANT_KINDS, Catalog, FactSpec, Program, load_catalog
+from shared.policy.catalog import Catalog, FactSpec, Program, load_catalog
+from shared.policy.catalog_document import APPLICANT_KINDS
 
 YEAR_MIN, YEAR_MAX = 2000, 2100
 TEXT_MAX = 200

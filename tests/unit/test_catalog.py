@@ -19,6 +19,7 @@ from shared.policy.catalog import (
     load_catalog_file,
     parse_catalog,
 )
+from shared.policy.catalog_document import CatalogDocument
 
 CODES = ["GT-CLIN", "GT-PCT", "GT-PRODUCT", "GT-INSURANCE", "GT-EQUITY", "CT-PRODUCT", "CT-INSURANCE",
          "BIO-INNOV-DRUG", "BIO-IMPROVED-DRUG", "BIO-DEVICE", "BIO-OVERSEAS", "BIO-CHAIN", "BIO-DIGITAL",
@@ -280,3 +281,112 @@ def test_public_listing() -> None:
     assert phase["values"] == ["I", "II", "III"]
     assert by_code["GT-PRODUCT"]["requested_amount"] == {"required": True}
     assert by_code["BIO-DEVICE"]["requested_amount"]["required_when"] == {"fact": "stage", "equals": "special_review"}
+
+
+# The path and message of each fault, as the loader has always said them (the document models
+# keep them: an admin's catalog version is refused with these, one per bad path).
+MESSAGES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
+    ("unknown-program-key", _set(["programs", "GT-EQUITY", "cap"], "1.00"), ["$.programs[4]: unknown key(s) cap"]),
+    ("missing-rule-citation", _delete(["programs", "GT-EQUITY", "rules", 0, "citation"]),
+     ["$.programs[GT-EQUITY].rules[0]: missing key(s) citation"]),
+    ("blank-citation", _set(["programs", "GT-EQUITY", "formula", "citation"], " "),
+     ["$.programs[GT-EQUITY].formula.citation: must be a non-empty string"]),
+    ("cap-three-decimals", _set(["programs", "GT-EQUITY", "pools", 0, "cap"], "1.001"),
+     ["$.programs[GT-EQUITY].pools[0].cap: must have at most two decimal places"]),
+    ("cap-as-number", _set(["programs", "GT-EQUITY", "pools", 0, "cap"], 10000000),
+     ['$.programs[GT-EQUITY].pools[0].cap: must be a decimal string such as "1600000.00"']),
+    ("rate-as-float", _set(["programs", "GT-EQUITY", "formula", "rate_bp"], 2.0),
+     ["$.programs[GT-EQUITY].formula.rate_bp: must be an integer"]),
+    ("rate-over-100-percent", _set(["programs", "GT-EQUITY", "formula", "rate_bp"], 10001),
+     ["$.programs[GT-EQUITY].formula.rate_bp: out of range"]),
+    ("revision-zero", _set(["revision"], 0), ["$.revision: out of range"]),
+    ("bool-required-as-string", _set(["programs", "GT-EQUITY", "facts", "financing_received", "required"], "yes"),
+     ["$.programs[GT-EQUITY].facts.financing_received.required: must be true or false"]),
+    ("window-impossible-date", _set(["programs", "GT-EQUITY", "window", "event_date", "end"], "2025-02-30"),
+     ["$.programs[GT-EQUITY].window.event_date.end: day is out of range for month"]),
+    ("window-years-reversed", _set(["programs", "GT-EQUITY", "window", "years", "last"], 2022),
+     ["$.programs[GT-EQUITY].window.years.last: out of range"]),
+    ("unknown-formula-kind", _set(["programs", "GT-EQUITY", "formula", "kind"], "lottery"),
+     ["$.programs[GT-EQUITY].formula.kind: unknown formula kind 'lottery'"]),
+    ("formula-kind-changed", _set(["programs", "GT-EQUITY", "formula", "kind"], "per_unit"),
+     ["$.programs[GT-EQUITY].formula: unknown key(s) base_fact, rate_bp",
+      "$.programs[GT-EQUITY].formula: missing key(s) count_fact, unit_amount"]),
+    ("case-formula-rate", _set(["programs", "BIO-INNOV-DRUG", "formula", "cases", "I", "rate_bp"], -1),
+     ["$.programs[BIO-INNOV-DRUG].formula.cases.I.rate_bp: out of range"]),
+    ("switch-extra-case-not-a-formula", _set(["programs", "BIO-INNOV-DRUG", "formula", "cases", "IV"], 1),
+     ["$.programs[BIO-INNOV-DRUG].formula.cases: unknown key(s) IV"]),
+    ("values-on-non-enum", _set(["programs", "GT-EQUITY", "facts", "financing_received", "values"], 5),
+     ["$.programs[GT-EQUITY].facts.financing_received.values: only enum facts have values"]),
+    ("optional-min-as-null", _set(["programs", "GT-CLIN", "facts", "enrolled_subjects", "min"], None),
+     ["$.programs[GT-CLIN].facts.enrolled_subjects.min: must be an integer"]),
+    ("optional-when-as-null", _set(["programs", "BIO-DEVICE", "rules", 0, "when"], None),
+     ["$.programs[BIO-DEVICE].rules[0].when: must be an object"]),
+    ("rule-kind-changed", _set(["programs", "GT-EQUITY", "rules", 0, "kind"], "required_true"),
+     ["$.programs[GT-EQUITY].rules[0].rule: must be required_true.financing_received"]),
+    ("rule-on-optional-fact-without-its-condition", _delete(["programs", "BIO-DEVICE", "rules", 0, "when"]),
+     ["$.programs[BIO-DEVICE].rules[0]: a rule on an optional fact must carry the same condition as the fact"]),
+    ("formula-fact-not-always-given",
+     _set(["programs", "BIO-CHAIN", "facts", "approved_new_investment", "required_when", "equals"], True),
+     ["$.programs[BIO-CHAIN].formula.cases.false.base_fact: "
+      "'approved_new_investment' is not required whenever this formula applies"]),
+    ("unknown-applicant-kind", _set(["programs", "GT-EQUITY", "applicant_kinds", "allowed"], ["enterprise", "x"]),
+     ["$.programs[GT-EQUITY].applicant_kinds.allowed: unknown applicant kind 'x'"]),
+    ("lower-case-code", _set(["programs", "GT-EQUITY", "code"], "gt-equity"),
+     ["$.programs[4].code: 'gt-equity' is not an upper-case program code"]),
+    ("fact-name", _set(["programs", "GT-EQUITY", "facts", "Financing"], {"type": "bool", "required": True,
+                                                                          "description": "x"}),
+     ["$.programs[GT-EQUITY].facts.Financing: fact names are snake_case"]),
+    ("milestone-unknown-fact", _set(["programs", "BIO-INNOV-DRUG", "milestone"], "phase_<stage>"),
+     ["$.programs[BIO-INNOV-DRUG].milestone: <stage> must name a required enum or bool fact"]),
+    ("programs-empty", _set(["programs"], []), ["$.programs: must be a non-empty list"]),
+    ("duplicate-program", _append_duplicate, ["$.programs[16].code: duplicate program GT-CLIN"]),
+]
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [m[1:] for m in MESSAGES], ids=[m[0] for m in MESSAGES])
+def test_schema_violation_names_its_path(mutate: Callable[[dict[str, Any]], None], expected: list[str]) -> None:
+    data = raw()
+    mutate(data)
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(data)
+    assert [f"{path}: {message}" for path, message in caught.value.errors] == expected
+    assert str(caught.value) == "\n".join(expected)
+
+
+def test_every_bad_path_is_named() -> None:
+    data = raw()
+    data["revision"] = 0
+    program_raw(data, "GT-CLIN")["window"]["timezone"] = "Asia/Shanghai"
+    equity = program_raw(data, "GT-EQUITY")
+    del equity["rules"][0]["inclusive"]
+    equity["formula"]["rate_bp"] = 10001
+    equity["pools"][0]["cap"] = "1.001"
+    program_raw(data, "BIO-DEVICE")["facts"]["stage"]["values"] = ["special_review"]
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(data)
+    not_a_stage = "'first_registration' is not a value of stage"
+    assert caught.value.errors == (
+        ("$.revision", "out of range"),
+        ("$.programs[GT-CLIN].window", "unknown key(s) timezone"),
+        ("$.programs[GT-EQUITY].rules[0]", "a threshold needs min and inclusive"),
+        ("$.programs[GT-EQUITY].formula.rate_bp", "out of range"),
+        ("$.programs[GT-EQUITY].pools[0].cap", "must have at most two decimal places"),
+        ("$.programs[BIO-DEVICE].facts.rd_investment.required_when.equals", not_a_stage),
+        ("$.programs[BIO-DEVICE].facts.manufactured_in_shanghai.required_when.equals", not_a_stage),
+        ("$.programs[BIO-DEVICE].rules[0].when.equals", not_a_stage),
+        ("$.programs[BIO-DEVICE].formula.cases", "unknown key(s) first_registration"),
+    )
+
+
+def test_unreadable_file_names_the_file(tmp_path: Any) -> None:
+    path = tmp_path / "c.json"
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(CatalogError, match=rf"^{re.escape(str(path))}: Expecting property name"):
+        load_catalog_file(path)
+
+
+def test_document_schema_has_amounts_as_strings_and_no_other_keys() -> None:
+    schema = CatalogDocument.model_json_schema()
+    assert schema["additionalProperties"] is False
+    assert schema["$defs"]["PoolDocument"]["properties"]["cap"]["type"] == "string"
+    assert all(d.get("additionalProperties") is False for d in schema["$defs"].values())
