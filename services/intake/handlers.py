@@ -22,7 +22,7 @@ CURSOR_TAG = "s"  # the applications list
 
 def _viewer(principal: Principal) -> str | None:
     """The partner whose applications `principal` may see; None for staff, who see all."""
-    if principal.role != "partner":
+    if not principal.is_partner:
         return None
     assert principal.partner_id is not None  # auth gives every partner principal its id
     return principal.partner_id

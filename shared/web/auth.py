@@ -21,17 +21,39 @@ from shared.messaging.directory import find_partner_by_key_hash
 from shared.observability.metrics import RATE_LIMITED
 from shared.web.ratelimit import retry_after_header
 
-Role = Literal["operator", "auditor", "partner"]
+Role = Literal["admin", "operator", "reviewer", "payment_officer", "auditor", "partner"]
+STAFF_ROLES: tuple[Role, ...] = ("admin", "operator", "reviewer", "payment_officer", "auditor")
+# CONTRACT.md, "Who may call what": the bootstrap operator token holds every staff role except
+# auditor's (an auditor reads everything and writes nothing; an operator writes).
+BOOTSTRAP_OPERATOR_ROLES: frozenset[Role] = frozenset(STAFF_ROLES) - {"auditor"}
 
 
 @dataclass(frozen=True)
 class Principal:
-    role: Role
+    """Who is calling: an identity (`operator`, `auditor`, a staff id, a partner id) and its roles."""
+
+    id: str
+    roles: frozenset[Role]
+    name: str | None = None
     partner_id: str | None = None
 
     @property
+    def is_partner(self) -> bool:
+        return self.partner_id is not None
+
+    @property
     def who(self) -> str:
-        return f"partner:{self.partner_id}" if self.partner_id else self.role
+        """The identity as recorded in text columns and events (`partner:ptn_…`, `operator`)."""
+        return f"partner:{self.partner_id}" if self.partner_id else self.id
+
+    @property
+    def actor(self) -> dict[str, str]:
+        """The identity as recorded in JSON: `{"id", "name"}`, the name left out when there is none."""
+        return {"id": self.id} if self.name is None else {"id": self.id, "name": self.name}
+
+
+OPERATOR = Principal("operator", BOOTSTRAP_OPERATOR_ROLES)
+AUDITOR = Principal("auditor", frozenset({"auditor"}))
 
 
 def hash_secret(secret: str) -> str:
@@ -81,9 +103,9 @@ async def authenticate(request: Request) -> Principal:
     token = token.strip()
     settings = request.app.state.ctx.settings
     if same_secret(token, settings.operator_token):
-        return Principal("operator")
+        return OPERATOR
     if same_secret(token, settings.auditor_token):
-        return Principal("auditor")
+        return AUDITOR
     key_hash = hash_secret(token)
     partner_id = _partner_cache.get(key_hash)
     if partner_id is None:
@@ -102,7 +124,7 @@ async def authenticate(request: Request) -> Principal:
                 "too many requests for this API key; slow down",
                 headers={"Retry-After": retry_after_header(wait_s)},
             )
-    return Principal("partner", partner_id=partner_id)
+    return Principal(partner_id, frozenset({"partner"}), partner_id=partner_id)
 
 
 async def authorize(request: Request, *roles: Role) -> Principal:
@@ -110,7 +132,7 @@ async def authorize(request: Request, *roles: Role) -> Principal:
     directly instead of through a FastAPI dependency, whose resolution costs more per request
     than the check itself."""
     principal = await authenticate(request)
-    if principal.role not in roles:
+    if principal.roles.isdisjoint(roles):
         raise Forbidden(f"this action needs one of: {', '.join(roles)}")
     return principal
 

@@ -37,3 +37,6 @@ def snapshot_of(repository: Callable[[AsyncSession], R]) -> Any:
             yield repository(session)
 
     return Depends(open_snapshot, scope="function")
+AdminDep = Annotated[Principal, Depends(require("admin"))]
+ReviewerDep = Annotated[Principal, Depends(require("reviewer"))]
+PaymentOfficerDep = Annotated[Principal, Depends(require("payment_officer"))]
