@@ -179,15 +179,24 @@ class RuleResult(WireModel):
 
 
 class PoolClaim(WireModel):
-    """A pool the award would draw on, with its cap (the ledger has no catalog of its own)."""
+    """A pool the award would draw on, with its cap (the ledger has no catalog of its own).
+
+    Scopes and the pool instance each names (the ledger keys pools by pool, beneficiary, year,
+    subject; ANY_BENEFICIARY stands in for a pool shared by every applicant):
+    - `beneficiary_year`: (pool, beneficiary, the call's support year);
+    - `subject`: (pool, beneficiary, subject key) — per product or project of one applicant;
+    - `project`: (pool, ANY_BENEFICIARY, subject key) — one project however many applicants
+      run it (GT-CLIN's 50万 per trial, across hospitals);
+    - `call`: (`call-budget`, ANY_BENEFICIARY, the call's year, the call id) — a call's budget.
+    Subjects here are keys (shared.kernel.subjects.subject_key), never the text as typed."""
 
     pool: NonEmpty
     scope: NonEmpty
     beneficiary: NonEmpty
     year: int | None = None
-    """Set for beneficiary_year pools."""
+    """Set for beneficiary_year and call pools."""
     subject: str | None = None
-    """Set for subject pools."""
+    """Set for subject and project pools (the subject key) and call pools (the call id)."""
     cap: Amount
     citation: str
 
@@ -238,10 +247,13 @@ class ApplicationReceived(EventData):
     """`application.received` (intake) → eligibility, which assesses `application`."""
 
     event_type: ClassVar[str] = "application.received"
+    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"call_id"})
 
     application_id: NonEmpty
     partner_id: NonEmpty
     application: ApplicationBody
+    call_id: Omittable[NonEmpty] = None
+    """The call (申报批次) the application was received under; absent in history from before calls."""
 
 
 class ApplicationAssessed(EventData):
@@ -253,6 +265,7 @@ class ApplicationAssessed(EventData):
     `overlap` when eligible, and checks them itself."""
 
     event_type: ClassVar[str] = "application.assessed"
+    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"call_id"})
 
     program: Omittable[NonEmpty] = None
     year: Omittable[int] = None
@@ -267,6 +280,8 @@ class ApplicationAssessed(EventData):
     overlap: Overlap | None = None
     """Null or absent only when ineligible."""
     catalog_version: str | None = None
+    call_id: Omittable[NonEmpty] = None
+    """The call assessed under (its catalog version, event window and support year)."""
     engine_version: Omittable[str] = None
     inputs: Omittable[AssessmentInputs] = None
     application_id: Omittable[NonEmpty] = None
@@ -381,6 +396,10 @@ class EventDeadLettered(EventData):
     original_b64: Omittable[str] = None
     """The message's exact bytes, base64."""
     trace: Omittable[str] = None
+
+
+ANY_BENEFICIARY = "*"
+"""The beneficiary of a pool every applicant shares (project and call-budget pools)."""
 
 
 class Actor(WireModel):
