@@ -9,12 +9,14 @@ the ledger, which has no catalog of its own: the receipt carries all it needs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from shared.contracts.envelope import Event
-from shared.contracts.events import ApplicationReceived, parse_data
+from shared.contracts.events import ANY_BENEFICIARY, ApplicationReceived, parse_data
 from shared.kernel.money import apply_rate_bp, format_fen
-from shared.policy.catalog import Catalog, Formula, Program
+from shared.policy.calls import CALL_BUDGET_POOL, CallTerms
+from shared.policy.catalog import Catalog, Formula, PoolSpec, Program
 from shared.policy.reasons import Reason
 from shared.policy.validation import ApplicationInput
 
@@ -23,6 +25,7 @@ ENGINE_VERSION = "1"
 RULE_FAILED = "RULE_FAILED"
 OUT_OF_WINDOW = "OUT_OF_WINDOW"
 BELOW_THRESHOLD = "BELOW_THRESHOLD"
+CALL_CLOSED = "CALL_CLOSED"
 
 
 @dataclass(frozen=True)
@@ -40,10 +43,10 @@ class RuleResult:
 @dataclass(frozen=True)
 class PoolClaim:
     pool: str
-    scope: str  # beneficiary_year | subject
+    scope: str  # beneficiary_year | subject | project | call (shared.contracts.events.PoolClaim)
     beneficiary: str
-    year: int | None  # beneficiary_year pools
-    subject: str | None  # subject pools
+    year: int | None  # beneficiary_year and call pools
+    subject: str | None  # subject and project pools (the subject key); call pools (the call id)
     cap_fen: int
     citation: str
 
@@ -63,6 +66,7 @@ class Assessment:
     milestone: str
     catalog_version: str
     facts_wire: dict[str, Any]
+    call_id: str | None = None
     engine_version: str = ENGINE_VERSION
 
     def to_receipt(self) -> dict[str, Any]:
@@ -78,8 +82,9 @@ class Assessment:
             "reasons": [r.to_wire() for r in self.reasons],
             "rules": [r.to_wire() for r in self.rules],
             "pools": [p.to_wire() for p in self.pools],
-            "overlap": {"applicant": app.applicant_id, "subject": app.subject, "milestone": self.milestone},
+            "overlap": {"applicant": app.applicant_id, "subject": app.subject_key, "milestone": self.milestone},
             "catalog_version": self.catalog_version,
+            **({} if self.call_id is None else {"call_id": self.call_id}),
             "engine_version": self.engine_version,
             "inputs": {
                 "requested_amount": None if app.requested_amount_fen is None else format_fen(app.requested_amount_fen),
@@ -88,27 +93,30 @@ class Assessment:
         }
 
 
-def assess(app: ApplicationInput, catalog: Catalog) -> Assessment:
-    """Every rule checked, the entitlement computed exactly; `app` comes from validate_application."""
+def assess(
+    app: ApplicationInput, catalog: Catalog, call: CallTerms | None = None, received_at: datetime | None = None
+) -> Assessment:
+    """Every rule checked, the entitlement computed exactly; `app` comes from validate_application.
+
+    Under a call (`catalog` must be the version it pinned): the event window is the call's, the
+    support year of every beneficiary-year pool is the call's, the receipt names the call, a
+    budget is one more pool, and an application received while the call was not open
+    (`received_at`, when given) is ineligible (CALL_CLOSED). Without one (an evaluation while no
+    call is open, history from before calls) the program's own window and the application's year."""
     program = catalog.programs[app.program]
+    if call is not None:
+        _check_call(app, catalog, call)
     facts = app.facts
-    rules = _eligibility_rules(app, program, catalog)
+    rules = _eligibility_rules(app, program, catalog, call, received_at)
     eligible = all(r.passed for r in rules)
     amount_fen, formula_rules = _entitlement(app, program)
     rules.extend(formula_rules)
     reasons = tuple(Reason(r.code, f"{r.rule}: {r.detail}", r.citation) for r in rules if not r.passed)
-    pools = tuple(
-        PoolClaim(
-            pool=p.name,
-            scope=p.scope,
-            beneficiary=app.applicant_id,
-            year=app.year if p.scope == "beneficiary_year" else None,
-            subject=app.subject if p.scope == "subject" else None,
-            cap_fen=p.cap_fen,
-            citation=p.citation,
-        )
-        for p in program.pools
-    )
+    year = app.year if call is None else call.year
+    pools = tuple(_claim(p, app, year) for p in program.pools)
+    if call is not None and call.budget_fen is not None:
+        pools += (PoolClaim(pool=CALL_BUDGET_POOL, scope="call", beneficiary=ANY_BENEFICIARY, year=call.year,
+                            subject=call.id, cap_fen=call.budget_fen, citation=f"call {call.id}"),)
     return Assessment(
         app=app,
         eligible=eligible,
@@ -119,7 +127,25 @@ def assess(app: ApplicationInput, catalog: Catalog) -> Assessment:
         milestone=program.milestone_for(facts),
         catalog_version=catalog.version,
         facts_wire=app.facts_to_wire(catalog),
+        call_id=None if call is None else call.id,
     )
+
+
+def _check_call(app: ApplicationInput, catalog: Catalog, call: CallTerms) -> None:
+    # The caller pairs an application with its call and the call with its version; a mismatch
+    # is a bug upstream, never a decision to make here.
+    if call.program != app.program:
+        raise ValueError(f"call {call.id} is for {call.program}, the application for {app.program}")
+    if call.catalog_version != catalog.version:
+        raise ValueError(f"call {call.id} pins catalog {call.catalog_version}, not {catalog.version}")
+
+
+def _claim(pool: PoolSpec, app: ApplicationInput, year: int) -> PoolClaim:
+    """The pool instance an award draws on (shared.contracts.events.PoolClaim lists the scopes)."""
+    if pool.scope == "beneficiary_year":
+        return PoolClaim(pool.name, pool.scope, app.applicant_id, year, None, pool.cap_fen, pool.citation)
+    beneficiary = ANY_BENEFICIARY if pool.scope == "project" else app.applicant_id
+    return PoolClaim(pool.name, pool.scope, beneficiary, None, app.subject_key, pool.cap_fen, pool.citation)
 
 
 @dataclass(frozen=True)
@@ -136,12 +162,15 @@ class Assessed:
         return str(self.receipt["application_id"])
 
 
-def assess_received(event: Event, catalog: Catalog) -> Assessed:
-    """The application an `application.received` event carries, assessed; ValueError when its
-    data is malformed or the application does not validate against the catalog."""
+def assess_received(event: Event, catalog: Catalog, call: CallTerms | None = None) -> Assessed:
+    """The application an `application.received` event carries, assessed (under `call`, the
+    one its call_id names, with the catalog version that call pinned); ValueError when its data
+    is malformed, the application does not validate against the catalog, or the call is not its."""
     received = parse_data(event, ApplicationReceived)
+    if call is not None and received.call_id != call.id:
+        raise ValueError(f"the application names call {received.call_id}, not {call.id}")
     application = ApplicationInput.from_wire(received.application.to_data(), catalog)
-    assessment = assess(application, catalog)
+    assessment = assess(application, catalog, call, received_at=event.time)
     receipt = assessment.to_receipt()
     receipt["application_id"] = received.application_id
     receipt["partner_id"] = received.partner_id
@@ -149,7 +178,9 @@ def assess_received(event: Event, catalog: Catalog) -> Assessed:
     return Assessed(event, application, assessment, receipt)
 
 
-def _eligibility_rules(app: ApplicationInput, program: Program, catalog: Catalog) -> list[RuleResult]:
+def _eligibility_rules(
+    app: ApplicationInput, program: Program, catalog: Catalog, call: CallTerms | None, received_at: datetime | None
+) -> list[RuleResult]:
     facts = app.facts
     out: list[RuleResult] = []
     # 002 §一(三): 支持对象 — units registered in Shanghai.
@@ -165,19 +196,14 @@ def _eligibility_rules(app: ApplicationInput, program: Program, catalog: Catalog
         f"applicant kind {app.applicant_kind} is admitted" if kind_ok
         else f"{program.code} admits {', '.join(sorted(kinds.allowed))}, not {app.applicant_kind} ({kinds.text})",
         kinds.citation))
-    window = program.window
-    event = facts["event_date"]
-    in_window = window.start <= event <= window.end
-    out.append(RuleResult(
-        "window.event_date", in_window,
-        f"event_date {event.isoformat()} {'inside' if in_window else 'outside'} "
-        f"{window.start.isoformat()}..{window.end.isoformat()}",
-        window.citation, OUT_OF_WINDOW))
-    year_ok = window.first_year <= app.year <= window.last_year
-    out.append(RuleResult(
-        "window.year", year_ok,
-        f"support year {app.year} {'inside' if year_ok else 'outside'} {window.first_year}..{window.last_year}",
-        window.citation, OUT_OF_WINDOW))
+    out.extend(_window_rules(app, program, call))
+    if call is not None and received_at is not None:
+        is_open = call.is_open_at(received_at)
+        out.append(RuleResult(
+            "call.open", is_open,
+            f"received {received_at.isoformat()} {'while' if is_open else 'when not'} open "
+            f"({call.opens_at.isoformat()}..{call.closes_at.isoformat()})",
+            f"call {call.id}", CALL_CLOSED))
     for rule in program.rules:
         if rule.when is not None and not rule.when.holds(facts):
             continue
@@ -200,6 +226,30 @@ def _eligibility_rules(app: ApplicationInput, program: Program, catalog: Catalog
     if program.formula_for(facts).kind == "patents":
         out.append(_patents_granted(app, program.formula_for(facts)))
     return out
+
+
+def _window_rules(app: ApplicationInput, program: Program, call: CallTerms | None) -> list[RuleResult]:
+    """The event inside the window (the call's when there is one: it lies inside the program's)
+    and the support year inside the program's years (the call's year when there is one)."""
+    window = program.window
+    event = app.facts["event_date"]
+    if call is None:
+        start, end, event_citation, year = window.start, window.end, window.citation, app.year
+    else:
+        start, end, event_citation, year = call.event_from, call.event_to, f"call {call.id}", call.year
+    in_window = start <= event <= end
+    year_ok = window.first_year <= year <= window.last_year
+    return [
+        RuleResult(
+            "window.event_date", in_window,
+            f"event_date {event.isoformat()} {'inside' if in_window else 'outside'} "
+            f"{start.isoformat()}..{end.isoformat()}",
+            event_citation, OUT_OF_WINDOW),
+        RuleResult(
+            "window.year", year_ok,
+            f"support year {year} {'inside' if year_ok else 'outside'} {window.first_year}..{window.last_year}",
+            window.citation, OUT_OF_WINDOW),
+    ]
 
 
 def _patents_granted(app: ApplicationInput, formula: Formula) -> RuleResult:

@@ -240,6 +240,40 @@ def catalog_version(data: object) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
 
 
+def catalog_version_of(document: object) -> str:
+    """A catalog document's content address: "sha256:" + the hex digest of its canonical JSON
+    (keys sorted, no spaces, UTF-8 as is). Equal documents have one version, whatever their key order."""
+    return catalog_version(document)
+
+
+_COMPILED_MAX = 64  # versions are immutable: a compiled one is good forever; a few are in use at once
+_compiled: dict[str, Catalog] = {}
+
+
+def compiled_catalog(version: str) -> Catalog | None:
+    """The catalog of `version` if this process compiled it already (or it is the shipped one):
+    a hot path that knows the version skips reading and hashing the document."""
+    found = _compiled.get(version)
+    if found is None and version == load_catalog().version:
+        found = load_catalog()
+    return found
+
+
+def catalog_from_document(document: object) -> Catalog:
+    """A published (or to-be-published) catalog document, validated and compiled; raises
+    CatalogError. Compiled once per version and process: the hot paths (assessing, intake's
+    validation) call this per application."""
+    version = catalog_version_of(document)
+    found = compiled_catalog(version)
+    if found is not None:
+        return found
+    catalog = parse_catalog(document)
+    if len(_compiled) >= _COMPILED_MAX:
+        _compiled.pop(next(iter(_compiled)))
+    _compiled[version] = catalog
+    return catalog
+
+
 @lru_cache(maxsize=1)
 def load_catalog() -> Catalog:
     """The shipped catalog, validated and compiled once per process."""

@@ -523,32 +523,50 @@ _MESSAGES = {
 _KEYS = {"extra_forbidden": "unknown key(s)", "missing": "missing key(s)"}  # in this order per node
 
 
+API_ROOT = "document"
+"""The root of the paths `document_problems` names: the API's request body key."""
+
+PathOf = Callable[[At, At], str]  # (pydantic's location, a check's location below it) -> the path
+
+
 def validate_document(data: object) -> CatalogDocument:
-    """The parsed JSON validated; a CatalogError naming each bad path otherwise."""
+    """The parsed JSON validated; a CatalogError naming each bad path otherwise (`$.programs[GT-EQUITY]…`)."""
     if not isinstance(data, dict):  # pydantic would also take a CatalogDocument: the JSON is what counts
         raise CatalogError([("$", _MESSAGES["model_type"])])
     try:
         return CatalogDocument.model_validate(data)
     except ValidationError as exc:
-        raise CatalogError(_document_issues(exc, data)) from None
+        raise CatalogError(_document_issues(exc, lambda loc, at: _path(loc, at, data))) from None
 
 
-def _document_issues(exc: ValidationError, data: Mapping[str, Any]) -> list[tuple[str, str]]:
+def document_problems(data: object) -> list[tuple[str, str]]:
+    """Every bad path of a catalog document as the API names it (`document.programs[3].formula.rate_bp`:
+    rooted at the request's `document`, programs by index), with its message; empty when valid."""
+    if not isinstance(data, dict):
+        return [(API_ROOT, _MESSAGES["model_type"])]
+    try:
+        CatalogDocument.model_validate(data)
+    except ValidationError as exc:
+        return _document_issues(exc, lambda loc, at: _render(API_ROOT, (*loc, *at)))
+    return []
+
+
+def _document_issues(exc: ValidationError, path_of: PathOf) -> list[tuple[str, str]]:
     """pydantic's errors as the catalog's (path, message) pairs, in its order; a node's unknown
     keys, then its missing keys, are gathered into one message each."""
     found: dict[tuple[str, str], list[str]] = {}  # (path, message) -> the keys it names
     for error in exc.errors():
         loc = _without_union_tags(error["loc"])
         if error["type"] in _KEYS:
-            path = _path(loc[:-1], (), data)
+            path = path_of(loc[:-1], ())
             for message in _KEYS.values():
                 found.setdefault((path, message), [])
             found[(path, _KEYS[error["type"]])].append(str(loc[-1]))
         elif error["type"] == "catalog":
             for at, message in error["ctx"]["issues"]:
-                found.setdefault((_path(loc, at, data), message), [])
+                found.setdefault((path_of(loc, at), message), [])
         else:
-            found.setdefault((_path(loc, (), data), _MESSAGES.get(error["type"], error["msg"])), [])
+            found.setdefault((path_of(loc, ()), _MESSAGES.get(error["type"], error["msg"])), [])
     return [
         (path, _keys_message(message, keys) if keys else message)
         for (path, message), keys in found.items()
@@ -570,11 +588,16 @@ def _path(loc: At, at: At, data: Mapping[str, Any]) -> str:
     """`$.programs[GT-EQUITY].formula.rate_bp`. A program is named by its code below its own keys,
     by its index for the object itself, its code, and the checks across programs (`at` only)."""
     parts = (*loc, *at)
-    text = "$"
+    if len(parts) > 2 and isinstance(parts[1], int) and len(loc) > 1 and parts[2] != "code":
+        parts = (parts[0], _code_of(data, parts[1]) or parts[1], *parts[2:])
+    return _render("$", parts)
+
+
+def _render(root: str, parts: At) -> str:
+    """`root.key[index].key`: a list's items (and programs named by code) in brackets."""
+    text = root
     for n, part in enumerate(parts):
-        if isinstance(part, int):
-            if n == 1 and len(loc) > 1 and len(parts) > 2 and parts[2] != "code":
-                part = _code_of(data, part) or part
+        if isinstance(part, int) or (n == 1 and parts[0] == "programs"):
             text += f"[{part}]"
         else:
             text += f".{part}"

@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from shared.kernel.money import AmountError, format_fen, parse_amount
+from shared.kernel.subjects import SubjectRefused, subject_key
 from shared.kernel.uscc import uscc_problem
 from shared.policy.catalog import Catalog, FactSpec, Program, load_catalog
 from shared.policy.catalog_document import APPLICANT_KINDS
@@ -51,6 +52,7 @@ class ApplicationInput:
     subject: str
     requested_amount_fen: int | None
     facts: dict[str, Any]
+    subject_key: str  # the subject as compared (shared.kernel.subjects): overlap key and per-subject pools
 
     def facts_to_wire(self, catalog: Catalog | None = None) -> dict[str, Any]:
         program = (catalog or load_catalog()).programs[self.program]
@@ -138,6 +140,7 @@ def validate_application(body: object, catalog: Catalog) -> tuple[ApplicationInp
 
     applicant = _applicant(body, err)
     subject = _text(body, "subject", "subject", err)
+    key = _subject_key(subject, err)
 
     requested: int | None = None
     raw_requested = body.get("requested_amount")
@@ -158,7 +161,7 @@ def validate_application(body: object, catalog: Catalog) -> tuple[ApplicationInp
         if raw_requested is None and program.requested.is_required(raw_facts):
             err("requested_amount", f"required for {program.code} ({program.citation})")
 
-    if errors or program is None or applicant is None or subject is None:
+    if errors or program is None or applicant is None or subject is None or key is None:
         return None, errors
     assert isinstance(year, int)
     return ApplicationInput(
@@ -171,7 +174,18 @@ def validate_application(body: object, catalog: Catalog) -> tuple[ApplicationInp
         subject=subject,
         requested_amount_fen=requested,
         facts=facts,
+        subject_key=key,
     ), []
+
+
+def _subject_key(subject: str | None, err: Any) -> str | None:
+    if subject is None:
+        return None
+    try:
+        return subject_key(subject)
+    except SubjectRefused as exc:
+        err("subject", str(exc))
+        return None
 
 
 def _text(container: dict[str, Any], key: str, fld: str, err: Any) -> str | None:

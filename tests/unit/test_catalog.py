@@ -15,11 +15,14 @@ from shared.policy.catalog import (
     CATALOG_PATH,
     CatalogError,
     FormulaSwitch,
+    catalog_from_document,
+    catalog_version_of,
+    compiled_catalog,
     load_catalog,
     load_catalog_file,
     parse_catalog,
 )
-from shared.policy.catalog_document import CatalogDocument
+from shared.policy.catalog_document import CatalogDocument, document_problems
 
 CODES = ["GT-CLIN", "GT-PCT", "GT-PRODUCT", "GT-INSURANCE", "GT-EQUITY", "CT-PRODUCT", "CT-INSURANCE",
          "BIO-INNOV-DRUG", "BIO-IMPROVED-DRUG", "BIO-DEVICE", "BIO-OVERSEAS", "BIO-CHAIN", "BIO-DIGITAL",
@@ -390,3 +393,69 @@ def test_document_schema_has_amounts_as_strings_and_no_other_keys() -> None:
     assert schema["additionalProperties"] is False
     assert schema["$defs"]["PoolDocument"]["properties"]["cap"]["type"] == "string"
     assert all(d.get("additionalProperties") is False for d in schema["$defs"].values())
+
+
+# --- Versions as the API publishes them (CONTRACT.md, "Policy administration")
+
+
+def test_catalog_version_of_is_the_content_address() -> None:
+    data = raw()
+    assert catalog_version_of(data) == load_catalog().version
+    reordered = dict(reversed(list(data.items())))
+    assert catalog_version_of(reordered) == load_catalog().version
+
+
+def test_catalog_from_document_compiles_once_per_version() -> None:
+    assert catalog_from_document(raw()) is load_catalog()
+    changed = raw()
+    program_raw(changed, "GT-EQUITY")["window"]["event_date"]["end"] = "2026-12-31"
+    first = catalog_from_document(changed)
+    assert first.version == catalog_version_of(changed) != load_catalog().version
+    assert first.programs["GT-EQUITY"].window.end.isoformat() == "2026-12-31"
+    assert catalog_from_document(copy.deepcopy(changed)) is first
+    assert compiled_catalog(first.version) is first
+    assert compiled_catalog(load_catalog().version) is load_catalog()
+    assert compiled_catalog("sha256:" + "0" * 64) is None
+
+
+def test_catalog_from_document_refuses_a_bad_one() -> None:
+    data = raw()
+    program_raw(data, "GT-EQUITY")["formula"]["rate_bp"] = 10001
+    with pytest.raises(CatalogError, match=r"\$\.programs\[GT-EQUITY\]\.formula\.rate_bp: out of range"):
+        catalog_from_document(data)
+
+
+def test_document_problems_name_paths_as_the_api_does() -> None:
+    assert document_problems(raw()) == []
+    data = raw()
+    data["revision"] = 0
+    equity = program_raw(data, "GT-EQUITY")
+    equity["formula"]["rate_bp"] = 10001
+    equity["cap"] = "1.00"
+    program_raw(data, "BIO-INNOV-DRUG")["formula"]["cases"]["I"]["rate_bp"] = -1
+    assert document_problems(data) == [
+        ("document.revision", "out of range"),
+        ("document.programs[4].formula.rate_bp", "out of range"),
+        ("document.programs[4]", "unknown key(s) cap"),
+        ("document.programs[7].formula.cases.I.rate_bp", "out of range"),
+    ]
+
+
+@pytest.mark.parametrize("document", [[], "catalog", None, 7])
+def test_document_problems_of_a_non_object(document: object) -> None:
+    assert document_problems(document) == [("document", "must be an object")]
+
+
+@pytest.mark.parametrize("mutate", [m[1] for m in MESSAGES], ids=[m[0] for m in MESSAGES])
+def test_document_problems_match_the_loaders_errors(mutate: Callable[[dict[str, Any]], None]) -> None:
+    # One validation, two spellings of its paths: "$.programs[GT-EQUITY]" and "document.programs[4]".
+    data = raw()
+    mutate(data)
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(data)
+    problems = document_problems(data)
+    assert [message for _, message in problems] == [message for _, message in caught.value.errors]
+    for (api_path, _), (path, _) in zip(problems, caught.value.errors, strict=True):
+        assert api_path.startswith("document") and not re.search(r"programs\[[A-Z]", api_path)
+        assert re.sub(r"programs\[[^\]]+\]", "programs[]", api_path.replace("document", "$", 1)) == re.sub(
+            r"programs\[[^\]]+\]", "programs[]", path)

@@ -6,11 +6,23 @@ therapy plan, 002 = biomedicine opinions; see /work/shared/POLICY.md).
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from services.eligibility.domain import BELOW_THRESHOLD, OUT_OF_WINDOW, RULE_FAILED, assess
+from services.eligibility.domain import (
+    BELOW_THRESHOLD,
+    CALL_CLOSED,
+    OUT_OF_WINDOW,
+    RULE_FAILED,
+    assess,
+    assess_received,
+)
+from shared.contracts.envelope import Event, new_event
+from shared.kernel.subjects import subject_key
+from shared.policy.calls import CallTerms
 from shared.policy.catalog import load_catalog
 from shared.policy.validation import validate_application
 from tools.samples import BASE, ENTERPRISE, HOSPITAL, SPONSOR, make_body
@@ -220,8 +232,6 @@ WINDOWS = {
 
 
 def _day(iso: str, delta: int) -> str:
-    from datetime import date, timedelta
-
     return (date.fromisoformat(iso) + timedelta(days=delta)).isoformat()
 
 
@@ -322,8 +332,10 @@ MILESTONES = [
 def test_overlap_key(program: str, facts: dict[str, Any], milestone: str) -> None:
     body = make_body(program, facts)
     receipt = receipt_of(body)
-    assert receipt["overlap"] == {"applicant": body["applicant"]["id"], "subject": body["subject"],
+    # The overlap key compares subjects as a reader would (issue 12): their key, not the text as typed.
+    assert receipt["overlap"] == {"applicant": body["applicant"]["id"], "subject": subject_key(body["subject"]),
                                   "milestone": milestone}
+    assert receipt["subject"] == body["subject"]  # kept for display
 
 
 def test_device_special_review_milestone_002_3_3() -> None:
@@ -363,7 +375,7 @@ def test_pools_in_receipt(program: str) -> None:
         assert pool["beneficiary"] == body["applicant"]["id"]
         assert pool["citation"]
         if pool["scope"] == "subject":
-            assert (pool["year"], pool["subject"]) == (None, body["subject"])
+            assert (pool["year"], pool["subject"]) == (None, subject_key(body["subject"]))
         else:
             assert (pool["year"], pool["subject"]) == (body["year"], None)
 
@@ -402,3 +414,117 @@ def test_assess_is_deterministic() -> None:
     app, _ = validate_application(make_body("BIO-INNOV-DRUG"), catalog)
     assert app is not None
     assert assess(app, catalog).to_receipt() == assess(app, catalog).to_receipt()
+
+
+# --- Under a call (申报批次): its event window, its support year, its budget, its version, its id.
+
+CST = timezone(timedelta(hours=8))
+
+
+def equity_call(**changes: Any) -> CallTerms:
+    # GT-EQUITY (000 §五(六)): the program's event window is 2023-08-31..2025-12-31, years 2023..2025.
+    terms = CallTerms(
+        id="call_equity_2024", program="GT-EQUITY", year=2024,
+        opens_at=datetime(2024, 3, 1, tzinfo=CST), closes_at=datetime(2024, 6, 30, 17, tzinfo=CST),
+        event_from=date(2024, 1, 1), event_to=date(2024, 12, 31), catalog_version=load_catalog().version,
+        budget_fen=None)
+    return replace(terms, **changes)
+
+
+def receipt_under(body: dict[str, Any], call: CallTerms) -> dict[str, Any]:
+    catalog = load_catalog()
+    app, errors = validate_application(body, catalog)
+    assert errors == [] and app is not None, errors
+    return assess(app, catalog, call).to_receipt()
+
+
+@pytest.mark.parametrize(("event", "inside"), [("2023-12-31", False), ("2024-01-01", True), ("2024-12-31", True),
+                                                ("2025-01-01", False)])
+def test_the_event_window_is_the_calls(event: str, inside: bool) -> None:
+    # Every one of these dates is inside the program's own window: only the call's decides.
+    receipt = receipt_under(make_body("GT-EQUITY", {"event_date": event}), equity_call())
+    assert receipt["eligible"] is inside
+    rule = next(r for r in receipt["rules"] if r["rule"] == "window.event_date")
+    assert (rule["passed"], rule["citation"]) == (inside, "call call_equity_2024")
+    if not inside:
+        assert receipt["reasons"] == [{"code": OUT_OF_WINDOW, "message": receipt["reasons"][0]["message"],
+                                       "citation": "call call_equity_2024"}]
+
+
+def test_the_support_year_of_beneficiary_year_pools_is_the_calls() -> None:
+    # The loophole of issue 12: an applicant cannot choose which year's annual cap it draws on.
+    receipt = receipt_under(make_body("GT-EQUITY", year=2025), equity_call())
+    assert [(p["pool"], p["year"]) for p in receipt["pools"]] == [("GT-EQUITY/beneficiary-year", 2024)]
+    assert receipt["year"] == 2025  # what the application said, for the record
+
+
+def test_the_call_years_window_rule() -> None:
+    receipt = receipt_under(make_body("GT-EQUITY", year=2030), equity_call())
+    assert next(r for r in receipt["rules"] if r["rule"] == "window.year")["passed"] is True
+
+
+def test_the_receipt_names_the_call_and_its_version() -> None:
+    receipt = receipt_under(make_body("GT-EQUITY"), equity_call())
+    assert list(receipt)[list(receipt).index("catalog_version"):][:3] == ["catalog_version", "call_id",
+                                                                          "engine_version"]
+    assert (receipt["call_id"], receipt["catalog_version"]) == ("call_equity_2024", load_catalog().version)
+    assert "call_id" not in receipt_of(make_body("GT-EQUITY"))  # without a call, as before
+
+
+def test_a_budget_is_one_more_pool_shared_by_every_applicant() -> None:
+    receipt = receipt_under(make_body("GT-EQUITY"), equity_call(budget_fen=5_000_000_000))
+    assert receipt["pools"][-1] == {"pool": "call-budget", "scope": "call", "beneficiary": "*", "year": 2024,
+                                    "subject": "call_equity_2024", "cap": "50000000.00",
+                                    "citation": "call call_equity_2024"}
+    assert [p["pool"] for p in receipt_under(make_body("GT-EQUITY"), equity_call())["pools"]] == [
+        "GT-EQUITY/beneficiary-year"]
+
+
+def test_a_call_for_another_program_or_version_is_a_bug_not_a_decision() -> None:
+    catalog = load_catalog()
+    app, _ = validate_application(make_body("GT-EQUITY"), catalog)
+    assert app is not None
+    with pytest.raises(ValueError, match="GT-CLIN"):
+        assess(app, catalog, equity_call(program="GT-CLIN"))
+    with pytest.raises(ValueError, match="pins catalog"):
+        assess(app, catalog, equity_call(catalog_version="sha256:" + "0" * 64))
+
+
+def received_event(body: dict[str, Any], call_id: str | None, time: datetime) -> Event:
+    data: dict[str, Any] = {"application_id": "app_1", "partner_id": "prt_1", "application": body}
+    if call_id is not None:
+        data["call_id"] = call_id
+    return new_event("application.received", source="intake", subject="app_1", data=data, time=time)
+
+
+@pytest.mark.parametrize(("received", "is_open"), [
+    (datetime(2024, 3, 1, tzinfo=CST), True),
+    (datetime(2024, 6, 30, 16, 59, 59, 999999, tzinfo=CST), True),
+    (datetime(2024, 6, 30, 17, tzinfo=CST), False),  # closes_at itself is too late
+    (datetime(2024, 6, 30, 9, tzinfo=UTC), False),
+])
+def test_received_after_the_call_closed_is_call_closed(received: datetime, is_open: bool) -> None:
+    # A call closed early (closes_at moved) while intake still accepted: decided at assessment.
+    assessed = assess_received(received_event(make_body("GT-EQUITY"), "call_equity_2024", received),
+                               load_catalog(), equity_call())
+    receipt = assessed.receipt
+    assert receipt["eligible"] is is_open
+    assert receipt["call_id"] == "call_equity_2024"
+    assert next(r for r in receipt["rules"] if r["rule"] == "call.open")["passed"] is is_open
+    if not is_open:
+        assert [(r["code"], r["citation"]) for r in receipt["reasons"]] == [(CALL_CLOSED, "call call_equity_2024")]
+        assert receipt["entitlement"] == "0.00"
+
+
+def test_received_under_another_call_is_refused() -> None:
+    event = received_event(make_body("GT-EQUITY"), "call_other", datetime(2024, 3, 2, tzinfo=CST))
+    with pytest.raises(ValueError, match="call_other"):
+        assess_received(event, load_catalog(), equity_call())
+
+
+def test_received_without_a_call_is_assessed_as_before() -> None:
+    event = received_event(make_body("GT-EQUITY"), None, datetime(2030, 1, 1, tzinfo=UTC))
+    receipt = assess_received(event, load_catalog()).receipt
+    assert receipt["eligible"] is True and "call_id" not in receipt
+    assert [r["rule"] for r in receipt["rules"]][:4] == ["registered_in_shanghai", "applicant_kind",
+                                                         "window.event_date", "window.year"]
