@@ -128,7 +128,7 @@ def case_key(value: object) -> str:
 @dataclass(frozen=True)
 class PoolSpec:
     name: str
-    scope: str  # subject | beneficiary_year
+    scope: str  # subject | beneficiary_year | project (shared.contracts.events.PoolClaim)
     cap_fen: int
     citation: str
     text: str
@@ -158,6 +158,7 @@ class Program:
     name_en: str
     source: str
     citation: str
+    review: str  # required (核定 by a reviewer before anything is final) | auto (the formula paid in full)
     window: Window
     applicant_kinds: KindsSpec
     facts: dict[str, FactSpec]
@@ -212,6 +213,7 @@ def _listing(p: Program, catalog: Catalog) -> dict[str, Any]:
         "name": {"zh": p.name_zh, "en": p.name_en},
         "source": p.source,
         "citation": p.citation,
+        "review": p.review,
         "window": {
             "event_date": dict(raw["window"]["event_date"]),
             "years": dict(raw["window"]["years"]),
@@ -322,6 +324,7 @@ def _program(p: ProgramDocument, raw: Mapping[str, Any]) -> Program:
         name_en=p.name_en,
         source=p.source,
         citation=p.citation,
+        review=p.review,
         window=Window(w.event_date.start, w.event_date.end, w.years.first, w.years.last, w.citation, w.text),
         applicant_kinds=KindsSpec(frozenset(kinds.allowed), kinds.citation, kinds.text),
         facts={name: _fact(name, f) for name, f in p.facts.items()},

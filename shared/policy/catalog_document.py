@@ -41,7 +41,11 @@ FACT_TYPES = frozenset({"date", "bool", "int", "amount", "enum", "uscc", "patent
 APPLICANT_KINDS = frozenset({"enterprise", "medical_institution"})
 RULE_KINDS = frozenset({"required_true", "required_false", "threshold"})
 FORMULA_KINDS = frozenset({"rate", "per_unit", "requested", "patents"})
-POOL_SCOPES = frozenset({"subject", "beneficiary_year"})
+POOL_SCOPES = frozenset({"subject", "beneficiary_year", "project"})
+# A pool's name says its scope: "<CODE>/subject", "<CODE>/beneficiary-year", "<CODE>/project", where
+# CODE is usually the program's own; two programs naming one pool share it (POLICY.md, "Interpretations").
+POOL_SUFFIX = {"subject": "subject", "beneficiary_year": "beneficiary-year", "project": "project"}
+REVIEW_MODES = frozenset({"required", "auto"})
 MILESTONE_PLACEHOLDER = re.compile(r"<([a-z_]+)>")
 _CODE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
 _FACT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -283,7 +287,7 @@ class FormulaSwitchDocument(_Node):
 
 
 class PoolDocument(_Node):
-    name: Text  # "<code>/subject" or "<code>/beneficiary-year"
+    name: Text  # "<CODE>/<scope>" (POOL_SUFFIX); the same name in two programs is one pool
     scope: Annotated[Text, _check(POOL_SCOPES.__contains__, "unknown pool scope {!r}")]
     cap: AmountFen
     citation: Text
@@ -331,6 +335,7 @@ class ProgramDocument(_Node):
     name_en: Text
     source: Text  # the seed file
     citation: Text
+    review: Annotated[Text, _check(REVIEW_MODES.__contains__, "must be required or auto")]
     window: WindowDocument
     applicant_kinds: ApplicantKindsDocument
     facts: Annotated[dict[str, FactDocument], AfterValidator(_snake_case_names)]
@@ -382,19 +387,22 @@ class CatalogDocument(_Node):
     programs: Annotated[list[ProgramDocument], _check(_non_empty_list, "must be a non-empty list", before=True)]
 
     @model_validator(mode="after")
-    def _unique_programs_and_pools(self) -> Self:
+    def _unique_programs_and_shared_pools(self) -> Self:
         issues: list[Issue] = []
         codes: set[str] = set()
-        pools: set[str] = set()
+        pools: dict[str, tuple[str, PoolDocument]] = {}  # name -> the first program naming it, its pool
         for i, program in enumerate(self.programs):
             if program.code in codes:
                 issues.append((("programs", i, "code"), f"duplicate program {program.code}"))
                 continue
             codes.add(program.code)
-            for pool in program.pools:
-                if pool.name in pools:
-                    issues.append((("programs", i, "pools"), f"duplicate pool {pool.name}"))
-                pools.add(pool.name)
+            for j, pool in enumerate(program.pools):
+                first = pools.setdefault(pool.name, (program.code, pool))
+                # One name is one pool: every program sharing it must mean the same one (its
+                # scope is in its name, checked with the program).
+                if first[0] != program.code and pool.cap != first[1].cap:
+                    issues.append((("programs", i, "pools", j, "cap"),
+                                   f"pool {pool.name} is shared with {first[0]}: the same cap is required"))
         if issues:
             raise _reject(*issues)
         return self
@@ -419,10 +427,14 @@ def _program_issues(p: ProgramDocument) -> Iterator[Issue]:
     if len({r.rule for r in p.rules}) != len(p.rules):
         yield ("rules",), "duplicate rule names"
     yield from _formula_issues(p.formula, facts)
+    names: set[str] = set()
     for i, pool in enumerate(p.pools):
-        expected = f"{p.code}/subject" if pool.scope == "subject" else f"{p.code}/beneficiary-year"
-        if pool.name != expected:
-            yield ("pools", i, "name"), f"must be {expected}"
+        prefix, _, suffix = pool.name.partition("/")
+        if not _CODE.match(prefix) or suffix != POOL_SUFFIX[pool.scope]:
+            yield ("pools", i, "name"), f"must be <CODE>/{POOL_SUFFIX[pool.scope]} (such as {p.code}/{POOL_SUFFIX[pool.scope]})"
+        elif pool.name in names:
+            yield ("pools", i, "name"), f"duplicate pool {pool.name}"
+        names.add(pool.name)
     for name in dict.fromkeys(MILESTONE_PLACEHOLDER.findall(p.milestone)):
         placeholder = facts.get(name)
         if placeholder is None or placeholder.type not in ("enum", "bool") or not placeholder.required:

@@ -459,3 +459,106 @@ def test_document_problems_match_the_loaders_errors(mutate: Callable[[dict[str, 
         assert api_path.startswith("document") and not re.search(r"programs\[[A-Z]", api_path)
         assert re.sub(r"programs\[[^\]]+\]", "programs[]", api_path.replace("document", "$", 1)) == re.sub(
             r"programs\[[^\]]+\]", "programs[]", path)
+
+
+# --- Review mode (POLICY.md, "Review mode"; CONTRACT.md, "Review")
+
+REVIEW = {
+    # 择优, 经评选认定, 核定 or a requested amount: a reviewer sets what is granted.
+    "GT-CLIN": "required", "GT-PRODUCT": "required", "CT-PRODUCT": "required", "BIO-INNOV-DRUG": "required",
+    "BIO-IMPROVED-DRUG": "required", "BIO-DEVICE": "required", "BIO-OVERSEAS": "required",
+    "BIO-CHAIN": "required", "BIO-DIGITAL": "required", "BIO-UPGRADE": "required",
+    # The formula on documented amounts, paid in full.
+    "GT-PCT": "auto", "GT-INSURANCE": "auto", "CT-INSURANCE": "auto", "GT-EQUITY": "auto", "BIO-CDMO": "auto",
+    "BIO-FIRST-UNIT": "auto",
+}
+
+
+def test_review_modes_are_policys_defaults() -> None:
+    assert {code: p.review for code, p in load_catalog().programs.items()} == REVIEW
+    assert {p["code"]: p["review"] for p in load_catalog().public_listing()} == REVIEW
+
+
+def test_an_admin_changes_a_programs_review_mode() -> None:
+    data = raw()
+    program_raw(data, "GT-EQUITY")["review"] = "required"
+    assert parse_catalog(data).programs["GT-EQUITY"].review == "required"
+
+
+REVIEW_FAULTS: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
+    ("unknown-mode", _set(["programs", "GT-EQUITY", "review"], "manual"),
+     ["$.programs[GT-EQUITY].review: must be required or auto"]),
+    ("not-a-string", _set(["programs", "GT-EQUITY", "review"], True),
+     ["$.programs[GT-EQUITY].review: must be a non-empty string"]),
+    ("missing", _delete(["programs", "GT-EQUITY", "review"]), ["$.programs[4]: missing key(s) review"]),
+]
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [m[1:] for m in REVIEW_FAULTS], ids=[m[0] for m in REVIEW_FAULTS])
+def test_review_mode_faults(mutate: Callable[[dict[str, Any]], None], expected: list[str]) -> None:
+    data = raw()
+    mutate(data)
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(data)
+    assert [f"{path}: {message}" for path, message in caught.value.errors] == expected
+
+
+# --- Pools shared across programs (POLICY.md, "Interpretations": one name, one pool)
+
+
+def _share_product_cap(data: dict[str, Any]) -> None:
+    """GT-PRODUCT and CT-PRODUCT under one 1亿 per unit and year."""
+    for code in ("GT-PRODUCT", "CT-PRODUCT"):
+        program_raw(data, code)["pools"][1]["name"] = "PRODUCT/beneficiary-year"
+
+
+def test_two_programs_naming_one_pool_share_it() -> None:
+    data = raw()
+    _share_product_cap(data)
+    catalog = parse_catalog(data)
+    names = {code: [p.name for p in catalog.programs[code].pools] for code in ("GT-PRODUCT", "CT-PRODUCT")}
+    assert names == {"GT-PRODUCT": ["GT-PRODUCT/subject", "PRODUCT/beneficiary-year"],
+                     "CT-PRODUCT": ["CT-PRODUCT/subject", "PRODUCT/beneficiary-year"]}
+    # Another program's own name may be shared too, when it means the same pool.
+    data = raw()
+    program_raw(data, "CT-PRODUCT")["pools"][1]["name"] = "GT-PRODUCT/beneficiary-year"
+    assert parse_catalog(data).programs["CT-PRODUCT"].pools[1].name == "GT-PRODUCT/beneficiary-year"
+
+
+def _shared_with_another_cap(data: dict[str, Any]) -> None:
+    _share_product_cap(data)
+    program_raw(data, "CT-PRODUCT")["pools"][1]["cap"] = "50000000.00"
+
+
+def _twice_in_one_program(data: dict[str, Any]) -> None:
+    pools = program_raw(data, "GT-EQUITY")["pools"]
+    pools.append(copy.deepcopy(pools[0]))
+
+
+POOL_FAULTS: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
+    ("shared-with-another-cap", _shared_with_another_cap,
+     # A check across programs names a program by its index, as the duplicate-program check does.
+     ["$.programs[5].pools[1].cap: pool PRODUCT/beneficiary-year is shared with GT-PRODUCT: "
+      "the same cap is required"]),
+    ("shared-with-another-cap-by-its-own-name", _set(["programs", "GT-EQUITY", "pools", 0, "name"],
+                                                     "GT-CLIN/beneficiary-year"),
+     ["$.programs[4].pools[0].cap: pool GT-CLIN/beneficiary-year is shared with GT-CLIN: "
+      "the same cap is required"]),
+    ("name-not-its-scope", _set(["programs", "GT-EQUITY", "pools", 0, "name"], "GT-EQUITY/subject"),
+     ["$.programs[GT-EQUITY].pools[0].name: must be <CODE>/beneficiary-year (such as GT-EQUITY/beneficiary-year)"]),
+    ("name-without-code", _set(["programs", "GT-EQUITY", "pools", 0, "name"], "beneficiary-year"),
+     ["$.programs[GT-EQUITY].pools[0].name: must be <CODE>/beneficiary-year (such as GT-EQUITY/beneficiary-year)"]),
+    ("call-budget-is-a-calls", _set(["programs", "GT-EQUITY", "pools", 0, "name"], "call-budget"),
+     ["$.programs[GT-EQUITY].pools[0].name: must be <CODE>/beneficiary-year (such as GT-EQUITY/beneficiary-year)"]),
+    ("twice-in-one-program", _twice_in_one_program,
+     ["$.programs[GT-EQUITY].pools[1].name: duplicate pool GT-EQUITY/beneficiary-year"]),
+]
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [m[1:] for m in POOL_FAULTS], ids=[m[0] for m in POOL_FAULTS])
+def test_pool_faults(mutate: Callable[[dict[str, Any]], None], expected: list[str]) -> None:
+    data = raw()
+    mutate(data)
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(data)
+    assert [f"{path}: {message}" for path, message in caught.value.errors] == expected
