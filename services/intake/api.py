@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -9,8 +10,16 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from services.intake import handlers
-from services.intake.deps import ContextDep, OperatorDep, PartnerOrStaffDep, SnapshotDep, intake_context
+from services.intake.deps import (
+    ContextDep,
+    IntakeContext,
+    OperatorDep,
+    PartnerOrStaffDep,
+    SnapshotDep,
+    intake_context,
+)
 from services.intake.domain import request_fingerprint
+from services.intake.policy.domain import PolicyView, admit
 from services.intake.repository import IntakeRepository
 from services.intake.schemas import ApplicationAccepted, PartnerCreate, PartnerCreated
 from services.intake.submissions.handlers import prepare_submission
@@ -20,12 +29,11 @@ from shared.kernel.errors import (
     MalformedJson,
     NotFound,
     PayloadTooLarge,
+    Unavailable,
     UnsupportedMediaType,
     ValidationFailed,
 )
 from shared.observability.logs import correlation_id
-from shared.policy.catalog import load_catalog
-from shared.policy.validation import validate_application
 from shared.web.auth import authorize
 from shared.web.openapi import APPLICATION_BODY, AUTHENTICATED, NO_NUL, PUBLIC, problems
 from shared.web.ssrf import UnsafeCallback, check_callback_url
@@ -44,6 +52,13 @@ def _require_json(request: Request, what: str) -> None:
 async def _json_body(request: Request) -> None:
     # A dependency, so that it answers before the body is validated (as a 422).
     _require_json(request, "the body")
+
+
+def _policy(ctx: IntakeContext) -> PolicyView:
+    view = ctx.policy.view if ctx.policy is not None else None
+    if view is None:  # only in the moments after start, before the replica is first read
+        raise Unavailable("the policy is not loaded yet; retry", headers={"Retry-After": "1"})
+    return view
 
 
 @router.post(
@@ -111,27 +126,52 @@ async def submit_application(request: Request) -> Response:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise MalformedJson(f"the request body is not valid JSON: {exc}") from exc
-    application, errors = validate_application(body, load_catalog())
-    if errors or application is None:
-        raise ValidationFailed(
-            "the application has invalid fields", errors=[FieldProblem(e.field, e.message) for e in errors]
-        )
+    received_at = datetime.now(UTC)
+    admitted = admit(_policy(ctx), body, received_at)
+    application, call, catalog = admitted.application, admitted.call, admitted.catalog
     fingerprint = request_fingerprint(body)
     assert principal.partner_id is not None
+    if admitted.errors or application is None or call is None or catalog is None:
+        # A retry of an application accepted before its call closed gets its first answer again.
+        replayed = await _stored_reply(ctx, principal.partner_id, idempotency_key, fingerprint, conflict=False)
+        if replayed is not None:
+            return replayed
+        if admitted.errors or call is None:
+            raise ValidationFailed(
+                "the application has invalid fields",
+                errors=[FieldProblem(e.field, e.message) for e in admitted.errors],
+            )
+        raise Unavailable(
+            f"call {call.terms.id}'s catalog version is not here yet; retry", headers={"Retry-After": "1"}
+        )
     submission = prepare_submission(
         partner_id=principal.partner_id,
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
         application=application,
+        catalog=catalog,
+        call_id=call.terms.id,
+        received_at=received_at,
         correlation=correlation_id.get(),
     )
     assert ctx.submissions is not None  # set by the lifespan before any request
     if await ctx.submissions.submit(submission):
         return Response(submission.response, status_code=202, media_type="application/json")
-    async with ctx.maker() as session:
-        stored = await IntakeRepository(session).find_reply(principal.partner_id, idempotency_key)
-    if stored is None:  # pragma: no cover - the conflicting insert committed, so the row exists
+    replayed = await _stored_reply(ctx, principal.partner_id, idempotency_key, fingerprint)
+    if replayed is None:  # pragma: no cover - the conflicting insert committed, so the row exists
         raise Conflict("the idempotency key is in use; retry")
+    return replayed
+
+
+async def _stored_reply(
+    ctx: IntakeContext, partner_id: str, idempotency_key: str, fingerprint: str, *, conflict: bool = True
+) -> Response | None:
+    """The first answer given under this key when the same body was sent with it; None when the
+    key is unused, or (unless `conflict`, then 409) used with another body."""
+    async with ctx.maker() as session:
+        stored = await IntakeRepository(session).find_reply(partner_id, idempotency_key)
+    if stored is None or (stored.request_hash != fingerprint and not conflict):
+        return None
     if stored.request_hash != fingerprint:
         raise Conflict("this Idempotency-Key was already used with a different body")
     return JSONResponse(stored.response, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"})
@@ -179,6 +219,6 @@ async def list_applications(
 
 
 @router.get("/v1/programs", tags=["programs"], responses=problems(*PUBLIC))
-async def list_programs() -> dict[str, Any]:
-    catalog = load_catalog()
-    return {"catalog_version": catalog.version, "items": catalog.public_listing()}
+async def list_programs(ctx: ContextDep) -> dict[str, Any]:
+    """The latest catalog version's programs, each with the calls open for it now."""
+    return _policy(ctx).programs_listing(datetime.now(UTC))

@@ -12,6 +12,7 @@ from services.intake.api import router
 from services.intake.deps import IntakeContext
 from services.intake.domain import DOWNSTREAM
 from services.intake.handlers import record_downstream_batch
+from services.intake.policy.handlers import PolicyReplica, policy_subscription
 from services.intake.submissions.handlers import GroupCommit
 from shared.config.settings import Settings
 from shared.contracts.topics import ANNOUNCEMENTS, ASSESSMENTS, AWARDS
@@ -26,13 +27,16 @@ def subscriptions(ctx: IntakeContext) -> Sequence[Subscription]:
             topics=[ASSESSMENTS, AWARDS, ANNOUNCEMENTS],
             handle=batch_or_each(record_downstream_batch, ctx.settings.consumer_attempts_max),
             only_types=frozenset(DOWNSTREAM),
-        )
+        ),
+        policy_subscription(ctx.settings.consumer_attempts_max),
     ]
 
 
-async def start_group_commit(ctx: IntakeContext) -> list[asyncio.Task[Any]]:
+async def start_workers(ctx: IntakeContext) -> list[asyncio.Task[Any]]:
     ctx.submissions = GroupCommit(ctx.maker, on_commit=ctx.relay.wake)
-    return []
+    ctx.policy = PolicyReplica(ctx.maker, ctx.engine)
+    ctx.on_stop(ctx.policy.stop)
+    return [asyncio.create_task(ctx.policy.run(), name="intake-policy-replica")]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name="intake",
         routers=[router],
         subscriptions=subscriptions,
-        on_start=start_group_commit,
+        on_start=start_workers,
         context=IntakeContext,
         description="Partner-facing API: register partners, submit applications, follow their status.",
     )

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from services.intake.policy.handlers import PolicyReplica
 from services.intake.repository import IntakeRepository
 from services.intake.submissions.handlers import GroupCommit
 from shared.web.context import ServiceContext
@@ -17,8 +18,9 @@ __all__ = ["ContextDep", "IntakeContext", "OperatorDep", "PartnerOrStaffDep", "S
 
 @dataclass
 class IntakeContext(ServiceContext):
-    # Set at start-up (it needs the session maker and the relay); None only before the lifespan.
+    # Set at start-up (they need the session maker, the engine, the relay); None only before the lifespan.
     submissions: GroupCommit | None = None
+    policy: PolicyReplica | None = None
 
 
 def intake_context(request: Request) -> IntakeContext:

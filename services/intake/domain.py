@@ -144,6 +144,7 @@ class StoredApplication:
     announcement: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
+    call_id: str | None = None  # None for applications from before calls
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ def public_view(app: StoredApplication, timeline: list[TimelineItem] | None) -> 
         "id": app.id,
         "program": app.program,
         "year": app.year,
+        "call_id": app.call_id,
         "applicant": inp.get("applicant"),
         "subject": app.subject,
         "requested_amount": inp.get("requested_amount"),

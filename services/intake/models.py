@@ -1,10 +1,11 @@
 """Intake's tables, declared once, as its migrations build them (tests/integration/test_intake_models.py
-holds the two together). The partners directory, outbox and inbox come with the registry."""
+holds the two together). The partners directory, outbox and inbox come with the registry; the
+catalog versions and calls are intake's replica of grantline.policy (services.intake.policy)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,6 +52,8 @@ class Application(IntakeTable, table=True):
     updated_at: datetime = Field(
         sa_column=Column(sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False)
     )
+    # The call it was received under; NULL for applications from before calls.
+    call_id: str | None = Field(default=None, sa_column=Column(sa.Text, nullable=True))
 
 
 class TimelineEntry(IntakeTable, table=True):
@@ -79,3 +82,35 @@ class IdempotencyKey(IntakeTable, table=True):
     created_at: datetime = Field(
         sa_column=Column(sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False)
     )
+
+
+class CatalogVersion(IntakeTable, table=True):
+    """A published catalog version (catalog.published), kept as published: versions are immutable."""
+
+    __tablename__ = "catalog_versions"
+
+    version: str = Field(sa_column=Column(sa.Text, primary_key=True))
+    document: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    published_at: datetime = Field(sa_column=Column(sa.DateTime(timezone=True), nullable=False))
+
+
+class Call(IntakeTable, table=True):
+    """A call for applications (call.opened), with its end moved when it is closed (call.closed)."""
+
+    __tablename__ = "calls"
+    __table_args__ = (sa.Index("calls_program_year", "program", "year"),)
+
+    id: str = Field(sa_column=Column(sa.Text, primary_key=True))
+    program: str = Field(sa_column=Column(sa.Text, nullable=False))
+    year: int = Field(sa_column=Column(sa.Integer, nullable=False))
+    title: str = Field(sa_column=Column(sa.Text, nullable=False))
+    opens_at: datetime = Field(sa_column=Column(sa.DateTime(timezone=True), nullable=False))
+    # Moved to the moment of closing when a call is closed early (possibly before opens_at).
+    closes_at: datetime = Field(sa_column=Column(sa.DateTime(timezone=True), nullable=False))
+    event_from: date = Field(sa_column=Column(sa.Date, nullable=False))
+    event_to: date = Field(sa_column=Column(sa.Date, nullable=False))
+    # No foreign key: call.opened and catalog.published travel on different partitions.
+    catalog_version: str = Field(sa_column=Column(sa.Text, nullable=False))
+    budget_fen: int | None = Field(default=None, sa_column=Column(sa.BigInteger, nullable=True))
+    closed_at: datetime | None = Field(default=None, sa_column=Column(sa.DateTime(timezone=True), nullable=True))
+    close_reason: str | None = Field(default=None, sa_column=Column(sa.Text, nullable=True))

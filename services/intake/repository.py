@@ -36,7 +36,7 @@ def _application(row: Any) -> StoredApplication:
     return StoredApplication(
         id=row.id, seq=row.seq, program=row.program, year=row.year, subject=row.subject, input=row.input,
         status=row.status, decision=row.decision, announcement=row.announcement,
-        created_at=row.created_at, updated_at=row.updated_at,
+        created_at=row.created_at, updated_at=row.updated_at, call_id=row.call_id,
     )
 
 
@@ -45,7 +45,7 @@ def _json(value: Any) -> str | None:
 
 
 _SELECT_APPLICATION = (
-    "SELECT id, seq, program, year, subject, input, status, decision, announcement, created_at, updated_at "
+    "SELECT id, seq, program, year, subject, input, status, decision, announcement, created_at, updated_at, call_id "
     "FROM applications"
 )
 _LOCK_MANY = text(

@@ -17,6 +17,7 @@ from shared.contracts.topics import ANNOUNCEMENTS, ASSESSMENTS, AWARDS
 from tests.support.apps import running
 from tests.support.auth import AUD, OP, partner_headers
 from tests.support.intake import equity, fetch_until, new_partner
+from tests.support.policy import publish_sample_calls
 from tools.samples import ENTERPRISE
 
 pytestmark = pytest.mark.integration
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with running(create_app(settings)) as c:
+        await publish_sample_calls(settings, c)
         yield c
 
 

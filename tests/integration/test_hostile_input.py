@@ -19,6 +19,7 @@ from shared.config.settings import Settings
 from shared.db.engine import make_engine
 from tests.support.apps import running
 from tests.support.auth import OP
+from tests.support.policy import publish_sample_calls
 from tools.samples import make_body
 
 pytestmark = pytest.mark.integration
@@ -42,6 +43,7 @@ HOSTILE = [
 @pytest.fixture(scope="module")
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with running(intake_app(settings)) as c:
+        await publish_sample_calls(settings, c)
         yield c
 
 

@@ -25,6 +25,7 @@ from tests.support.apps import running
 from tests.support.auth import OP, partner_headers
 from tests.support.intake import PUBLIC_CALLBACK, counts, equity, fetch_until, new_partner
 from tests.support.kafka import read_topic
+from tests.support.policy import publish_sample_calls
 from tests.support.records import FakeRecord
 from tools.samples import ENTERPRISE, make_body
 
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with running(create_app(settings)) as c:
+        await publish_sample_calls(settings, c)
         yield c
 
 

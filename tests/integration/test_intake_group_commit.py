@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ from shared.policy.validation import validate_application
 from tests.support.apps import running
 from tests.support.auth import partner_headers
 from tests.support.intake import counts, equity, new_partner
+from tests.support.policy import publish_sample_calls
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +34,7 @@ pytestmark = pytest.mark.integration
 async def intake(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     app = create_app(settings)
     async with running(app) as client:
+        await publish_sample_calls(settings, client)
         yield app, client
 
 
@@ -71,7 +74,8 @@ async def test_a_row_the_database_refuses_fails_only_its_own_request(
 
     def submission(key: str) -> Submission:
         return prepare_submission(partner_id=partner["id"], idempotency_key=key, fingerprint="f",
-                                  application=application, correlation=None)
+                                  application=application, catalog=load_catalog(), call_id="call_group_commit",
+                                  received_at=datetime.now(UTC), correlation=None)
 
     good_a, good_b = submission(str(uuid.uuid4())), submission(str(uuid.uuid4()))
     # jsonb refuses a NUL character: this row breaks the shared statement.

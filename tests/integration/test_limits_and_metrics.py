@@ -13,6 +13,7 @@ from shared.config.settings import Settings
 from tests.support.apps import running
 from tests.support.auth import partner_headers
 from tests.support.intake import equity, fetch_until, new_partner
+from tests.support.policy import publish_sample_calls
 
 pytestmark = pytest.mark.integration
 
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.integration
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     limited = settings.model_copy(update={"partner_rate_per_second": 1.0, "partner_burst": 3})
     async with running(create_app(limited)) as c:
+        await publish_sample_calls(limited, c)
         yield c
 
 

@@ -78,7 +78,8 @@ def received_data(body: dict[str, Any], app_id: str = "app_0123456789abcdef") ->
     """As intake builds it: the application as policy validation normalised it."""
     application, errors = validate_application(body, CATALOG)
     assert application is not None, errors
-    return {"application_id": app_id, "partner_id": "ptn_0123456789abcdef0123", "application": application.to_wire()}
+    return {"application_id": app_id, "partner_id": "ptn_0123456789abcdef0123", "application": application.to_wire(),
+            "call_id": "call_0123456789abcdef0123"}
 
 
 def sample_bodies() -> Iterator[tuple[str, dict[str, Any]]]:

@@ -21,6 +21,7 @@ class Submission:
     year: int
     applicant_id: str
     subject: str
+    call_id: str  # the call it is received under
     input: str  # the application as received, JSON
     event_id: str
     event_type: str

@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,6 +19,7 @@ from services.intake.submissions.repository import write_submissions
 from shared.contracts.events import ApplicationBody, ApplicationReceived, new_typed_event
 from shared.db.transient import is_transient
 from shared.messaging.outbox import outbox_row
+from shared.policy.catalog import Catalog
 from shared.policy.validation import ApplicationInput
 
 log = logging.getLogger(__name__)
@@ -29,17 +31,25 @@ def prepare_submission(
     idempotency_key: str,
     fingerprint: str,
     application: ApplicationInput,
+    catalog: Catalog,
+    call_id: str,
+    received_at: datetime,
     correlation: str | None,
 ) -> Submission:
     """The rows of one accepted application: its idempotency claim and stored 202 reply, the
-    application, its first timeline entry and its `application.received` outbox event."""
+    application, its first timeline entry and its `application.received` outbox event. The event's
+    time is `received_at`, the moment the call was found open (eligibility judges a call closed
+    meanwhile by it); `catalog` is the version the call pinned, which validated the application."""
     app_id = "app_" + uuid.uuid4().hex
     response = {"id": app_id, "status": "received", "links": {"self": f"/v1/applications/{app_id}"}}
-    wire = application.to_wire()
+    wire = application.to_wire(catalog)
     received = ApplicationReceived(
-        application_id=app_id, partner_id=partner_id, application=ApplicationBody.model_validate(wire)
+        application_id=app_id,
+        partner_id=partner_id,
+        application=ApplicationBody.model_validate(wire),
+        call_id=call_id,
     )
-    event = new_typed_event(received, source=SOURCE, subject=app_id, correlation_id=correlation)
+    event = new_typed_event(received, source=SOURCE, subject=app_id, correlation_id=correlation, time=received_at)
     row = outbox_row(event, application.applicant_id)
     return Submission(
         partner_id=partner_id,
@@ -51,6 +61,7 @@ def prepare_submission(
         year=application.year,
         applicant_id=str(row["key"]),
         subject=application.subject,
+        call_id=call_id,
         input=orjson.dumps(wire).decode(),
         event_id=str(row["id"]),
         event_type=str(row["type"]),

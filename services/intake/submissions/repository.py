@@ -21,6 +21,7 @@ _COLUMNS = {  # Submission field → array type in the statement
     "year": "int",
     "applicant_id": "text",
     "subject": "text",
+    "call_id": "text",
     "input": "text",
     "event_id": "uuid",
     "event_type": "text",
@@ -46,8 +47,8 @@ _WRITE_MANY = text(
     " ON CONFLICT DO NOTHING RETURNING response->>'id' AS app_id),"
     " chosen AS (SELECT input.* FROM input JOIN claim USING (app_id)),"
     " app AS ("
-    " INSERT INTO applications (id, partner_id, program, year, applicant_id, subject, status, input)"
-    " SELECT app_id, partner_id, program, year, applicant_id, subject, 'received', CAST(input AS jsonb)"
+    " INSERT INTO applications (id, partner_id, program, year, applicant_id, subject, call_id, status, input)"
+    " SELECT app_id, partner_id, program, year, applicant_id, subject, call_id, 'received', CAST(input AS jsonb)"
     " FROM chosen ORDER BY n),"
     " tl AS ("
     " INSERT INTO timeline (event_id, application_id, type, source, time)"
