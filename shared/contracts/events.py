@@ -247,7 +247,6 @@ class ApplicationReceived(EventData):
     """`application.received` (intake) → eligibility, which assesses `application`."""
 
     event_type: ClassVar[str] = "application.received"
-    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"call_id"})
 
     application_id: NonEmpty
     partner_id: NonEmpty
