@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaProducer
 
+from shared.contracts.events import Actor, CallOpened, CatalogPublished, EventWindow, new_typed_event
+from shared.contracts.topics import POLICY
 from shared.kernel.uscc import ALPHABET, with_check_character
+from shared.policy.catalog import CATALOG_PATH, catalog_version_of, load_catalog
 
 # Enterprise programs whose base case (tests/unit/test_engine.py BASE) is eligible.
 ENTERPRISE_PROGRAMS = ("GT-EQUITY", "GT-INSURANCE", "BIO-DIGITAL", "BIO-CDMO", "BIO-CHAIN", "CT-INSURANCE")
@@ -92,6 +99,74 @@ def create_partner(intake_url: str, operator_token: str, callback_url: str) -> s
     )
     r.raise_for_status()
     return str(r.json()["api_key"])
+
+
+# ------------------------------------------------------------------------------------------- calls
+# Intake admits an application only while a call for its program and year is open: the bench opens
+# one per program it posts (in its sample year), open for the run, before the clock starts.
+
+
+def call_body(program: str) -> dict[str, Any]:
+    """POST /v1/calls's body: `program`'s sample year, its whole event window, open a day from now."""
+    from tools.samples import make_body
+
+    window = load_catalog().programs[program].window
+    now = datetime.now(UTC)
+    return {
+        "program": program, "year": make_body(program)["year"], "title": f"bench {program}",
+        "opens_at": (now - timedelta(hours=1)).isoformat(), "closes_at": (now + timedelta(days=1)).isoformat(),
+        "event_window": {"from": window.start.isoformat(), "to": window.end.isoformat()},
+    }
+
+
+def open_calls(eligibility_url: str, operator_token: str, programs: tuple[str, ...]) -> list[str]:
+    """Calls opened as an admin does (eligibility's POST /v1/calls); their ids."""
+    ids = []
+    for program in programs:
+        r = httpx.post(f"{eligibility_url}/v1/calls", json=call_body(program),
+                       headers={"Authorization": f"Bearer {operator_token}"}, timeout=30)
+        r.raise_for_status()
+        ids.append(str(r.json()["id"]))
+    return ids
+
+
+async def publish_calls(bootstrap: str, namespace: str, programs: tuple[str, ...]) -> list[str]:
+    """For intake alone: the shipped catalog and a call per program on `namespace`'s grantline.policy,
+    as eligibility would publish them; the calls' ids."""
+    document = json.loads(CATALOG_PATH.read_text(encoding="utf-8"))
+    version, now, operator = catalog_version_of(document), datetime.now(UTC).isoformat(), Actor(id="operator")
+    events = [(new_typed_event(CatalogPublished(version=version, published_at=now, published_by=operator,
+                                                document=document), source="grantline.eligibility", subject=version),
+               version)]
+    for program in programs:
+        body = call_body(program)
+        data = CallOpened(id="call_" + uuid.uuid4().hex[:20], **{k: body[k] for k in ("program", "year", "title")},
+                          opens_at=body["opens_at"], closes_at=body["closes_at"],
+                          event_window=EventWindow.model_validate(body["event_window"]), catalog_version=version,
+                          opened_by=operator, opened_at=now)
+        events.append((new_typed_event(data, source="grantline.eligibility", subject=data.id), program))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for event, key in events:
+            await producer.send_and_wait(namespace + POLICY, event.to_bytes(), key=key.encode())
+    finally:
+        await producer.stop()
+    return [event.subject for event, _ in events[1:]]
+
+
+def wait_calls_listed(intake_url: str, call_ids: list[str], timeout_s: float = 60) -> None:
+    """Until intake lists every call open (GET /v1/programs): from then on it admits under them."""
+    deadline = time.monotonic() + timeout_s
+    listed: set[str] = set()
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+            items = httpx.get(f"{intake_url}/v1/programs", timeout=10).json()["items"]
+            listed = {call["id"] for item in items for call in item["calls"]}
+            if set(call_ids) <= listed:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"intake did not list calls {sorted(set(call_ids) - listed)} within {timeout_s:.0f}s")
 
 
 def random_uscc(rng: random.Random) -> str:

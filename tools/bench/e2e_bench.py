@@ -30,8 +30,10 @@ from tools.bench.common import (
     create_partner,
     env_int,
     new_namespace,
+    open_calls,
     scaled,
     service_env,
+    wait_calls_listed,
 )
 from tools.bench.loadgen import RawHttp, new_event_loop, render_post
 from tools.bench.profiling import Profiles
@@ -237,6 +239,8 @@ def start_services(infra: Infra, stack: E2EStack) -> None:
         stack.procs[name] = infra.uvicorn(name, app_for(name), env)
     for proc in stack.procs.values():
         infra.wait_http_ok(proc)
+    calls = open_calls(stack.procs["eligibility"].url, stack.tokens.operator, ("GT-EQUITY",))
+    wait_calls_listed(stack.procs["intake"].url, calls)
 
 
 def run_e2e_bench(infra: Infra) -> tuple[dict[str, Any], E2EStack]:

@@ -20,8 +20,10 @@ from tools.bench.common import (
     create_partner,
     env_int,
     new_namespace,
+    publish_calls,
     scale,
     service_env,
+    wait_calls_listed,
 )
 from tools.bench.loadgen import LoadResult, LoadSpec, generate, generator_name
 from tools.bench.profiling import Profiles
@@ -81,6 +83,7 @@ def run_intake_bench(infra: Infra) -> dict[str, Any]:
                            service_env(db, infra.bootstrap, namespace, tokens, GRANTLINE_SERVICE_NAME="intake"))
     try:
         infra.wait_http_ok(intake)
+        wait_calls_listed(intake.url, asyncio.run(publish_calls(infra.bootstrap, namespace, ("GT-EQUITY",))))
         api_key = create_partner(intake.url, tokens.operator, "http://127.0.0.1:9/hooks")
         result, cpu = _measure(intake, infra, bodies, {"Authorization": f"Bearer {api_key}"}, profile=True)
     finally:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import json
 import os
 import secrets
 import shlex
@@ -25,10 +26,14 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from shared.policy.catalog import load_catalog
 from tools.stack import embedded
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -408,7 +413,65 @@ def up() -> int:
     print(f"  operator token  {values['GRANTLINE_OPERATOR_TOKEN']}")
     print(f"  auditor token   {values['GRANTLINE_AUDITOR_TOKEN']}")
     print(f"  settings: {env_path()}   logs: {logs_dir()}/")
+    print()
+    for line in _calls_summary(values):
+        print(line)
     return 0
+
+
+# --------------------------------------------------------------------------------------------- calls
+
+
+def _open_calls(values: dict[str, str]) -> list[dict[str, Any]] | None:
+    """The calls open now, from eligibility (GET /v1/calls?open=true, every page); None if unknown."""
+    base = f"http://127.0.0.1:{service_port(values, 'eligibility')}/v1/calls?open=true&limit=200"
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    try:
+        while True:
+            url = base + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                page = json.loads(resp.read())
+            found += page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return found
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _calls_summary(values: dict[str, str]) -> list[str]:
+    """What `make up` says of calls: those open, or that none is (intake then refuses every
+    application) and the command that opens one."""
+    calls = _open_calls(values)
+    if calls:
+        return ["Open calls for applications:"] + [
+            f"  {c['program']} {c['year']}  {c['id']}  until {c['closes_at']}  {c.get('title', '')}" for c in calls
+        ]
+    if calls is None:
+        head = "Could not ask eligibility which calls are open (GET /v1/calls?open=true)."
+    else:
+        head = 'No call for applications is open: intake refuses every application (422, field "year").'
+    return [head, "An admin opens one (see the README), e.g.:", "", _open_call_command(values)]
+
+
+def _open_call_command(values: dict[str, str]) -> str:
+    """A curl that opens a call the shipped catalog admits: GT-EQUITY, its last support year, its
+    event window, from now for 30 days."""
+    window = load_catalog().programs["GT-EQUITY"].window
+    now = datetime.now(UTC).replace(microsecond=0)
+    body = {
+        "program": "GT-EQUITY", "year": window.last_year, "title": f"{window.last_year}年度基因治疗企业股权融资资助",
+        "opens_at": now.isoformat(), "closes_at": (now + timedelta(days=30)).isoformat(),
+        "event_window": {"from": window.start.isoformat(), "to": window.end.isoformat()},
+    }
+    url = f"http://127.0.0.1:{service_port(values, 'eligibility')}/v1/calls"
+    return (
+        f"  curl -X POST {url} \\\n"
+        f"    -H {shlex.quote('Authorization: Bearer ' + values['GRANTLINE_OPERATOR_TOKEN'])} \\\n"
+        "    -H 'Content-Type: application/json' \\\n"
+        f"    -d {shlex.quote(json.dumps(body, ensure_ascii=False))}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- down
