@@ -1,4 +1,5 @@
-"""Eligibility's HTTP routes: `POST /v1/evaluate`, the assessment with no side effect."""
+"""Eligibility's HTTP routes: `POST /v1/evaluate`, the assessment with no side effect (the
+catalog versions' and calls' routes are services/eligibility/policy/api.py's)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,10 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 
-from services.eligibility.deps import PartnerOrOperatorDep
-from services.eligibility.handlers import receipt_for
-from services.eligibility.schemas import CatalogListing
-from shared.kernel.errors import FieldProblem, MalformedJson, ValidationFailed
-from shared.policy.catalog import load_catalog
-from shared.policy.validation import validate_application
-from shared.web.openapi import APPLICATION_BODY, AUTHENTICATED, PUBLIC, problems
+from services.eligibility.deps import PartnerOrOperatorDep, PolicySnapshotDep
+from services.eligibility.handlers import evaluate as evaluate_application
+from shared.kernel.errors import MalformedJson
+from shared.web.openapi import APPLICATION_BODY, AUTHENTICATED, problems
 
 router = APIRouter()
 
@@ -21,21 +19,11 @@ router = APIRouter()
 @router.post(
     "/v1/evaluate", tags=["eligibility"], openapi_extra=APPLICATION_BODY, responses=problems(400, *AUTHENTICATED)
 )
-async def evaluate(request: Request, principal: PartnerOrOperatorDep) -> dict[str, Any]:
+async def evaluate(request: Request, principal: PartnerOrOperatorDep, repo: PolicySnapshotDep) -> dict[str, Any]:
+    """The receipt the application would get now: under the open call for its program and year
+    (that call's catalog version), else under the latest version."""
     try:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
         raise MalformedJson(f"the request body is not valid JSON: {exc}") from exc
-    catalog = load_catalog()
-    application, errors = validate_application(body, catalog)
-    if errors or application is None:
-        raise ValidationFailed(
-            "the application has invalid fields", errors=[FieldProblem(e.field, e.message) for e in errors]
-        )
-    return receipt_for(application, catalog)
-
-
-@router.get("/v1/catalog", tags=["eligibility"], responses=problems(*PUBLIC))
-async def catalog() -> CatalogListing:
-    current = load_catalog()
-    return CatalogListing(catalog_version=current.version, items=current.public_listing())
+    return await evaluate_application(repo, body)

@@ -1,16 +1,15 @@
-"""Eligibility's SQL: the receipts kept, and the events published through the outbox."""
+"""Eligibility's SQL: the receipts kept, and the events published through the outbox (the
+policy's tables, which assessing reads, are services/eligibility/policy/repository.py's)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.eligibility.domain import Assessed
-from shared.contracts.envelope import Event
-from shared.messaging.outbox import add_events
+from services.eligibility.policy.repository import PolicyRepository
 
 # ON CONFLICT: an application already assessed under another event id (a re-driven copy) keeps its
 # first receipt, and only the rows stored here are published.
@@ -24,11 +23,9 @@ _STORE_MANY = text(
 )
 
 
-class EligibilityRepository:
-    """Every statement eligibility runs, in the session's transaction."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+class EligibilityRepository(PolicyRepository):
+    """Every statement assessing runs, in the session's transaction: the receipts here, the calls
+    and catalog versions it assesses under and the outbox through PolicyRepository."""
 
     async def store_assessments(self, batch: Sequence[Assessed]) -> set[str]:
         """Keep each receipt unless its application has one already; the application ids stored."""
@@ -45,7 +42,3 @@ class EligibilityRepository:
             "r": [orjson.dumps(a.receipt).decode() for a in batch],
         }
         return set((await self.session.scalars(_STORE_MANY, columns)).all())
-
-    async def add_events(self, events: Iterable[tuple[Event, str]]) -> None:
-        """(event, Kafka key) pairs into the outbox, published after commit."""
-        await add_events(self.session, events)
