@@ -17,6 +17,7 @@ from shared.db.engine import make_engine
 from tests.support.apps import running
 from tests.support.auth import AUD, OP, partner_headers
 from tests.support.intake import fetch_until, new_partner
+from tests.support.policy import open_sample_calls
 from tests.support.records import FakeRecord
 from tests.support.waiting import eventually
 from tools.samples import make_body
@@ -30,6 +31,7 @@ async def apps(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, htt
         running(create_intake(settings)) as intake,
         running(create_eligibility(settings)) as eligibility,
     ):
+        await open_sample_calls(eligibility, intake)  # applications are accepted only under an open call
         yield intake, eligibility
 
 
