@@ -14,10 +14,11 @@ SPONSOR = with_check_character("91310000MA1FL1234")
 
 # A valid, eligible application per program; cases override what they test.
 BASE: dict[str, dict[str, Any]] = {
-    "GT-CLIN": {"kind": "medical_institution", "year": 2024,
+    # GT-CLIN's subject is the trial's registry number, GT-PCT's the PCT application number (POLICY.md).
+    "GT-CLIN": {"kind": "medical_institution", "year": 2024, "subject": "NCT05000001",
                 "facts": {"event_date": "2024-03-01", "enrolled_subjects": 8, "study_type": "iit",
                           "research_completed": True}},
-    "GT-PCT": {"year": 2024, "facts": {"event_date": "2024-03-01", "patents": [
+    "GT-PCT": {"year": 2024, "subject": "PCT/CN2023/000001", "facts": {"event_date": "2024-03-01", "patents": [
         {"country": "US", "official_fees": "30000.00", "granted_after_substantive_examination": True}]}},
     "GT-PRODUCT": {"year": 2024, "requested_amount": "20000000.00",
                    "facts": {"event_date": "2024-03-01", "domestic_clinical_trial": True,
@@ -37,7 +38,8 @@ BASE: dict[str, dict[str, Any]] = {
                                                   "rd_investment": "10000000.00", "licensed_applicant": True,
                                                   "manufactured_in_shanghai": True}},
     "BIO-DEVICE": {"year": 2023, "facts": {"event_date": "2023-05-01", "stage": "first_registration",
-                                           "rd_investment": "10000000.00", "manufactured_in_shanghai": True}},
+                                           "entered_special_review": True, "rd_investment": "10000000.00",
+                                           "manufactured_in_shanghai": True}},
     "BIO-OVERSEAS": {"year": 2023, "facts": {"event_date": "2023-05-01", "agency": "FDA", "overseas_sales": True,
                                              "rd_investment": "20000000.00"}},
     "BIO-CHAIN": {"year": 2023, "facts": {"event_date": "2023-05-01", "approved_new_investment": "40000000.00",
@@ -56,12 +58,13 @@ def make_body(program: str, facts: dict[str, Any] | None = None, drop: tuple[str
     """A body for `program`: the BASE case with `facts` merged in, `drop` facts removed, `top` keys set."""
     base = copy.deepcopy(BASE[program])
     kind = base.pop("kind", "enterprise")
+    subject = base.pop("subject", f"{program}-SUBJECT-1")
     body: dict[str, Any] = {
         "program": program,
         "year": base["year"],
         "applicant": {"id": HOSPITAL if kind == "medical_institution" else ENTERPRISE,
                       "name": "上海某某生物科技有限公司", "kind": kind, "registered_in_shanghai": True},
-        "subject": f"{program}-SUBJECT-1",
+        "subject": subject,
         "facts": base["facts"],
     }
     if "requested_amount" in base:

@@ -15,6 +15,7 @@ from typing import Any
 from shared.contracts.envelope import Event
 from shared.contracts.events import ANY_BENEFICIARY, ApplicationReceived, parse_data
 from shared.kernel.money import apply_rate_bp, format_fen
+from shared.kernel.uscc import region_code, registered_in_shanghai
 from shared.policy.calls import CALL_BUDGET_POOL, CallTerms
 from shared.policy.catalog import Catalog, Formula, PoolSpec, Program
 from shared.policy.reasons import Reason
@@ -182,13 +183,7 @@ def _eligibility_rules(
     app: ApplicationInput, program: Program, catalog: Catalog, call: CallTerms | None, received_at: datetime | None
 ) -> list[RuleResult]:
     facts = app.facts
-    out: list[RuleResult] = []
-    # 002 §一(三): 支持对象 — units registered in Shanghai.
-    out.append(RuleResult(
-        "registered_in_shanghai", app.registered_in_shanghai,
-        "applicant is registered in Shanghai" if app.registered_in_shanghai
-        else "applicant is not registered in Shanghai (在本市范围内登记注册)",
-        catalog.registered_citation))
+    out: list[RuleResult] = [_registered_in_shanghai(app, catalog)]
     kinds = program.applicant_kinds
     kind_ok = app.applicant_kind in kinds.allowed
     out.append(RuleResult(
@@ -214,6 +209,11 @@ def _eligibility_rules(
         elif rule.kind == "required_false":
             out.append(RuleResult(rule.rule, value is False,
                                   f"{rule.fact} is {str(value).lower()}; must be false: {rule.text}", rule.citation))
+        elif rule.kind == "registered_in_shanghai":
+            ok = registered_in_shanghai(value)
+            out.append(RuleResult(rule.rule, ok,
+                                  f"{rule.fact} {value} was issued in region {region_code(value)}, "
+                                  f"{'in' if ok else 'outside'} Shanghai (31…): {rule.text}", rule.citation))
         else:  # threshold (以上: the bound itself qualifies when inclusive)
             assert rule.min_fen is not None
             ok = value >= rule.min_fen if rule.inclusive else value > rule.min_fen
@@ -226,6 +226,22 @@ def _eligibility_rules(
     if program.formula_for(facts).kind == "patents":
         out.append(_patents_granted(app, program.formula_for(facts)))
     return out
+
+
+def _registered_in_shanghai(app: ApplicationInput, catalog: Catalog) -> RuleResult:
+    """002 §一(三) 支持对象: units registered in Shanghai (在本市范围内登记注册). The code says where
+    it was issued (characters 3-8, Shanghai's begin 31), whatever the applicant declares; one that
+    declares itself registered elsewhere is taken at its word."""
+    in_shanghai = registered_in_shanghai(app.applicant_id)
+    if not in_shanghai:
+        detail = (f"applicant's code {app.applicant_id} was issued in region {region_code(app.applicant_id)}, "
+                  f"outside Shanghai (31…): not registered in Shanghai (在本市范围内登记注册)")
+    elif not app.registered_in_shanghai:
+        detail = "applicant declares it is not registered in Shanghai (在本市范围内登记注册)"
+    else:
+        detail = f"applicant is registered in Shanghai (code issued in region {region_code(app.applicant_id)})"
+    return RuleResult("registered_in_shanghai", in_shanghai and app.registered_in_shanghai, detail,
+                      catalog.registered_citation)
 
 
 def _window_rules(app: ApplicationInput, program: Program, call: CallTerms | None) -> list[RuleResult]:
@@ -281,12 +297,18 @@ def _entitlement(app: ApplicationInput, program: Program) -> tuple[int, list[Rul
         amount = app.requested_amount_fen or 0
         detail = f"requested amount {format_fen(amount)}"
     rules = [RuleResult("formula", True, detail, formula.citation)]
-    capped = min(amount, formula.maximum_fen)
-    rules.append(RuleResult(
-        "maximum", True,
-        f"capped at the per-award maximum {format_fen(formula.maximum_fen)}" if capped < amount
-        else f"within the per-award maximum {format_fen(formula.maximum_fen)}",
-        formula.citation))
+    # Only the award's own maximum (requested amounts are clipped to it, 最高): a cap per
+    # beneficiary and year, a project's or a call's budget is a pool, which the ledger applies.
+    if formula.maximum_fen is None:
+        capped = amount
+        rules.append(RuleResult("maximum", True, "no per-award maximum (the caps are pools)", formula.citation))
+    else:
+        capped = min(amount, formula.maximum_fen)
+        rules.append(RuleResult(
+            "maximum", True,
+            f"capped at the per-award maximum {format_fen(formula.maximum_fen)}" if capped < amount
+            else f"within the per-award maximum {format_fen(formula.maximum_fen)}",
+            formula.citation))
     if app.requested_amount_fen is not None and formula.kind != "requested":
         if app.requested_amount_fen < capped:
             rules.append(RuleResult("requested_amount", True,

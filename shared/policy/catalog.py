@@ -24,6 +24,7 @@ from typing import Any
 
 from shared.policy.catalog_document import (
     MILESTONE_PLACEHOLDER,
+    SUBJECT_FORMATS,
     AnyFormulaDocument,
     CatalogDocument,
     CatalogError,
@@ -32,6 +33,7 @@ from shared.policy.catalog_document import (
     FormulaSwitchDocument,
     ProgramDocument,
     RuleDocument,
+    SubjectFormat,
     validate_document,
 )
 
@@ -82,7 +84,7 @@ class RequestedSpec:
 @dataclass(frozen=True)
 class RuleSpec:
     rule: str
-    kind: str  # required_true | required_false | threshold
+    kind: str  # required_true | required_false | threshold | registered_in_shanghai
     fact: str
     citation: str
     text: str
@@ -96,7 +98,7 @@ class Formula:
     """One way of computing an award, with its per-award maximum."""
 
     kind: str  # rate | per_unit | requested | patents
-    maximum_fen: int
+    maximum_fen: int | None  # None: no per-award maximum (an annual cap is a pool, not a maximum)
     citation: str
     text: str
     rate_bp: int | None = None  # rate, patents
@@ -152,6 +154,15 @@ class KindsSpec:
 
 
 @dataclass(frozen=True)
+class SubjectSpec:
+    """The form a program's subject must have (a registry number), with the paragraph saying why."""
+
+    format: SubjectFormat
+    citation: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Program:
     code: str
     name_zh: str
@@ -161,6 +172,7 @@ class Program:
     review: str  # required (核定 by a reviewer before anything is final) | auto (the formula paid in full)
     window: Window
     applicant_kinds: KindsSpec
+    subject: SubjectSpec | None
     facts: dict[str, FactSpec]
     requested: RequestedSpec
     rules: tuple[RuleSpec, ...]
@@ -204,10 +216,10 @@ def _listing(p: Program, catalog: Catalog) -> dict[str, Any]:
     if formula["kind"] == "by_fact":
         max_per_award: Any = {
             "by_fact": formula["fact"],
-            "values": {k: v["maximum"] for k, v in formula["cases"].items()},
+            "values": {k: v.get("maximum") for k, v in formula["cases"].items()},
         }
     else:
-        max_per_award = formula["maximum"]
+        max_per_award = formula.get("maximum")  # None: no maximum per award (see the caps)
     return {
         "code": p.code,
         "name": {"zh": p.name_zh, "en": p.name_en},
@@ -220,6 +232,7 @@ def _listing(p: Program, catalog: Catalog) -> dict[str, Any]:
             "citation": p.window.citation,
         },
         "applicant_kinds": sorted(p.applicant_kinds.allowed),
+        **({"subject": dict(raw["subject"])} if "subject" in raw else {}),
         "requires": [{"rule": "registered_in_shanghai", "citation": catalog.registered_citation}],
         "facts": facts,
         "requested_amount": dict(raw["requested_amount"]),
@@ -327,6 +340,8 @@ def _program(p: ProgramDocument, raw: Mapping[str, Any]) -> Program:
         review=p.review,
         window=Window(w.event_date.start, w.event_date.end, w.years.first, w.years.last, w.citation, w.text),
         applicant_kinds=KindsSpec(frozenset(kinds.allowed), kinds.citation, kinds.text),
+        subject=None if p.subject is None else SubjectSpec(SUBJECT_FORMATS[p.subject.format], p.subject.citation,
+                                                            p.subject.text),
         facts={name: _fact(name, f) for name, f in p.facts.items()},
         requested=RequestedSpec(requested.required, _condition(requested.required_when)),
         rules=tuple(_rule(r) for r in p.rules),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal, Self
 
@@ -38,14 +39,38 @@ from pydantic_core import PydanticCustomError
 from shared.kernel.money import AmountError, parse_amount
 
 FACT_TYPES = frozenset({"date", "bool", "int", "amount", "enum", "uscc", "patents"})
-APPLICANT_KINDS = frozenset({"enterprise", "medical_institution"})
-RULE_KINDS = frozenset({"required_true", "required_false", "threshold"})
+# research_institution: universities and research institutes, the 事业单位 of 002 §一(三) that are
+# neither enterprises nor hospitals.
+APPLICANT_KINDS = frozenset({"enterprise", "medical_institution", "research_institution"})
+# registered_in_shanghai: a uscc fact whose code was issued in Shanghai (characters 3-8 begin 31).
+RULE_KINDS = frozenset({"required_true", "required_false", "threshold", "registered_in_shanghai"})
 FORMULA_KINDS = frozenset({"rate", "per_unit", "requested", "patents"})
 POOL_SCOPES = frozenset({"subject", "beneficiary_year", "project"})
 # A pool's name says its scope: "<CODE>/subject", "<CODE>/beneficiary-year", "<CODE>/project", where
 # CODE is usually the program's own; two programs naming one pool share it (POLICY.md, "Interpretations").
 POOL_SUFFIX = {"subject": "subject", "beneficiary_year": "beneficiary-year", "project": "project"}
 REVIEW_MODES = frozenset({"required", "auto"})
+
+
+@dataclass(frozen=True)
+class SubjectFormat:
+    """What a program's subject must be when a registry number exists (POLICY.md, "Subjects").
+    Matched against the subject NFKC-normalised, trimmed and in upper case."""
+
+    pattern: re.Pattern[str]
+    description: str
+
+
+SUBJECT_FORMATS = {
+    # WIPO PCT application number: receiving office, year, six digits (PCT/CN2023/123456).
+    "pct_application": SubjectFormat(re.compile(r"^PCT/[A-Z]{2}\d{4}/\d{6}$"),
+                                     "a PCT application number such as PCT/CN2023/123456"),
+    # Clinical trial registries: China's drug trial platform (CTR20231234), the Chinese Clinical
+    # Trial Registry (ChiCTR2300071234, formerly ChiCTR-TRC-12001234), ClinicalTrials.gov (NCT01234567).
+    "trial_registration": SubjectFormat(re.compile(r"^(CTR\d{8}|CHICTR(-[A-Z]{2,4}-)?\d{8,10}|NCT\d{8})$"),
+                                        "a trial registry number such as CTR20231234, ChiCTR2300071234 "
+                                        "or NCT01234567"),
+}
 MILESTONE_PLACEHOLDER = re.compile(r"<([a-z_]+)>")
 _CODE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
 _FACT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -242,7 +267,9 @@ class RuleDocument(_Node):
 
 
 class _FormulaDocument(_Node):
-    maximum: AmountFen  # per award
+    # Per award, where the policy states one for the award itself. Left out when it does not: a
+    # cap per beneficiary and year is a pool, never folded into what one award is entitled to.
+    maximum: AmountFen | None = None
     citation: Text
     text: Text
 
@@ -261,6 +288,7 @@ class PerUnitFormulaDocument(_FormulaDocument):
 
 class RequestedFormulaDocument(_FormulaDocument):
     kind: Literal["requested"]
+    maximum: AmountFen  # the ceiling the request is clipped to (最高): never open-ended
 
 
 class PatentsFormulaDocument(_FormulaDocument):
@@ -329,6 +357,14 @@ class ApplicantKindsDocument(_Node):
     text: Text
 
 
+class SubjectDocument(_Node):
+    """The subject's form, where a registry number identifies what is funded."""
+
+    format: Annotated[Text, _check(SUBJECT_FORMATS.__contains__, "unknown subject format {!r}")]
+    citation: Text
+    text: Text
+
+
 class ProgramDocument(_Node):
     code: Annotated[Text, _check(_CODE.match, "{!r} is not an upper-case program code")]
     name_zh: Text
@@ -338,6 +374,7 @@ class ProgramDocument(_Node):
     review: Annotated[Text, _check(REVIEW_MODES.__contains__, "must be required or auto")]
     window: WindowDocument
     applicant_kinds: ApplicantKindsDocument
+    subject: SubjectDocument | None = None  # free text when left out
     facts: Annotated[dict[str, FactDocument], AfterValidator(_snake_case_names)]
     requested_amount: RequestedDocument
     rules: list[RuleDocument]
@@ -462,6 +499,9 @@ def _rule_issues(rule: RuleDocument, facts: Mapping[str, FactDocument], at: At) 
     if rule.kind == "threshold":
         if spec is None or spec.type != "amount":
             yield (*at, "fact"), "a threshold applies to an amount fact"
+    elif rule.kind == "registered_in_shanghai":
+        if spec is None or spec.type != "uscc":
+            yield (*at, "fact"), "registered_in_shanghai applies to a uscc fact"
     elif spec is None or spec.type != "bool":
         yield (*at, "fact"), f"{rule.kind} applies to a bool fact"
     if spec is not None and not spec.required and (rule.when is None or spec.required_when != rule.when):

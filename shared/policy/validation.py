@@ -10,9 +10,12 @@ not registered in Shanghai) are eligibility decisions, made by the engine with a
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+
+import pycountry
 
 from shared.kernel.money import AmountError, format_fen, parse_amount
 from shared.kernel.subjects import SubjectRefused, subject_key
@@ -27,7 +30,13 @@ _TOP_KEYS = frozenset({"program", "year", "applicant", "subject", "requested_amo
 _APPLICANT_KEYS = frozenset({"id", "name", "kind", "registered_in_shanghai"})
 _PATENT_KEYS = frozenset({"country", "official_fees", "granted_after_substantive_examination"})
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_COUNTRY = re.compile(r"^[A-Z]{2}$")  # WIPO ST.3 two-letter code (countries and regional offices: EP, EA…)
+# 000 §五(三) pays for PCT patents 向国外申请 (filed abroad): the granting office is a foreign one.
+# Countries by ISO 3166-1 alpha-2 (pycountry's copy of the standard), less China itself; and the
+# regional offices by their WIPO ST.3 codes: European, Eurasian, ARIPO, OAPI, the Gulf (GCC).
+DOMESTIC_OFFICE = "CN"
+REGIONAL_OFFICES = frozenset({"EP", "EA", "AP", "OA", "GC"})
+FOREIGN_OFFICES = frozenset(c.alpha_2 for c in pycountry.countries) - {DOMESTIC_OFFICE} | REGIONAL_OFFICES
+INTERNATIONAL_BUREAU = "WO"  # WIPO: where a PCT application is published, not an office that grants
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,9 @@ def validate_application(body: object, catalog: Catalog) -> tuple[ApplicationInp
     applicant = _applicant(body, err)
     subject = _text(body, "subject", "subject", err)
     key = _subject_key(subject, err)
+    if subject is not None and program is not None and program.subject is not None:
+        if not _registry_number(subject, program, err):
+            key = None
 
     requested: int | None = None
     raw_requested = body.get("requested_amount")
@@ -176,6 +188,17 @@ def validate_application(body: object, catalog: Catalog) -> tuple[ApplicationInp
         facts=facts,
         subject_key=key,
     ), []
+
+
+def _registry_number(subject: str, program: Program, err: Any) -> bool:
+    """Where a registry number identifies what is funded, the subject is that number (POLICY.md,
+    "Subjects"): compared in NFKC, trimmed, upper case, so full-width or lower-case forms pass."""
+    spec = program.subject
+    assert spec is not None
+    if spec.format.pattern.match(unicodedata.normalize("NFKC", subject).strip().upper()):
+        return True
+    err("subject", f"{program.code}'s subject must be {spec.format.description} ({spec.citation})")
+    return False
 
 
 def _subject_key(subject: str | None, err: Any) -> str | None:
@@ -324,6 +347,18 @@ def _date_value(value: object, fld: str, err: Any) -> date | None:
         return None
 
 
+def _office_problem(country: object) -> str | None:
+    """None for a foreign office that grants patents; what is wrong otherwise (000 §五(三))."""
+    if country in FOREIGN_OFFICES:
+        return None
+    if country == DOMESTIC_OFFICE:
+        return "CN is the domestic office: only patents granted abroad count (000 §五(三) 向国外申请)"
+    if country == INTERNATIONAL_BUREAU:
+        return "WO is the International Bureau, which grants nothing: name the office that granted (000 §五(三))"
+    return ('must be the granting office: an ISO 3166-1 alpha-2 country code other than CN, such as "US", '
+            "or a regional office (EP, EA, AP, OA, GC)")
+
+
 def _patents(value: object, fld: str, err: Any) -> list[dict[str, Any]] | None:
     if not isinstance(value, list):
         err(fld, "must be a list of patents")
@@ -349,8 +384,8 @@ def _patents(value: object, fld: str, err: Any) -> list[dict[str, Any]] | None:
         if "country" not in item:
             err(f"{at}.country", "required")
             ok = False
-        elif not isinstance(country, str) or not _COUNTRY.match(country):
-            err(f"{at}.country", 'must be a two-letter WIPO ST.3 country/region code such as "US" or "EP"')
+        elif (problem := _office_problem(country)) is not None:
+            err(f"{at}.country", problem)
             ok = False
         fees = None
         if "official_fees" not in item:

@@ -204,7 +204,7 @@ def test_program_citations_match_policy() -> None:
     assert {c: p.citation for c, p in load_catalog().programs.items()} == expected
 
 
-def _maxima(code: str) -> dict[str, int]:
+def _maxima(code: str) -> dict[str, int | None]:
     formula = load_catalog().programs[code].formula
     if isinstance(formula, FormulaSwitch):
         return {k: f.maximum_fen for k, f in formula.cases.items()}
@@ -216,7 +216,8 @@ MAXIMA = [
     ("000-5.3", "GT-PCT", {"": 10 * WAN}),
     ("000-5.4", "GT-PRODUCT", {"": 3000 * WAN}),
     ("000-5.5", "GT-INSURANCE", {"": 50 * WAN}),
-    ("000-5.6", "GT-EQUITY", {"": 1000 * WAN}),
+    # 不超过2%: no maximum per award; 每个企业每年不超过1000万元 is the beneficiary-year pool (issue 12).
+    ("000-5.6", "GT-EQUITY", {"": None}),
     ("001-4.4.11", "CT-PRODUCT", {"": 3000 * WAN}),
     ("001-4.4.11", "CT-INSURANCE", {"": 50 * WAN}),
     ("002-3.1", "BIO-INNOV-DRUG", {"I": 500 * WAN, "II": 1000 * WAN, "III": 3000 * WAN}),
@@ -232,7 +233,7 @@ MAXIMA = [
 
 
 @pytest.mark.parametrize(("code", "maxima"), [m[1:] for m in MAXIMA], ids=[f"{m[0]}-{m[1]}" for m in MAXIMA])
-def test_per_award_maxima(code: str, maxima: dict[str, int]) -> None:
+def test_per_award_maxima(code: str, maxima: dict[str, int | None]) -> None:
     assert _maxima(code) == maxima
 
 
@@ -251,7 +252,8 @@ def test_threshold_is_inclusive_000_5_6() -> None:
 
 def test_required_booleans() -> None:
     catalog = load_catalog()
-    found = {code: [(r.kind, r.fact) for r in p.rules if r.kind != "threshold"] for code, p in catalog.programs.items()}
+    found = {code: [(r.kind, r.fact) for r in p.rules if r.kind in ("required_true", "required_false")]
+             for code, p in catalog.programs.items()}
     assert found["GT-CLIN"] == [("required_true", "research_completed")]
     assert found["GT-PRODUCT"] == [("required_true", "domestic_clinical_trial"),
                                    ("required_true", "marketing_authorization"),
@@ -273,7 +275,7 @@ def test_public_listing() -> None:
     assert equity["name"] == {"zh": "基因治疗企业股权融资资助", "en": "Gene therapy enterprise equity financing"}
     assert equity["window"]["event_date"] == {"start": "2023-08-31", "end": "2025-12-31"}
     assert equity["window"]["years"] == {"first": 2023, "last": 2025}
-    assert equity["max_per_award"] == "10000000.00"
+    assert equity["max_per_award"] is None  # the 1000万 a year is a cap (a pool), not a maximum per award
     assert equity["caps"][0]["name"] == "GT-EQUITY/beneficiary-year"
     assert equity["caps"][0]["cap"] == "10000000.00"
     assert {f["name"]: f["type"] for f in equity["facts"]} == {"event_date": "date", "financing_received": "amount"}
@@ -374,9 +376,11 @@ def test_every_bad_path_is_named() -> None:
         ("$.programs[GT-EQUITY].rules[0]", "a threshold needs min and inclusive"),
         ("$.programs[GT-EQUITY].formula.rate_bp", "out of range"),
         ("$.programs[GT-EQUITY].pools[0].cap", "must have at most two decimal places"),
+        ("$.programs[BIO-DEVICE].facts.entered_special_review.required_when.equals", not_a_stage),
         ("$.programs[BIO-DEVICE].facts.rd_investment.required_when.equals", not_a_stage),
         ("$.programs[BIO-DEVICE].facts.manufactured_in_shanghai.required_when.equals", not_a_stage),
         ("$.programs[BIO-DEVICE].rules[0].when.equals", not_a_stage),
+        ("$.programs[BIO-DEVICE].rules[1].when.equals", not_a_stage),
         ("$.programs[BIO-DEVICE].formula.cases", "unknown key(s) first_registration"),
     )
 

@@ -6,6 +6,7 @@ therapy plan, 002 = biomedicine opinions; see /work/shared/POLICY.md).
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
@@ -22,6 +23,7 @@ from services.eligibility.domain import (
 )
 from shared.contracts.envelope import Event, new_event
 from shared.kernel.subjects import subject_key
+from shared.kernel.uscc import with_check_character
 from shared.policy.calls import CallTerms
 from shared.policy.catalog import load_catalog
 from shared.policy.validation import validate_application
@@ -109,7 +111,10 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str | None, set[str]
     ("000-5.6-80m", "GT-EQUITY", {}, {}, "1600000.00", set()),
     ("000-5.6-300m", "GT-EQUITY", {"financing_received": "300000000.00"}, {}, "6000000.00", set()),
     ("000-5.6-500m-at-max", "GT-EQUITY", {"financing_received": "500000000.00"}, {}, "10000000.00", set()),
-    ("000-5.6-600m-capped", "GT-EQUITY", {"financing_received": "600000000.00"}, {}, "10000000.00", set()),
+    # 每个企业每年不超过1000万元 is the beneficiary-year pool, applied by the ledger: never folded into
+    # the entitlement (issue 12), which is 2% of what was received however large.
+    ("000-5.6-600m-above-the-annual-cap", "GT-EQUITY", {"financing_received": "600000000.00"}, {},
+     "12000000.00", set()),
     ("000-5.6-rounds-down", "GT-EQUITY", {"financing_received": "50000000.49"}, {}, "1000000.00", set()),
     ("000-5.6-requested-lower", "GT-EQUITY", {}, {"requested_amount": "400000.00"}, "400000.00", set()),
     ("000-5.6-requested-higher", "GT-EQUITY", {}, {"requested_amount": "9000000.00"}, "1600000.00", set()),
@@ -344,7 +349,8 @@ def test_device_special_review_milestone_002_3_3() -> None:
 
 
 POOLS = {
-    "GT-CLIN": [("GT-CLIN/subject", "subject", "500000.00"), ("GT-CLIN/beneficiary-year", "beneficiary_year",
+    # 000 §四(二)5: 50万 per project across every institution running it (a project pool), 500万 a year each.
+    "GT-CLIN": [("GT-CLIN/project", "project", "500000.00"), ("GT-CLIN/beneficiary-year", "beneficiary_year",
                                                                 "5000000.00")],
     "GT-PCT": [],
     "GT-PRODUCT": [("GT-PRODUCT/subject", "subject", "30000000.00"),
@@ -372,9 +378,9 @@ def test_pools_in_receipt(program: str) -> None:
     receipt = receipt_of(body)
     assert [(p["pool"], p["scope"], p["cap"]) for p in receipt["pools"]] == POOLS[program]
     for pool in receipt["pools"]:
-        assert pool["beneficiary"] == body["applicant"]["id"]
+        assert pool["beneficiary"] == ("*" if pool["scope"] == "project" else body["applicant"]["id"])
         assert pool["citation"]
-        if pool["scope"] == "subject":
+        if pool["scope"] in ("subject", "project"):
             assert (pool["year"], pool["subject"]) == (None, subject_key(body["subject"]))
         else:
             assert (pool["year"], pool["subject"]) == (body["year"], None)
@@ -528,3 +534,159 @@ def test_received_without_a_call_is_assessed_as_before() -> None:
     assert receipt["eligible"] is True and "call_id" not in receipt
     assert [r["rule"] for r in receipt["rules"]][:4] == ["registered_in_shanghai", "applicant_kind",
                                                          "window.event_date", "window.year"]
+
+
+# --- 002 §一(三): registered in Shanghai, as the unified social credit code says (characters 3-8)
+
+BEIJING = with_check_character("91110108MA01ABCD0")  # Beijing Haidian
+BEIJING_HOSPITAL = with_check_character("12110000400000001")
+
+
+def _with_region(code: str, region: str) -> str:
+    return with_check_character(code[:2] + region + code[8:17])
+
+
+@pytest.mark.parametrize("program", sorted(BASE))
+def test_a_code_issued_outside_shanghai_is_ineligible_whatever_it_declares_002_1_3(program: str) -> None:
+    code = BEIJING_HOSPITAL if BASE[program].get("kind") == "medical_institution" else BEIJING
+    receipt = receipt_of(make_body(program, applicant={"id": code, "registered_in_shanghai": True}))
+    assert receipt["eligible"] is False
+    assert receipt["entitlement"] == "0.00"
+    assert receipt["reasons"] == [
+        {"code": RULE_FAILED, "message": receipt["reasons"][0]["message"], "citation": "002 §一(三)"}]
+    assert receipt["reasons"][0]["message"].startswith("registered_in_shanghai: ")
+    assert "110" in receipt["reasons"][0]["message"]  # the region the code was issued in
+
+
+@pytest.mark.parametrize(("region", "in_shanghai"), [
+    ("310000", True),  # the city itself
+    ("310115", True),  # Pudong
+    ("319900", True),  # any 31…: the province-level unit is what counts
+    ("300000", False),
+    ("320500", False),  # Suzhou, next door
+    ("131000", False),  # 31 elsewhere than at the start
+    ("110108", False),
+])
+def test_shanghai_is_the_region_codes_first_two_digits(region: str, in_shanghai: bool) -> None:
+    receipt = receipt_of(make_body("GT-EQUITY", applicant={"id": _with_region(ENTERPRISE, region)}))
+    assert receipt["eligible"] is in_shanghai
+    rule = next(r for r in receipt["rules"] if r["rule"] == "registered_in_shanghai")
+    assert (rule["passed"], rule["citation"]) == (in_shanghai, "002 §一(三)")
+
+
+def test_a_shanghai_code_declaring_elsewhere_is_taken_at_its_word_002_1_3() -> None:
+    receipt = receipt_of(make_body("GT-EQUITY", applicant={"registered_in_shanghai": False}))
+    assert [r["code"] for r in receipt["reasons"]] == [RULE_FAILED]
+    assert "declares" in receipt["reasons"][0]["message"]
+    both = receipt_of(make_body("GT-EQUITY", applicant={"id": BEIJING, "registered_in_shanghai": False}))
+    assert [r["code"] for r in both["reasons"]] == [RULE_FAILED]  # one rule, one reason
+
+
+@pytest.mark.parametrize(("sponsor", "eligible"), [(SPONSOR, True), (BEIJING, False),
+                                                   (_with_region(SPONSOR, "320500"), False)])
+def test_gt_clin_sponsor_is_a_shanghai_enterprise_000_4_2_5(sponsor: str, eligible: bool) -> None:
+    # 000 §四(二)5: 承担本市企业新药临床试验 — the sponsor's own code says where it is registered.
+    receipt = receipt_of(make_body("GT-CLIN", {"study_type": "sponsored_trial", "sponsor_id": sponsor}))
+    assert receipt["eligible"] is eligible
+    rule = next(r for r in receipt["rules"] if r["rule"] == "registered_in_shanghai.sponsor_id")
+    assert (rule["passed"], rule["citation"]) == (eligible, "000 §四(二)5; 002 §一(三)")
+    if not eligible:
+        assert [(r["code"], r["citation"]) for r in receipt["reasons"]] == [(RULE_FAILED, "000 §四(二)5; 002 §一(三)")]
+
+
+def test_gt_clin_iit_has_no_sponsor_rule() -> None:
+    receipt = receipt_of(make_body("GT-CLIN"))
+    assert "registered_in_shanghai.sponsor_id" not in {r["rule"] for r in receipt["rules"]}
+
+
+# --- Applicant kinds: research institutions (事业单位) where the seeds admit them
+
+RESEARCH_INSTITUTE = with_check_character("12310104425000123")
+ADMITS_RESEARCH = {"GT-PCT", "BIO-INNOV-DRUG"}  # 000 §五(三) and 002 §三(一), with 002 §一(三)'s 企事业单位
+
+
+@pytest.mark.parametrize("program", sorted(BASE))
+def test_research_institutions_where_the_seeds_admit_them(program: str) -> None:
+    receipt = receipt_of(make_body(program, applicant={"kind": "research_institution", "id": RESEARCH_INSTITUTE}))
+    assert receipt["eligible"] is (program in ADMITS_RESEARCH)
+    rule = next(r for r in receipt["rules"] if r["rule"] == "applicant_kind")
+    assert rule["passed"] is (program in ADMITS_RESEARCH)
+    if program not in ADMITS_RESEARCH:
+        assert codes(receipt) == {RULE_FAILED}
+
+
+# --- 002 §三(三) BIO-DEVICE stage b: 对进入上述程序、首次取得医疗器械注册证… — having entered special review
+
+
+@pytest.mark.parametrize(("entered", "eligible"), [(True, True), (False, False)])
+def test_device_first_registration_requires_special_review_002_3_3(entered: bool, eligible: bool) -> None:
+    receipt = receipt_of(make_body("BIO-DEVICE", {"entered_special_review": entered}))
+    assert receipt["eligible"] is eligible
+    rule = next(r for r in receipt["rules"] if r["rule"] == "required_true.entered_special_review")
+    assert (rule["passed"], rule["citation"]) == (eligible, "002 §三(三)")
+    assert receipt["entitlement"] == ("4000000.00" if eligible else "0.00")
+
+
+def test_device_special_review_stage_has_no_such_rule() -> None:
+    receipt = receipt_of(make_body("BIO-DEVICE", {"stage": "special_review"}, drop=("entered_special_review",),
+                                   requested_amount="100.00"))
+    assert receipt["eligible"] is True
+    assert "required_true.entered_special_review" not in {r["rule"] for r in receipt["rules"]}
+
+
+# --- GT-CLIN: 50万 per project across every institution running it (000 §四(二)5)
+
+HOSPITAL_2 = with_check_character("12310000425006999")
+
+
+def test_two_hospitals_on_one_trial_claim_one_project_pool() -> None:
+    # Look-alike spellings of one registry number are one project too.
+    first = receipt_of(make_body("GT-CLIN", subject="NCT05000001"))
+    second = receipt_of(make_body("GT-CLIN", subject="nct05000001 ", applicant={"id": HOSPITAL_2}))
+    project = [next(p for p in r["pools"] if p["scope"] == "project") for r in (first, second)]
+    assert project[0] == project[1] == {"pool": "GT-CLIN/project", "scope": "project", "beneficiary": "*",
+                                        "year": None, "subject": subject_key("NCT05000001"), "cap": "500000.00",
+                                        "citation": "000 §四(二)5"}
+    years = [next(p for p in r["pools"] if p["scope"] == "beneficiary_year")["beneficiary"] for r in (first, second)]
+    assert years == [HOSPITAL, HOSPITAL_2]  # 500万 a year is each institution's own
+
+
+# --- Subjects: issue 12's look-alikes are one overlap key and one per-subject pool
+
+
+
+def test_look_alike_subjects_share_one_overlap_key_and_pool() -> None:
+    keys = set()
+    for subject in ("CAR-T 1", "ＣＡＲ－Ｔ－１", "CAR-T 1 ", "car-t 1", "CАR-Т 1", "CAR_T.1"):
+        receipt = receipt_of(make_body("GT-PRODUCT", subject=subject))
+        assert receipt["subject"] == subject  # for display, as typed
+        keys.add((receipt["overlap"]["subject"], receipt["pools"][0]["subject"]))
+    assert keys == {(subject_key("CAR-T 1"), subject_key("CAR-T 1"))}
+    nfc, nfd = (receipt_of(make_body("GT-PRODUCT", subject=unicodedata.normalize(form, "Thérapie 1")))
+                for form in ("NFC", "NFD"))
+    assert nfc["overlap"] == nfd["overlap"]
+
+
+# --- Entitlement: what the policy pays before any pool (issue 12)
+
+
+def test_an_annual_cap_is_a_pool_never_the_entitlement_000_5_6() -> None:
+    receipt = receipt_of(make_body("GT-EQUITY", {"financing_received": "1000000000.00"}))
+    assert receipt["entitlement"] == "20000000.00"  # 2% of 10亿, though 1000万 a year is all the pool holds
+    assert receipt["pools"][0]["cap"] == "10000000.00"
+    maximum = next(r for r in receipt["rules"] if r["rule"] == "maximum")
+    assert maximum["detail"] == "no per-award maximum (the caps are pools)"
+
+
+@pytest.mark.parametrize(("program", "facts", "requested", "entitlement"), [
+    # 最高 (up to): the request clipped to the ceiling, at the fen either side.
+    ("GT-PRODUCT", {}, "29999999.99", "29999999.99"),
+    ("GT-PRODUCT", {}, "30000000.01", "30000000.00"),
+    ("CT-PRODUCT", {}, "30000000.00", "30000000.00"),
+    ("BIO-DEVICE", {"stage": "special_review"}, "2000000.01", "2000000.00"),
+    ("BIO-CHAIN", {"major_project": True}, "100000000.01", "100000000.00"),
+    ("GT-PRODUCT", {}, "0.01", "0.01"),
+])
+def test_a_requested_amount_is_clipped_to_the_ceiling(program: str, facts: dict[str, Any], requested: str,
+                                                       entitlement: str) -> None:
+    assert receipt_of(make_body(program, facts, requested_amount=requested))["entitlement"] == entitlement

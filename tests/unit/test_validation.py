@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from shared.kernel.uscc import with_check_character
 from shared.policy.catalog import load_catalog
 from shared.policy.validation import ApplicationInput, FieldError, validate_application
 from tools.samples import BASE, ENTERPRISE, SPONSOR, make_body
@@ -217,3 +218,136 @@ def test_to_wire_normalises_amounts() -> None:
 def test_from_wire_rejects_invalid() -> None:
     with pytest.raises(ValueError, match=r"facts\.event_date"):
         ApplicationInput.from_wire(make_body("GT-EQUITY", {"event_date": "2024-02-30"}))
+
+
+# --- Subjects (CONTRACT.md, "Intake": subject; POLICY.md, "Subjects")
+
+INVISIBLE = [
+    ("zero-width-joiner", "CAR\u200dT-1"),
+    ("zero-width-space", "CAR-T\u200b1"),
+    ("byte-order-mark", "\ufeffCAR-T-1"),
+    ("right-to-left-override", "CAR-T-1\u202e"),
+    ("no-break-space", "CAR-T\u00a01"),
+    ("ideographic-space", "CAR-T\u30001"),
+    ("tab", "CAR-T\t1"),
+    ("line-separator", "CAR-T\u20281"),
+]
+
+
+@pytest.mark.parametrize("subject", [c[1] for c in INVISIBLE], ids=[c[0] for c in INVISIBLE])
+def test_invisible_characters_in_a_subject_are_422(subject: str) -> None:
+    errors = errors_of(make_body("GT-PRODUCT", subject=subject))
+    assert [e.field for e in errors] == ["subject"]
+    assert "invisible" in errors[0].message
+
+
+def test_only_separators_is_422() -> None:
+    assert fields_of(make_body("GT-PRODUCT", subject="- _ . /")) == {"subject"}
+
+
+# Issue 12's look-alikes: all accepted, all one key; the text is kept as typed.
+LOOK_ALIKES = ["CAR-T 1", "car-t-1", "CAR-T 1 ", "ＣＡＲ－Ｔ－１", "CАR-T 1", "CAR_T.1"]
+
+
+def test_look_alike_subjects_are_accepted_with_one_key() -> None:
+    apps = [validate_application(make_body("GT-PRODUCT", subject=s), load_catalog())[0] for s in LOOK_ALIKES]
+    assert all(app is not None for app in apps)
+    assert len({app.subject_key for app in apps if app is not None}) == 1
+    assert [app.subject for app in apps if app is not None] == LOOK_ALIKES
+
+
+REGISTRY_SUBJECTS: list[tuple[str, str, str, bool]] = [
+    # 000 §五(三): GT-PCT's subject is the PCT application number.
+    ("pct", "GT-PCT", "PCT/CN2023/123456", True),
+    ("pct-another-receiving-office", "GT-PCT", "PCT/IB2024/000001", True),
+    ("pct-lower-case", "GT-PCT", "pct/cn2023/123456", True),
+    ("pct-full-width", "GT-PCT", "ＰＣＴ／ＣＮ２０２３／１２３４５６", True),
+    ("pct-surrounding-spaces", "GT-PCT", " PCT/CN2023/123456 ", True),
+    ("pct-five-digits", "GT-PCT", "PCT/CN2023/12345", False),
+    ("pct-seven-digits", "GT-PCT", "PCT/CN2023/1234567", False),
+    ("pct-two-digit-year", "GT-PCT", "PCT/CN23/123456", False),
+    ("pct-without-prefix", "GT-PCT", "CN2023/123456", False),
+    ("pct-publication-number", "GT-PCT", "WO2024/123456", False),
+    ("pct-free-text", "GT-PCT", "GT-PCT-SUBJECT-1", False),
+    # 000 §四(二)5: GT-CLIN's subject is the trial's registry number (one project, every hospital).
+    ("ctr", "GT-CLIN", "CTR20231234", True),
+    ("chictr", "GT-CLIN", "ChiCTR2300071234", True),
+    ("chictr-old-form", "GT-CLIN", "ChiCTR-TRC-12001234", True),
+    ("nct", "GT-CLIN", "NCT01234567", True),
+    ("nct-lower-case", "GT-CLIN", "nct01234567", True),
+    ("ctr-seven-digits", "GT-CLIN", "CTR2023123", False),
+    ("nct-seven-digits", "GT-CLIN", "NCT1234567", False),
+    ("nct-nine-digits", "GT-CLIN", "NCT012345678", False),
+    ("chictr-short", "GT-CLIN", "ChiCTR23", False),
+    ("clin-free-text", "GT-CLIN", "PROJ-1", False),
+    # Other programs: free text.
+    ("equity-free-text", "GT-EQUITY", "ROUND-2024-B", True),
+    ("product-free-text", "GT-PRODUCT", "产品甲", True),
+]
+
+
+@pytest.mark.parametrize(("program", "subject", "valid"), [c[1:] for c in REGISTRY_SUBJECTS],
+                         ids=[c[0] for c in REGISTRY_SUBJECTS])
+def test_registry_number_subjects(program: str, subject: str, valid: bool) -> None:
+    errors = errors_of(make_body(program, subject=subject))
+    assert [e.field for e in errors] == ([] if valid else ["subject"])
+    if not valid:
+        assert load_catalog().programs[program].subject.citation in errors[0].message  # type: ignore[union-attr]
+
+
+# --- GT-PCT: the granting office is a foreign one (000 §五(三) 向国外申请; CONTRACT.md "Facts per program")
+
+
+def patents(*countries: str) -> dict[str, Any]:
+    return {"patents": [{"country": c, "official_fees": "1000.00", "granted_after_substantive_examination": True}
+                        for c in countries]}
+
+
+@pytest.mark.parametrize("country", ["US", "JP", "GB", "DE", "KR", "AU", "CA", "EP", "EA", "AP", "OA", "GC"])
+def test_foreign_and_regional_offices_are_accepted(country: str) -> None:
+    assert errors_of(make_body("GT-PCT", patents(country))) == []
+
+
+@pytest.mark.parametrize(("country", "says"), [
+    ("CN", "domestic"),  # China's own office
+    ("WO", "International Bureau"),  # WIPO publishes, it does not grant
+    ("XX", "ISO 3166-1"),
+    ("UK", "ISO 3166-1"),  # the ISO code is GB
+    ("EU", "ISO 3166-1"),  # the European Patent Office is EP
+    ("us", "ISO 3166-1"),
+    ("USA", "ISO 3166-1"),
+    ("", "ISO 3166-1"),
+])
+def test_domestic_international_and_unknown_offices_are_422(country: str, says: str) -> None:
+    errors = errors_of(make_body("GT-PCT", patents("US", country)))
+    assert [e.field for e in errors] == ["facts.patents[1].country"]
+    assert says in errors[0].message
+
+
+def test_a_country_that_is_not_a_string_is_422() -> None:
+    assert fields_of(make_body("GT-PCT", {"patents": [
+        {"country": 840, "official_fees": "1.00", "granted_after_substantive_examination": True}]})) == {
+        "facts.patents[0].country"}
+
+
+# --- Applicant kinds, BIO-DEVICE stage b, registration: decisions, not 422
+
+
+def test_research_institution_is_an_applicant_kind() -> None:
+    for program in BASE:
+        assert errors_of(make_body(program, applicant={"kind": "research_institution"})) == [], program
+
+
+def test_device_first_registration_needs_entered_special_review() -> None:
+    assert fields_of(make_body("BIO-DEVICE", drop=("entered_special_review",))) == {"facts.entered_special_review"}
+    assert fields_of(make_body("BIO-DEVICE", {"entered_special_review": "yes"})) == {"facts.entered_special_review"}
+    assert errors_of(make_body("BIO-DEVICE", {"entered_special_review": False})) == []  # ineligible, not 422
+    special = make_body("BIO-DEVICE", {"stage": "special_review"}, drop=("entered_special_review",),
+                        requested_amount="100.00")
+    assert errors_of(special) == []
+
+
+def test_a_code_from_elsewhere_declaring_shanghai_is_not_422() -> None:
+    beijing = with_check_character("91110108MA01ABCD0")
+    assert errors_of(make_body("GT-EQUITY", applicant={"id": beijing, "registered_in_shanghai": True})) == []
+    assert errors_of(make_body("GT-CLIN", {"study_type": "sponsored_trial", "sponsor_id": beijing})) == []
