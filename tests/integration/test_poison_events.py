@@ -35,6 +35,7 @@ from shared.db.engine import make_engine
 from tests.support.apps import healthy, running
 from tests.support.auth import OP, partner_headers
 from tests.support.intake import new_partner
+from tests.support.policy import open_sample_calls
 from tests.support.waiting import eventually
 from tools.samples import make_body
 
@@ -75,6 +76,7 @@ async def stack(poison_settings: Settings) -> AsyncIterator[dict[str, httpx.Asyn
         }
         for client in clients.values():
             await eventually(lambda c=client: healthy(c), "healthz")
+        await open_sample_calls(clients["eligibility"], clients["intake"])
         yield clients
 
 

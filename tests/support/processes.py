@@ -18,6 +18,7 @@ import httpx
 from shared.db.migrate import upgrade_all
 from shared.messaging.topics import ensure_topics
 from tests.support.auth import AUDITOR_TOKEN, OPERATOR_TOKEN
+from tests.support.policy import open_sample_calls_sync
 from tests.support.servers import create_database, new_namespace
 from tests.support.waiting import eventually_sync
 from tools.stack.embedded import free_port
@@ -182,8 +183,9 @@ def stack_settings(db: str, bootstrap: str, namespace: str, overrides: dict[str,
 @contextmanager
 def four_services(pg_dsn: str, bootstrap: str, prefix: str, overrides: dict[str, str],
                   partitions: int = 3) -> Iterator[Stack]:
-    """The four services as processes on a database and a topic namespace of their own, healthy;
-    stopped on the way out. `overrides`: settings beyond `stack_settings`."""
+    """The four services as processes on a database and a topic namespace of their own, healthy,
+    with a call open for every sample program and year (tests/support/policy.py); stopped on the way
+    out. `overrides`: settings beyond `stack_settings`."""
     db, namespace = create_database(pg_dsn), new_namespace(prefix)
     _prepare(db, bootstrap, namespace, partitions)
     stack = make_stack(stack_settings(db, bootstrap, namespace, overrides),
@@ -192,6 +194,7 @@ def four_services(pg_dsn: str, bootstrap: str, prefix: str, overrides: dict[str,
         for name in stack.services:
             stack.start(name)
         stack.wait_healthy()
+        open_sample_calls_sync(stack.services["eligibility"].url, stack.services["intake"].url)
         yield stack
     finally:
         stack.stop_all()
