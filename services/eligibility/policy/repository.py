@@ -37,7 +37,8 @@ _VERSIONS_PAGE = text(
 _CALL_COLUMNS = (
     "id, seq, program, year, title, opens_at, closes_at, event_from, event_to, catalog_version, budget_fen, "
     "opened_by, opened_at, closed_by, closed_at, close_reason, "
-    "CASE WHEN now() < opens_at THEN 'scheduled' WHEN now() < closes_at THEN 'open' ELSE 'closed' END AS status"
+    "CASE WHEN closed_at IS NOT NULL OR now() >= closes_at THEN 'closed' WHEN now() < opens_at THEN 'scheduled' "
+    "ELSE 'open' END AS status"
 )
 _OPEN_CALL = text(
     "INSERT INTO calls (id, program, year, title, opens_at, closes_at, event_from, event_to, catalog_version, "
