@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import secrets
 import time
 import uuid
@@ -185,9 +186,22 @@ def application_bodies(n: int, enterprises: int, seed: int = 7, programs: tuple[
     for i in range(n):
         program = programs[i % len(programs)]
         body = make_body(program, applicant={"id": applicants[i % enterprises]})
-        body["subject"] = f"BENCH-{run}-{i}"
+        body["subject"] = bench_subject(program, i, run)
         bodies.append(body)
     return bodies
+
+
+def bench_subject(program: str, i: int, run: str = "") -> str:
+    """A subject of its own for the i-th body that `program` accepts: the sample's registry-number
+    form where the program requires one (GT-PCT, GT-CLIN) with `i` as its serial, else BENCH-<run>-<i>."""
+    from tools.samples import make_body
+
+    sample = str(make_body(program)["subject"])
+    serial = re.search(r"\d{6,}$", sample)
+    if serial is None:
+        return f"BENCH-{run}-{i}" if run else f"BENCH-{i}"
+    width = len(serial.group())
+    return sample[: serial.start()] + f"{i % 10**width:0{width}d}"
 
 
 def cpu_seconds(pids: dict[str, int], pg_datadir: Path | None) -> dict[str, float]:

@@ -9,7 +9,7 @@ from typing import Any
 from services.eligibility.domain import assess
 from shared.policy.catalog import load_catalog
 from shared.policy.validation import ApplicationInput, validate_application
-from tools.bench.common import env_int
+from tools.bench.common import bench_subject, env_int
 
 
 def _inputs(n: int) -> list[ApplicationInput]:
@@ -20,7 +20,7 @@ def _inputs(n: int) -> list[ApplicationInput]:
     out = []
     for i in range(n):
         body = make_body(programs[i % len(programs)])
-        body["subject"] = f"BENCH-{i}"
+        body["subject"] = bench_subject(programs[i % len(programs)], i)
         app, errors = validate_application(body, catalog)
         if app is None or errors:
             raise AssertionError(f"bench body for {programs[i % len(programs)]} is invalid: {errors}")
