@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from shared.contracts.events import ApplicationAssessed, AwardDecided, PoolClaim
+from shared.contracts.events import ANY_BENEFICIARY, ApplicationAssessed, AwardDecided, PoolClaim
 from shared.kernel.money import Fen, format_fen, parse_amount
+from shared.kernel.subjects import SubjectRefused, invisible_characters, subject_key
 from shared.policy.reasons import Reason
 
 T = TypeVar("T")
@@ -38,6 +40,10 @@ DUPLICATE = "DUPLICATE"
 TOP_UP = "TOP_UP"
 ZERO_ENTITLEMENT = "ZERO_ENTITLEMENT"
 REVOKED = "REVOKED"
+REDECIDED = "REDECIDED"
+
+# The pool scope whose subject is a call id, not a subject: never folded (PoolClaim's docs).
+SCOPE_CALL = "call"
 
 
 class LedgerInvariantError(AssertionError):
@@ -51,13 +57,56 @@ def _invariant(condition: bool, message: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Subject keys
+# ---------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _ascii_keys() -> dict[int, str]:
+    # For ASCII text every step of subject_key (NFKC, case folding, separators, the skeleton of
+    # the capital) works character by character, so the key of an ASCII subject is the keys of
+    # its characters joined: a translation table built from subject_key itself (a unit test holds
+    # the two together). Characters that fold to nothing (separators, controls) map to "".
+    table: dict[int, str] = {}
+    for code in range(128):
+        try:
+            table[code] = subject_key(chr(code))
+        except SubjectRefused:
+            table[code] = ""
+    return table
+
+
+@lru_cache(maxsize=65_536)
+def _folded(subject: str) -> str:
+    hidden = {chr(int(code[2:], 16)) for code in invisible_characters(subject)}
+    try:
+        return subject_key("".join(c for c in subject if c not in hidden) if hidden else subject)
+    except SubjectRefused:
+        return ""
+
+
+def ledger_subject_key(subject: str) -> str:
+    """The key the ledger compares a subject by (the overlap key, per-subject and per-project pools).
+
+    shared.kernel.subjects.subject_key, made total for what the ledger receives and holds: receipts
+    from before subjects were keyed (history, replays) and stored rows. Characters a reader cannot
+    see are dropped rather than refused (eligibility refuses them at the door; history cannot be
+    refused), and a subject that folds to nothing is its own key. For a subject that already is a
+    key (what eligibility sends now) this is the key itself.
+    """
+    key = subject.translate(_ascii_keys()) if subject.isascii() else _folded(subject)
+    return key or subject
+
+
+# ---------------------------------------------------------------------------------------------
 # Pools
 # ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class PoolKey:
-    """One pool instance: (pool, beneficiary, year) or (pool, beneficiary, subject)."""
+    """One pool instance: (pool, beneficiary, year), (pool, beneficiary, subject), a project's
+    (pool, ANY_BENEFICIARY, subject) or a call's budget (call-budget, ANY_BENEFICIARY, year, call id)."""
 
     pool: str
     beneficiary: str
@@ -136,17 +185,23 @@ def pool_key_wire(key: PoolKey) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class PoolSpec:
-    """A pool as an assessment receipt names it: key, cap, scope and the citation of the cap."""
+    """A pool as an assessment receipt names it: key, cap, scope and the citation of the cap.
+
+    `subject_key` (ledger_subject_key of the subject; None for pools without a subject and for
+    call budgets) is what the repository finds an existing pool row by: a row opened under
+    another spelling of the same subject (before subjects were keyed) is the same pool."""
 
     key: PoolKey
     cap_fen: Fen
     citation: str
     scope: str
+    subject_key: str | None = None
 
 
 @dataclass(frozen=True)
 class OverlapKey:
-    """不重复: one live award (chain) per (applicant, subject, milestone), across programs."""
+    """不重复: one live award (chain) per (applicant, subject, milestone), across programs; the
+    subject is its key (ledger_subject_key), so look-alike spellings are one chain."""
 
     applicant: str
     subject: str
@@ -187,7 +242,8 @@ def _pool_spec(claim: PoolClaim, where: str) -> PoolSpec:
     key = PoolKey(claim.pool, claim.beneficiary, claim.year, claim.subject)
     if key.year is None and key.subject is None:
         raise ValueError(f"{where}: a pool needs a year or a subject")
-    return PoolSpec(key, parse_amount(claim.cap), claim.citation, claim.scope)
+    folded = None if claim.subject is None or claim.scope == SCOPE_CALL else ledger_subject_key(claim.subject)
+    return PoolSpec(key, parse_amount(claim.cap), claim.citation, claim.scope, folded)
 
 
 @dataclass(frozen=True)
@@ -203,8 +259,9 @@ class Assessment:
     entitlement_fen: Fen
     reasons: tuple[Reason, ...]
     pools: tuple[PoolSpec, ...]  # in lock order
-    overlap: OverlapKey | None  # always set when eligible
+    overlap: OverlapKey | None  # always set when eligible; its subject is the key
     catalog_version: str | None = None
+    overlap_subject: str | None = None  # overlap.subject as the receipt wrote it (stored beside the key)
 
     @classmethod
     def from_receipt(cls, receipt: ApplicationAssessed | Mapping[str, Any]) -> Assessment:
@@ -216,7 +273,7 @@ class Assessment:
             raise ValueError("receipt.pools: the same pool is listed twice")
         overlap: OverlapKey | None = None
         if r.overlap is not None:
-            overlap = OverlapKey(r.overlap.applicant, r.overlap.subject, r.overlap.milestone)
+            overlap = OverlapKey(r.overlap.applicant, ledger_subject_key(r.overlap.subject), r.overlap.milestone)
         elif r.eligible:
             raise ValueError("receipt.overlap: missing (required when eligible)")
         return cls(
@@ -231,7 +288,16 @@ class Assessment:
             pools=tuple(sorted(pools, key=lambda p: p.key.sort_key())),
             overlap=overlap,
             catalog_version=r.catalog_version,
+            overlap_subject=r.overlap.subject if r.overlap is not None else None,
         )
+
+    def with_pools_at(self, rows: Mapping[PoolKey, PoolKey]) -> Assessment:
+        """The assessment drawing on the pool rows its pools were found at (`rows`: the receipt's key
+        → the row's key, for the pools found under another spelling of their subject)."""
+        if not any(rows.get(spec.key, spec.key) != spec.key for spec in self.pools):
+            return self
+        pools = [replace(spec, key=rows.get(spec.key, spec.key)) for spec in self.pools]
+        return replace(self, pools=tuple(sorted(pools, key=lambda p: p.key.sort_key())))
 
 
 def pool_keys_of(receipt: Mapping[str, Any] | Assessment) -> list[tuple[PoolKey, Fen, str]]:
@@ -285,14 +351,15 @@ class Award:
 def live_award_of(live_awards: Sequence[Award]) -> LiveAward | None:
     """Fold the live awards of one overlap key (in decision order) into the chain seen by decide_award.
 
-    The chain's application is the earliest live one (its base), its program that one's, its
-    amount the sum of all live amounts (base plus top-ups still live).
+    The chain's application is its live base (the award that is no top-up), or the earliest live
+    one when its base was revoked; its program that one's, its amount the sum of all live amounts
+    (base plus top-ups still live).
     """
     if not live_awards:
         return None
     overlaps = {a.overlap for a in live_awards}
     _invariant(len(overlaps) == 1, "live awards of one chain share one overlap key")
-    base = live_awards[0]
+    base = next((a for a in live_awards if a.top_up_of is None), live_awards[0])
     return LiveAward(base.application_id, base.program, sum(a.amount_fen for a in live_awards))
 
 
@@ -404,8 +471,7 @@ def decide_award(
         code = CAP_PARTLY_USED if awarded > 0 else CAP_EXHAUSTED
         reasons.append(Reason(
             code,
-            f"pool {limiting.key.pool} ({limiting.key.beneficiary}, "
-            f"{limiting.key.year if limiting.key.year is not None else limiting.key.subject}) has "
+            f"pool {limiting.key.pool} ({pool_instance_text(limiting.key)}) has "
             f"{format_fen(room)} left; {format_fen(awarded)} of {format_fen(due)} granted",
             limiting.citation,
         ))
@@ -420,6 +486,16 @@ def decide_award(
     status = STATUS_APPROVED if awarded == due else STATUS_PARTIALLY_APPROVED
     return decision(status, awarded, reasons, limited_by=limited_by, limited_by_key=limited_key,
                     top_up_of=top_up_of, draws=draws, due_fen=due)
+
+
+def pool_instance_text(key: PoolKey) -> str:
+    """Which instance of a pool, in words: whose (every applicant's for a shared pool) and which
+    year, subject or call."""
+    if key.beneficiary != ANY_BENEFICIARY:
+        return f"{key.beneficiary}, {key.year if key.year is not None else key.subject}"
+    if key.year is not None and key.subject is not None:  # a call's budget
+        return f"call {key.subject}, {key.year}"
+    return f"every applicant, {key.subject if key.subject is not None else key.year}"
 
 
 def apply_draws(pools: Mapping[PoolKey, PoolState], draws: Iterable[Draw]) -> dict[PoolKey, PoolState]:
@@ -438,9 +514,7 @@ def apply_draws(pools: Mapping[PoolKey, PoolState], draws: Iterable[Draw]) -> di
 def revoke(award: Award) -> list[Draw]:
     """What to add to each pool to give the award back: (key, −amount) per draw, in lock order.
 
-    Only this award's own draws. Revoking the base of a chain leaves its top-ups live (they were
-    granted on their own applications); the chain's live amount drops by this award's amount, so a
-    later application on the same overlap key is measured against what is still live.
+    Only this award's own draws; what then happens to the rest of its chain is redecide_chain's.
     """
     restores = [(key, -amount) for key, amount in sorted(award.draws, key=lambda d: d[0].sort_key())]
     _invariant(all(delta < 0 for _, delta in restores), "a revocation restores positive draws")
@@ -449,6 +523,86 @@ def revoke(award: Award) -> list[Draw]:
 
 def revocation_reason(message: str) -> Reason:
     return Reason(REVOKED, message, "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Re-deciding an overlap chain after a revocation (POLICY.md, "Support years and caps")
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainMember:
+    """A live application of an overlap chain, as the ledger decided it: granted (award) or not
+    (a duplicate, a capped or a zero award), never revoked, never ineligible.
+
+    `assessment` is rebuilt from the stored decision: its entitlement, its pools (as the rows they
+    were found at, with the rows' caps) and its overlap key; `seq` is the order it was decided in."""
+
+    assessment: Assessment
+    seq: int
+    award: Award | None
+    decision: AwardDecided  # as last published
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class Redecision:
+    """What one later member of a chain gets now, against what it held."""
+
+    member: ChainMember
+    decision: Decision
+    before: Award | None
+    after: Award | None
+
+    @property
+    def delta_fen(self) -> Fen:
+        return (self.after.amount_fen if self.after else 0) - (self.before.amount_fen if self.before else 0)
+
+    @property
+    def changed(self) -> bool:
+        """Its amount moved, or it now hangs off another base of the chain."""
+        if (self.before is None) != (self.after is None):
+            return True
+        return self.before is not None and self.after is not None and (
+            self.before.amount_fen != self.after.amount_fen or self.before.top_up_of != self.after.top_up_of)
+
+
+def redecided_reason(revoked_application_id: str) -> Reason:
+    return Reason(REDECIDED, f"re-decided after award {revoked_application_id} of the same subject and "
+                             f"milestone was revoked", OVERLAP_CITATION)
+
+
+def redecide_chain(
+    revoked: Award, revoked_seq: int, members: Sequence[ChainMember], pools: Mapping[PoolKey, PoolState]
+) -> tuple[list[Redecision], dict[PoolKey, PoolState]]:
+    """The chain as if `revoked` had never been filed: every member decided after it (`seq` order)
+    decided again, in that order, against the pools as they are once `revoked` gave its amount back.
+
+    Members decided before it keep what they hold (they were decided without it); their live
+    awards are the chain the later ones are measured against. Every later member's live award is
+    released first, then each is decided with decide_award as when it was filed, so a later
+    duplicate becomes the base or a top-up, and a top-up grows by what the revoked award covered,
+    pools permitting. `pools` holds a state for every pool of every member (restores are checked
+    against them); returns each later member's outcome and the pools after all of them.
+    """
+    ordered = sorted(members, key=lambda m: m.seq)
+    _invariant(all(m.assessment.application_id != revoked.application_id for m in ordered),
+               "the revoked award is no member of its chain any more")
+    chain = [m.award for m in ordered if m.seq < revoked_seq and m.award is not None]
+    later = [m for m in ordered if m.seq > revoked_seq]
+    states = apply_draws(pools, [d for m in later if m.award is not None for d in revoke(m.award)])
+    reason = redecided_reason(revoked.application_id)
+    out: list[Redecision] = []
+    for member in later:
+        states.update(pool_states_for(member.assessment, states))
+        decision = decide_award(member.assessment, states, live_award_of(chain))
+        decision = replace(decision, reasons=(reason, *decision.reasons))
+        states = apply_draws(states, decision.draws)
+        after = decision.to_award()
+        if after is not None:
+            chain.append(after)
+        out.append(Redecision(member, decision, member.award, after))
+    return out, states
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,6 +624,19 @@ class DecisionRow:
     correlation_id: str
     recorded_for: str
     data: dict[str, Any]  # the award.decided data, as published
+    overlap: OverlapKey | None = None  # the chain it belongs to (eligible decisions)
+    pools: tuple[PoolKey, ...] = ()  # the pool rows it was decided against (eligible decisions)
+
+
+@dataclass(frozen=True)
+class DecisionUpdate:
+    """A re-decided application's decision, as published again."""
+
+    application_id: str
+    status: str
+    awarded_fen: Fen
+    decided_event_id: uuid.UUID
+    data: dict[str, Any]  # the award.decided data, as published
 
 
 @dataclass
@@ -479,6 +646,8 @@ class AwardRow:
     subject: str
     journal_seq: int
     revoked: bool = False
+    overlap_subject: str | None = None  # as the receipt wrote it (None: the key)
+    in_chain: bool = True  # False: a chain left out of its key by the subject-key migration (a clash)
 
 
 @dataclass(frozen=True)
@@ -524,6 +693,20 @@ class RevocationRow:
     journal_seq: int
     event_id: uuid.UUID
     data: dict[str, Any]  # the award.revoked data, as published
+    redecides: bool = True  # the rest of its chain was re-decided (every revocation made since 0004)
+
+
+@dataclass(frozen=True)
+class SubjectClash:
+    """Rows that fold to one subject key, kept apart by the subject-key migration (0004)."""
+
+    id: int
+    kind: str  # pool | overlap_chain
+    subject_key: str
+    scope: dict[str, Any]
+    kept: str
+    members: list[dict[str, Any]]
+    found_at: datetime
 
 
 def revoked_data(award: RevocableAward, *, reason: str, revoked_by: str, revoked_at: datetime) -> dict[str, Any]:

@@ -5,7 +5,7 @@ Deciding a batch (one transaction, opened by the consumer loop):
 2. lock every pool the batch touches ONCE (created first if missing), in lock order, then the
    journal head (repository docs);
 3. read which applications are already decided and the live award chains of the batch's
-   overlap keys;
+   overlap keys (by subject key: look-alike spellings are one chain, and one pool);
 4. decide each assessment in order, in memory, with the pure core. Each item works on a
    copy-on-write view of the batch state and is folded in only when it succeeds: that is the
    per-item savepoint (nothing of an item touches the database before step 5, so there is
@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -34,8 +34,10 @@ from services.ledger.domain import (
     Award,
     AwardListing,
     AwardRow,
+    ChainMember,
     Decision,
     DecisionRow,
+    DecisionUpdate,
     LedgerInvariantError,
     ListFilter,
     OverlapKey,
@@ -43,6 +45,7 @@ from services.ledger.domain import (
     PoolKey,
     PoolSpec,
     PoolState,
+    Redecision,
     RevocableAward,
     RevocationRow,
     apply_draws,
@@ -52,6 +55,7 @@ from services.ledger.domain import (
     parse_receipt,
     pool_key_wire,
     pool_states_for,
+    redecide_chain,
     revoke,
     revoked_data,
 )
@@ -60,6 +64,7 @@ from services.ledger.journal.domain import (
     JournalHead,
     award_postings,
     build_entry,
+    change_postings,
     parse_pool_account,
     pool_account,
     pool_totals_from_journal,
@@ -77,6 +82,7 @@ from shared.messaging.consumer import DeadLetter
 log = logging.getLogger(__name__)
 
 SOURCE = "grantline.ledger"
+REDECIDED_BY = "ledger"  # who revokes an award that a chain's re-decision leaves at nothing
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,7 +106,7 @@ class WriteRepository(Protocol):
 
 
 class DecideRepository(WriteRepository, Protocol):
-    async def lock_pools(self, specs: Iterable[PoolSpec]) -> dict[PoolKey, PoolState]: ...
+    async def lock_pools(self, specs: Iterable[PoolSpec]) -> tuple[dict[PoolKey, PoolKey], dict[PoolKey, PoolState]]: ...
 
     async def decided_among(self, application_ids: Sequence[str]) -> set[str]: ...
 
@@ -120,9 +126,15 @@ class RevokeRepository(WriteRepository, Protocol):
 
     async def lock_pool_rows(self, keys: Iterable[PoolKey]) -> dict[PoolKey, PoolState]: ...
 
-    async def entry(self, seq: int) -> JournalEntry: ...
-
     async def insert_revocation(self, row: RevocationRow) -> None: ...
+
+    async def chain_members(self, overlap: OverlapKey) -> list[ChainMember]: ...
+
+    async def insert_awards(self, rows: Sequence[AwardRow]) -> None: ...
+
+    async def update_awards(self, awards: Sequence[Award]) -> None: ...
+
+    async def update_decisions(self, rows: Sequence[DecisionUpdate]) -> None: ...
 
 
 class ListRepository(Protocol):
@@ -174,14 +186,18 @@ def parse_item(event: Event) -> Item:
 
 def decided_data(item: Item, decision: Decision) -> dict[str, Any]:
     """The award.decided data, as published (and stored in decisions.data)."""
-    a = item.assessment
+    return decision_data(item.assessment, item.partner_id, item.applicant_name, decision)
+
+
+def decision_data(a: Assessment, partner_id: str | None, applicant_name: str | None,
+                  decision: Decision) -> dict[str, Any]:
     wire = decision.to_wire()
     return {
         "application_id": a.application_id,
-        "partner_id": item.partner_id,
+        "partner_id": partner_id,
         "program": a.program,
         "year": a.year,
-        "applicant": {"id": a.applicant_id, "name": item.applicant_name},
+        "applicant": {"id": a.applicant_id, "name": applicant_name},
         "subject": a.subject,
         "status": wire["status"],
         "entitlement": wire["entitlement"],
@@ -230,7 +246,7 @@ class BatchState:
         if award is not None and entry is not None:
             self.head = JournalHead(entry.seq, entry.hash)
             self.entries.append(entry)
-            self.awards.append(AwardRow(award, a.year, a.subject, entry.seq))
+            self.awards.append(AwardRow(award, a.year, a.subject, entry.seq, overlap_subject=a.overlap_subject))
             self.live.setdefault(award.overlap, []).append(award)
         self.decided.add(a.application_id)
         self.decisions.append(DecisionRow(
@@ -238,6 +254,7 @@ class BatchState:
             program=a.program, beneficiary=a.applicant_id, year=a.year, status=decision.status,
             entitlement_fen=a.entitlement_fen, awarded_fen=decision.awarded_fen,
             correlation_id=decided.correlation_id, recorded_for=item.recorded_for, data=decided.data,
+            overlap=a.overlap if a.eligible else None, pools=tuple(p.key for p in a.pools) if a.eligible else (),
         ))
         self.events.append((decided, a.applicant_id))
         return decision
@@ -268,7 +285,9 @@ async def decide_batch(repo: DecideRepository, events: Sequence[Event], dead_let
             dead_letter(event, exc)
     if not items:
         return
-    locked = await repo.lock_pools([spec for item in items for spec in item.assessment.pools])
+    found_at, locked = await repo.lock_pools([spec for item in items for spec in item.assessment.pools])
+    if found_at:  # pools opened under another spelling of their subject: draw on those rows
+        items = [replace(i, assessment=i.assessment.with_pools_at(found_at)) for i in items]
     head = await repo.lock_head()
     decided = await repo.decided_among([i.assessment.application_id for i in items])
     live = await repo.live_awards([i.assessment.overlap for i in items if i.assessment.overlap])
@@ -306,15 +325,22 @@ async def revoke_award(
     revoked_by: str,
     now: datetime,
     event_id: uuid.UUID | None = None,
+    redecide: bool = True,
 ) -> Revocation:
-    """Give one application's award back (a compensating entry), in the repository's transaction.
+    """Give one application's award back (a compensating entry), then re-decide the rest of its
+    overlap chain (POLICY.md, "Support years and caps"), all in the repository's transaction.
 
-    Only this application's own award: its top-ups, if any, are other applications' awards and
-    stay live until revoked themselves (domain.revoke). A second call returns the first revocation.
+    Every application of the chain decided after it gets what it would have had if the revoked one
+    had never been filed (domain.redecide_chain): each difference is a `redecision` journal entry
+    and an `award.decided` event, or, for one left with nothing, an `award.revoked` by the ledger.
+    Those events are caused by the revocation's and have ids derived from its id, so a replay (which
+    repeats the revocation, not its consequences) writes the same journal. `redecide` is False only
+    to replay a revocation made before revocations re-decided chains. A second call returns the
+    first revocation.
 
     `now` is the revocation's time (the wall clock for an operator; the recorded time on replay) and
     `event_id` the award.revoked id (new for an operator; the recorded one on replay), so a replayed
-    revocation hashes to the same journal entry.
+    revocation hashes to the same journal entries.
     """
     existing = await repo.revocation_data(application_id)
     if existing is not None:
@@ -325,33 +351,128 @@ async def revoke_award(
         if decided is None:
             raise NotFound(f"no decision for application {application_id}")
         raise Conflict(f"application {application_id} was {decided}: nothing was awarded, nothing to revoke")
-    award = found.row.award
-    before = await repo.lock_pool_rows([k for k, _ in award.draws])
+    chained = redecide and found.row.in_chain
+    members = await repo.chain_members(found.row.award.overlap) if chained else []
+    before = await repo.lock_pool_rows(_pools_of(found.row.award, members))
     head = await repo.lock_head()
     existing = await repo.revocation_data(application_id)  # a concurrent revoke got there first
     if existing is not None:
         return Revocation(existing, False)
-    award_entry = await repo.entry(found.row.journal_seq)
+    # Under the head lock no one else writes: read again what a concurrent re-decision may have moved.
+    found = await repo.revocable_award(application_id) or found
+    if chained:
+        members = await repo.chain_members(found.row.award.overlap)
+        missing = _pools_of(found.row.award, members) - set(before)
+        if missing:  # a member decided between the first read and the locks
+            before.update(await repo.lock_pool_rows(missing))
+    award = found.row.award
     event = new_typed_event(
         AwardRevoked.model_validate(revoked_data(found, reason=reason, revoked_by=revoked_by, revoked_at=now)),
         source=SOURCE, subject=application_id, correlation_id=found.correlation_id, time=now, event_id=event_id,
     )
-    data = event.data
-    entry = build_entry(
-        seq=head.seq + 1, prev_hash=head.hash, kind="revocation", application_id=application_id,
-        event_id=str(event.id), postings=revocation_postings(award_entry.postings),
-        recorded_for=now.isoformat(),
-    )
-    after = apply_draws(before, revoke(award))
-    await repo.write_pools(before, after)
-    await repo.insert_entries([entry])
-    await repo.write_head(JournalHead(entry.seq, entry.hash))
-    await repo.insert_revocation(RevocationRow(
+    writes = _Writes(JournalHead(head.seq, head.hash), now)
+    entry = writes.entry("revocation", application_id, str(event.id), revocation_postings(award_postings(award)))
+    writes.revocations.append(RevocationRow(
         application_id=application_id, reason=reason, revoked_by=revoked_by, revoked_at=now,
-        amount_fen=award.amount_fen, journal_seq=entry.seq, event_id=event.id, data=data,
+        amount_fen=award.amount_fen, journal_seq=entry.seq, event_id=event.id, data=event.data, redecides=redecide,
     ))
-    await repo.add_events([(event, award.beneficiary)])
-    return Revocation(data, True)
+    writes.events.append((event, award.beneficiary))
+    pools = apply_draws(before, revoke(award))
+    revoked_seq = next((m.seq for m in members if m.assessment.application_id == application_id), None)
+    if revoked_seq is not None:
+        others = [m for m in members if m.assessment.application_id != application_id]
+        outcomes, pools = redecide_chain(award, revoked_seq, others, pools)
+        for outcome in outcomes:
+            if outcome.changed:
+                writes.redecided(outcome, cause=event)
+    await repo.write_pools(before, pools)
+    await repo.insert_entries(writes.entries)
+    await repo.write_head(writes.head)
+    for row in writes.revocations:
+        await repo.insert_revocation(row)
+    await repo.update_awards(writes.updated)
+    await repo.insert_awards(writes.inserted)
+    await repo.update_decisions(writes.decisions)
+    await repo.add_events(writes.events)
+    return Revocation(event.data, True)
+
+
+def _pools_of(award: Award, members: Sequence[ChainMember]) -> set[PoolKey]:
+    keys = {k for k, _ in award.draws}
+    for m in members:
+        keys.update(p.key for p in m.assessment.pools)
+        if m.award is not None:
+            keys.update(k for k, _ in m.award.draws)
+    return keys
+
+
+@dataclass
+class _Writes:
+    """What a revocation and the re-decision of its chain write, in order."""
+
+    head: JournalHead
+    now: datetime
+    entries: list[JournalEntry] = field(default_factory=list)
+    revocations: list[RevocationRow] = field(default_factory=list)
+    updated: list[Award] = field(default_factory=list)
+    inserted: list[AwardRow] = field(default_factory=list)
+    decisions: list[DecisionUpdate] = field(default_factory=list)
+    events: list[tuple[Event, str]] = field(default_factory=list)
+
+    def entry(self, kind: str, application_id: str, event_id: str, postings: Sequence[Any]) -> JournalEntry:
+        entry = build_entry(seq=self.head.seq + 1, prev_hash=self.head.hash, kind=kind,
+                            application_id=application_id, event_id=event_id, postings=postings,
+                            recorded_for=self.now.isoformat())
+        self.entries.append(entry)
+        self.head = JournalHead(entry.seq, entry.hash)
+        return entry
+
+    def redecided(self, outcome: Redecision, *, cause: Event) -> None:
+        """One member's new outcome: the difference in the journal, its rows, its event."""
+        member, decision, before, after = outcome.member, outcome.decision, outcome.before, outcome.after
+        a = member.assessment
+        app = a.application_id
+        if after is None:
+            assert before is not None  # changed, and nothing now: it had an award
+            self._taken_back(member, before, decision, cause)
+            return
+        event = new_typed_event(
+            AwardDecided.model_validate(decision_data(
+                a, member.decision.partner_id, member.decision.applicant.name if member.decision.applicant else None,
+                decision)),
+            source=SOURCE, subject=app, correlation_id=member.correlation_id, causation=cause, time=self.now,
+            event_id=uuid.uuid5(cause.id, f"award.decided:{app}"),
+        )
+        entry = None
+        if outcome.delta_fen != 0:
+            entry = self.entry("redecision", app, str(event.id),
+                               change_postings(app, a.applicant_id, [p.key for p in a.pools], outcome.delta_fen))
+        if before is None:
+            assert entry is not None
+            self.inserted.append(AwardRow(after, a.year, a.subject, entry.seq))
+        else:
+            self.updated.append(after)
+        self.decisions.append(DecisionUpdate(app, decision.status, decision.awarded_fen, event.id, event.data))
+        self.events.append((event, a.applicant_id))
+
+    def _taken_back(self, member: ChainMember, before: Award, decision: Decision, cause: Event) -> None:
+        a = member.assessment
+        app = a.application_id
+        reason = "; ".join(r.message for r in decision.reasons)[:500]
+        event_id = uuid.uuid5(cause.id, f"award.revoked:{app}")
+        found = RevocableAward(AwardRow(before, a.year, a.subject, 0), member.decision, member.correlation_id)
+        event = new_typed_event(
+            AwardRevoked.model_validate(revoked_data(found, reason=reason, revoked_by=REDECIDED_BY,
+                                                     revoked_at=self.now)),
+            source=SOURCE, subject=app, correlation_id=member.correlation_id, causation=cause, time=self.now,
+            event_id=event_id,
+        )
+        entry = self.entry("redecision", app, str(event_id), revocation_postings(award_postings(before)))
+        self.revocations.append(RevocationRow(
+            application_id=app, reason=reason, revoked_by=REDECIDED_BY, revoked_at=self.now,
+            amount_fen=before.amount_fen, journal_seq=entry.seq, event_id=event_id, data=event.data,
+        ))
+        self.events.append((event, a.applicant_id))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlmodel import Column, Field, SQLModel
 
 from shared.messaging.records import service_registry
@@ -41,6 +41,9 @@ class PoolRecord(LedgerTable, table=True):
         sa.CheckConstraint("cap_fen >= 0", name="pools_cap_not_negative"),
         sa.CheckConstraint("year IS NOT NULL OR subject IS NOT NULL", name="pools_year_or_subject"),
         sa.Index("pools_beneficiary_year", "beneficiary", "year"),
+        # One pool per subject however it was spelt (0004: a clash found then keeps no key).
+        sa.Index("pools_one_per_subject_key", "pool", "beneficiary", "year", "subject_key", unique=True,
+                 postgresql_nulls_not_distinct=True, postgresql_where=sa.text("subject_key IS NOT NULL")),
     )
 
     account: str = Field(sa_column=Column(sa.Text, primary_key=True))
@@ -53,6 +56,8 @@ class PoolRecord(LedgerTable, table=True):
     committed_fen: int = Field(sa_column=Column(sa.BigInteger, nullable=False, server_default="0"))
     citation: str = Field(sa_column=Column(sa.Text, nullable=False, server_default=""))
     created_at: datetime = _created_at()
+    # services.ledger.domain.ledger_subject_key(subject), for pools with a subject (not call budgets)
+    subject_key: str | None = Field(default=None, sa_column=Column(sa.Text))
 
 
 class DecisionRecord(LedgerTable, table=True):
@@ -62,6 +67,8 @@ class DecisionRecord(LedgerTable, table=True):
     __table_args__ = (
         sa.CheckConstraint("0 <= awarded_fen AND awarded_fen <= entitlement_fen", name="decisions_awarded_range"),
         sa.Index("decisions_beneficiary_year", "beneficiary", "year"),
+        sa.Index("decisions_chain", "overlap_applicant", "overlap_key", "overlap_milestone", "seq",
+                 postgresql_where=sa.text("overlap_key IS NOT NULL")),
     )
 
     application_id: str = Field(sa_column=Column(sa.Text, primary_key=True))
@@ -78,6 +85,12 @@ class DecisionRecord(LedgerTable, table=True):
     recorded_for: str = Field(sa_column=Column(sa.Text, nullable=False))
     data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))  # the award.decided data, as published
     created_at: datetime = _created_at()
+    # The overlap chain an eligible decision belongs to and the pool rows it was decided against:
+    # what re-deciding the chain after a revocation needs (null before 0004 unless granted).
+    overlap_applicant: str | None = Field(default=None, sa_column=Column(sa.Text))
+    overlap_key: str | None = Field(default=None, sa_column=Column(sa.Text))
+    overlap_milestone: str | None = Field(default=None, sa_column=Column(sa.Text))
+    pool_accounts: list[str] | None = Field(default=None, sa_column=Column(ARRAY(sa.Text)))
 
 
 class AwardRecord(LedgerTable, table=True):
@@ -86,10 +99,10 @@ class AwardRecord(LedgerTable, table=True):
     __tablename__ = "awards"
     __table_args__ = (
         sa.CheckConstraint("amount_fen > 0", name="awards_amount_positive"),
-        # 不重复: one live chain per (applicant, subject, milestone); top-ups hang off its base.
-        sa.Index("awards_one_live_chain", "overlap_applicant", "overlap_subject", "overlap_milestone",
+        # 不重复: one live chain per (applicant, subject key, milestone); top-ups hang off its base.
+        sa.Index("awards_one_live_chain", "overlap_applicant", "overlap_key", "overlap_milestone",
                  unique=True, postgresql_where=sa.text("NOT revoked AND top_up_of IS NULL")),
-        sa.Index("awards_live_by_overlap", "overlap_applicant", "overlap_subject", "overlap_milestone",
+        sa.Index("awards_live_by_overlap", "overlap_applicant", "overlap_key", "overlap_milestone",
                  "journal_seq", postgresql_where=sa.text("NOT revoked")),
         sa.Index("awards_beneficiary_year", "beneficiary", "year"),
     )
@@ -110,6 +123,8 @@ class AwardRecord(LedgerTable, table=True):
     top_up_of: str | None = Field(default=None, sa_column=Column(sa.Text))
     journal_seq: int = Field(sa_column=Column(sa.BigInteger, nullable=False, unique=True))
     revoked: bool = Field(sa_column=Column(sa.Boolean, nullable=False, server_default=sa.false()))
+    # ledger_subject_key(overlap_subject); null for a chain the subject-key migration left apart (a clash)
+    overlap_key: str | None = Field(default=None, sa_column=Column(sa.Text))
 
 
 class JournalEntryRecord(LedgerTable, table=True):
@@ -117,7 +132,7 @@ class JournalEntryRecord(LedgerTable, table=True):
 
     __tablename__ = "journal_entries"
     __table_args__ = (
-        sa.CheckConstraint("kind IN ('award', 'top_up', 'revocation')", name="journal_kind"),
+        sa.CheckConstraint("kind IN ('award', 'top_up', 'revocation', 'redecision')", name="journal_kind"),
         sa.CheckConstraint("seq >= 1", name="journal_seq_positive"),
         sa.CheckConstraint(
             "jsonb_typeof(postings) = 'array' AND jsonb_array_length(postings) > 0 "
@@ -167,3 +182,23 @@ class RevocationRecord(LedgerTable, table=True):
     journal_seq: int = Field(sa_column=Column(sa.BigInteger, nullable=False, unique=True))
     event_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False, unique=True))
     data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))  # the award.revoked data, as published
+    # Made since revocations re-decide the rest of the chain (0004); replay repeats each as made.
+    redecides: bool = Field(sa_column=Column(sa.Boolean, nullable=False, server_default=sa.false()))
+
+
+class SubjectClashRecord(LedgerTable, table=True):
+    """Rows that fold to one subject key but were kept apart by the subject-key migration (0004):
+    pools (`scope`: pool, beneficiary, year) or live overlap chains (`scope`: applicant,
+    milestone); `kept` is the one that has the key, `members` every row with what it holds."""
+
+    __tablename__ = "subject_clashes"
+    __table_args__ = (sa.CheckConstraint("kind IN ('pool', 'overlap_chain')", name="subject_clashes_kind"),)
+
+    id: int | None = Field(default=None, sa_column=Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    kind: str = Field(sa_column=Column(sa.Text, nullable=False))
+    subject_key: str = Field(sa_column=Column(sa.Text, nullable=False))
+    scope: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    kept: str = Field(sa_column=Column(sa.Text, nullable=False))
+    members: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
+    found_at: datetime = Field(
+        sa_column=Column(sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False))

@@ -18,10 +18,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger.domain import (
+    Assessment,
     Award,
     AwardListing,
     AwardRow,
+    ChainMember,
     DecisionRow,
+    DecisionUpdate,
     Draw,
     ListFilter,
     OverlapKey,
@@ -32,6 +35,7 @@ from services.ledger.domain import (
     RevocableAward,
     RevocationNote,
     RevocationRow,
+    SubjectClash,
     lock_order,
 )
 from services.ledger.journal.domain import (
@@ -112,31 +116,61 @@ class SqlLedgerRepository:
     # Pools and the journal head: create, lock, write back
     # -----------------------------------------------------------------------------------------
 
-    async def lock_pools(self, specs: Iterable[PoolSpec]) -> dict[PoolKey, PoolState]:
-        """Create the missing pool rows, then lock every row once, all in lock order."""
+    async def lock_pools(self, specs: Iterable[PoolSpec]) -> tuple[dict[PoolKey, PoolKey], dict[PoolKey, PoolState]]:
+        """Create the missing pool rows, then lock every row once, all in lock order.
+
+        A pool with a subject key is the row of that key, whatever spelling opened it (the unique
+        index pools_one_per_subject_key keeps it one row): returns where each spec's pool was found
+        (the receipt's key → the row's key, for those found under another spelling) and the locked
+        states by the rows' keys."""
         by_key: dict[PoolKey, PoolSpec] = {}
         for spec in specs:
             by_key.setdefault(spec.key, spec)
         if not by_key:
-            return {}
+            return {}, {}
         ordered = lock_order(by_key)
         rows = [
             {"account": pool_account(k), "pool": k.pool, "scope": by_key[k].scope, "beneficiary": k.beneficiary,
-             "year": k.year, "subject": k.subject, "cap": by_key[k].cap_fen, "citation": by_key[k].citation}
+             "year": k.year, "subject": k.subject, "cap": by_key[k].cap_fen, "citation": by_key[k].citation,
+             "subject_key": by_key[k].subject_key}
             for k in ordered
         ]
+        names = ("account", "pool", "scope", "beneficiary", "year", "subject", "cap", "citation", "subject_key")
+        # ON CONFLICT without a target: a row of the same account, or of the same subject key, is there.
         await self.session.execute(
             text(
-                "INSERT INTO pools (account, pool, scope, beneficiary, year, subject, cap_fen, committed_fen, citation) "
-                "SELECT a, p, s, b, y, sj, c, 0, ct FROM unnest(CAST(:account AS text[]), CAST(:pool AS text[]), "
-                "CAST(:scope AS text[]), CAST(:beneficiary AS text[]), CAST(:year AS int[]), "
-                "CAST(:subject AS text[]), CAST(:cap AS bigint[]), CAST(:citation AS text[])) "
-                "WITH ORDINALITY AS u(a, p, s, b, y, sj, c, ct, ord) ORDER BY ord ON CONFLICT (account) DO NOTHING"
+                "INSERT INTO pools (account, pool, scope, beneficiary, year, subject, cap_fen, committed_fen, citation, "
+                "subject_key) SELECT a, p, s, b, y, sj, c, 0, ct, k FROM unnest(CAST(:account AS text[]), "
+                "CAST(:pool AS text[]), CAST(:scope AS text[]), CAST(:beneficiary AS text[]), CAST(:year AS int[]), "
+                "CAST(:subject AS text[]), CAST(:cap AS bigint[]), CAST(:citation AS text[]), "
+                "CAST(:subject_key AS text[])) WITH ORDINALITY AS u(a, p, s, b, y, sj, c, ct, k, ord) ORDER BY ord "
+                "ON CONFLICT DO NOTHING"
             ),
-            {name: [r[name] for r in rows] for name in ("account", "pool", "scope", "beneficiary", "year",
-                                                          "subject", "cap", "citation")},
+            {name: [r[name] for r in rows] for name in names},
         )
-        return await self.lock_pool_rows(ordered)
+        found_at = await self._rows_of_keys([by_key[k] for k in ordered if by_key[k].subject_key is not None])
+        return found_at, await self.lock_pool_rows({found_at.get(k, k) for k in ordered})
+
+    async def _rows_of_keys(self, specs: Sequence[PoolSpec]) -> dict[PoolKey, PoolKey]:
+        """The row each keyed spec's pool is (only those at another key than the spec's own)."""
+        if not specs:
+            return {}
+        result = await self.session.execute(
+            text(
+                "SELECT k.ord, p.account FROM unnest(CAST(:pool AS text[]), CAST(:beneficiary AS text[]), "
+                "CAST(:year AS int[]), CAST(:subject_key AS text[])) WITH ORDINALITY AS k(pool, beneficiary, year, "
+                "subject_key, ord) JOIN pools p ON p.pool = k.pool AND p.beneficiary = k.beneficiary "
+                "AND p.year IS NOT DISTINCT FROM k.year AND p.subject_key = k.subject_key"
+            ),
+            {"pool": [s.key.pool for s in specs], "beneficiary": [s.key.beneficiary for s in specs],
+             "year": [s.key.year for s in specs], "subject_key": [s.subject_key for s in specs]},
+        )
+        out: dict[PoolKey, PoolKey] = {}
+        for ord_, account in result:
+            spec, row = specs[ord_ - 1], parse_pool_account(account)
+            if row != spec.key:
+                out[spec.key] = row
+        return out
 
     async def lock_pool_rows(self, keys: Iterable[PoolKey]) -> dict[PoolKey, PoolState]:
         """SELECT ... FOR UPDATE the existing rows of these pools, in lock order."""
@@ -226,7 +260,8 @@ class SqlLedgerRepository:
         return status
 
     async def live_awards(self, overlaps: Iterable[OverlapKey]) -> dict[OverlapKey, list[Award]]:
-        """The live awards of each overlap key, in decision (journal) order."""
+        """The live awards of each overlap key (by subject key), the base first, then in decision
+        (journal) order."""
         keys = list(dict.fromkeys(overlaps))
         out: dict[OverlapKey, list[Award]] = {k: [] for k in keys}
         if not keys:
@@ -234,8 +269,8 @@ class SqlLedgerRepository:
         rows = await self.session.execute(
             text(
                 f"SELECT {_AWARD_COLUMNS} FROM awards a JOIN unnest(CAST(:ap AS text[]), CAST(:sj AS text[]), "
-                "CAST(:ms AS text[])) AS k(ap, sj, ms) ON a.overlap_applicant = k.ap AND a.overlap_subject = k.sj "
-                "AND a.overlap_milestone = k.ms WHERE NOT a.revoked ORDER BY a.journal_seq"
+                "CAST(:ms AS text[])) AS k(ap, sj, ms) ON a.overlap_applicant = k.ap AND a.overlap_key = k.sj "
+                "AND a.overlap_milestone = k.ms WHERE NOT a.revoked ORDER BY a.top_up_of IS NOT NULL, a.journal_seq"
             ),
             {"ap": [k.applicant for k in keys], "sj": [k.subject for k in keys], "ms": [k.milestone for k in keys]},
         )
@@ -244,15 +279,66 @@ class SqlLedgerRepository:
             out[award.overlap].append(award)
         return out
 
+    async def chain_members(self, overlap: OverlapKey) -> list[ChainMember]:
+        """The live applications of an overlap chain (granted or not; not revoked, not ineligible),
+        in decision order, each with its pools as their rows stand."""
+        rows = (await self.session.execute(
+            text(
+                f"SELECT d.seq, d.application_id AS member, d.program AS decided_program, d.beneficiary AS applicant, "
+                f"d.year AS decided_year, d.entitlement_fen, d.data AS decision, d.correlation_id AS decision_correlation, "
+                f"d.pool_accounts, {_AWARD_COLUMNS} FROM decisions d LEFT JOIN awards a USING (application_id) "
+                "WHERE d.overlap_applicant = :ap AND d.overlap_key = :k AND d.overlap_milestone = :m "
+                "AND d.status <> 'ineligible' AND NOT coalesce(a.revoked, false) ORDER BY d.seq"
+            ),
+            {"ap": overlap.applicant, "k": overlap.subject, "m": overlap.milestone},
+        )).all()
+        specs = await self._pool_specs({a for r in rows for a in r.pool_accounts or ()})
+        members = []
+        for r in rows:
+            decision = AwardDecided.model_validate(r.decision)
+            pools = tuple(sorted((specs[a] for a in r.pool_accounts or ()), key=lambda p: p.key.sort_key()))
+            assessment = Assessment(
+                application_id=r.member, program=r.decided_program, year=r.decided_year, applicant_id=r.applicant,
+                subject=decision.subject or "", eligible=True, entitlement_fen=r.entitlement_fen, reasons=(),
+                pools=pools, overlap=overlap, catalog_version=decision.catalog_version,
+            )
+            award = _award(r) if r.application_id is not None else None
+            members.append(ChainMember(assessment, r.seq, award, decision, r.decision_correlation))
+        return members
+
+    async def _pool_specs(self, accounts: set[str]) -> dict[str, PoolSpec]:
+        if not accounts:
+            return {}
+        rows = await self.session.execute(
+            text("SELECT account, cap_fen, citation, scope, subject_key FROM pools "
+                 "WHERE account = ANY(CAST(:a AS text[]))"), {"a": sorted(accounts)})
+        return {r.account: PoolSpec(parse_pool_account(r.account), r.cap_fen, r.citation, r.scope, r.subject_key)
+                for r in rows}
+
     async def insert_decisions(self, rows: Sequence[DecisionRow]) -> None:
         """In the given order (decisions.seq, an identity, numbers them in it)."""
         if not rows:
             return
         await _copy(self.session, "decisions", _DECISION_COLUMNS, [
             (r.application_id, r.assessed_event_id, r.decided_event_id, r.program, r.beneficiary, r.year,
-             r.status, r.entitlement_fen, r.awarded_fen, r.correlation_id, r.recorded_for, _json(r.data))
+             r.status, r.entitlement_fen, r.awarded_fen, r.correlation_id, r.recorded_for, _json(r.data),
+             *_chain_of(r))
             for r in rows
         ])
+
+    async def update_decisions(self, rows: Sequence[DecisionUpdate]) -> None:
+        """A re-decided application's decision as last published (its order, `seq`, stays)."""
+        if not rows:
+            return
+        await self.session.execute(
+            text("UPDATE decisions d SET status = u.s, awarded_fen = u.aw, decided_event_id = u.e, "
+                 "data = CAST(u.d AS jsonb) FROM unnest(CAST(:a AS text[]), CAST(:s AS text[]), "
+                 "CAST(:aw AS bigint[]), CAST(:e AS uuid[]), CAST(:d AS text[])) AS u(a, s, aw, e, d) "
+                 "WHERE d.application_id = u.a"),
+            {"a": [r.application_id for r in rows], "s": [r.status for r in rows],
+             "aw": [r.awarded_fen for r in rows], "e": [r.decided_event_id for r in rows],
+             "d": [_json(r.data) for r in rows]},
+        )
 
     async def insert_awards(self, rows: Sequence[AwardRow]) -> None:
         if not rows:
@@ -262,9 +348,24 @@ class SqlLedgerRepository:
             award = r.award
             overlap = award.overlap
             records.append((award.application_id, award.program, award.beneficiary, r.year, r.subject,
-                            overlap.applicant, overlap.subject, overlap.milestone, award.amount_fen,
-                            _json(_draws_stored(award.draws)), award.top_up_of, r.journal_seq))
+                            overlap.applicant, r.overlap_subject or overlap.subject, overlap.milestone,
+                            award.amount_fen, _json(_draws_stored(award.draws)), award.top_up_of, r.journal_seq,
+                            overlap.subject))
         await _copy(self.session, "awards", _AWARD_INSERT_COLUMNS, records)
+
+    async def update_awards(self, awards: Sequence[Award]) -> None:
+        """Re-decided awards: amount, draws and base. Those that become top-ups first, so that the
+        one live base per chain (awards_one_live_chain) holds after each statement."""
+        for becomes_base in (False, True):
+            batch = [a for a in awards if (a.top_up_of is None) == becomes_base]
+            if batch:
+                await self.session.execute(
+                    text("UPDATE awards a SET amount_fen = u.amt, draws = CAST(u.dr AS jsonb), top_up_of = u.t "
+                         "FROM unnest(CAST(:a AS text[]), CAST(:amt AS bigint[]), CAST(:dr AS text[]), "
+                         "CAST(:t AS text[])) AS u(a, amt, dr, t) WHERE a.application_id = u.a"),
+                    {"a": [x.application_id for x in batch], "amt": [x.amount_fen for x in batch],
+                     "dr": [_json(_draws_stored(x.draws)) for x in batch], "t": [x.top_up_of for x in batch]},
+                )
 
     async def awards_page(self, filters: ListFilter, *, after: int | None = None,
                           limit: int | None = None) -> list[AwardListing]:
@@ -313,10 +414,24 @@ class SqlLedgerRepository:
                                    {"a": row.application_id})
         await self.session.execute(
             text("INSERT INTO revocations (application_id, reason, revoked_by, revoked_at, amount_fen, "
-                 "journal_seq, event_id, data) VALUES (:a, :r, :by, :at, :amt, :j, :e, CAST(:d AS jsonb))"),
+                 "journal_seq, event_id, data, redecides) VALUES (:a, :r, :by, :at, :amt, :j, :e, CAST(:d AS jsonb), "
+                 ":rd)"),
             {"a": row.application_id, "r": row.reason, "by": row.revoked_by, "at": row.revoked_at,
-             "amt": row.amount_fen, "j": row.journal_seq, "e": row.event_id, "d": _json(row.data)},
+             "amt": row.amount_fen, "j": row.journal_seq, "e": row.event_id, "d": _json(row.data),
+             "rd": row.redecides},
         )
+
+    # -----------------------------------------------------------------------------------------
+    # Subject clashes (found by the subject-key migration)
+    # -----------------------------------------------------------------------------------------
+
+    async def subject_clashes(self, *, after: int | None = None, limit: int) -> list[SubjectClash]:
+        where = "WHERE id > :after" if after is not None else ""
+        rows = await self.session.execute(
+            text(f"SELECT id, kind, subject_key, scope, kept, members, found_at FROM subject_clashes {where} "
+                 "ORDER BY id LIMIT :n"), {"after": after, "n": limit})
+        return [SubjectClash(r.id, r.kind, r.subject_key, dict(r.scope), r.kept, list(r.members), r.found_at)
+                for r in rows]
 
     # -----------------------------------------------------------------------------------------
     # Journal
@@ -363,23 +478,33 @@ class SqlLedgerRepository:
 
 _AWARD_COLUMNS = (
     "a.application_id, a.program, a.beneficiary, a.year, a.subject, a.overlap_applicant, a.overlap_subject, "
-    "a.overlap_milestone, a.amount_fen, a.draws, a.top_up_of, a.journal_seq, a.revoked"
+    "a.overlap_milestone, a.amount_fen, a.draws, a.top_up_of, a.journal_seq, a.revoked, a.overlap_key"
 )
 _AWARD_INSERT_COLUMNS = ("application_id", "program", "beneficiary", "year", "subject", "overlap_applicant",
-                         "overlap_subject", "overlap_milestone", "amount_fen", "draws", "top_up_of", "journal_seq")
+                         "overlap_subject", "overlap_milestone", "amount_fen", "draws", "top_up_of", "journal_seq",
+                         "overlap_key")
 _DECISION_COLUMNS = ("application_id", "assessed_event_id", "decided_event_id", "program", "beneficiary", "year",
-                     "status", "entitlement_fen", "awarded_fen", "correlation_id", "recorded_for", "data")
+                     "status", "entitlement_fen", "awarded_fen", "correlation_id", "recorded_for", "data",
+                     "overlap_applicant", "overlap_key", "overlap_milestone", "pool_accounts")
 _ENTRY_INSERT_COLUMNS = ("seq", "kind", "application_id", "event_id", "postings", "prev_hash", "hash",
                          "recorded_for")
 _ENTRY_COLUMNS = "seq, kind, application_id, event_id, postings, prev_hash, hash, recorded_for"
 
 
+def _chain_of(row: DecisionRow) -> tuple[str | None, str | None, str | None, list[str] | None]:
+    if row.overlap is None:
+        return None, None, None, None
+    return row.overlap.applicant, row.overlap.subject, row.overlap.milestone, [pool_account(k) for k in row.pools]
+
+
 def _award(row: Any) -> Award:
+    # A chain the subject-key migration left apart (a clash) has no key: it is its own chain, as written.
     return Award(
         application_id=row.application_id,
         program=row.program,
         beneficiary=row.beneficiary,
-        overlap=OverlapKey(row.overlap_applicant, row.overlap_subject, row.overlap_milestone),
+        overlap=OverlapKey(row.overlap_applicant, row.overlap_key if row.overlap_key is not None
+                           else row.overlap_subject, row.overlap_milestone),
         amount_fen=row.amount_fen,
         draws=stored_draws(row.draws),
         top_up_of=row.top_up_of,
@@ -399,7 +524,8 @@ def stored_draws(stored: Iterable[dict[str, Any]]) -> tuple[Draw, ...]:
 
 
 def _award_row(row: Any) -> AwardRow:
-    return AwardRow(_award(row), row.year, row.subject, row.journal_seq, row.revoked)
+    return AwardRow(_award(row), row.year, row.subject, row.journal_seq, row.revoked, row.overlap_subject,
+                    in_chain=row.overlap_key is not None)
 
 
 def _entry(row: Any) -> JournalEntry:

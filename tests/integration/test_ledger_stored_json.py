@@ -33,7 +33,8 @@ async def maker(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSes
 
 async def _award(maker: async_sessionmaker[AsyncSession], settings: Settings) -> tuple[str, str]:
     ent = new_applicant()
-    data = receipt("GT-CLIN", "1231" + ent[4:], "P-1", "300000.00")  # two pools: a subject and a year pool
+    # two pools: a project and a year pool (the project's subject its own: a project pool is every hospital's)
+    data = receipt("GT-CLIN", "1231" + ent[4:], f"P-{ent[4:]}", "300000.00")
     await process(ledger_loop(maker, settings), [assessed(data)])
     return data["application_id"], "1231" + ent[4:]
 

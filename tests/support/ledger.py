@@ -14,8 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.ledger.app import decide_subscription
 from shared.config.settings import Settings
 from shared.contracts.envelope import Event, new_event
+from shared.contracts.events import ANY_BENEFICIARY
 from shared.contracts.topics import ASSESSMENTS
 from shared.kernel.money import format_fen
+from shared.kernel.subjects import subject_key
 from shared.messaging.consumer import ConsumerLoop
 from shared.policy.catalog import load_catalog
 from tests.support.records import FakeRecord
@@ -39,17 +41,26 @@ def receipt(
     eligible: bool = True,
     application_id: str | None = None,
     pools: list[dict[str, Any]] | None = None,
+    call: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A receipt shaped like services.eligibility.handlers.assess_event's."""
+    """A receipt shaped like the engine's (services.eligibility.domain.assess): subjects in pool
+    claims and in the overlap as keys (subject_key), the display subject as typed; `call` = (call
+    id, budget) adds the call's budget pool and call_id."""
     catalog = load_catalog()
+    key = subject_key(subject)
     if pools is None:
         pools = [
-            {"pool": p.name, "scope": p.scope, "beneficiary": applicant,
+            {"pool": p.name, "scope": p.scope,
+             "beneficiary": ANY_BENEFICIARY if p.scope == "project" else applicant,
              "year": year if p.scope == "beneficiary_year" else None,
-             "subject": subject if p.scope == "subject" else None,
+             "subject": None if p.scope == "beneficiary_year" else key,
              "cap": format_fen(p.cap_fen), "citation": p.citation}
             for p in catalog.programs[program].pools
         ]
+    if call is not None:
+        pools = [*pools, {"pool": "call-budget", "scope": "call", "beneficiary": ANY_BENEFICIARY, "year": year,
+                          "subject": call[0], "cap": call[1], "citation": f"call {call[0]}"}]
+    extra = {} if call is None else {"call_id": call[0]}
     return {
         "application_id": application_id or f"app_{secrets.token_hex(8)}",
         "partner_id": "ptn_test",
@@ -63,8 +74,9 @@ def receipt(
         "reasons": [] if eligible else [{"code": "RULE_FAILED", "message": "x: failed", "citation": "000 §五"}],
         "rules": [],
         "pools": pools,
-        "overlap": {"applicant": applicant, "subject": subject, "milestone": _MILESTONE.get(program, "m")},
+        "overlap": {"applicant": applicant, "subject": key, "milestone": _MILESTONE.get(program, "m")},
         "catalog_version": catalog.version,
+        **extra,
         "received_at": T0.isoformat(),
     }
 

@@ -13,9 +13,12 @@ import pytest
 
 from services.ledger import handlers
 from services.ledger.domain import (
+    Assessment,
     Award,
     AwardRow,
+    ChainMember,
     DecisionRow,
+    DecisionUpdate,
     LedgerInvariantError,
     OverlapKey,
     PoolBalance,
@@ -24,6 +27,7 @@ from services.ledger.domain import (
     PoolState,
     RevocableAward,
     RevocationRow,
+    ledger_subject_key,
     lock_order,
 )
 from services.ledger.handlers import decide_batch, revoke_award, verify_ledger
@@ -43,6 +47,8 @@ class FakeLedgerRepository:
 
     def __init__(self) -> None:
         self.pools: dict[PoolKey, PoolState] = {}
+        self.specs: dict[PoolKey, PoolSpec] = {}
+        self.rows_by_subject_key: dict[tuple[str, str, int | None, str], PoolKey] = {}
         self.head_ = JournalHead(0, GENESIS_HASH)
         self.decisions: dict[str, DecisionRow] = {}
         self.awards: dict[str, AwardRow] = {}
@@ -53,11 +59,21 @@ class FakeLedgerRepository:
         self.head_writes = 0
         self.revoked_behind_our_back: RevocationRow | None = None  # a concurrent revoke, seen after the locks
 
-    async def lock_pools(self, specs: Iterable[PoolSpec]) -> dict[PoolKey, PoolState]:
+    async def lock_pools(self, specs: Iterable[PoolSpec]) -> tuple[dict[PoolKey, PoolKey], dict[PoolKey, PoolState]]:
         by_key = {s.key: s for s in specs}
-        for key, spec in by_key.items():
-            self.pools.setdefault(key, PoolState(key, spec.cap_fen, 0))
-        return {k: self.pools[k] for k in lock_order(by_key)}
+        found_at: dict[PoolKey, PoolKey] = {}
+        for key in lock_order(by_key):
+            spec = by_key[key]
+            keyed = (key.pool, key.beneficiary, key.year, spec.subject_key)
+            row = self.rows_by_subject_key.get(keyed) if spec.subject_key is not None else None
+            if row is None:
+                self.pools.setdefault(key, PoolState(key, spec.cap_fen, 0))
+                self.specs.setdefault(key, spec)
+                if spec.subject_key is not None:
+                    self.rows_by_subject_key[keyed] = key
+            elif row != key:
+                found_at[key] = row
+        return found_at, {k: self.pools[k] for k in lock_order(found_at.get(k, k) for k in by_key)}
 
     async def lock_pool_rows(self, keys: Iterable[PoolKey]) -> dict[PoolKey, PoolState]:
         if self.revoked_behind_our_back is not None:
@@ -90,10 +106,36 @@ class FakeLedgerRepository:
 
     async def live_awards(self, overlaps: Iterable[OverlapKey]) -> dict[OverlapKey, list[Award]]:
         out: dict[OverlapKey, list[Award]] = {k: [] for k in overlaps}
-        for row in sorted(self.awards.values(), key=lambda r: r.journal_seq):
+        for row in sorted(self.awards.values(), key=lambda r: (r.award.top_up_of is not None, r.journal_seq)):
             if not row.revoked and row.award.overlap in out:
                 out[row.award.overlap].append(row.award)
         return out
+
+    async def chain_members(self, overlap: OverlapKey) -> list[ChainMember]:
+        members = []
+        for seq, row in enumerate(self.decisions.values(), start=1):
+            award = self.awards.get(row.application_id)
+            if row.overlap != overlap or row.status == "ineligible" or (award is not None and award.revoked):
+                continue
+            decision = AwardDecided.model_validate(row.data)
+            pools = tuple(PoolSpec(k, self.pools[k].cap_fen, self.specs[k].citation, self.specs[k].scope,
+                                   self.specs[k].subject_key) for k in lock_order(row.pools))
+            assessment = Assessment(row.application_id, row.program, row.year, row.beneficiary,
+                                    decision.subject or "", True, row.entitlement_fen, (), pools, overlap,
+                                    decision.catalog_version)
+            members.append(ChainMember(assessment, seq, award.award if award else None, decision,
+                                       row.correlation_id))
+        return members
+
+    async def update_awards(self, awards: Sequence[Award]) -> None:
+        for award in awards:
+            self.awards[award.application_id].award = award
+
+    async def update_decisions(self, rows: Sequence[DecisionUpdate]) -> None:
+        for u in rows:
+            row = self.decisions[u.application_id]
+            row.status, row.awarded_fen, row.decided_event_id, row.data = u.status, u.awarded_fen, \
+                u.decided_event_id, u.data
 
     async def insert_decisions(self, rows: Sequence[DecisionRow]) -> None:
         self.decisions.update({r.application_id: r for r in rows})
@@ -236,9 +278,9 @@ async def test_a_broken_invariant_sinks_the_whole_batch() -> None:
     repo, dead = FakeLedgerRepository(), DeadLetters()
     ent = new_applicant()
     event = assessed(equity(ent, "R-A", 1_000_00))
-    overlap = OverlapKey(ent, "R-A", "financing")
+    overlap = OverlapKey(ent, ledger_subject_key("R-A"), "financing")
     # A live chain whose awards disagree on their overlap key: a bug, never a business outcome.
-    other = OverlapKey(ent, "R-B", "financing")
+    other = OverlapKey(ent, ledger_subject_key("R-B"), "financing")
     repo.awards["x"] = AwardRow(Award("x", "GT-EQUITY", ent, overlap, 1_00, ()), 2024, "R-A", 1)
     repo.awards["y"] = AwardRow(Award("y", "GT-EQUITY", ent, other, 1_00, ()), 2024, "R-B", 2)
 

@@ -14,7 +14,9 @@ An award (or top-up) of X drawing on pools K1..Kn (lock order) posts, in this or
 ``(pool:Ki, −X), (award:A, +X)`` for each pool, then ``(award:A, −X), (payable:B, +X)``. Each pair
 sums to zero, so the entry does. Every pool is charged X (caps are separate dimensions), while the
 beneficiary is owed X once; with n pools the award account therefore keeps (n − 1)·X: the cap
-usage that is not money. A revocation is the exact negation of the award's postings, same order.
+usage that is not money. A revocation is the exact negation of the award's postings as the award
+stands, same order. A re-decision (the rest of an overlap chain decided again after a revocation)
+moves the difference D the same way (D < 0 gives back).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import orjson
 from services.ledger.domain import Award, PoolKey
 
 GENESIS_HASH = "0" * 64
-KINDS = ("award", "top_up", "revocation")
+KINDS = ("award", "top_up", "revocation", "redecision")
 
 
 class JournalError(ValueError):
@@ -114,13 +116,23 @@ def award_postings(award: Award) -> tuple[Posting, ...]:
     amount = award.amount_fen
     if amount <= 0:
         raise JournalError("an award entry moves a positive amount")
-    postings: list[Posting] = []
-    for key, drawn in sorted(award.draws, key=lambda d: d[0].sort_key()):
+    for key, drawn in award.draws:
         if drawn != amount:
             raise JournalError(f"draw on {key} differs from the award")
-        postings += [Posting(pool_account(key), -amount), Posting(award_account(award.application_id), amount)]
-    postings += [Posting(award_account(award.application_id), -amount),
-                 Posting(payable_account(award.beneficiary), amount)]
+    return change_postings(award.application_id, award.beneficiary, [key for key, _ in award.draws], amount)
+
+
+def change_postings(application_id: str, beneficiary: str, pools: Iterable[PoolKey], amount_fen: int) -> tuple[
+        Posting, ...]:
+    """An application's award moving by `amount_fen` on every one of its pools (lock order): drawn
+    when positive, given back when negative (see the module docs)."""
+    if amount_fen == 0:
+        raise JournalError("a change moves a non-zero amount")
+    account = award_account(application_id)
+    postings: list[Posting] = []
+    for key in sorted(pools, key=PoolKey.sort_key):
+        postings += [Posting(pool_account(key), -amount_fen), Posting(account, amount_fen)]
+    postings += [Posting(account, -amount_fen), Posting(payable_account(beneficiary), amount_fen)]
     return tuple(postings)
 
 

@@ -44,29 +44,39 @@ class Revoke:
     revoked_by: str
     revoked_at: datetime
     event_id: uuid.UUID
+    redecides: bool = True  # made since revocations re-decide the rest of their chain
 
 
 Op = Decide | Revoke
 
 
-def revoke_op(event: Event) -> Revoke:
+def revoke_op(event: Event, redecides: bool = True) -> Revoke:
     """A revocation the live ledger recorded (its award.revoked event) as the operation to replay."""
     data = parse_data(event, AwardRevoked)
     if data.application_id is None or data.reason is None or data.revoked_by is None or data.revoked_at is None:
         raise ValueError(f"award.revoked {event.id}: application_id, reason, revoked_by and revoked_at are needed")
     return Revoke(data.application_id, data.reason, data.revoked_by, datetime.fromisoformat(data.revoked_at),
-                  event.id)
+                  event.id, redecides)
 
 
-def ops_from_history(rows: Iterable[tuple[str, str | None, str | None]]) -> list[Op]:
-    """The ledger's outbox in seq order, as (type, causation id, the envelope of a revocation) →
-    the operations to replay, in order. A decision needs only its cause: the assessment's id."""
+def ops_from_history(rows: Iterable[tuple[str, str | None, str | None, bool | None]]) -> list[Op]:
+    """The ledger's outbox in seq order, as (type, causation id, the envelope of a revocation,
+    whether that revocation re-decided its chain) → the operations to replay, in order.
+
+    A decision needs only its cause: the assessment's id. What a revocation caused (its chain's
+    re-decisions, as award.decided and award.revoked events whose cause is the revocation) is not
+    an operation: replaying the revocation repeats it."""
     ops: list[Op] = []
-    for type_, causation_id, envelope in rows:
+    revocations: set[str] = set()
+    for type_, causation_id, envelope, redecides in rows:
+        if causation_id is not None and causation_id in revocations:
+            continue
         if type_ == "award.decided":
             ops.append(Decide(str(causation_id)))
         elif type_ == "award.revoked" and envelope is not None:
-            ops.append(revoke_op(parse_event(envelope.encode())))
+            op = revoke_op(parse_event(envelope.encode()), bool(redecides))
+            revocations.add(str(op.event_id))
+            ops.append(op)
     return ops
 
 
@@ -127,10 +137,11 @@ STATE_COLUMNS: dict[str, tuple[str, ...]] = {
     "decisions": ("assessed_event_id", "program", "beneficiary", "year", "status", "entitlement_fen",
                   "awarded_fen", "correlation_id", "recorded_for", "data"),
     "awards": ("program", "beneficiary", "year", "subject", "overlap_applicant", "overlap_subject",
-               "overlap_milestone", "amount_fen", "draws", "top_up_of", "journal_seq", "revoked"),
+               "overlap_milestone", "amount_fen", "draws", "top_up_of", "journal_seq", "revoked", "overlap_key"),
     "journal": ("hash", "kind", "application_id", "event_id", "postings", "prev_hash", "recorded_for"),
     "head": ("seq", "hash"),
-    "revocations": ("reason", "revoked_by", "revoked_at", "amount_fen", "journal_seq", "event_id", "data"),
+    "revocations": ("reason", "revoked_by", "revoked_at", "amount_fen", "journal_seq", "event_id", "data",
+                    "redecides"),
 }
 
 

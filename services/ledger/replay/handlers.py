@@ -140,7 +140,8 @@ async def _revoke(session: AsyncSession, op: Revoke, result: ApplyResult) -> Non
     try:
         async with session.begin_nested():
             await revoke_award(SqlLedgerRepository(session), op.application_id, reason=op.reason,
-                               revoked_by=op.revoked_by, now=op.revoked_at, event_id=op.event_id)
+                               revoked_by=op.revoked_by, now=op.revoked_at, event_id=op.event_id,
+                               redecide=op.redecides)
         result.revocations += 1
     except Exception as exc:  # a diverged state: reported as a difference, the replay goes on
         result.failed_revocations.append(f"{op.application_id}: {type(exc).__name__}: {exc}")

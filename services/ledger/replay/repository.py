@@ -36,12 +36,12 @@ _STATE_QUERIES: dict[str, str] = {
     "decisions": "SELECT application_id, assessed_event_id::text, program, beneficiary, year, status, "
                  "entitlement_fen, awarded_fen, correlation_id, recorded_for, data::text FROM decisions",
     "awards": "SELECT application_id, program, beneficiary, year, subject, overlap_applicant, overlap_subject, "
-              "overlap_milestone, amount_fen, draws, top_up_of, journal_seq, revoked FROM awards",
+              "overlap_milestone, amount_fen, draws, top_up_of, journal_seq, revoked, overlap_key FROM awards",
     "journal": "SELECT seq, hash, kind, application_id, event_id, postings::text, prev_hash, recorded_for "
                "FROM journal_entries",
     "head": "SELECT id, seq, hash FROM journal_head",
     "revocations": "SELECT application_id, reason, revoked_by, revoked_at, amount_fen, journal_seq, "
-                   "event_id::text, data::text FROM revocations",
+                   "event_id::text, data::text, redecides FROM revocations",
 }
 
 
@@ -69,9 +69,10 @@ async def read_live(maker: async_sessionmaker[AsyncSession]) -> LiveSnapshot:
     assessment event ids it dead-lettered, and its state."""
     async with maker() as session, snapshot(session):
         rows = await session.execute(text(
-            "SELECT type, envelope->>'causation_id', CASE WHEN type = 'award.revoked' THEN envelope::text END "
-            "FROM outbox WHERE type IN ('award.decided', 'award.revoked') ORDER BY seq"))
-        ops = ops_from_history((r[0], r[1], r[2]) for r in rows)
+            "SELECT o.type, o.envelope->>'causation_id', CASE WHEN o.type = 'award.revoked' THEN o.envelope::text END, "
+            "r.redecides FROM outbox o LEFT JOIN revocations r ON r.event_id = o.id "
+            "WHERE o.type IN ('award.decided', 'award.revoked') ORDER BY o.seq"))
+        ops = ops_from_history((r[0], r[1], r[2], r[3]) for r in rows)
         dead = await session.execute(text(
             "SELECT envelope->>'causation_id' FROM outbox WHERE type = 'event.dead_lettered' "
             "AND envelope->>'causation_id' IS NOT NULL"))
