@@ -18,13 +18,14 @@ from sqlalchemy import text
 
 from services.eligibility.app import create_app as create_eligibility
 from services.eligibility.policy.repository import OverlappingCall, PolicyRepository
+from services.intake.app import create_app as create_intake
 from shared.config.settings import Settings
 from shared.contracts.topics import POLICY
 from shared.db.engine import make_engine, make_sessionmaker
 from shared.policy.calls import CallTerms
 from shared.policy.catalog import catalog_version_of
 from tests.support.apps import running
-from tests.support.auth import AUD, OP
+from tests.support.auth import AUD, OP, partner_headers
 from tests.support.eligibility import (
     SUCCESSOR_CITATION,
     application_received,
@@ -35,9 +36,10 @@ from tests.support.eligibility import (
     send_received,
     successor_document,
 )
+from tests.support.intake import fetch_until, new_partner
 from tests.support.kafka import read_topic
 from tests.support.paging import read_pages
-from tests.support.policy import call_body, shipped_document
+from tests.support.policy import call_body, shipped_document, wait_for_calls
 from tests.support.waiting import eventually
 from tools.samples import make_body
 
@@ -319,6 +321,8 @@ async def test_an_application_received_after_its_call_closed_is_ineligible_call_
 async def test_a_2026_successor_version_and_its_call_decide_by_the_new_rule(
     eligibility: httpx.AsyncClient, settings: Settings,
 ) -> None:
+    """As an admin and a partner would: publish the successor, open its call, apply through intake,
+    see the decision made by the new rule, the receipt citing the new document."""
     document = successor_document()
     published = await eligibility.post("/v1/catalog/versions", json={"document": document, "note": "2026"},
                                        headers=OP)
@@ -334,8 +338,19 @@ async def test_a_2026_successor_version_and_its_call_decide_by_the_new_rule(
     assert call["catalog_version"] == version  # the latest, by default
 
     # 4000万 of financing: below the old 5000万 threshold, above the successor's 3000万; 3% of it.
-    await send_received(settings, application_received("app_equity_2026", equity_2026_body(), call["id"]))
-    got = await assessed(settings, "app_equity_2026")
+    async with running(create_intake(settings)) as intake:
+        await wait_for_calls(intake, {call["id"]})
+        partner = await new_partner(intake)
+        r = await intake.post("/v1/applications", json=equity_2026_body(),
+                              headers=partner_headers(partner, "equity-2026"))
+        assert r.status_code == 202, r.text
+        app_id = r.json()["id"]
+        decided = await fetch_until(intake, f"/v1/applications/{app_id}", partner_headers(partner),
+                                    lambda b: any(e["type"] == "application.assessed" for e in b["timeline"]),
+                                    timeout_s=30)
+    assert decided["call_id"] == call["id"]
+    assert decided["decision"]["entitlement"] == "1200000.00"
+    got = await assessed(settings, app_id)
     assert got["eligible"] is True and got["entitlement"] == "1200000.00"
     assert (got["catalog_version"], got["call_id"]) == (version, call["id"])
     rules = {r["rule"]: r for r in got["rules"]}
@@ -343,7 +358,7 @@ async def test_a_2026_successor_version_and_its_call_decide_by_the_new_rule(
     assert rules["formula"]["citation"] == SUCCESSOR_CITATION
     assert rules["window.event_date"]["citation"] == f"call {call['id']}"
     async with eligibility_db(settings) as conn:
-        [event] = [e for e in await outbox_events(conn, "application.assessed") if e["subject"] == "app_equity_2026"]
+        [event] = [e for e in await outbox_events(conn, "application.assessed") if e["subject"] == app_id]
     assert event["data"]["call_id"] == call["id"] and event["data"]["catalog_version"] == version
 
     # POST /v1/evaluate: under the open call's version; with no call open, under the latest.
