@@ -58,15 +58,12 @@ def equity_2026_body(financing: str = "40000000.00") -> dict[str, Any]:
     return body
 
 
-def application_received(app_id: str, body: dict[str, Any], call_id: str | None,
-                         time: datetime | None = None) -> Event:
+def application_received(app_id: str, body: dict[str, Any], call_id: str, time: datetime | None = None) -> Event:
     """`application.received` as intake publishes it (the body checked against the shipped
     catalog's field types), under `call_id`, received at `time` (default now)."""
     application, errors = validate_application(body, load_catalog())
     assert application is not None, errors
-    data: dict[str, Any] = {"application_id": app_id, "partner_id": "ptn_tests", "application": application.to_wire()}
-    if call_id is not None:
-        data["call_id"] = call_id
+    data = {"application_id": app_id, "partner_id": "ptn_tests", "application": application.to_wire(), "call_id": call_id}
     return new_typed_event(ApplicationReceived.model_validate(data), source="grantline.intake", subject=app_id,
                            time=time)
 
