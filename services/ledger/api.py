@@ -9,7 +9,13 @@ from fastapi import APIRouter
 
 from services.ledger.deps import ContextDep, OperatorDep, SnapshotDep, StaffReaderDep
 from services.ledger.domain import ListFilter
-from services.ledger.handlers import list_awards, list_balances, revoke_award, verify_ledger
+from services.ledger.handlers import (
+    list_awards,
+    list_balances,
+    list_subject_clashes,
+    revoke_award,
+    verify_ledger,
+)
 from services.ledger.repository import SqlLedgerRepository
 from services.ledger.schemas import (
     ApplicationId,
@@ -25,6 +31,8 @@ from services.ledger.schemas import (
     JournalPage,
     Limit,
     ProgramCode,
+    SubjectClashPage,
+    SubjectClashView,
     VerifyReport,
     Year,
 )
@@ -102,3 +110,16 @@ async def journal(_: StaffReaderDep, repo: SnapshotDep, after: JournalAfter = 0,
 async def audit_verify(_: StaffReaderDep, repo: SnapshotDep) -> dict[str, Any]:
     # One snapshot: the chain, the head and the pools.
     return await verify_ledger(repo)
+
+
+@router.get("/v1/audit/subject-clashes", response_model=SubjectClashPage)
+async def subject_clashes(_: StaffReaderDep, repo: SnapshotDep, cursor: Cursor = None,
+                          limit: Limit = 50) -> SubjectClashPage:
+    """Rows that fold to one subject key but were kept apart when existing rows got their keys
+    (pools and overlap chains written another way before subjects were compared by key): which
+    one has the key, and what every one of them held. For the auditor to settle."""
+    try:
+        clashes, next_cursor = await list_subject_clashes(repo, cursor=cursor, limit=limit)
+    except ValueError as exc:
+        raise _bad_cursor(exc) from exc
+    return SubjectClashPage(items=[SubjectClashView.of(c) for c in clashes], next_cursor=next_cursor)

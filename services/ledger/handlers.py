@@ -48,6 +48,7 @@ from services.ledger.domain import (
     Redecision,
     RevocableAward,
     RevocationRow,
+    SubjectClash,
     apply_draws,
     decide_award,
     live_award_of,
@@ -143,6 +144,10 @@ class ListRepository(Protocol):
 
     async def awards_page(self, filters: ListFilter, *, after: int | None = None,
                           limit: int | None = None) -> list[AwardListing]: ...
+
+
+class ClashRepository(Protocol):
+    async def subject_clashes(self, *, after: int | None = None, limit: int) -> list[SubjectClash]: ...
 
 
 class AuditRepository(Protocol):
@@ -481,6 +486,7 @@ class _Writes:
 
 BALANCES_CURSOR = "balances:"  # the last pool's account
 AWARDS_CURSOR = "awards:"  # the last award's journal seq
+CLASHES_CURSOR = "clashes:"  # the last subject clash's id
 
 
 def _after_pool(cursor: str) -> PoolKey:
@@ -506,6 +512,16 @@ async def list_awards(repo: ListRepository, filters: ListFilter, *, cursor: str 
     rows = await repo.awards_page(filters, after=after, limit=limit + 1)
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1].row.journal_seq, AWARDS_CURSOR) if len(rows) > limit else None
+    return page, next_cursor
+
+
+async def list_subject_clashes(repo: ClashRepository, *, cursor: str | None,
+                               limit: int) -> tuple[list[SubjectClash], str | None]:
+    """A page of the subject clashes the subject-key migration found, in the order found."""
+    after = decode_cursor(cursor, CLASHES_CURSOR) if cursor else None
+    rows = await repo.subject_clashes(after=after, limit=limit + 1)
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1].id, CLASHES_CURSOR) if len(rows) > limit else None
     return page, next_cursor
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import BaseModel
 
-from services.ledger.domain import AwardListing, PoolBalance, draws_wire
+from services.ledger.domain import AwardListing, PoolBalance, SubjectClash, draws_wire
 from services.ledger.journal.domain import JournalEntry
 from shared.kernel.money import format_fen
 from shared.web.openapi import NO_NUL
@@ -173,3 +173,33 @@ class VerifyReport(BaseModel):
     first_bad_seq: int | None = None
     problem: str | None = None
     pools: list[PoolMismatch] | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Subject clashes (found by the subject-key migration)
+# ---------------------------------------------------------------------------------------------
+
+
+class SubjectClashView(BaseModel):
+    """Rows that fold to one subject key and were kept apart: `kind` pool (`scope`: pool,
+    beneficiary, year; `kept`: the pool account that has the key) or overlap_chain (`scope`:
+    applicant, milestone; `kept`: the overlap subject whose chain has the key); `members`: every
+    row, with what it held (fen) when found."""
+
+    id: int
+    kind: str
+    subject_key: str
+    scope: dict[str, Any]
+    kept: str
+    members: list[dict[str, Any]]
+    found_at: str
+
+    @classmethod
+    def of(cls, c: SubjectClash) -> SubjectClashView:
+        return cls(id=c.id, kind=c.kind, subject_key=c.subject_key, scope=c.scope, kept=c.kept, members=c.members,
+                   found_at=c.found_at.isoformat())
+
+
+class SubjectClashPage(BaseModel):
+    items: list[SubjectClashView]
+    next_cursor: str | None  # null on the last page

@@ -5,16 +5,11 @@ eligibility outbox, and fail naming the pool after a direct database edit of a p
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,21 +17,20 @@ from services.ledger.handlers import revoke_award
 from services.ledger.repository import SqlLedgerRepository
 from shared.config.settings import Settings
 from shared.contracts.envelope import Event
-from shared.contracts.topics import ASSESSMENTS
 from shared.db.engine import make_engine, make_sessionmaker
-from shared.messaging.outbox import add_events
 from tests.support.ledger import (
     again,
     assessed,
     ledger_loop,
     new_applicant,
     process,
+    publish_assessments,
     receipt,
+    run_replay,
 )
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -44,21 +38,6 @@ class Live:
     ledger: async_sessionmaker[AsyncSession]
     revoked: list[str]
     awards: int
-
-
-async def _publish(settings: Settings, eligibility: async_sessionmaker[AsyncSession], events: list[Event]) -> None:
-    """As eligibility would: into its outbox (its event history) and onto the broker."""
-    async with eligibility() as session, session.begin():
-        await add_events(session, [(e, e.data["applicant"]["id"]) for e in events])
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=False)
-    await producer.start()
-    try:
-        for e in events:
-            await producer.send(settings.topic_namespace + ASSESSMENTS, e.to_bytes(),
-                                key=e.data["applicant"]["id"].encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 async def _revoke(maker: async_sessionmaker[AsyncSession], application_id: str, reason: str) -> None:
@@ -78,7 +57,7 @@ async def live(settings: Settings) -> AsyncIterator[Live]:
 
     async def step(receipts: list[dict], *, extra: list[Event] = ()) -> list[Event]:  # type: ignore[assignment]
         events = [assessed(r) for r in receipts] + list(extra)
-        await _publish(settings, eligibility, events)
+        await publish_assessments(settings, eligibility, events)
         await process(loop, events)
         return events
 
@@ -112,19 +91,6 @@ async def live(settings: Settings) -> AsyncIterator[Live]:
         await elig_engine.dispose()
 
 
-async def _replay(settings: Settings, *args: str) -> tuple[int, str, str]:
-    script = Path(sys.executable).parent / "grantline-replay"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "services.ledger.replay.api"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRANTLINE_")}
-    env.update({"DATABASE_URL": settings.database_url, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-                "GRANTLINE_TOPIC_NAMESPACE": settings.topic_namespace, "PYTHONPATH": str(ROOT)})
-    proc = await asyncio.create_subprocess_exec(*cmd, *args, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 async def _exec(maker: async_sessionmaker[AsyncSession], sql: str, **params: object) -> None:
     async with maker() as session, session.begin():
         await session.execute(text(sql), params)
@@ -140,7 +106,7 @@ async def test_the_load_is_mixed(live: Live) -> None:
 
 
 async def test_replay_from_the_eligibility_outbox_is_equal(live: Live, settings: Settings) -> None:
-    code, out, err = await _replay(settings, "--source", "outbox", "--progress-every", "5")
+    code, out, err = await run_replay(settings, "--source", "outbox", "--progress-every", "5")
     assert code == 0, out + err
     assert "replay EQUAL" in out and "3 revocations" in out
     assert "events (" in err, "progress lines go to stderr"
@@ -153,7 +119,7 @@ async def test_replay_from_the_eligibility_outbox_is_equal(live: Live, settings:
 async def test_replay_from_the_broker_is_equal_and_keeps_the_schema_when_asked(
     live: Live, settings: Settings
 ) -> None:
-    code, out, err = await _replay(settings, "--schema", "ledger_replay_kept", "--keep")
+    code, out, err = await run_replay(settings, "--schema", "ledger_replay_kept", "--keep")
     assert code == 0, out + err
     assert "replay EQUAL" in out and "source=broker" in out
     async with live.ledger() as session:
@@ -170,7 +136,7 @@ async def test_a_direct_edit_of_a_pools_committed_or_cap_is_named(live: Live, se
     assert account
     await _exec(live.ledger, "UPDATE pools SET committed_fen = committed_fen - 1 WHERE account = :a", a=account)
     try:
-        code, out, err = await _replay(settings, "--source", "outbox")
+        code, out, err = await run_replay(settings, "--source", "outbox")
     finally:
         await _exec(live.ledger, "UPDATE pools SET committed_fen = committed_fen + 1 WHERE account = :a", a=account)
     assert code == 1, out + err
@@ -178,7 +144,7 @@ async def test_a_direct_edit_of_a_pools_committed_or_cap_is_named(live: Live, se
 
     await _exec(live.ledger, "UPDATE pools SET cap_fen = cap_fen + 100 WHERE account = :a", a=account)
     try:
-        code, out, err = await _replay(settings, "--source", "outbox")
+        code, out, err = await run_replay(settings, "--source", "outbox")
     finally:
         await _exec(live.ledger, "UPDATE pools SET cap_fen = cap_fen - 100 WHERE account = :a", a=account)
     assert code == 1, out + err
@@ -186,5 +152,5 @@ async def test_a_direct_edit_of_a_pools_committed_or_cap_is_named(live: Live, se
 
 
 async def test_an_unusable_scratch_schema_exits_2(live: Live, settings: Settings) -> None:
-    code, _, err = await _replay(settings, "--source", "outbox", "--schema", "ledger")
+    code, _, err = await run_replay(settings, "--source", "outbox", "--schema", "ledger")
     assert code == 2 and "scratch schema" in err

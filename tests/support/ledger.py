@@ -1,13 +1,19 @@
 """Feeding the ledger: receipts as eligibility writes them, assessment envelopes, driving the
-real consumer loop, reading the ledger's outbox."""
+real consumer loop, reading the ledger's outbox, publishing the history and running
+`grantline-replay` over it."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import secrets
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,6 +25,7 @@ from shared.contracts.topics import ASSESSMENTS
 from shared.kernel.money import format_fen
 from shared.kernel.subjects import subject_key
 from shared.messaging.consumer import ConsumerLoop
+from shared.messaging.outbox import add_events
 from shared.policy.catalog import load_catalog
 from tests.support.records import FakeRecord
 
@@ -122,3 +129,39 @@ async def decided(maker: async_sessionmaker[AsyncSession], application_ids: Sequ
 async def scalar(maker: async_sessionmaker[AsyncSession], sql: str, **params: Any) -> Any:
     async with maker() as session:
         return await session.scalar(text(sql), params)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def publish_assessments(settings: Settings, eligibility: async_sessionmaker[AsyncSession],
+                              events: Sequence[Event], *, broker: bool = True) -> None:
+    """As eligibility would: into its outbox (its event history) and, unless told not to, onto the broker."""
+    async with eligibility() as session, session.begin():
+        await add_events(session, [(e, e.data["applicant"]["id"]) for e in events])
+    if not broker:
+        return
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=False)
+    await producer.start()
+    try:
+        for e in events:
+            await producer.send(settings.topic_namespace + ASSESSMENTS, e.to_bytes(),
+                                key=e.data["applicant"]["id"].encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def run_replay(settings: Settings, *args: str) -> tuple[int, str, str]:
+    """`grantline-replay` as a real subprocess (the console script) on the settings' database and
+    broker: its exit code, stdout and stderr."""
+    script = Path(sys.executable).parent / "grantline-replay"
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "services.ledger.replay.api"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRANTLINE_")}
+    env.update({"DATABASE_URL": settings.database_url, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+                "GRANTLINE_TOPIC_NAMESPACE": settings.topic_namespace, "PYTHONPATH": str(ROOT)})
+    proc = await asyncio.create_subprocess_exec(*cmd, *args, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

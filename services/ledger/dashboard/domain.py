@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from services.ledger.domain import ListFilter, PoolBalance, PoolKey
 from services.ledger.journal.domain import pool_account
+from shared.contracts.events import ANY_BENEFICIARY
 
 COOKIE_NAME = "grantline_dashboard"
 SESSION_SECONDS = 8 * 3600
@@ -123,10 +124,20 @@ class LiveCursor:
 # ---------------------------------------------------------------------------------------------
 
 
+# Shown as the beneficiary of a pool every applicant shares (a project's, a call's budget).
+SHARED_POOL_NAME = "every applicant 全部申报单位"
+
+
 @dataclass(frozen=True)
 class PoolLine:
     balance: PoolBalance
-    name: str | None  # the beneficiary's name in its latest decision
+    name: str | None  # the beneficiary's name in its latest decision (SHARED_POOL_NAME for a shared pool)
+
+    @classmethod
+    def of(cls, balance: PoolBalance, names: Mapping[str, str | None]) -> PoolLine:
+        if balance.key.beneficiary == ANY_BENEFICIARY:
+            return cls(balance, SHARED_POOL_NAME)
+        return cls(balance, names.get(balance.key.beneficiary))
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.ledger.dashboard.domain import DecisionLine, LiveCursor, PoolLine, RevocationLine
 from services.ledger.domain import ListFilter
 from services.ledger.repository import SqlLedgerRepository, filter_clause
+from shared.contracts.events import ANY_BENEFICIARY
 
 _DECISIONS = (
     "SELECT d.seq, d.application_id, d.program, d.beneficiary, d.year, d.status, d.awarded_fen, d.recorded_for, "
@@ -36,8 +37,8 @@ class DashboardRepository:
         """Pools, nearest exhaustion first, each with its beneficiary's latest name."""
         balances = await SqlLedgerRepository(self.session).pool_balances(
             filters, accounts=accounts, limit=limit, order="utilisation")
-        names = await self._names({b.key.beneficiary for b in balances})
-        return [PoolLine(b, names.get(b.key.beneficiary)) for b in balances]
+        names = await self._names({b.key.beneficiary for b in balances} - {ANY_BENEFICIARY})
+        return [PoolLine.of(b, names) for b in balances]
 
     async def _names(self, beneficiaries: set[str]) -> dict[str, str | None]:
         if not beneficiaries:
