@@ -1,4 +1,5 @@
-"""What the catalog and call routes take and answer (CONTRACT.md, "Policy administration")."""
+"""What the catalog and call routes take and answer (CONTRACT.md, "Policy administration"). Who
+acted and a call's event window are answered as their events carry them (shared.contracts)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.contracts.events import Actor
+from shared.contracts.events import EventWindow as EventWindowOnTheWire
 from shared.kernel.money import parse_amount
 from shared.web.openapi import NO_NUL
 
@@ -33,13 +36,6 @@ def _text(value: str | None) -> str | None:
     if not value.strip():
         raise ValueError("must not be blank")
     return value
-
-
-class Actor(BaseModel):
-    """Who acted: `{"id", "name"}`, the name left out when there is none (the bootstrap tokens)."""
-
-    id: str
-    name: str | None = None
 
 
 # --- catalog versions -----------------------------------------------------------------------
@@ -118,13 +114,6 @@ class OpenCall(BaseModel):
         return None if self.budget is None else parse_amount(self.budget)
 
 
-class EventWindowView(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    from_: str = Field(alias="from", serialization_alias="from")
-    to: str
-
-
 class CallView(BaseModel):
     id: str
     program: str
@@ -133,7 +122,7 @@ class CallView(BaseModel):
     status: Literal["scheduled", "open", "closed"]
     opens_at: str
     closes_at: str
-    event_window: EventWindowView
+    event_window: EventWindowOnTheWire
     catalog_version: str
     budget: str | None
     opened_by: Actor
