@@ -101,10 +101,9 @@ def _key_pools() -> int:
     op.execute(
         "CREATE TEMPORARY TABLE ledger_pool_keys AS "
         "SELECT p.account, p.pool, p.beneficiary, p.year, k.subject_key, p.subject, p.committed_fen, p.cap_fen, "
-        "row_number() OVER w AS rank, count(*) OVER w AS n "
+        "row_number() OVER (g ORDER BY p.committed_fen DESC, p.account) AS rank, count(*) OVER g AS n "
         "FROM pools p JOIN ledger_subject_keys k ON k.subject = p.subject WHERE p.scope <> 'call' "
-        "WINDOW w AS (PARTITION BY p.pool, p.beneficiary, p.year, k.subject_key "
-        "ORDER BY p.committed_fen DESC, p.account)"
+        "WINDOW g AS (PARTITION BY p.pool, p.beneficiary, p.year, k.subject_key)"
     )
     op.execute("UPDATE pools p SET subject_key = k.subject_key FROM ledger_pool_keys k "
                "WHERE k.account = p.account AND k.rank = 1")
@@ -127,11 +126,11 @@ def _key_awards() -> int:
     op.execute(
         "CREATE TEMPORARY TABLE ledger_chain_keys AS "
         "SELECT overlap_applicant, overlap_milestone, subject_key, overlap_subject, first_seq, "
-        "row_number() OVER w AS rank, count(*) OVER w AS n FROM ("
+        "row_number() OVER (g ORDER BY first_seq) AS rank, count(*) OVER g AS n FROM ("
         "  SELECT a.overlap_applicant, a.overlap_milestone, k.subject_key, a.overlap_subject, "
         "  min(a.journal_seq) AS first_seq FROM awards a JOIN ledger_subject_keys k ON k.subject = a.overlap_subject "
         "  WHERE NOT a.revoked GROUP BY 1, 2, 3, 4) AS chains "
-        "WINDOW w AS (PARTITION BY overlap_applicant, overlap_milestone, subject_key ORDER BY first_seq)"
+        "WINDOW g AS (PARTITION BY overlap_applicant, overlap_milestone, subject_key)"
     )
     op.execute(
         "UPDATE awards a SET overlap_key = k.subject_key FROM ledger_subject_keys k "
