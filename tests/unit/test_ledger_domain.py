@@ -7,25 +7,35 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.ledger.domain import (
     OVERLAP_CITATION,
     Assessment,
     Award,
+    ChainMember,
     Decision,
     LedgerInvariantError,
     OverlapKey,
     PoolKey,
     PoolState,
+    Redecision,
     apply_draws,
     decide_award,
+    ledger_subject_key,
     live_award_of,
     lock_order,
+    pool_instance_text,
     pool_keys_of,
     pool_states_for,
+    redecide_chain,
     revoke,
 )
+from services.ledger.journal.domain import award_postings, change_postings
+from shared.contracts.events import AwardDecided
 from shared.kernel.money import WAN_FEN, YI_FEN, format_fen
+from shared.kernel.subjects import SubjectRefused, subject_key
 
 ENTERPRISE = "91310115MA1H7G0L0C"
 HOSPITAL = "12310000425012345X"
@@ -258,3 +268,172 @@ def test_invariants_refuse_overdraw_and_negative() -> None:
     with pytest.raises(LedgerInvariantError):
         PoolState(key, 100, 101)
     assert state.apply(10).room_fen == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Subject keys
+# ---------------------------------------------------------------------------------------------
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
+def test_an_ascii_subjects_key_is_subject_keys_own(subject: str) -> None:
+    cleaned = "".join(c for c in subject if c.isprintable())  # the ledger drops what a reader cannot see
+    try:
+        expected = subject_key(cleaned)
+    except SubjectRefused:
+        expected = subject  # folds to nothing: its own key
+    assert ledger_subject_key(subject) == expected
+
+
+@pytest.mark.parametrize("subject", ["ＣＡＦÉ－Ｏ１", "CAFÉ-O1 ", "café-o1", "CAFÉ-\u041e1", "CAFE\u0301-O1",
+                                     "CAF\u200dÉ-O1", "CAFÉ\u200b-O1", "CAFÉ·O1", "CAFÉ—O_1"])
+def test_every_look_alike_has_one_key_and_a_key_is_its_own(subject: str) -> None:
+    key = ledger_subject_key("CAFÉ-O1")
+    assert ledger_subject_key(subject) == key == subject_key("CAFÉ-O1")
+    assert ledger_subject_key(key) == key
+
+
+def test_a_subject_that_folds_to_nothing_is_its_own_key() -> None:
+    assert ledger_subject_key("--") == "--" and ledger_subject_key("\u200b") == "\u200b"
+
+
+def test_the_receipt_is_read_by_key_and_the_pools_keep_their_names() -> None:
+    raw = receipt("app_1", "GT-CLIN", 2026, HOSPITAL, "CTR-2024-0001", 50 * WAN_FEN, [
+        pool("GT-CLIN/project", "*", 50 * WAN_FEN, "000 §四(二)5", subject="CTR-2024-0001") | {"scope": "project"},
+        pool("GT-CLIN/beneficiary-year", HOSPITAL, 500 * WAN_FEN, "000 §四(二)5", year=2026),
+        pool("call-budget", "*", 100 * WAN_FEN, "call call_1", year=2026, subject="call_1") | {"scope": "call"},
+    ], "completion")
+    a = Assessment.from_receipt(raw)
+    assert a.overlap == OverlapKey(HOSPITAL, subject_key("CTR-2024-0001"), "completion")
+    assert a.overlap_subject == "CTR-2024-0001"
+    keys = {p.key.pool: (p.key.subject, p.subject_key) for p in a.pools}
+    assert keys == {"GT-CLIN/project": ("CTR-2024-0001", subject_key("CTR-2024-0001")),
+                    "GT-CLIN/beneficiary-year": (None, None), "call-budget": ("call_1", None)}
+
+
+def test_an_assessment_draws_on_the_rows_its_pools_were_found_at() -> None:
+    a = Assessment.from_receipt(product("app_1", "GT-PRODUCT", 100, "000 §五(四)"))
+    written = PoolKey("GT-PRODUCT/subject", ENTERPRISE, None, "product x")
+    moved = a.with_pools_at({PoolKey("GT-PRODUCT/subject", ENTERPRISE, None, "PRODUCT-X"): written})
+    assert {p.key for p in moved.pools} == {written, PoolKey("GT-PRODUCT/beneficiary-year", ENTERPRISE, 2024, None)}
+    assert [p.key for p in moved.pools] == lock_order(p.key for p in moved.pools)
+    assert a.with_pools_at({}) is a
+
+
+@pytest.mark.parametrize("key, text", [
+    (PoolKey("GT-EQUITY/beneficiary-year", ENTERPRISE, 2026, None), f"{ENTERPRISE}, 2026"),
+    (PoolKey("GT-PRODUCT/subject", ENTERPRISE, None, "x"), f"{ENTERPRISE}, x"),
+    (PoolKey("GT-CLIN/project", "*", None, "ctr1"), "every applicant, ctr1"),
+    (PoolKey("call-budget", "*", 2026, "call_1"), "call call_1, 2026"),
+])
+def test_a_pool_instance_in_words(key: PoolKey, text: str) -> None:
+    assert pool_instance_text(key) == text
+
+
+def test_a_shared_pool_caps_every_applicant_together() -> None:
+    ledger = Ledger()
+    project = pool("GT-CLIN/project", "*", 50 * WAN_FEN, "000 §四(二)5", subject="ctr1") | {"scope": "project"}
+    first = ledger.decide(receipt("app_1", "GT-CLIN", 2026, HOSPITAL, "ctr1", 30 * WAN_FEN, [project], "completion"))
+    other = "12310000425099999X"
+    second = ledger.decide(receipt("app_2", "GT-CLIN", 2026, other, "ctr1", 40 * WAN_FEN, [project], "completion"))
+    assert (first.awarded_fen, second.awarded_fen, second.limited_by) == (30 * WAN_FEN, 20 * WAN_FEN,
+                                                                          "GT-CLIN/project")
+    assert "every applicant" in second.reasons[0].message
+
+
+def test_the_chain_is_its_base_whatever_order_the_awards_come_in() -> None:
+    overlap = OverlapKey(ENTERPRISE, "x", "m")
+    top_up = Award("app_2", "CT-PRODUCT", ENTERPRISE, overlap, 5, (), top_up_of="app_1")
+    base = Award("app_1", "GT-PRODUCT", ENTERPRISE, overlap, 10, ())
+    chain = live_award_of([top_up, base])
+    assert chain is not None and (chain.application_id, chain.amount_fen) == ("app_1", 15)
+
+
+# ---------------------------------------------------------------------------------------------
+# Re-deciding a chain after a revocation
+# ---------------------------------------------------------------------------------------------
+
+
+class Chain(Ledger):
+    """The Ledger above, with each application's order, receipt and decision kept for re-deciding."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.members: list[tuple[int, Assessment]] = []
+
+    def decide(self, raw: dict[str, Any]) -> Decision:
+        self.members.append((len(self.members) + 1, Assessment.from_receipt(raw)))
+        return super().decide(raw)
+
+    def redecide_after(self, app: str) -> list[Redecision]:
+        revoked = self.awards[app]
+        self.revoke(app)
+        seq = next(s for s, a in self.members if a.application_id == app)
+        live = {a for apps in self.live.values() for a in apps}
+        members = [ChainMember(a, s, self.awards[a.application_id] if a.application_id in live else None,
+                               AwardDecided(status="approved"), "corr")
+                   for s, a in self.members if a.application_id != app and a.overlap == revoked.overlap]
+        states = dict(self.pools)
+        for m in members:
+            states.update(pool_states_for(m.assessment, states))
+        outcomes, self.pools = redecide_chain(revoked, seq, members, states)
+        return outcomes
+
+
+def test_revoking_the_base_makes_the_next_member_the_base_and_tops_up_the_rest() -> None:
+    chain = Chain()
+    chain.decide(product("app_gt", "GT-PRODUCT", 2000 * WAN_FEN, "000 §五(四)"))
+    chain.decide(product("app_ct", "CT-PRODUCT", 2500 * WAN_FEN, "001 §四(四)11"))
+    chain.decide(product("app_dup", "GT-PRODUCT", 1800 * WAN_FEN, "000 §五(四)"))
+    chain.decide(product("app_hi", "CT-PRODUCT", 2800 * WAN_FEN, "001 §四(四)11"))
+    outcomes = chain.redecide_after("app_gt")
+    assert [(o.member.assessment.application_id, o.decision.status, o.decision.awarded_fen, o.delta_fen,
+             o.changed) for o in outcomes] == [
+        ("app_ct", "approved", 2500 * WAN_FEN, 2000 * WAN_FEN, True),
+        ("app_dup", "rejected", 0, 0, False),
+        ("app_hi", "approved", 300 * WAN_FEN, 0, True),  # the same 300万, now a top-up of app_ct
+    ]
+    assert outcomes[0].after is not None and outcomes[0].after.top_up_of is None
+    assert outcomes[2].after is not None and outcomes[2].after.top_up_of == "app_ct"
+    assert [r.code for r in outcomes[0].decision.reasons] == ["REDECIDED"]
+    assert [r.code for r in outcomes[1].decision.reasons] == ["REDECIDED", "DUPLICATE"]
+    assert chain.committed(PoolKey("CT-PRODUCT/subject", ENTERPRISE, None, "PRODUCT-X")) == 2800 * WAN_FEN
+    assert chain.committed(PoolKey("GT-PRODUCT/subject", ENTERPRISE, None, "PRODUCT-X")) == 0
+
+
+def test_members_decided_before_the_revoked_one_keep_what_they_hold() -> None:
+    chain = Chain()
+    chain.decide(product("app_1", "GT-PRODUCT", 2000 * WAN_FEN, "000 §五(四)"))
+    chain.decide(product("app_2", "CT-PRODUCT", 2500 * WAN_FEN, "001 §四(四)11"))
+    chain.decide(product("app_3", "CT-PRODUCT", 2600 * WAN_FEN, "001 §四(四)11"))
+    outcomes = chain.redecide_after("app_2")
+    assert [(o.member.assessment.application_id, o.decision.awarded_fen, o.delta_fen) for o in outcomes] == [
+        ("app_3", 600 * WAN_FEN, 500 * WAN_FEN)]  # 2600万 − app_1's 2000万
+    assert chain.committed(PoolKey("GT-PRODUCT/subject", ENTERPRISE, None, "PRODUCT-X")) == 2000 * WAN_FEN
+
+
+def test_a_duplicate_becomes_the_base_and_a_member_can_be_left_with_nothing() -> None:
+    chain = Chain()
+    chain.decide(product("app_1", "GT-PRODUCT", 2000 * WAN_FEN, "000 §五(四)"))
+    chain.decide(product("app_2", "CT-PRODUCT", 1000 * WAN_FEN, "001 §四(四)11"))  # a duplicate
+    chain.decide(product("app_3", "CT-PRODUCT", 2200 * WAN_FEN, "001 §四(四)11"))  # a 200万 top-up
+    key = PoolKey("CT-PRODUCT/beneficiary-year", ENTERPRISE, 2024, None)
+    chain.pools[key] = PoolState(key, YI_FEN, YI_FEN - 600 * WAN_FEN)  # others took the year's room
+    outcomes = chain.redecide_after("app_1")
+    (second, third) = outcomes
+    assert (second.decision.status, second.decision.awarded_fen, second.decision.limited_by) == (
+        "partially_approved", 800 * WAN_FEN, "CT-PRODUCT/beneficiary-year")
+    assert second.before is None and second.after is not None and second.after.top_up_of is None
+    assert (third.decision.status, third.after, third.delta_fen) == ("rejected", None, -200 * WAN_FEN)
+    assert [r.code for r in third.decision.reasons] == ["REDECIDED", "TOP_UP", "CAP_EXHAUSTED"]
+    assert chain.pools[key].committed_fen == YI_FEN
+
+
+def test_change_postings_move_the_difference_and_balance() -> None:
+    keys = [PoolKey("B", ENTERPRISE, 2024, None), PoolKey("A", ENTERPRISE, None, "x")]
+    grow = change_postings("app_1", ENTERPRISE, keys, 5)
+    shrink = change_postings("app_1", ENTERPRISE, keys, -5)
+    assert sum(p.amount_fen for p in grow) == 0 and [p.amount_fen for p in shrink] == [-p.amount_fen for p in grow]
+    assert grow[0].account == "pool:A:91310115MA1H7G0L0C::x"
+    award = Award("app_1", "P", ENTERPRISE, OverlapKey(ENTERPRISE, "x", "m"), 5, tuple((k, 5) for k in keys))
+    assert award_postings(award) == grow
