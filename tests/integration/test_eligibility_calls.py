@@ -135,6 +135,7 @@ REFUSALS: list[tuple[str, dict[str, Any], str]] = [
     ("closing when it opens", {"closes_at": "OPENS_AT"}, "closes_at"),
     ("closing before it opens", {"closes_at": "2020-01-01T00:00:00+08:00"}, "closes_at"),
     ("a time without an offset", {"opens_at": "2026-01-01T00:00:00"}, "opens_at"),
+    ("a time at the edge of the calendar", {"opens_at": "0001-01-01T00:00:00+08:00"}, "opens_at"),
     ("an unknown catalog version", {"catalog_version": "sha256:" + "0" * 64}, "catalog_version"),
     ("a catalog version that is not one", {"catalog_version": "latest"}, "catalog_version"),
     ("a budget that is not an amount", {"budget": "五千万"}, "budget"),

@@ -15,13 +15,14 @@ from shared.kernel.money import parse_amount
 from shared.web.openapi import NO_NUL
 
 _FEN_MAX = 2**63 - 1  # a bigint column: a larger budget is a 422, not a database error
+_YEARS_MIN, _YEARS_MAX = 2000, 2100
 
 Cursor = Annotated[str | None, Query(max_length=2000, pattern=NO_NUL, description="next_cursor of the page before")]
 Limit = Annotated[int, Query(ge=1, le=200)]
 ProgramCode = Annotated[
     str | None, Query(min_length=1, max_length=64, pattern=NO_NUL, description="program code, e.g. GT-EQUITY")
 ]
-Year = Annotated[int | None, Query(ge=2000, le=2100, description="support year")]
+Year = Annotated[int | None, Query(ge=_YEARS_MIN, le=_YEARS_MAX, description="support year")]
 OpenNow = Annotated[bool | None, Query(alias="open", description="true: only calls open now; false: only calls not open now")]
 VersionPath = Annotated[str, Path(max_length=200, pattern=NO_NUL, description="sha256:… as published")]
 CallId = Annotated[str, Path(max_length=200, pattern=NO_NUL)]
@@ -92,7 +93,7 @@ class OpenCall(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     program: str = Field(min_length=1, max_length=64)
-    year: int = Field(ge=2000, le=2100)
+    year: int = Field(ge=_YEARS_MIN, le=_YEARS_MAX)
     title: str = Field(min_length=1, max_length=500)
     opens_at: AwareDatetime
     closes_at: AwareDatetime
@@ -101,6 +102,15 @@ class OpenCall(BaseModel):
     budget: str | None = Field(default=None, description='yuan as a decimal string, e.g. "50000000.00"')
 
     _texts = field_validator("program", "title", "catalog_version")(_text)
+
+    @field_validator("opens_at", "closes_at")
+    @classmethod
+    def _this_century(cls, value: AwareDatetime) -> AwareDatetime:
+        # A call is about support years 2000..2100; a time far outside is a typo, and the year 1
+        # or 9999 shifted to UTC is out of the database's (and Python's) range: a 422, not a 500.
+        if not _YEARS_MIN <= value.year <= _YEARS_MAX:
+            raise ValueError(f"must be between {_YEARS_MIN} and {_YEARS_MAX}")
+        return value
 
     @field_validator("budget")
     @classmethod
