@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from services.intake.app import create_app
+from services.intake.policy import handlers as policy_handlers
 from shared.config.settings import Settings
 from shared.contracts.topics import APPLICATIONS
 from shared.db.engine import make_engine
@@ -236,3 +237,21 @@ async def test_the_policy_replica_is_idempotent_and_dead_letters_a_close_for_an_
     assert await scalar(settings, "SELECT count(*) FROM catalog_versions") == version
     assert call.id in await open_call_ids(client)
     assert (await client.get("/v1/programs", headers=OP)).status_code == 200
+
+
+async def test_every_intake_instance_admits_under_a_call_whichever_instance_consumed_it(
+    client: httpx.AsyncClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two instances share the consumer group: one of them applies each policy event, and the other
+    # hears of it from the database, at once (the periodic reload is put out of the way).
+    # Last in the module: the second instance leaving rebalances the group.
+    monkeypatch.setattr(policy_handlers, "RELOAD_EVERY_SECONDS", 600.0)
+    async with running(create_app(settings)) as second:
+        calls = [call_opened(program, 2023) for program in ("BIO-DIGITAL", "BIO-UPGRADE", "BIO-FIRST-UNIT")]
+        await publish_policy(settings, calls)
+        for instance in (client, second):
+            await wait_for_calls(instance, {c.id for c in calls})
+        partner = await new_partner(client)
+        for instance in (client, second):
+            r = await post(instance, partner, make_body("BIO-DIGITAL", subject=f"TWO-{uuid.uuid4().hex[:6]}"))
+            assert r.status_code == 202, r.text
