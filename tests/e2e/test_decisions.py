@@ -5,6 +5,8 @@ revocation, and 200 concurrent applications filling a 1000万 pool exactly."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
 from typing import Any
 
 import httpx
@@ -44,10 +46,24 @@ def partner(stack: Stack) -> Partner:
     return create_partner(stack.services["intake"].url, OPERATOR_TOKEN, "http://127.0.0.1:9/never")
 
 
+_RUN = secrets.randbelow(100)
+
+
+def _registered(program: str, subject: str) -> str:
+    """GT-CLIN's and GT-PCT's subjects are registry numbers (POLICY.md, "Subjects"): one per name
+    and run (a GT-CLIN project is capped across every hospital, so runs must not share one)."""
+    digits = f"{_RUN:02d}{int(hashlib.sha256(subject.encode()).hexdigest(), 16) % 10**6:06d}"
+    if program == "GT-CLIN":
+        return f"NCT{digits}"
+    if program == "GT-PCT":
+        return f"PCT/CN2024/{digits[2:]}"
+    return subject
+
+
 def body_for(program: str, applicant: str, subject: str, **over: Any) -> dict[str, Any]:
     kind = "medical_institution" if program == "GT-CLIN" else "enterprise"
     body = make_body(program, applicant={"id": applicant, "kind": kind})
-    body["subject"] = subject
+    body["subject"] = _registered(program, subject)
     facts = over.pop("facts", None)
     if facts:
         body["facts"].update(facts)
