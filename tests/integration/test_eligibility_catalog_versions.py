@@ -148,6 +148,26 @@ async def test_a_document_that_breaks_the_schema_is_refused_naming_each_bad_path
     assert await stored(settings) == before
 
 
+async def test_a_document_holding_what_cannot_be_stored_is_refused_naming_where(
+    eligibility: httpx.AsyncClient, settings: Settings,
+) -> None:
+    before = await stored(settings)
+    document = successor_document(revision=3101)
+    document["programs"][0]["window"]["text"] = "2026\x00年度"
+    document["revision"] = 2**70
+    r = await publish(eligibility, document)
+    assert r.status_code == 422
+    assert [e["field"] for e in r.json()["errors"]] == ["document.revision", "document.programs[0].window.text"]
+    raw = orjson.dumps({"document": successor_document(revision=3102)}).decode()
+    for bad, field in ((raw.replace('"revision":3102', '"revision":NaN'), "document.revision"),
+                       (raw.replace('"catalog":"', '"catalog":"\\ud800'), "document.catalog")):
+        refused = await eligibility.post("/v1/catalog/versions", content=bad.encode(),
+                                         headers={**OP, "content-type": "application/json"})
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == [field]
+    assert await stored(settings) == before
+
+
 async def test_only_admins_publish_and_anyone_reads(eligibility: httpx.AsyncClient, settings: Settings) -> None:
     before = await stored(settings)
     document = successor_document(revision=4001)

@@ -3,6 +3,8 @@ functions of the stored rows, so an event says exactly what was stored."""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -16,6 +18,47 @@ SHIPPED_NOTE = "the catalog shipped with Grantline"
 
 VERSIONS_CURSOR = "catalog-versions:"  # the last version's seq
 CALLS_CURSOR = "calls:"  # the last call's seq
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_INT64 = 2**63
+
+
+def text_problem(text: str) -> str | None:
+    """Why PostgreSQL or the wire could not carry `text` as given, or None."""
+    if "\x00" in text:
+        return "must not contain NUL characters"  # PostgreSQL's text, json and jsonb refuse them
+    if _SURROGATES.search(text):
+        return "must be valid Unicode (a lone surrogate is not)"  # UTF-8 cannot carry them
+    return None
+
+
+def unstorable_values(value: object, path: str = "document") -> list[tuple[str, str]]:
+    """Every value of a parsed JSON document that could not be stored, sent and read back as it
+    is, by path in the API's form (`document.programs[0].window.text`): text PostgreSQL or UTF-8
+    refuses, an integer beyond 64 bits, NaN or an infinity. The schema's own checks come after."""
+    problems: list[tuple[str, str]] = []
+    if isinstance(value, str):
+        if (problem := text_problem(value)) is not None:
+            problems.append((path, problem))
+    elif isinstance(value, bool):
+        pass
+    elif isinstance(value, int):
+        if not -_INT64 <= value < _INT64:
+            problems.append((path, "must be an integer within 64 bits"))
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            problems.append((path, "must be a finite number"))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if (problem := text_problem(key)) is not None:
+                problems.append((path, f"key {key!r}: {problem}"))
+            else:
+                problems.extend(unstorable_values(item, f"{path}.{key}"))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            problems.extend(unstorable_values(item, f"{path}[{index}]"))
+    return problems
 
 
 def _instant(value: datetime) -> str:

@@ -34,7 +34,7 @@ async def publish_catalog(
 ) -> tuple[str, bool]:
     """Publish a catalog document: its version, and whether it is new (False: published before,
     nothing written). A document that breaks the schema is a 422 naming each bad path."""
-    if problems := document_problems(document):
+    if problems := domain.unstorable_values(document) or document_problems(document):
         raise _refused("the catalog document is invalid", problems)
     version = catalog_version_of(document)
     row = await repo.publish(version, document, note, dict(published_by))

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from services.eligibility.policy.domain import text_problem
 from shared.contracts.events import Actor
 from shared.contracts.events import EventWindow as EventWindowOnTheWire
 from shared.kernel.money import parse_amount
@@ -32,8 +33,8 @@ def _text(value: str | None) -> str | None:
     """Text that reaches PostgreSQL: no NUL (text refuses it), and something besides blanks."""
     if value is None:
         return None
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+    if (problem := text_problem(value)) is not None:
+        raise ValueError(problem)
     if not value.strip():
         raise ValueError("must not be blank")
     return value
