@@ -1,4 +1,5 @@
-"""Stateful property test: random assessments, redeliveries and revocations against a naive oracle.
+"""Stateful property test: random assessments, redeliveries and revocations (each re-deciding the
+rest of its overlap chain) against a naive oracle.
 
 The model of the service is the pure ledger code plus an in-memory inbox (event ids handled), the
 way the real consumer uses them; the oracle recomputes every award from first principles.
@@ -18,6 +19,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 from services.ledger.domain import (
     Assessment,
     Award,
+    ChainMember,
     Decision,
     OverlapKey,
     PoolKey,
@@ -26,6 +28,7 @@ from services.ledger.domain import (
     decide_award,
     live_award_of,
     pool_states_for,
+    redecide_chain,
     revoke,
 )
 from services.ledger.journal.domain import (
@@ -33,11 +36,13 @@ from services.ledger.journal.domain import (
     Posting,
     award_postings,
     award_totals_from_journal,
+    change_postings,
     next_entry,
     pool_totals_from_journal,
     revocation_postings,
     verify_chain,
 )
+from shared.contracts.events import AwardDecided
 from shared.kernel.money import format_fen
 
 BENEFICIARIES = ("91310115MA1H7G0L0C", "12310000425012345X")
@@ -59,11 +64,12 @@ class Service:
 
     pools: dict[PoolKey, PoolState] = field(default_factory=dict)
     awards: dict[str, Award] = field(default_factory=dict)
-    award_entries: dict[str, tuple[Posting, ...]] = field(default_factory=dict)
     live: dict[OverlapKey, list[str]] = field(default_factory=dict)
     decisions: dict[str, Decision] = field(default_factory=dict)
     inbox: set[str] = field(default_factory=set)
     journal: list[JournalEntry] = field(default_factory=list)
+    members: dict[OverlapKey, list[tuple[int, Assessment]]] = field(default_factory=dict)  # in decision order
+    revoked: set[str] = field(default_factory=set)
 
     def snapshot(self) -> tuple[Any, ...]:
         return (dict(self.pools), dict(self.awards), {k: list(v) for k, v in self.live.items()},
@@ -85,6 +91,8 @@ class Service:
         chain = [self.awards[a] for a in self.live.get(assessment.overlap, [])] if assessment.overlap else []
         decision = decide_award(assessment, states, live_award_of(chain))
         self.decisions[assessment.application_id] = decision
+        if assessment.eligible and assessment.overlap is not None:
+            self.members.setdefault(assessment.overlap, []).append((len(self.decisions), assessment))
         award = decision.to_award()
         if award is None:
             return decision
@@ -92,7 +100,6 @@ class Service:
         self.awards[award.application_id] = award
         self.live.setdefault(award.overlap, []).append(award.application_id)
         postings = award_postings(award)
-        self.award_entries[award.application_id] = postings
         self._journal("top_up" if award.top_up_of else "award", award.application_id, event_id, time, postings)
         return decision
 
@@ -105,7 +112,35 @@ class Service:
             return  # nothing awarded, or already revoked: a no-op
         self.pools.update(apply_draws(self.pools, revoke(award)))
         self.live[award.overlap].remove(app)
-        self._journal("revocation", app, event_id, time, revocation_postings(self.award_entries[app]))
+        self.revoked.add(app)
+        self._journal("revocation", app, event_id, time, revocation_postings(award_postings(award)))
+        # The rest of the chain, decided again (POLICY.md, "Support years and caps").
+        members = [
+            ChainMember(a, seq, self.awards[a.application_id] if a.application_id in self.live[award.overlap]
+                        else None, AwardDecided(status="approved"), "corr")
+            for seq, a in self.members.get(award.overlap, []) if a.application_id not in self.revoked
+        ]
+        states = dict(self.pools)
+        for m in members:
+            states.update(pool_states_for(m.assessment, states))
+        seq = next(s for s, a in self.members[award.overlap] if a.application_id == app)
+        outcomes, self.pools = redecide_chain(award, seq, members, states)
+        for o in outcomes:
+            member = o.member.assessment.application_id
+            self.decisions[member] = o.decision
+            if not o.changed:
+                continue
+            if o.after is None:
+                self.live[award.overlap].remove(member)
+                self.revoked.add(member)
+            else:
+                if o.before is None:
+                    self.live[award.overlap].append(member)
+                self.awards[member] = o.after
+            if o.delta_fen:
+                self._journal("redecision", member, event_id, time, change_postings(
+                    member, o.member.assessment.applicant_id, [p.key for p in o.member.assessment.pools],
+                    o.delta_fen))
 
 
 @dataclass
@@ -117,6 +152,9 @@ class Oracle:
     live: dict[tuple[str, str, str], list[tuple[str, int]]] = field(default_factory=dict)
     granted: dict[str, tuple[int, list[tuple[Any, ...]], tuple[str, str, str]]] = field(default_factory=dict)
     seen_apps: set[str] = field(default_factory=set)
+    # every eligible application of an overlap key, in order: (app, entitlement, pools)
+    filed: dict[tuple[str, str, str], list[tuple[str, int, list[tuple[Any, ...]]]]] = field(default_factory=dict)
+    revoked: set[str] = field(default_factory=set)
 
     def assess(self, app: str, eligible: bool, entitlement: int, pools: list[tuple[Any, ...]],
                overlap: tuple[str, str, str]) -> int | None:
@@ -125,6 +163,10 @@ class Oracle:
         self.seen_apps.add(app)
         if not eligible:
             return 0
+        self.filed.setdefault(overlap, []).append((app, entitlement, pools))
+        return self._grant(app, entitlement, pools, overlap)
+
+    def _grant(self, app: str, entitlement: int, pools: list[tuple[Any, ...]], overlap: tuple[str, str, str]) -> int:
         held = sum(amount for _, amount in self.live.get(overlap, []))
         if self.live.get(overlap) and entitlement <= held:
             return 0
@@ -137,13 +179,28 @@ class Oracle:
             self.granted[app] = (amount, pools, overlap)
         return amount
 
-    def revoke(self, app: str) -> None:
-        if app not in self.granted:
-            return
+    def _take_back(self, app: str) -> None:
         amount, pools, overlap = self.granted.pop(app)
         for p in pools:
             self.used[p] -= amount
         self.live[overlap] = [(a, x) for a, x in self.live[overlap] if a != app]
+
+    def revoke(self, app: str) -> None:
+        """Give the award back, then decide every later application of its chain again, in order,
+        as if it had never been filed; one that had an award and now gets nothing is revoked too."""
+        if app not in self.granted:
+            return
+        overlap = self.granted[app][2]
+        self._take_back(app)
+        self.revoked.add(app)
+        apps = [a for a, _, _ in self.filed[overlap]]
+        later = [f for f in self.filed[overlap][apps.index(app) + 1:] if f[0] not in self.revoked]
+        had = {a for a, _, _ in later if a in self.granted}
+        for a in had:
+            self._take_back(a)
+        for a, entitlement, pools in later:
+            if self._grant(a, entitlement, pools, overlap) == 0 and a in had:
+                self.revoked.add(a)
 
 
 class LedgerMachine(RuleBasedStateMachine):
