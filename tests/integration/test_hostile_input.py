@@ -11,14 +11,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import text
 
 from services.eligibility.app import create_app as eligibility_app
 from services.intake.app import create_app as intake_app
 from shared.config.settings import Settings
-from shared.db.engine import make_engine
 from tests.support.apps import running
 from tests.support.auth import OP
+from tests.support.intake import intake_scalar as scalar
 from tests.support.policy import publish_sample_calls
 from tools.samples import make_body
 
@@ -56,15 +55,6 @@ async def partner(client: httpx.AsyncClient) -> dict[str, str]:
 
 def keyed(partner: dict[str, str], **extra: str) -> dict[str, str]:
     return {**partner, "Idempotency-Key": str(uuid.uuid4()), **extra}
-
-
-async def scalar(settings: Settings, sql: str, **params: Any) -> Any:
-    engine = make_engine(settings.database_url, "intake")
-    try:
-        async with engine.connect() as conn:
-            return await conn.scalar(text(sql), params)
-    finally:
-        await engine.dispose()
 
 
 def assert_problem(r: httpx.Response, status: int, field: str | None = None) -> None:

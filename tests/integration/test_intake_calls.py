@@ -27,6 +27,7 @@ from shared.policy.catalog import catalog_version_of
 from tests.support.apps import running
 from tests.support.auth import OP, partner_headers
 from tests.support.intake import counts, equity, new_partner
+from tests.support.intake import intake_scalar as scalar
 from tests.support.kafka import read_topic
 from tests.support.policy import (
     call_closed,
@@ -53,15 +54,6 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 async def post(client: httpx.AsyncClient, partner: dict[str, Any], body: dict[str, Any],
                key: str | None = None) -> httpx.Response:
     return await client.post("/v1/applications", json=body, headers=partner_headers(partner, key or str(uuid.uuid4())))
-
-
-async def scalar(settings: Settings, sql: str, **params: Any) -> Any:
-    engine = make_engine(settings.database_url, "intake")
-    try:
-        async with engine.connect() as conn:
-            return await conn.scalar(text(sql), params)
-    finally:
-        await engine.dispose()
 
 
 async def test_with_no_open_call_an_application_is_422_naming_year_and_nothing_is_stored(

@@ -34,6 +34,16 @@ def equity(subject: str = "ROUND-2024-B", **over: Any) -> dict[str, Any]:
     return body
 
 
+async def intake_scalar(settings: Settings, sql: str, **params: Any) -> Any:
+    """The one value `sql` selects in intake's schema."""
+    engine = make_engine(settings.database_url, "intake")
+    try:
+        async with engine.connect() as conn:
+            return await conn.scalar(text(sql), params)
+    finally:
+        await engine.dispose()
+
+
 async def counts(settings: Settings) -> tuple[int, int]:
     """(applications stored, application.received events in the outbox) in intake's schema."""
     engine = make_engine(settings.database_url, "intake")
