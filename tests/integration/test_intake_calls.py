@@ -140,7 +140,12 @@ async def test_facts_are_validated_against_the_catalog_version_the_call_pinned(
 async def test_a_call_closing_while_requests_arrive_admits_exactly_those_received_before_it_closes(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    closes_at = datetime.now(UTC) + timedelta(seconds=3)
+    # First a call that stays open, so that the policy consumer is known to be running: the
+    # closing call must be seen open before its end.
+    running_call = call_opened("GT-PRODUCT", 2023)
+    await publish_policy(settings, [running_call])
+    await wait_for_calls(client, {running_call.id})
+    closes_at = datetime.now(UTC) + timedelta(seconds=4)
     call = call_opened("GT-PRODUCT", 2024, closes_at=closes_at.isoformat())
     await publish_policy(settings, [call])
     await wait_for_calls(client, {call.id})
@@ -156,6 +161,7 @@ async def test_a_call_closing_while_requests_arrive_admits_exactly_those_receive
     while time.time() < closes_at.timestamp() + 1.0:
         await asyncio.gather(*(one(i + k) for k in range(4)))
         i += 4
+        await asyncio.sleep(0.04)  # about 100 a second: under the partner's rate limit
     end = closes_at.timestamp()
     accepted = [(s, a, r) for s, a, r in answers if r.status_code == 202]
     refused = [(s, a, r) for s, a, r in answers if r.status_code == 422]
