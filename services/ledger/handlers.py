@@ -129,6 +129,8 @@ class RevokeRepository(WriteRepository, Protocol):
 
     async def insert_revocation(self, row: RevocationRow) -> None: ...
 
+    async def chain_pools(self, overlap: OverlapKey) -> set[PoolKey]: ...
+
     async def chain_members(self, overlap: OverlapKey) -> list[ChainMember]: ...
 
     async def insert_awards(self, rows: Sequence[AwardRow]) -> None: ...
@@ -357,19 +359,18 @@ async def revoke_award(
             raise NotFound(f"no decision for application {application_id}")
         raise Conflict(f"application {application_id} was {decided}: nothing was awarded, nothing to revoke")
     chained = redecide and found.row.in_chain
-    members = await repo.chain_members(found.row.award.overlap) if chained else []
-    before = await repo.lock_pool_rows(_pools_of(found.row.award, members))
+    pools_of_chain = await repo.chain_pools(found.row.award.overlap) if chained else set()
+    before = await repo.lock_pool_rows({k for k, _ in found.row.award.draws} | pools_of_chain)
     head = await repo.lock_head()
     existing = await repo.revocation_data(application_id)  # a concurrent revoke got there first
     if existing is not None:
         return Revocation(existing, False)
     # Under the head lock no one else writes: read again what a concurrent re-decision may have moved.
     found = await repo.revocable_award(application_id) or found
-    if chained:
-        members = await repo.chain_members(found.row.award.overlap)
-        missing = _pools_of(found.row.award, members) - set(before)
-        if missing:  # a member decided between the first read and the locks
-            before.update(await repo.lock_pool_rows(missing))
+    members = await repo.chain_members(found.row.award.overlap) if chained else []
+    missing = _pools_of(found.row.award, members) - set(before)
+    if missing:  # a member decided between the first read and the locks
+        before.update(await repo.lock_pool_rows(missing))
     award = found.row.award
     event = new_typed_event(
         AwardRevoked.model_validate(revoked_data(found, reason=reason, revoked_by=revoked_by, revoked_at=now)),

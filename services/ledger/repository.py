@@ -279,6 +279,16 @@ class SqlLedgerRepository:
             out[award.overlap].append(award)
         return out
 
+    async def chain_pools(self, overlap: OverlapKey) -> set[PoolKey]:
+        """The pools of an overlap chain's live applications (what re-deciding it locks)."""
+        accounts = await self.session.scalars(
+            text("SELECT DISTINCT unnest(d.pool_accounts) FROM decisions d LEFT JOIN awards a USING (application_id) "
+                 "WHERE d.overlap_applicant = :ap AND d.overlap_key = :k AND d.overlap_milestone = :m "
+                 "AND d.status <> 'ineligible' AND NOT coalesce(a.revoked, false)"),
+            {"ap": overlap.applicant, "k": overlap.subject, "m": overlap.milestone},
+        )
+        return {parse_pool_account(a) for a in accounts}
+
     async def chain_members(self, overlap: OverlapKey) -> list[ChainMember]:
         """The live applications of an overlap chain (granted or not; not revoked, not ineligible),
         in decision order, each with its pools as their rows stand."""

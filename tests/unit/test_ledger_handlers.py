@@ -127,6 +127,9 @@ class FakeLedgerRepository:
                                        row.correlation_id))
         return members
 
+    async def chain_pools(self, overlap: OverlapKey) -> set[PoolKey]:
+        return {p.key for m in await self.chain_members(overlap) for p in m.assessment.pools}
+
     async def update_awards(self, awards: Sequence[Award]) -> None:
         for award in awards:
             self.awards[award.application_id].award = award
@@ -390,3 +393,63 @@ async def test_verify_passes_on_an_intact_ledger_and_names_a_pool_that_drifted()
     assert report["ok"] is False and report["problem"] == "pool committed totals differ from the journal"
     assert report["pools"] == [{"pool": POOL, "beneficiary": ent, "year": 2024, "subject": None,
                                 "journal": "3000.00", "table": "1.00"}]
+
+
+# ---------------------------------------------------------------------------------------------
+# Revoking a chain member re-decides the rest of the chain
+# ---------------------------------------------------------------------------------------------
+
+
+async def _chain(repo: FakeLedgerRepository, ent: str) -> list[str]:
+    # A base of 3M, a look-alike duplicate of 2M, a look-alike top-up to 5M (2M more).
+    events = await _decided(repo, equity(ent, "R-A", 3_000_000_00), equity(ent, "r a", 2_000_000_00),
+                            equity(ent, "R·A", 5_000_000_00))
+    return [str(e.subject) for e in events]
+
+
+async def test_revoking_the_base_grants_the_duplicate_and_shrinks_nothing_else() -> None:
+    repo = FakeLedgerRepository()
+    ent = new_applicant()
+    base, dup, top = await _chain(repo, ent)
+    assert [repo.decisions[a].status for a in (base, dup, top)] == ["approved", "rejected", "approved"]
+    revocation_id = uuid.uuid4()
+    await revoke_award(repo, base, reason="r", revoked_by="operator", now=NOW, event_id=revocation_id)
+    # Without the base: the duplicate is the base (2M), the top-up tops it up (3M, +1M).
+    assert [(e.type, e.subject, e.causation_id) for e, _ in repo.events[-3:]] == [
+        ("award.revoked", base, None),
+        ("award.decided", dup, str(revocation_id)),
+        ("award.decided", top, str(revocation_id)),
+    ]
+    assert [e.id for e, _ in repo.events[-2:]] == [uuid.uuid5(revocation_id, f"award.decided:{a}") for a in (dup, top)]
+    assert [(e.kind, e.application_id, e.event_id) for e in repo.entries[-3:]] == [
+        ("revocation", base, str(revocation_id)),
+        ("redecision", dup, str(uuid.uuid5(revocation_id, f"award.decided:{dup}"))),
+        ("redecision", top, str(uuid.uuid5(revocation_id, f"award.decided:{top}"))),
+    ]
+    assert (repo.awards[dup].award.amount_fen, repo.awards[dup].award.top_up_of) == (2_000_000_00, None)
+    assert (repo.awards[top].award.amount_fen, repo.awards[top].award.top_up_of) == (3_000_000_00, dup)
+    assert repo.decisions[dup].status == "approved" and repo.decisions[dup].awarded_fen == 2_000_000_00
+    assert repo.pools[pool_of(ent)].committed_fen == 5_000_000_00
+    assert (await verify_ledger(repo))["ok"] is True
+
+
+async def test_a_revocation_made_before_chains_were_re_decided_replays_without_re_deciding() -> None:
+    repo = FakeLedgerRepository()
+    base, dup, _ = await _chain(repo, new_applicant())
+    await revoke_award(repo, base, reason="r", revoked_by="operator", now=NOW, redecide=False)
+    assert [e.type for e, _ in repo.events[-1:]] == ["award.revoked"] and len(repo.entries) == 3
+    assert repo.revocations[base].redecides is False and repo.decisions[dup].status == "rejected"
+
+
+async def test_a_replayed_revocation_writes_the_same_journal() -> None:
+    journals = []
+    ent, event_id = new_applicant(), uuid.uuid4()
+    receipts = [equity(ent, "R-A", 3_000_000_00), equity(ent, "r a", 2_000_000_00)]
+    events = [assessed(r) for r in receipts]
+    for _ in range(2):
+        repo = FakeLedgerRepository()
+        await decide_batch(repo, events, DeadLetters())
+        await revoke_award(repo, str(events[0].subject), reason="r", revoked_by="operator", now=NOW,
+                           event_id=event_id)
+        journals.append([e.hash for e in repo.entries])
+    assert journals[0] == journals[1] and len(journals[0]) == 3
