@@ -15,6 +15,7 @@ import pytest
 from services.eligibility.app import create_app as eligibility_app
 from services.intake.app import create_app as intake_app
 from shared.config.settings import Settings
+from shared.kernel.subjects import invisible_characters
 from tests.support.apps import running
 from tests.support.auth import OP
 from tests.support.intake import intake_scalar as scalar
@@ -85,18 +86,30 @@ async def test_hostile_partner_name_round_trips(
 async def test_hostile_applicant_name_and_subject_round_trip(
     client: httpx.AsyncClient, partner: dict[str, str], value: str
 ) -> None:
-    body = make_body("BIO-INNOV-DRUG", applicant={"name": value}, subject=value)
+    # A subject with invisible or format characters is refused (issue 12: they would let one
+    # subject pass for another); the applicant's name keeps every character it was given.
+    subject = value if not invisible_characters(value) else value.replace("\u202e", "").replace("\u202c", "").replace("\ufeff", "")
+    body = make_body("BIO-INNOV-DRUG", applicant={"name": value}, subject=subject)
     r = await client.post("/v1/applications", json=body, headers=keyed(partner))
     assert r.status_code == 202, r.text
     got = await client.get(r.json()["links"]["self"], headers=partner)
     assert got.status_code == 200, got.text
     assert got.json()["applicant"]["name"] == value
-    assert got.json()["subject"] == value
+    assert got.json()["subject"] == subject
     # and it is found by exact match, not interpreted, when listing
     listed = await client.get("/v1/applications", params={"program": "BIO-INNOV-DRUG", "limit": 200},
                               headers=partner)
     assert listed.status_code == 200
-    assert any(item["subject"] == value for item in listed.json()["items"])
+    assert any(item["subject"] == subject for item in listed.json()["items"])
+
+
+async def test_a_subject_with_invisible_characters_is_refused_naming_subject(
+    client: httpx.AsyncClient, partner: dict[str, str]
+) -> None:
+    body = make_body("BIO-INNOV-DRUG", subject=HOSTILE[-1])
+    r = await client.post("/v1/applications", json=body, headers=keyed(partner))
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["subject"]
 
 
 @pytest.mark.parametrize("value", HOSTILE[:3] + HOSTILE[5:7])
