@@ -467,13 +467,6 @@ class SqlLedgerRepository:
         rows = await self.session.execute(text(f"SELECT {_ENTRY_COLUMNS} FROM journal_entries ORDER BY seq"))
         return [_entry(r) for r in rows]
 
-    async def entry(self, seq: int) -> JournalEntry:
-        row = (
-            await self.session.execute(text(f"SELECT {_ENTRY_COLUMNS} FROM journal_entries WHERE seq = :s"),
-                                       {"s": seq})
-        ).one()
-        return _entry(row)
-
     # -----------------------------------------------------------------------------------------
     # Events (the outbox, in the same transaction)
     # -----------------------------------------------------------------------------------------

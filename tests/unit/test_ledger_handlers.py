@@ -163,9 +163,6 @@ class FakeLedgerRepository:
         decision = self.decisions[application_id]
         return RevocableAward(row, AwardDecided.model_validate(decision.data), decision.correlation_id)
 
-    async def entry(self, seq: int) -> JournalEntry:
-        return self.entries[seq - 1]
-
     async def insert_revocation(self, row: RevocationRow) -> None:
         self.awards[row.application_id].revoked = True
         self.revocations[row.application_id] = row
