@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.ledger.dashboard.domain import SHARED_POOL_NAME, PoolLine
 from services.ledger.domain import (
     OVERLAP_CITATION,
     Assessment,
@@ -18,6 +19,7 @@ from services.ledger.domain import (
     Decision,
     LedgerInvariantError,
     OverlapKey,
+    PoolBalance,
     PoolKey,
     PoolState,
     Redecision,
@@ -437,3 +439,11 @@ def test_change_postings_move_the_difference_and_balance() -> None:
     assert grow[0].account == "pool:A:91310115MA1H7G0L0C::x"
     award = Award("app_1", "P", ENTERPRISE, OverlapKey(ENTERPRISE, "x", "m"), 5, tuple((k, 5) for k in keys))
     assert award_postings(award) == grow
+
+
+def test_the_dashboard_names_a_shared_pools_beneficiary_every_applicant() -> None:
+    shared = PoolBalance(PoolKey("call-budget", "*", 2026, "call_1"), 100, 40)
+    own = PoolBalance(PoolKey("GT-EQUITY/beneficiary-year", ENTERPRISE, 2026, None), 100, 40)
+    names = {ENTERPRISE: "上海某某", "*": "not a name"}
+    assert PoolLine.of(shared, names).name == SHARED_POOL_NAME
+    assert PoolLine.of(own, names).name == "上海某某"
