@@ -25,6 +25,7 @@ _DIRECTION_MARKS = str.maketrans("", "", "\u200e\u200f")
 # controls…) and control characters; and every space other than the plain one.
 _INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Zl", "Zp"})
 SUBJECT_LENGTH_MAX = 200
+_ROUNDS_MAX = 8
 
 
 class SubjectRefused(ValueError):
@@ -74,10 +75,16 @@ def subject_key(subject: str) -> str:
     # The skeleton is taken of the upper-case form: confusables.txt maps capitals to Latin
     # capitals (Cyrillic Т → T) but some small letters to small capitals (т → ᴛ), so comparing
     # lower case would let "т" and "t" differ. Case is folded after.
-    upper = unicodedata.normalize("NFD", _fold(subject).upper())
-    skeleton = "".join(_prototype(c) for c in upper)
-    # The skeleton can map to a capital or a separator ("0" → "O", "‐" → "-"): fold once more.
-    key = _fold(skeleton)
+    # The skeleton can map to a capital, a separator or a character that has a prototype of its
+    # own ("0" → "O", "‐" → "-"): fold and skeleton again until nothing changes, so that a key is
+    # its own key. Each round only moves characters toward prototypes; a few rounds suffice.
+    key = _fold(subject)
+    for _ in range(_ROUNDS_MAX):
+        skeleton = "".join(_prototype(c) for c in unicodedata.normalize("NFD", key.upper()))
+        folded = _fold(skeleton)
+        if folded == key:
+            break
+        key = folded
     if not key:
         raise SubjectRefused("has no visible characters once separators are removed")
     return key

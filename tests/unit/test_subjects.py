@@ -5,6 +5,8 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.kernel.subjects import SubjectRefused, subject_key
 
@@ -70,3 +72,13 @@ def test_lower_case_cyrillic_look_alikes_are_latin_too() -> None:
 
 def test_digit_one_capital_i_and_small_l_are_one_character() -> None:
     assert subject_key("LOT-1") == subject_key("LOT-l") == subject_key("LOT-I")
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cf", "Cc", "Zl", "Zp", "Zs", "Cs")), min_size=1, max_size=30))
+@settings(max_examples=500, deadline=None)
+def test_a_key_is_its_own_key(subject: str) -> None:
+    try:
+        key = subject_key(subject)
+    except SubjectRefused:
+        return
+    assert subject_key(key) == key
