@@ -83,7 +83,10 @@ async def evaluate(source: EvaluationSource, body: object) -> dict[str, Any]:
         raise ValidationFailed(
             "the application has invalid fields", errors=[FieldProblem(e.field, e.message) for e in errors]
         )
-    return assess(application, catalog, call).to_receipt()
+    receipt = assess(application, catalog, call).to_receipt()
+    # An evaluation also tells whether a reviewer settles the amount (CONTRACT.md); the kept
+    # receipt and application.assessed stay as they are on the wire.
+    return {"program": receipt.pop("program"), "review": catalog.programs[application.program].review, **receipt}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -116,6 +116,11 @@ async def test_evaluate_answers_partners_and_operators_without_side_effects(
                          until=lambda r: r.status_code != 401)
     assert r.status_code == 200, r.text
     assert r.json()["eligible"] is True and r.json()["entitlement"] == "1600000.00"
+    # The program and its review mode (POLICY.md: GT-EQUITY is paid by formula, GT-CLIN reviewed).
+    assert (r.json()["program"], r.json()["review"]) == ("GT-EQUITY", "auto")
+    clin = await _evaluate(eligibility, OP, make_body("GT-CLIN"))
+    assert clin.status_code == 200, clin.text
+    assert (clin.json()["program"], clin.json()["review"]) == ("GT-CLIN", "required")
     assert (await _evaluate(eligibility, OP, body)).status_code == 200
     assert (
         await _evaluate(eligibility, AUD, body)
