@@ -90,7 +90,7 @@ class CatalogVersion(IntakeTable, table=True):
     __tablename__ = "catalog_versions"
 
     version: str = Field(sa_column=Column(sa.Text, primary_key=True))
-    document: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    document: dict[str, Any] = Field(sa_column=Column(sa.JSON, nullable=False))  # json: its keys in order
     published_at: datetime = Field(sa_column=Column(sa.DateTime(timezone=True), nullable=False))
 
 

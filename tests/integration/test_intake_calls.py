@@ -127,7 +127,11 @@ async def test_facts_are_validated_against_the_catalog_version_the_call_pinned(
     call = call_opened("GT-PCT", 2025, catalog_version=catalog_version_of(document))
     version = await publish_policy(settings, [call], document=document)
     await wait_for_calls(client, {call.id})
-    assert (await client.get("/v1/programs")).json()["catalog_version"] == version
+    programs = (await client.get("/v1/programs")).json()
+    assert programs["catalog_version"] == version
+    # The facts in the document's order (the replica keeps it as published).
+    [listed] = [p for p in programs["items"] if p["code"] == "GT-PCT"]
+    assert [f["name"] for f in listed["facts"]] == list(pct["facts"])
 
     partner = await new_partner(client)
     body = make_body("GT-PCT", year=2025, subject="PCT/CN2023/123456")
