@@ -13,7 +13,7 @@ from services.eligibility.domain import Assessed, assess, assess_received
 from services.eligibility.repository import EligibilityRepository
 from shared.contracts.envelope import Event
 from shared.contracts.events import ApplicationAssessed, ApplicationReceived, new_typed_event, parse_data
-from shared.kernel.errors import FieldProblem, ValidationFailed
+from shared.kernel.errors import ValidationFailed
 from shared.messaging.consumer import DeadLetter
 from shared.policy.calls import CallTerms
 from shared.policy.catalog import Catalog, catalog_from_document, compiled_catalog, load_catalog
@@ -80,9 +80,7 @@ async def evaluate(source: EvaluationSource, body: object) -> dict[str, Any]:
     assert catalog is not None  # a call's version is stored before the call (a foreign key)
     application, errors = validate_application(body, catalog)
     if errors or application is None:
-        raise ValidationFailed(
-            "the application has invalid fields", errors=[FieldProblem(e.field, e.message) for e in errors]
-        )
+        raise ValidationFailed("the application has invalid fields", errors=errors)
     receipt = assess(application, catalog, call).to_receipt()
     # An evaluation also tells whether a reviewer settles the amount (CONTRACT.md); the kept
     # receipt and application.assessed stay as they are on the wire.

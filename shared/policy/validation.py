@@ -17,6 +17,7 @@ from typing import Any
 
 import pycountry
 
+from shared.kernel.errors import FieldProblem
 from shared.kernel.money import AmountError, format_fen, parse_amount
 from shared.kernel.subjects import SubjectRefused, subject_key
 from shared.kernel.uscc import uscc_problem
@@ -37,15 +38,6 @@ DOMESTIC_OFFICE = "CN"
 REGIONAL_OFFICES = frozenset({"EP", "EA", "AP", "OA", "GC"})
 FOREIGN_OFFICES = frozenset(c.alpha_2 for c in pycountry.countries) - {DOMESTIC_OFFICE} | REGIONAL_OFFICES
 INTERNATIONAL_BUREAU = "WO"  # WIPO: where a PCT application is published, not an office that grants
-
-
-@dataclass(frozen=True)
-class FieldError:
-    field: str
-    message: str
-
-    def to_wire(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
 
 
 @dataclass(frozen=True)
@@ -116,15 +108,15 @@ def _facts_to_wire(facts: dict[str, Any], program: Program) -> dict[str, Any]:
     return out
 
 
-def validate_application(body: object, catalog: Catalog) -> tuple[ApplicationInput | None, list[FieldError]]:
+def validate_application(body: object, catalog: Catalog) -> tuple[ApplicationInput | None, list[FieldProblem]]:
     """Check every field at once; (input, []) when well-formed, (None, errors) otherwise."""
-    errors: list[FieldError] = []
+    errors: list[FieldProblem] = []
 
     def err(fld: str, message: str) -> None:
-        errors.append(FieldError(fld, message))
+        errors.append(FieldProblem(fld, message))
 
     if not isinstance(body, dict):
-        return None, [FieldError("body", "must be a JSON object")]
+        return None, [FieldProblem("body", "must be a JSON object")]
     for key in sorted(set(body) - _TOP_KEYS, key=str):
         err(str(key), "unknown field")
 

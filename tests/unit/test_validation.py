@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
+from shared.kernel.errors import FieldProblem
 from shared.kernel.uscc import with_check_character
 from shared.policy.catalog import load_catalog
-from shared.policy.validation import ApplicationInput, FieldError, validate_application
+from shared.policy.validation import ApplicationInput, validate_application
 from tools.samples import BASE, ENTERPRISE, SPONSOR, make_body
 
 
-def errors_of(body: object) -> list[FieldError]:
+def errors_of(body: object) -> list[FieldProblem]:
     app, errors = validate_application(body, load_catalog())
     assert (app is None) == bool(errors)
     return errors

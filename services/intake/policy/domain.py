@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.kernel.errors import FieldProblem
 from shared.policy.calls import CallTerms
 from shared.policy.catalog import Catalog
-from shared.policy.validation import ApplicationInput, FieldError, validate_application
+from shared.policy.validation import ApplicationInput, validate_application
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class Admission:
     catalog version has not reached intake yet (it travels on another partition): try again."""
 
     application: ApplicationInput | None
-    errors: list[FieldError]
+    errors: list[FieldProblem]
     call: KnownCall | None = None
     catalog: Catalog | None = None
 
@@ -114,7 +115,7 @@ def admit(view: PolicyView, body: object, received: datetime) -> Admission:
     if call is None:
         _, errors = validate_application(body, view.latest)
         if key is not None and not any(e.field in ("program", "year") for e in errors):
-            errors = [*errors, FieldError("year", f"no open call for {key[0]} {key[1]}")]
+            errors = [*errors, FieldProblem("year", f"no open call for {key[0]} {key[1]}")]
         return Admission(None, errors)
     catalog = view.catalogs.get(call.terms.catalog_version)
     if catalog is None:
