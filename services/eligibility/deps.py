@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from services.eligibility.policy.repository import PolicyRepository
 from shared.web.context import ServiceContext
-from shared.web.deps import AdminDep, PartnerOrOperatorDep, snapshot_of
+from shared.web.deps import AdminDep, PartnerOrOperatorDep, service_context, snapshot_of
 
-__all__ = ["AdminDep", "ContextDep", "EligibilityContext", "PartnerOrOperatorDep", "PolicySnapshotDep",
-           "eligibility_context"]
+__all__ = ["AdminDep", "ContextDep", "EligibilityContext", "PartnerOrOperatorDep", "PolicySnapshotDep"]
 
 
 @dataclass
@@ -21,11 +20,6 @@ class EligibilityContext(ServiceContext):
     in the consumer's transaction, and its routes read and write in their own."""
 
 
-def eligibility_context(request: Request) -> EligibilityContext:
-    ctx: EligibilityContext = request.app.state.ctx
-    return ctx
-
-
-ContextDep = Annotated[EligibilityContext, Depends(eligibility_context)]
+ContextDep = Annotated[EligibilityContext, Depends(service_context)]
 # Reads of the calls and catalog versions that see one snapshot (read-only).
 PolicySnapshotDep = Annotated[PolicyRepository, snapshot_of(PolicyRepository)]

@@ -16,7 +16,6 @@ from services.intake.deps import (
     OperatorDep,
     PartnerOrStaffDep,
     SnapshotDep,
-    intake_context,
 )
 from services.intake.domain import request_fingerprint
 from services.intake.policy.domain import PolicyView, admit
@@ -27,7 +26,6 @@ from shared.kernel.errors import (
     Conflict,
     FieldProblem,
     MalformedJson,
-    NotFound,
     PayloadTooLarge,
     Unavailable,
     UnsupportedMediaType,
@@ -112,7 +110,7 @@ async def submit_application(request: Request) -> Response:
     # documented in _SUBMIT_DOC instead).
     principal = await authorize(request, "partner")
     idempotency_key = request.headers.get("idempotency-key")
-    ctx = intake_context(request)
+    ctx: IntakeContext = request.app.state.ctx
     if not idempotency_key or len(idempotency_key) > 200:
         raise ValidationFailed(
             "an Idempotency-Key header is required",
@@ -139,7 +137,7 @@ async def submit_application(request: Request) -> Response:
         if admitted.errors or call is None:
             raise ValidationFailed(
                 "the application has invalid fields",
-                errors=[FieldProblem(e.field, e.message) for e in admitted.errors],
+                errors=admitted.errors,
             )
         raise Unavailable(
             f"call {call.terms.id}'s catalog version is not here yet; retry", headers={"Retry-After": "1"}
@@ -181,10 +179,7 @@ async def _stored_reply(
 async def get_application(
     application_id: ApplicationId, principal: PartnerOrStaffDep, repo: SnapshotDep
 ) -> dict[str, Any]:
-    found = await handlers.get_application(repo, application_id, principal)
-    if found is None:
-        raise NotFound(f"no application {application_id!r} visible to you")
-    return found
+    return await handlers.get_application(repo, application_id, principal)
 
 
 @router.get(
@@ -195,8 +190,6 @@ async def get_application_events(
 ) -> dict[str, Any]:
     """Every event that touched this application, across services, in order, as full envelopes."""
     events = await handlers.get_application_events(repo, application_id, principal)
-    if events is None:
-        raise NotFound(f"no application {application_id!r} visible to you")
     return {"application_id": application_id, "items": events}
 
 
@@ -210,12 +203,7 @@ async def list_applications(
     cursor: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
-    try:
-        return await handlers.list_applications(
-            repo, principal, status=status, program=program, cursor=cursor, limit=limit
-        )
-    except ValueError as exc:
-        raise ValidationFailed("bad cursor", errors=[FieldProblem("cursor", str(exc))]) from exc
+    return await handlers.list_applications(repo, principal, status=status, program=program, cursor=cursor, limit=limit)
 
 
 @router.get("/v1/programs", tags=["programs"], responses=problems(*PUBLIC))

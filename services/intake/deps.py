@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from services.intake.policy.handlers import PolicyReplica
 from services.intake.repository import IntakeRepository
 from services.intake.submissions.handlers import GroupCommit
 from shared.web.context import ServiceContext
-from shared.web.deps import OperatorDep, PartnerOrStaffDep, snapshot_of
+from shared.web.deps import OperatorDep, PartnerOrStaffDep, service_context, snapshot_of
 
-__all__ = ["ContextDep", "IntakeContext", "OperatorDep", "PartnerOrStaffDep", "SnapshotDep", "intake_context"]
+__all__ = ["ContextDep", "IntakeContext", "OperatorDep", "PartnerOrStaffDep", "SnapshotDep"]
 
 
 @dataclass
@@ -23,11 +23,6 @@ class IntakeContext(ServiceContext):
     policy: PolicyReplica | None = None
 
 
-def intake_context(request: Request) -> IntakeContext:
-    ctx: IntakeContext = request.app.state.ctx
-    return ctx
-
-
-ContextDep = Annotated[IntakeContext, Depends(intake_context)]
+ContextDep = Annotated[IntakeContext, Depends(service_context)]
 # Reads that see one snapshot of the database (read-only).
 SnapshotDep = Annotated[IntakeRepository, snapshot_of(IntakeRepository)]

@@ -13,7 +13,8 @@ from services.intake.domain import DOWNSTREAM, SOURCE, ApplicationState, Downstr
 from services.intake.repository import IntakeRepository
 from shared.contracts.envelope import Event
 from shared.contracts.events import PartnerRegistered, new_typed_event, parse_data
-from shared.kernel.cursors import decode_cursor, encode_cursor
+from shared.kernel.cursors import next_page, page_after, parse_seq
+from shared.kernel.errors import NotFound
 from shared.messaging.consumer import DeadLetter
 from shared.web.auth import Principal, hash_secret, new_api_key, webhook_secret_for
 
@@ -51,20 +52,23 @@ async def register_partner(
     }
 
 
-async def get_application(repo: IntakeRepository, app_id: str, principal: Principal) -> dict[str, Any] | None:
+def _not_visible(app_id: str) -> NotFound:
+    # The same answer for an application that does not exist and one of another partner.
+    return NotFound(f"no application {app_id!r} visible to you")
+
+
+async def get_application(repo: IntakeRepository, app_id: str, principal: Principal) -> dict[str, Any]:
     app = await repo.find_application(app_id, _viewer(principal))
     if app is None:
-        return None
+        raise _not_visible(app_id)
     return public_view(app, await repo.timeline(app_id))
 
 
-async def get_application_events(
-    repo: IntakeRepository, app_id: str, principal: Principal
-) -> list[dict[str, Any]] | None:
+async def get_application_events(repo: IntakeRepository, app_id: str, principal: Principal) -> list[dict[str, Any]]:
     """Every event that touched the application, across services, in timeline order, as full envelopes:
-    intake's own from its outbox, downstream ones as consumed. None when not visible to the principal."""
+    intake's own from its outbox, downstream ones as consumed."""
     if not await repo.is_visible(app_id, _viewer(principal)):
-        return None
+        raise _not_visible(app_id)
     return [item.as_envelope(app_id) for item in await repo.timeline(app_id, envelopes=True)]
 
 
@@ -77,13 +81,12 @@ async def list_applications(
     cursor: str | None,
     limit: int,
 ) -> dict[str, Any]:
-    """A page of the applications the principal may see, newest first; ValueError for a bad cursor."""
-    before = decode_cursor(cursor, CURSOR_TAG) if cursor else None
+    """A page of the applications the principal may see, newest first."""
+    before = page_after(cursor or None, CURSOR_TAG, parse_seq)
     apps = await repo.list_applications(
         _viewer(principal), status=status, program=program, before=before, limit=limit + 1
     )
-    page = apps[:limit]
-    next_cursor = encode_cursor(page[-1].seq, CURSOR_TAG) if len(apps) > limit else None
+    page, next_cursor = next_page(apps, limit, CURSOR_TAG, lambda a: a.seq)
     return {"items": [public_view(a, None) for a in page], "next_cursor": next_cursor}
 
 

@@ -7,8 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.ledger.deps import ContextDep, OperatorDep, SnapshotDep, StaffReaderDep
-from services.ledger.domain import ListFilter
+from services.ledger.deps import ContextDep, ListQueryDep, OperatorDep, SnapshotDep, StaffReaderDep
 from services.ledger.handlers import (
     list_awards,
     list_balances,
@@ -23,67 +22,35 @@ from services.ledger.schemas import (
     AwardView,
     Balance,
     BalancePage,
-    Beneficiary,
     Cursor,
     JournalAfter,
     JournalEntryView,
     JournalLimit,
     JournalPage,
     Limit,
-    ProgramCode,
     SubjectClashPage,
     SubjectClashView,
     VerifyReport,
-    Year,
 )
-from shared.kernel.errors import FieldProblem, ValidationFailed
 from shared.web.actions import ReasonBody
 from shared.web.openapi import AUTHENTICATED, problems
 
 router = APIRouter(tags=["ledger"], responses=problems(*AUTHENTICATED))
 
 
-def _bad_cursor(exc: ValueError) -> ValidationFailed:
-    return ValidationFailed("bad cursor", errors=[FieldProblem("cursor", str(exc))])
-
-
 @router.get("/v1/balances", response_model=BalancePage, response_model_exclude_unset=True)
-async def balances(
-    _: StaffReaderDep,
-    repo: SnapshotDep,
-    beneficiary: Beneficiary = None,
-    year: Year = None,
-    program: ProgramCode = None,
-    cursor: Cursor = None,
-    limit: Limit = 50,
-) -> BalancePage:
+async def balances(_: StaffReaderDep, repo: SnapshotDep, query: ListQueryDep) -> BalancePage:
     """Every pool instance against its cap, by beneficiary, pool, year and subject, a page at a time
     (`next_cursor` asks for the next). `year` filters beneficiary-year pools (subject pools have none)."""
-    try:
-        pools, next_cursor = await list_balances(repo, ListFilter(beneficiary, year, program), cursor=cursor,
-                                                 limit=limit)
-    except ValueError as exc:
-        raise _bad_cursor(exc) from exc
+    pools, next_cursor = await list_balances(repo, query.filters, cursor=query.cursor, limit=query.limit)
     return BalancePage(items=[Balance.of(b) for b in pools], next_cursor=next_cursor)
 
 
 @router.get("/v1/awards", response_model=AwardPage)
-async def awards(
-    _: StaffReaderDep,
-    repo: SnapshotDep,
-    beneficiary: Beneficiary = None,
-    year: Year = None,
-    program: ProgramCode = None,
-    cursor: Cursor = None,
-    limit: Limit = 50,
-) -> AwardPage:
+async def awards(_: StaffReaderDep, repo: SnapshotDep, query: ListQueryDep) -> AwardPage:
     """Granted awards (base and top-ups), live and revoked, in decision order, a page at a time
     (`next_cursor` asks for the next)."""
-    try:
-        listings, next_cursor = await list_awards(repo, ListFilter(beneficiary, year, program), cursor=cursor,
-                                                  limit=limit)
-    except ValueError as exc:
-        raise _bad_cursor(exc) from exc
+    listings, next_cursor = await list_awards(repo, query.filters, cursor=query.cursor, limit=query.limit)
     return AwardPage(items=[AwardView.of(listing) for listing in listings], next_cursor=next_cursor)
 
 
@@ -118,8 +85,5 @@ async def subject_clashes(_: StaffReaderDep, repo: SnapshotDep, cursor: Cursor =
     """Rows that fold to one subject key but were kept apart when existing rows got their keys
     (pools and overlap chains written another way before subjects were compared by key): which
     one has the key, and what every one of them held. For the auditor to settle."""
-    try:
-        clashes, next_cursor = await list_subject_clashes(repo, cursor=cursor, limit=limit)
-    except ValueError as exc:
-        raise _bad_cursor(exc) from exc
+    clashes, next_cursor = await list_subject_clashes(repo, cursor=cursor, limit=limit)
     return SubjectClashPage(items=[SubjectClashView.of(c) for c in clashes], next_cursor=next_cursor)

@@ -1,18 +1,20 @@
-"""What the ledger's routes depend on: its typed service context, the role aliases, a snapshot."""
+"""What the ledger's routes depend on: its typed service context, the role aliases, a snapshot,
+the lists' queries."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
+from services.ledger.domain import ListFilter
 from services.ledger.repository import SqlLedgerRepository
+from services.ledger.schemas import Beneficiary, Cursor, Limit, ProgramCode, Year
 from shared.web.context import ServiceContext
-from shared.web.deps import OperatorDep, StaffReaderDep
+from shared.web.deps import OperatorDep, StaffReaderDep, service_context, snapshot_of
 
-__all__ = ["ContextDep", "LedgerContext", "OperatorDep", "SnapshotDep", "StaffReaderDep", "ledger_context"]
+__all__ = ["ContextDep", "LedgerContext", "ListQueryDep", "OperatorDep", "SnapshotDep", "StaffReaderDep"]
 
 
 @dataclass
@@ -21,18 +23,28 @@ class LedgerContext(ServiceContext):
     happen in the consumer's transaction, its revocations in a route's unit of work."""
 
 
-def ledger_context(request: Request) -> LedgerContext:
-    ctx: LedgerContext = request.app.state.ctx
-    return ctx
-
-
-ContextDep = Annotated[LedgerContext, Depends(ledger_context)]
-
-
-async def _snapshot(ctx: ContextDep) -> AsyncIterator[SqlLedgerRepository]:
-    async with ctx.snapshot() as session:
-        yield SqlLedgerRepository(session)
-
-
+ContextDep = Annotated[LedgerContext, Depends(service_context)]
 # Reads that see one snapshot of the database (read-only), closed as soon as the route returns.
-SnapshotDep = Annotated[SqlLedgerRepository, Depends(_snapshot, scope="function")]
+SnapshotDep = Annotated[SqlLedgerRepository, snapshot_of(SqlLedgerRepository)]
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """What the balances and awards lists are asked for: the filters and the page."""
+
+    filters: ListFilter
+    cursor: str | None
+    limit: int
+
+
+def list_query(
+    beneficiary: Beneficiary = None,
+    year: Year = None,
+    program: ProgramCode = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> ListQuery:
+    return ListQuery(ListFilter(beneficiary, year, program), cursor, limit)
+
+
+ListQueryDep = Annotated[ListQuery, Depends(list_query)]

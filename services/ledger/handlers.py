@@ -75,7 +75,7 @@ from services.ledger.journal.domain import (
 from services.ledger.repository import SqlLedgerRepository
 from shared.contracts.envelope import Event
 from shared.contracts.events import AwardDecided, AwardRevoked, new_typed_event
-from shared.kernel.cursors import decode_cursor, decode_key_cursor, encode_cursor, encode_key_cursor
+from shared.kernel.cursors import next_page, page_after, parse_seq
 from shared.kernel.errors import Conflict, NotFound
 from shared.kernel.money import format_fen
 from shared.messaging.consumer import DeadLetter
@@ -482,7 +482,7 @@ class _Writes:
 
 
 # ---------------------------------------------------------------------------------------------
-# Listing (cursor pages; a bad cursor is a ValueError)
+# Listing (cursor pages; a bad cursor is a 422)
 # ---------------------------------------------------------------------------------------------
 
 BALANCES_CURSOR = "balances:"  # the last pool's account
@@ -490,8 +490,8 @@ AWARDS_CURSOR = "awards:"  # the last award's journal seq
 CLASHES_CURSOR = "clashes:"  # the last subject clash's id
 
 
-def _after_pool(cursor: str) -> PoolKey:
-    key = parse_pool_account(decode_key_cursor(cursor, BALANCES_CURSOR))
+def _pool_after(account: str) -> PoolKey:
+    key = parse_pool_account(account)
     if key.year is not None and not 0 <= key.year < 2**31:  # an int column: keep it a 422
         raise ValueError("not a cursor returned by this API")
     return key
@@ -500,30 +500,25 @@ def _after_pool(cursor: str) -> PoolKey:
 async def list_balances(repo: ListRepository, filters: ListFilter, *, cursor: str | None,
                         limit: int) -> tuple[list[PoolBalance], str | None]:
     """A page of pools in key order (beneficiary, pool, year, subject), and the next page's cursor."""
-    rows = await repo.pool_balances(filters, after=_after_pool(cursor) if cursor else None, limit=limit + 1)
-    page = rows[:limit]
-    next_cursor = encode_key_cursor(pool_account(page[-1].key), BALANCES_CURSOR) if len(rows) > limit else None
-    return page, next_cursor
+    after = page_after(cursor or None, BALANCES_CURSOR, _pool_after)
+    rows = await repo.pool_balances(filters, after=after, limit=limit + 1)
+    return next_page(rows, limit, BALANCES_CURSOR, lambda b: pool_account(b.key))
 
 
 async def list_awards(repo: ListRepository, filters: ListFilter, *, cursor: str | None,
                       limit: int) -> tuple[list[AwardListing], str | None]:
     """A page of granted awards in decision order, and the next page's cursor."""
-    after = decode_cursor(cursor, AWARDS_CURSOR) if cursor else None
+    after = page_after(cursor or None, AWARDS_CURSOR, parse_seq)
     rows = await repo.awards_page(filters, after=after, limit=limit + 1)
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].row.journal_seq, AWARDS_CURSOR) if len(rows) > limit else None
-    return page, next_cursor
+    return next_page(rows, limit, AWARDS_CURSOR, lambda a: a.row.journal_seq)
 
 
 async def list_subject_clashes(repo: ClashRepository, *, cursor: str | None,
                                limit: int) -> tuple[list[SubjectClash], str | None]:
     """A page of the subject clashes the subject-key migration found, in the order found."""
-    after = decode_cursor(cursor, CLASHES_CURSOR) if cursor else None
+    after = page_after(cursor or None, CLASHES_CURSOR, parse_seq)
     rows = await repo.subject_clashes(after=after, limit=limit + 1)
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].id, CLASHES_CURSOR) if len(rows) > limit else None
-    return page, next_cursor
+    return next_page(rows, limit, CLASHES_CURSOR, lambda c: c.id)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,16 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from services.notify.dispatcher.handlers import Dispatcher
 from services.notify.dispatcher.repository import DispatcherRepository
 from services.notify.finaliser.handlers import Finaliser
 from services.notify.repository import SqlNotifyRepository
 from shared.web.context import ServiceContext
-from shared.web.deps import OperatorDep, snapshot_of
+from shared.web.deps import OperatorDep, service_context, snapshot_of
 
-__all__ = ["ContextDep", "DeliveriesSnapshotDep", "NotifyContext", "OperatorDep", "SnapshotDep", "notify_context"]
+__all__ = ["ContextDep", "DeliveriesSnapshotDep", "NotifyContext", "OperatorDep", "SnapshotDep"]
 
 
 @dataclass
@@ -24,12 +24,7 @@ class NotifyContext(ServiceContext):
     finaliser: Finaliser | None = None
 
 
-def notify_context(request: Request) -> NotifyContext:
-    ctx: NotifyContext = request.app.state.ctx
-    return ctx
-
-
-ContextDep = Annotated[NotifyContext, Depends(notify_context)]
+ContextDep = Annotated[NotifyContext, Depends(service_context)]
 # Reads that see one snapshot of the database (read-only), closed as soon as the route returns.
 SnapshotDep = Annotated[SqlNotifyRepository, snapshot_of(SqlNotifyRepository)]
 DeliveriesSnapshotDep = Annotated[DispatcherRepository, snapshot_of(DispatcherRepository)]

@@ -22,8 +22,7 @@ from services.notify import domain
 from services.notify.domain import AwardPlan, Position
 from services.notify.repository import NotifyRepository, SqlNotifyRepository
 from shared.contracts.envelope import Event
-from shared.kernel.cursors import decode_key_cursor, encode_key_cursor
-from shared.kernel.errors import FieldProblem, ValidationFailed
+from shared.kernel.cursors import next_page, page_after
 from shared.messaging.consumer import BatchHandler, DeadLetter
 
 
@@ -76,17 +75,6 @@ def make_award_batch_handler(notice_period_seconds: int) -> BatchHandler:
 ANNOUNCEMENTS_CURSOR = "announcements:"  # the last announcement's position
 
 
-def page_after(cursor: str | None, tag: str) -> Position | None:
-    """Where a page of a newest-first list starts: after the row `cursor` names (422 for a
-    cursor this API did not hand out, or one of another list)."""
-    if cursor is None:
-        return None
-    try:
-        return Position.parse(decode_key_cursor(cursor, tag))
-    except ValueError as exc:
-        raise ValidationFailed("bad cursor", errors=[FieldProblem("cursor", str(exc))]) from exc
-
-
 async def list_announcements(
     repo: SqlNotifyRepository, *, year: int | None, program: str | None, status: str | None, cursor: str | None,
     limit: int,
@@ -94,9 +82,12 @@ async def list_announcements(
     """A page of the public view of the announcements on notice and final (公示), newest first,
     and the next page's cursor."""
     rows = await repo.list_announcements(
-        year=year, program=program, status=status, after=page_after(cursor, ANNOUNCEMENTS_CURSOR), limit=limit + 1
+        year=year, program=program, status=status, after=page_after(cursor, ANNOUNCEMENTS_CURSOR, Position.parse),
+        limit=limit + 1,
     )
-    page = rows[:limit]
+    page, next_cursor = next_page(
+        rows, limit, ANNOUNCEMENTS_CURSOR, lambda r: Position(r.published_at, r.application_id).key()
+    )
     items = [
         domain.public_announcement(
             applicant_name=r.applicant_name,
@@ -110,6 +101,4 @@ async def list_announcements(
         )
         for r in page
     ]
-    more = len(rows) > limit
-    last = Position(page[-1].published_at, page[-1].application_id) if more else None
-    return items, encode_key_cursor(last.key(), ANNOUNCEMENTS_CURSOR) if last else None
+    return items, next_cursor

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.envelope import Event, PoisonEvent, parse_event
-from shared.kernel.cursors import encode_cursor
+from shared.kernel.cursors import next_page
 from shared.kernel.errors import Conflict, NotFound
 from shared.messaging.outbox import outbox_row, write_outbox_rows
 
@@ -163,11 +163,8 @@ async def list_dead_letters(
     rows = (
         await session.execute(text(" AND ".join(where) + " ORDER BY o.seq DESC LIMIT :lim"), params)
     ).all()
-    page = rows[:limit]
-    return {
-        "items": [dead_letter_view(r) for r in page],
-        "next_cursor": encode_cursor(page[-1].seq, CURSOR_TAG) if len(rows) > limit else None,
-    }
+    page, next_cursor = next_page(rows, limit, CURSOR_TAG, lambda r: r.seq)
+    return {"items": [dead_letter_view(r) for r in page], "next_cursor": next_cursor}
 
 
 async def get_dead_letter(session: AsyncSession, dead_letter_id: uuid.UUID) -> dict[str, Any] | None:

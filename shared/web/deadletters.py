@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from shared.kernel.cursors import decode_cursor
-from shared.kernel.errors import FieldProblem, UnsupportedMediaType, ValidationFailed
+from shared.kernel.cursors import page_after, parse_seq
+from shared.kernel.errors import UnsupportedMediaType
 from shared.messaging.deadletters import CURSOR_TAG, get_dead_letter, list_dead_letters, redrive_dead_letter
 from shared.web.actions import ReasonBody
 from shared.web.deps import OperatorDep, StaffReaderDep
@@ -61,10 +61,7 @@ async def list_dead_letters_route(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     """This service's dead letters, newest first, each with its re-drive if it had one."""
-    try:
-        before = decode_cursor(cursor, CURSOR_TAG) if cursor else None
-    except ValueError as exc:
-        raise ValidationFailed("bad cursor", errors=[FieldProblem("cursor", str(exc))]) from exc
+    before = page_after(cursor or None, CURSOR_TAG, parse_seq)
     async with request.app.state.ctx.maker() as session:
         return await list_dead_letters(session, consumer=consumer, before=before, limit=limit)
 

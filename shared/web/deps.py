@@ -1,5 +1,6 @@
-"""The role vocabulary every service's routes use: one name, one set of roles, everywhere; and
-the one way a route gets a repository on a read-only snapshot (`snapshot_of`).
+"""The role vocabulary every service's routes use: one name, one set of roles, everywhere; the
+running service's context (`service_context`); and the one way a route gets a repository on a
+read-only snapshot (`snapshot_of`).
 
 Services re-export these from their own `deps` module beside their context and session aliases.
 """
@@ -27,13 +28,19 @@ PartnerOrStaffDep = Annotated[Principal, Depends(require("partner", "operator", 
 PartnerOrOperatorDep = Annotated[Principal, Depends(require("partner", "operator"))]
 
 
+def service_context(request: Request) -> ServiceContext:
+    """The running service's context: `ContextDep = Annotated[XContext, Depends(service_context)]`
+    in a service's deps, typed as its own subclass."""
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
 def snapshot_of(repository: Callable[[AsyncSession], R]) -> Any:
     """A dependency giving a route `repository(session)` on a read-only snapshot (`ctx.snapshot()`),
     closed as soon as the route returns: `Annotated[XRepository, snapshot_of(XRepository)]`."""
 
     async def open_snapshot(request: Request) -> AsyncIterator[R]:
-        ctx: ServiceContext = request.app.state.ctx
-        async with ctx.snapshot() as session:
+        async with service_context(request).snapshot() as session:
             yield repository(session)
 
     return Depends(open_snapshot, scope="function")

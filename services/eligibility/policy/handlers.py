@@ -12,7 +12,7 @@ from services.eligibility.handlers import SOURCE, catalog_of
 from services.eligibility.policy import domain
 from services.eligibility.policy.repository import OverlappingCall, PolicyRepository
 from shared.contracts.events import new_typed_event
-from shared.kernel.cursors import decode_cursor, encode_cursor
+from shared.kernel.cursors import next_page, page_after, parse_seq
 from shared.kernel.errors import FieldProblem, NotFound, ValidationFailed
 from shared.policy.calls import CallTerms, call_problems
 from shared.policy.catalog import catalog_version_of, load_catalog
@@ -70,23 +70,14 @@ async def catalog_document(repo: PolicyRepository, version: str) -> dict[str, An
 def _page(rows: Sequence[Mapping[str, Any]], limit: int, tag: str,
           view: Callable[[Mapping[str, Any]], T]) -> tuple[list[T], str | None]:
     """A page of `limit` rows (`rows` holds one more when there is a next page), and its cursor."""
-    page = rows[:limit]
-    return [view(row) for row in page], encode_cursor(page[-1]["seq"], tag) if len(rows) > limit else None
-
-
-def _after(cursor: str | None, tag: str) -> int | None:
-    if cursor is None:
-        return None
-    try:
-        return decode_cursor(cursor, tag)
-    except ValueError as exc:
-        raise ValidationFailed("bad cursor", errors=[FieldProblem("cursor", str(exc))]) from exc
+    page, next_cursor = next_page(rows, limit, tag, lambda row: row["seq"])
+    return [view(row) for row in page], next_cursor
 
 
 async def list_versions(repo: PolicyRepository, *, cursor: str | None,
                         limit: int) -> tuple[list[dict[str, Any]], str | None]:
     """A page of the versions, newest first, and the next page's cursor."""
-    rows = await repo.versions_page(_after(cursor, domain.VERSIONS_CURSOR), limit + 1)
+    rows = await repo.versions_page(page_after(cursor, domain.VERSIONS_CURSOR, parse_seq), limit + 1)
     return _page(rows, limit, domain.VERSIONS_CURSOR, domain.version_listing)
 
 
@@ -149,5 +140,5 @@ async def list_calls(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of calls, newest first, and the next page's cursor."""
     rows = await repo.calls_page(program=program, year=year, open_now=open_now,
-                                 after_seq=_after(cursor, domain.CALLS_CURSOR), limit=limit + 1)
+                                 after_seq=page_after(cursor, domain.CALLS_CURSOR, parse_seq), limit=limit + 1)
     return _page(rows, limit, domain.CALLS_CURSOR, domain.call_view)

@@ -33,9 +33,8 @@ from services.notify.dispatcher.domain import Claimed, SendResult
 from services.notify.dispatcher.repository import DispatcherRepository
 from services.notify.dispatcher.schemas import DeliveryAttempt, DeliveryPage, DeliveryRedrive, DeliveryView
 from services.notify.domain import Position
-from services.notify.handlers import page_after
 from shared.config.settings import Settings
-from shared.kernel.cursors import encode_key_cursor
+from shared.kernel.cursors import next_page, page_after
 from shared.kernel.errors import Conflict, NotFound
 from shared.kernel.retry import Backoff
 from shared.observability.metrics import WEBHOOK_ATTEMPTS
@@ -407,11 +406,9 @@ async def list_deliveries(
 ) -> DeliveryPage:
     """A page of deliveries, newest first, and the next page's cursor."""
     rows = await repo.list_deliveries(application_id=application_id, partner_id=partner_id, status=status,
-                                      after=page_after(cursor, DELIVERIES_CURSOR), limit=limit + 1)
-    page = rows[:limit]
-    last = Position(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-    return DeliveryPage(items=await delivery_views(repo, page),
-                        next_cursor=encode_key_cursor(last.key(), DELIVERIES_CURSOR) if last else None)
+                                      after=page_after(cursor, DELIVERIES_CURSOR, Position.parse), limit=limit + 1)
+    page, next_cursor = next_page(rows, limit, DELIVERIES_CURSOR, lambda r: Position(r.created_at, r.id).key())
+    return DeliveryPage(items=await delivery_views(repo, page), next_cursor=next_cursor)
 
 
 async def get_delivery(repo: DispatcherRepository, delivery_id: str) -> DeliveryView:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, text
+from sqlalchemy import Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.dispatcher.domain import AttemptOutcome, Claimed, SendResult
@@ -68,6 +68,16 @@ _RECORD = text(
 _HAND_BACK = text(
     "UPDATE deliveries SET claim_token = NULL, next_attempt_at = now(), updated_at = now() "
     "WHERE id = ANY(CAST(:ids AS text[])) AND claim_token = ANY(CAST(:tokens AS uuid[]))"
+)
+
+# A page's deliveries' attempts and re-drives, in order (:ids, the page's delivery ids).
+_ATTEMPTS_OF = text(
+    "SELECT delivery_id, attempt, url, started_at, duration_ms, outcome, status_code, error "
+    "FROM delivery_attempts WHERE delivery_id = ANY(CAST(:ids AS text[])) ORDER BY delivery_id, attempt"
+)
+_REDRIVES_OF = text(
+    "SELECT delivery_id, redriven_by, redriven_at, previous_status FROM delivery_redrives "
+    "WHERE delivery_id = ANY(CAST(:ids AS text[])) ORDER BY delivery_id, id"
 )
 
 
@@ -176,29 +186,16 @@ class DispatcherRepository:
 
     async def attempts_of(self, ids: Sequence[str]) -> Sequence[Row[Any]]:
         """Every attempt of these deliveries, in order."""
-        if not ids:
-            return []
-        result = await self.session.execute(
-            text(
-                "SELECT delivery_id, attempt, url, started_at, duration_ms, outcome, status_code, error "
-                "FROM delivery_attempts WHERE delivery_id = ANY(CAST(:ids AS text[])) ORDER BY delivery_id, attempt"
-            ),
-            {"ids": list(ids)},
-        )
-        return result.all()
+        return await self._of_deliveries(_ATTEMPTS_OF, ids)
 
     async def redrives_of(self, ids: Sequence[str]) -> Sequence[Row[Any]]:
         """Every re-drive of these deliveries, in order."""
+        return await self._of_deliveries(_REDRIVES_OF, ids)
+
+    async def _of_deliveries(self, statement: TextClause, ids: Sequence[str]) -> Sequence[Row[Any]]:
         if not ids:
             return []
-        result = await self.session.execute(
-            text(
-                "SELECT delivery_id, redriven_by, redriven_at, previous_status FROM delivery_redrives "
-                "WHERE delivery_id = ANY(CAST(:ids AS text[])) ORDER BY delivery_id, id"
-            ),
-            {"ids": list(ids)},
-        )
-        return result.all()
+        return (await self.session.execute(statement, {"ids": list(ids)})).all()
 
     async def lock_status(self, delivery_id: str) -> str | None:
         """The delivery's status, its row locked for the rest of the transaction (None: no such)."""
