@@ -43,12 +43,8 @@ async def publish_shipped(ctx: EligibilityContext) -> list[asyncio.Task[Any]]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
-        settings=settings,
-        name="eligibility",
-        routers=[router, policy_router],
-        subscriptions=subscriptions,
-        on_start=publish_shipped,
-        context=EligibilityContext,
+        "eligibility", EligibilityContext, routers=[router, policy_router], subscriptions=subscriptions,
+        on_start=publish_shipped, settings=settings,
         description="Assesses applications against the policy catalog, every rule with its citation; publishes "
                     "catalog versions and opens calls for applications.",
     )

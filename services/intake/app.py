@@ -41,13 +41,8 @@ async def start_workers(ctx: IntakeContext) -> list[asyncio.Task[Any]]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
-        settings=settings,
-        name="intake",
-        routers=[router],
-        subscriptions=subscriptions,
-        on_start=start_workers,
-        context=IntakeContext,
-        description="Partner-facing API: register partners, submit applications, follow their status.",
+        "intake", IntakeContext, routers=[router], subscriptions=subscriptions, on_start=start_workers,
+        settings=settings, description="Partner-facing API: register partners, submit applications, follow their status.",
     )
 
 

@@ -31,11 +31,7 @@ def subscriptions(ctx: LedgerContext) -> Sequence[Subscription]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
-        settings=settings,
-        name="ledger",
-        routers=[router, dashboard_router],
-        subscriptions=subscriptions,
-        context=LedgerContext,
+        "ledger", LedgerContext, routers=[router, dashboard_router], subscriptions=subscriptions, settings=settings,
         description="Decides awards against caps and the overlap rule; double-entry, hash-chained journal.",
     )
 

@@ -19,7 +19,7 @@ from services.notify.dispatcher import api as deliveries_api
 from services.notify.dispatcher.handlers import Dispatcher
 from services.notify.finaliser.handlers import Finaliser
 from services.notify.handlers import make_award_batch_handler
-from shared.config.settings import Settings, get_settings
+from shared.config.settings import Settings
 from shared.contracts.topics import AWARDS
 from shared.messaging.consumer import Subscription, batch_or_each
 from shared.messaging.directory import partner_directory_subscription
@@ -48,8 +48,6 @@ def create_app(
     global_concurrency: int = 32,
     per_partner_concurrency: int = 4,
 ) -> FastAPI:
-    settings = settings or get_settings()
-
     async def on_start(ctx: NotifyContext) -> list[asyncio.Task[Any]]:
         dispatcher = Dispatcher(
             ctx.maker,
@@ -68,17 +66,11 @@ def create_app(
             asyncio.create_task(finaliser.run(), name="notify-finaliser"),
         ]
 
-    app = create_service_app(
-        settings=settings,
-        name="notify",
-        routers=[api.router, deliveries_api.router],
-        subscriptions=subscriptions,
-        on_start=on_start,
-        context=NotifyContext,
+    return create_service_app(
+        "notify", NotifyContext, routers=[api.router, deliveries_api.router], subscriptions=subscriptions,
+        on_start=on_start, settings=settings,
         description="Signed partner webhooks with retries, the public announcement (公示) and finalisation.",
     )
-
-    return app
 
 
 app = create_app()

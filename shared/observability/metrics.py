@@ -3,15 +3,12 @@ sizes, outbox backlog, dead letters (and webhook attempts, counted by notify).""
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
 )
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -68,31 +65,3 @@ WEBHOOK_ATTEMPTS = Counter(
 RATE_LIMITED = Counter(
     "grantline_rate_limited_total", "Requests refused with 429", ["service"], registry=REGISTRY
 )
-
-
-class CountRequests:
-    """Requests by route template and status, as plain ASGI."""
-
-    def __init__(self, app: ASGIApp, service: str) -> None:
-        self.app = app
-        self.service = service
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started, status = time.perf_counter(), 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            # The route template, never the raw path: ids in paths would explode the label space.
-            name = getattr(scope.get("route"), "path", "unmatched")
-            HTTP_REQUESTS.labels(self.service, scope["method"], name, str(status)).inc()
-            HTTP_SECONDS.labels(self.service, name).observe(time.perf_counter() - started)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -24,6 +25,7 @@ from shared.messaging.consumer import ConsumerLoop, Subscription
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.producer import make_producer
 from shared.observability.logs import configure_logging, correlation_id
+from shared.observability.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from shared.web.context import ServiceContext
 from shared.web.deadletters import router as dead_letters_router
 from shared.web.metrics import instrument
@@ -39,16 +41,19 @@ StartHook = Callable[[C], Awaitable[list[asyncio.Task[Any]]]]
 
 
 def create_service_app(
-    *,
     name: str,
+    context: type[C] = ServiceContext,  # type: ignore[assignment]
+    *,
     routers: Sequence[APIRouter] = (),
     subscriptions: SubscriptionsFactory[C] = lambda ctx: (),
     on_start: StartHook[C] | None = None,
-    context: type[C] = ServiceContext,  # type: ignore[assignment]
     settings: Settings | None = None,
     title: str | None = None,
     description: str = "",
 ) -> FastAPI:
+    """The service `name`, its context a `context` (the service's typed subclass, holding its
+    workers), its routes `routers`, its consumers `subscriptions(ctx)`, its own workers started
+    by `on_start(ctx)`."""
     settings = settings or get_settings()
     configure_logging(name, settings.log_level)
 
@@ -115,10 +120,10 @@ def create_service_app(
 
     app = FastAPI(title=title or f"Grantline {name}", description=description, lifespan=lifespan)
     add_exception_handlers(app)
-    instrument(app, name)
+    instrument(app)
     app.state.partner_limiter = RateLimiter(settings.partner_rate_per_second, settings.partner_burst)
 
-    app.add_middleware(CorrelateAndLimit, body_max_bytes=settings.body_max_bytes)
+    app.add_middleware(RequestEdge, service=name, body_max_bytes=settings.body_max_bytes)
 
     @app.get("/healthz", tags=["health"])
     async def healthz(request: Request) -> JSONResponse:
@@ -146,11 +151,14 @@ def _rewind_all(ctx: ServiceContext) -> None:
         loop.rewind()
 
 
-class CorrelateAndLimit:
-    """Correlation id in and out, and the body limit, as plain ASGI (no extra task per request)."""
+class RequestEdge:
+    """Every request's way in, as one plain ASGI layer (no extra task per request): the correlation
+    id in and out, the body limit, and the request metrics (a request refused for its size is not
+    counted: it never reached a route)."""
 
-    def __init__(self, app: ASGIApp, body_max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, service: str, body_max_bytes: int) -> None:
         self.app = app
+        self.service = service
         self.body_max_bytes = body_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -168,13 +176,22 @@ class CorrelateAndLimit:
                 )
                 await response(scope, receive, send)
                 return
+            started, status = time.perf_counter(), 500
 
             async def send_with_id(message: Message) -> None:
+                nonlocal status
                 if message["type"] == "http.response.start":
+                    status = message["status"]
                     MutableHeaders(scope=message)["X-Correlation-Id"] = cid
                 await send(message)
 
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                # The route template, never the raw path: ids in paths would explode the label space.
+                route = getattr(scope.get("route"), "path", "unmatched")
+                HTTP_REQUESTS.labels(self.service, scope["method"], route, str(status)).inc()
+                HTTP_SECONDS.labels(self.service, route).observe(time.perf_counter() - started)
         finally:
             correlation_id.reset(token)
 

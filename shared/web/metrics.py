@@ -1,5 +1,6 @@
 """GET /metrics for every service: the observability registry, with the gauges that need the
-service's own database and consumers refreshed at scrape time."""
+service's own database and consumers refreshed at scrape time. (Requests are counted where
+they come in: shared.web.app.RequestEdge.)"""
 
 from __future__ import annotations
 
@@ -7,13 +8,11 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.messaging.outbox import outbox_backlog
-from shared.observability.metrics import CONSUMER_LAG, OUTBOX_BACKLOG, REGISTRY, CountRequests
+from shared.observability.metrics import CONSUMER_LAG, OUTBOX_BACKLOG, REGISTRY
 from shared.web.context import ServiceContext
 
 
-def instrument(app: FastAPI, service: str) -> None:
-    app.add_middleware(CountRequests, service=service)
-
+def instrument(app: FastAPI) -> None:
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
         ctx: ServiceContext = request.app.state.ctx
