@@ -6,17 +6,16 @@ batch writes. (The group commit's one statement is services.intake.submissions.r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.domain import ApplicationState, StoredApplication, TimelineItem
 from shared.contracts.envelope import Event
-from shared.messaging.outbox import add_events
+from shared.messaging.outbox import PublishingRepository
 
 
 @dataclass(frozen=True)
@@ -66,11 +65,8 @@ _PROJECT_MANY = text(
 )
 
 
-class IntakeRepository:
+class IntakeRepository(PublishingRepository):
     """Every statement intake runs, in the session's transaction."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     # -- partners and the outbox ------------------------------------------------------------------
 
@@ -79,10 +75,6 @@ class IntakeRepository:
             text("INSERT INTO partners (id, name, callback_url, api_key_hash) VALUES (:id, :n, :u, :h)"),
             {"id": partner_id, "n": name, "u": callback_url, "h": api_key_hash},
         )
-
-    async def add_events(self, events: Iterable[tuple[Event, str]]) -> None:
-        """(event, Kafka key) pairs into the outbox, published after commit."""
-        await add_events(self.session, events)
 
     # -- submissions ----------------------------------------------------------------------------
 

@@ -45,9 +45,8 @@ from services.ledger.journal.domain import (
     parse_pool_account,
     pool_account,
 )
-from shared.contracts.envelope import Event
 from shared.contracts.events import AwardDecided
-from shared.messaging.outbox import add_events
+from shared.messaging.outbox import PublishingRepository
 
 
 def _json(value: Any) -> str:
@@ -106,11 +105,8 @@ def _pool_after(key: PoolKey) -> dict[str, Any]:
             "after_y": key.year or 0, "after_sn": key.subject is None, "after_s": key.subject or ""}
 
 
-class SqlLedgerRepository:
+class SqlLedgerRepository(PublishingRepository):
     """The ledger's tables through one session (its transaction is the caller's)."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     # -----------------------------------------------------------------------------------------
     # Pools and the journal head: create, lock, write back
@@ -466,13 +462,6 @@ class SqlLedgerRepository:
     async def whole_journal(self) -> list[JournalEntry]:
         rows = await self.session.execute(text(f"SELECT {_ENTRY_COLUMNS} FROM journal_entries ORDER BY seq"))
         return [_entry(r) for r in rows]
-
-    # -----------------------------------------------------------------------------------------
-    # Events (the outbox, in the same transaction)
-    # -----------------------------------------------------------------------------------------
-
-    async def add_events(self, events: Sequence[tuple[Event, str]]) -> None:
-        await add_events(self.session, events)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,11 +13,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Row, text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.domain import Announcement, Delivery, Position
 from shared.contracts.envelope import Event
-from shared.messaging.outbox import add_events
+from shared.messaging.outbox import PublishingRepository
 
 
 class NotifyRepository(Protocol):
@@ -75,10 +74,7 @@ _WITHDRAW = text(
 )
 
 
-class SqlNotifyRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class SqlNotifyRepository(PublishingRepository):
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         """Insert webhook delivery rows, deduped by (event id, partner), in one statement."""
         if not deliveries:
@@ -123,9 +119,6 @@ class SqlNotifyRepository:
             await self.session.execute(
                 _WITHDRAW, {"apps": list(revoked_by), "events": [str(e) for e in revoked_by.values()]}
             )
-
-    async def add_events(self, events: Sequence[tuple[Event, str]]) -> None:
-        await add_events(self.session, events)
 
     async def list_announcements(
         self, *, year: int | None, program: str | None, status: str | None, after: Position | None, limit: int

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts.envelope import Event
 from shared.contracts.topics import TOPIC_FOR_TYPE
+from shared.db.repository import Repository
 from shared.kernel.retry import Backoff
 from shared.observability.metrics import OUTBOX_PUBLISHED
 
@@ -75,6 +76,15 @@ async def write_outbox_rows(
 async def add_events(session: AsyncSession, events: Iterable[tuple[Event, str]]) -> int:
     """Write (event, kafka key) pairs into the outbox of the session's schema, in one statement."""
     return await write_outbox_rows(session, [outbox_row(event, key) for event, key in events])
+
+
+class PublishingRepository(Repository):
+    """A repository whose changes publish events: they go into the outbox in the caller's
+    transaction, so they are published if, and only if, the change commits."""
+
+    async def add_events(self, events: Iterable[tuple[Event, str]]) -> None:
+        """(event, Kafka key) pairs into the outbox, published after commit."""
+        await add_events(self.session, events)
 
 
 async def outbox_backlog(session: AsyncSession) -> int:

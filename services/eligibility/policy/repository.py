@@ -8,10 +8,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Result, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.contracts.envelope import Event
-from shared.messaging.outbox import add_events
+from shared.messaging.outbox import PublishingRepository
 from shared.policy.calls import CallTerms
 
 _EXCLUSION_VIOLATION = "23P01"
@@ -92,11 +90,8 @@ def _all(result: Result[Any]) -> list[Row]:
     return [dict(row) for row in result.mappings()]
 
 
-class PolicyRepository:
+class PolicyRepository(PublishingRepository):
     """Every statement on the catalog versions and calls, in the session's transaction."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     # --- catalog versions
 
@@ -174,7 +169,3 @@ class PolicyRepository:
         """Calls newest first (by creation), after the one numbered `after_seq`."""
         params = {"program": program, "year": year, "open": open_now, "after": after_seq, "limit": limit}
         return _all(await self.session.execute(_CALLS_PAGE, params))
-
-    async def add_events(self, events: Iterable[tuple[Event, str]]) -> None:
-        """(event, Kafka key) pairs into the outbox, published after commit."""
-        await add_events(self.session, events)

@@ -10,10 +10,11 @@ from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake.models import Call, CatalogVersion
 from services.intake.policy.domain import KnownCall
+from shared.db.repository import Repository
 from shared.policy.calls import CallTerms
 
 CHANNEL = "grantline_intake_policy"  # NOTIFY channel: the replica changed
@@ -21,10 +22,7 @@ _VERSIONS = CatalogVersion.__table__  # type: ignore[attr-defined]
 _CALLS = Call.__table__  # type: ignore[attr-defined]
 
 
-class PolicyRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class PolicyRepository(Repository):
     # -- applying grantline.policy (each statement a no-op when applied before) -------------------
 
     async def add_catalog_version(self, version: str, document: dict[str, Any], published_at: datetime) -> None:

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger.dashboard.domain import DecisionLine, LiveCursor, PoolLine, RevocationLine
 from services.ledger.domain import ListFilter
 from services.ledger.repository import SqlLedgerRepository, filter_clause
 from shared.contracts.events import ANY_BENEFICIARY
+from shared.db.repository import Repository
 
 _DECISIONS = (
     "SELECT d.seq, d.application_id, d.program, d.beneficiary, d.year, d.status, d.awarded_fen, d.recorded_for, "
@@ -28,10 +28,7 @@ _REVOCATIONS = (
 )
 
 
-class DashboardRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class DashboardRepository(Repository):
     async def pools(self, filters: ListFilter, *, accounts: Sequence[str] | None = None,
                     limit: int) -> list[PoolLine]:
         """Pools, nearest exhaustion first, each with its beneficiary's latest name."""

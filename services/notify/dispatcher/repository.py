@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Row, TextClause, text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.dispatcher.domain import AttemptOutcome, Claimed, SendResult
 from services.notify.domain import Position
+from shared.db.repository import Repository
 
 # One statement claims a batch. The rows already held here count against each partner's share
 # (:held_partners/:held_counts), so no partner ever holds more than :per_partner rows; rows
@@ -81,10 +81,7 @@ _REDRIVES_OF = text(
 )
 
 
-class DispatcherRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class DispatcherRepository(Repository):
     # --- the dispatcher's work -------------------------------------------------------------
 
     async def claim(
