@@ -14,6 +14,7 @@ from services.eligibility.app import create_app as create_eligibility
 from services.intake.app import create_app as create_intake
 from shared.config.settings import Settings
 from shared.db.engine import make_engine
+from shared.kernel.uscc import with_check_character
 from tests.support.apps import running
 from tests.support.auth import AUD, OP, partner_headers
 from tests.support.intake import fetch_until, new_partner
@@ -246,3 +247,26 @@ async def test_a_batch_assesses_each_application_once_and_dead_letters_only_the_
     assert [tuple(r) for r in assessed] == [(a, str(first.id)), (b, str(second.id))]
     assert [tuple(r) for r in stored] == [(a, first.id), (b, second.id)]
     assert [d.envelope["data"]["offset"] for d in dead] == [1]
+
+
+async def test_a_beijing_code_declaring_shanghai_is_ineligible_by_the_code_itself(
+    apps: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    """002 §一(三) asks for a Shanghai-registered applicant: characters 3-8 of the code (110108,
+    Beijing Haidian) decide it, whatever `registered_in_shanghai` says."""
+    intake, _ = apps
+    partner = await new_partner(intake)
+    beijing = with_check_character("91110108MA01ABCD1")
+    body = make_body("GT-EQUITY", applicant={"id": beijing, "registered_in_shanghai": True})
+    r = await intake.post("/v1/applications", json=body, headers=partner_headers(partner, "beijing"))
+    assert r.status_code == 202, r.text
+    got = await fetch_until(
+        intake,
+        f"/v1/applications/{r.json()['id']}",
+        partner_headers(partner),
+        lambda b: b["status"] != "received",
+        timeout_s=30,
+    )
+    assert got["status"] == "ineligible"
+    failed = [reason for reason in got["decision"]["reasons"] if reason["code"] == "RULE_FAILED"]
+    assert failed and all("002 §一(三)" in reason["citation"] for reason in failed), got["decision"]["reasons"]
