@@ -89,7 +89,9 @@ Amount = Annotated[str, AfterValidator(_amount)]
 Instant = Annotated[str, AfterValidator(_instant)]
 """An RFC 3339 time string, kept as written."""
 
-DecisionStatus = Literal["approved", "partially_approved", "rejected", "ineligible"]
+DecisionStatus = Literal["pending_review", "approved", "partially_approved", "rejected", "ineligible"]
+ReviewDecision = Literal["approve", "reject"]
+ObjectionOutcome = Literal["upheld", "dismissed"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,6 +233,14 @@ class Draw(WireModel):
 # ---------------------------------------------------------------------------------------------
 
 
+class Actor(WireModel):
+    """Who did a thing: a staff member (`{"id": "stf_…", "name": "张三"}`) or a bootstrap token's
+    identity (`{"id": "operator"}`, no name)."""
+
+    id: NonEmpty
+    name: Omittable[str] = None
+
+
 class PartnerRegistered(EventData):
     """`partner.registered` (intake) → every service's partner directory replica
     (shared.messaging.directory). All four keys are required."""
@@ -297,6 +307,7 @@ class AwardDecided(EventData):
     announce also `program`, `year`, `subject`, `applicant.id`, and checks them itself."""
 
     event_type: ClassVar[str] = "award.decided"
+    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"held", "review"})
 
     application_id: Omittable[NonEmpty] = None
     """Absent: the envelope's subject is the application id."""
@@ -315,6 +326,100 @@ class AwardDecided(EventData):
     top_up_of: str | None = None
     draws: list[Draw] = []
     catalog_version: str | None = None
+    held: Omittable[Amount] = None
+    """Under review (`status` pending_review): the amount held on every pool the award draws on
+    (`awarded` is "0.00" until a reviewer approves). Absent for programs decided at once."""
+    review: Omittable[NonEmpty] = None
+    """The program's review mode, "required" or "auto" (absent in history from before reviews)."""
+
+
+class AwardReviewed(EventData):
+    """`award.reviewed` (ledger, on grantline.awards): a reviewer's 核定 of a pending award.
+
+    Consumers: intake's projection (status, awarded, the review block), notify (announces an
+    approved award; a webhook to the partner). The part not approved went back to every pool in
+    the same transaction (`released`)."""
+
+    event_type: ClassVar[str] = "award.reviewed"
+    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"limited_by"})
+
+    application_id: NonEmpty
+    partner_id: str | None = None
+    program: NonEmpty
+    year: int
+    applicant: Applicant
+    subject: NonEmpty
+    decision: ReviewDecision
+    status: DecisionStatus
+    """approved (the full hold), partially_approved (less than held: REVIEW_REDUCED) or rejected."""
+    held: Amount
+    awarded: Amount
+    released: Amount
+    limited_by: str | None = None
+    reasons: list[Reason] = []
+    reviewed_by: Actor
+    reason: NonEmpty
+    reviewed_at: Instant
+    draws: list[Draw] = []
+
+
+class StaffRegistered(EventData):
+    """`staff.registered` (intake, on grantline.partners) → every service's staff directory
+    replica: who may sign in with which roles. The key travels only as its hash."""
+
+    event_type: ClassVar[str] = "staff.registered"
+
+    staff_id: NonEmpty
+    name: NonEmpty
+    roles: list[NonEmpty]
+    api_key_hash: NonEmpty
+    registered_by: Actor
+    registered_at: Instant
+
+
+class StaffDeactivated(EventData):
+    """`staff.deactivated` (intake, on grantline.partners): the key stops working everywhere."""
+
+    event_type: ClassVar[str] = "staff.deactivated"
+
+    staff_id: NonEmpty
+    deactivated_by: Actor
+    reason: NonEmpty
+    deactivated_at: Instant
+
+
+class ObjectionFiled(EventData):
+    """`objection.filed` (notify, on grantline.announcements). The only event that carries the
+    objector's name and contact (CONTRACT.md): consumers other than notify must not store them."""
+
+    event_type: ClassVar[str] = "objection.filed"
+    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"organisation"})
+
+    objection_id: NonEmpty
+    announcement_id: NonEmpty
+    application_id: NonEmpty
+    name: NonEmpty
+    organisation: Omittable[str] = None
+    contact: NonEmpty
+    statement: NonEmpty
+    filed_at: Instant
+
+
+class ObjectionResolved(EventData):
+    """`objection.resolved` (notify, on grantline.announcements) → the ledger revokes the award
+    when `outcome` is upheld (OBJECTION_UPHELD, by the reviewer); intake's projection. No name,
+    no contact."""
+
+    event_type: ClassVar[str] = "objection.resolved"
+
+    objection_id: NonEmpty
+    announcement_id: NonEmpty
+    application_id: NonEmpty
+    partner_id: str | None = None
+    outcome: ObjectionOutcome
+    reason: NonEmpty
+    resolved_by: Actor
+    resolved_at: Instant
 
 
 class AwardRevoked(EventData):
@@ -401,14 +506,6 @@ ANY_BENEFICIARY = "*"
 """The beneficiary of a pool every applicant shares (project and call-budget pools)."""
 
 
-class Actor(WireModel):
-    """Who did a thing: a staff member (`{"id": "stf_…", "name": "张三"}`) or a bootstrap token's
-    identity (`{"id": "operator"}`, no name)."""
-
-    id: NonEmpty
-    name: Omittable[str] = None
-
-
 class EventWindow(WireModel):
     """The dates a call admits events from and to, both inclusive (ISO dates)."""
 
@@ -483,6 +580,11 @@ EVENT_DATA: dict[str, type[EventData]] = {
         CatalogPublished,
         CallOpened,
         CallClosed,
+        AwardReviewed,
+        StaffRegistered,
+        StaffDeactivated,
+        ObjectionFiled,
+        ObjectionResolved,
     )
 }
 

@@ -451,7 +451,7 @@ def test_parsing_as_another_type_or_an_unknown_type_raises() -> None:
     with pytest.raises(ValueError, match=r"award\.revoked: not award\.decided data"):
         parse_data(event_of("award.revoked", GOLDEN["award.revoked"]), AwardDecided)
     with pytest.raises(ValueError, match="no data model"):
-        parse_event_data(event_of("award.reviewed", {}))
+        parse_event_data(event_of("award.reconsidered", {}))
 
 
 # ---------------------------------------------------------------------------------------------
