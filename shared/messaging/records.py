@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy import MetaData
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import registry
 from sqlmodel import Column, Field, SQLModel
 
@@ -91,6 +91,24 @@ class RedriveRecord(SharedTable, table=True):
         sa_column=Column(sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False)
     )
     event_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False))  # the re-published copy
+
+
+class StaffRecord(SharedTable, table=True):
+    """Staff accounts: intake owns them (POST /v1/staff); every other service keeps a replica
+    from staff.registered / staff.deactivated, so a key is checked locally and a deactivation
+    reaches every service through the event, not through another service's table."""
+
+    __tablename__ = "staff"
+
+    id: str = Field(sa_column=Column(sa.Text, primary_key=True))
+    name: str = Field(sa_column=Column(sa.Text, nullable=False))
+    roles: list[str] = Field(sa_column=Column(ARRAY(sa.Text), nullable=False))
+    api_key_hash: str = Field(sa_column=Column(sa.String(64), unique=True, nullable=False))
+    active: bool = Field(sa_column=Column(sa.Boolean, nullable=False, server_default=sa.true()))
+    registered_at: datetime = Field(
+        sa_column=Column(sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False)
+    )
+    deactivated_at: datetime | None = Field(default=None, sa_column=Column(sa.DateTime(timezone=True)))
 
 
 def service_registry() -> registry:
@@ -181,3 +199,21 @@ def create_redrive_table() -> None:
 def drop_redrive_table() -> None:
     op.drop_index("outbox_dead_letters", table_name="outbox")
     op.drop_table("redrives")
+
+
+def create_staff_table() -> None:
+    """The staff accounts (intake) or their replica (every other service), in each service schema."""
+    op.create_table(
+        "staff",
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("roles", ARRAY(sa.Text), nullable=False),
+        sa.Column("api_key_hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+        sa.Column("registered_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("deactivated_at", sa.DateTime(timezone=True)),
+    )
+
+
+def drop_staff_table() -> None:
+    op.drop_table("staff")
