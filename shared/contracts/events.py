@@ -448,6 +448,7 @@ class AnnouncementPublished(EventData):
     tolerated: the event's time stands in for `published_at`)."""
 
     event_type: ClassVar[str] = "announcement.published"
+    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"announcement_id"})
 
     application_id: Omittable[NonEmpty] = None
     partner_id: str | None = None
@@ -458,6 +459,9 @@ class AnnouncementPublished(EventData):
     amount: Omittable[Amount] = None
     published_at: Instant | None = None
     notice_ends_at: Instant | None = None
+    announcement_id: Omittable[NonEmpty] = None
+    """The announcement's id (`ann_…`), which objections name; intake shows it as
+    `announcement.id`. Absent in history from before objections (and until notify sets it)."""
 
 
 class AwardFinalized(EventData):
