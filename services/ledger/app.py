@@ -13,6 +13,7 @@ from services.ledger.handlers import decide_awards
 from shared.config.settings import Settings
 from shared.contracts.topics import ASSESSMENTS
 from shared.messaging.consumer import Subscription
+from shared.messaging.directory import partner_directory_subscription
 from shared.web.app import create_service_app
 
 
@@ -26,7 +27,7 @@ def decide_subscription() -> Subscription:
 
 
 def subscriptions(ctx: LedgerContext) -> Sequence[Subscription]:
-    return [decide_subscription()]
+    return [decide_subscription(), partner_directory_subscription(ctx.settings.consumer_attempts_max)]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

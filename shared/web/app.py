@@ -26,6 +26,7 @@ from shared.messaging.outbox import OutboxRelay
 from shared.messaging.producer import make_producer
 from shared.observability.logs import configure_logging, correlation_id
 from shared.observability.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from shared.web.auth import KeyCache
 from shared.web.context import ServiceContext
 from shared.web.deadletters import router as dead_letters_router
 from shared.web.metrics import instrument
@@ -122,6 +123,7 @@ def create_service_app(
     add_exception_handlers(app)
     instrument(app)
     app.state.partner_limiter = RateLimiter(settings.partner_rate_per_second, settings.partner_burst)
+    app.state.keys = KeyCache()  # this app's keys seen lately (shared.web.auth)
 
     app.add_middleware(RequestEdge, service=name, body_max_bytes=settings.body_max_bytes)
 

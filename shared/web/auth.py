@@ -1,7 +1,8 @@
-"""Bearer tokens for operators, auditors and partners.
+"""Bearer tokens: the bootstrap operator and auditor, staff members and partners.
 
-Operator and auditor tokens come from settings; partner API keys are stored only as
-SHA-256 hashes. Every comparison is constant-time over the hashes.
+The bootstrap tokens come from settings; staff keys (`gls_…`) and partner keys (`glk_…`) are
+stored only as SHA-256 hashes, in every service's directory (shared.messaging.directory). Every
+comparison is constant-time over the hashes.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 
 from shared.kernel.errors import Forbidden, TooManyRequests, Unauthorized
-from shared.messaging.directory import find_partner_by_key_hash
+from shared.messaging.directory import Credential, find_credential
 from shared.observability.metrics import RATE_LIMITED
 from shared.web.ratelimit import retry_after_header
 
@@ -65,7 +66,13 @@ def same_secret(given: str, expected: str) -> bool:
 
 
 def new_api_key() -> str:
+    """A partner's key."""
     return "glk_" + secrets.token_urlsafe(32)
+
+
+def new_staff_key() -> str:
+    """A staff member's key."""
+    return "gls_" + secrets.token_urlsafe(32)
 
 
 def webhook_secret_for(partner_id: str, signing_key: str) -> str:
@@ -73,26 +80,60 @@ def webhook_secret_for(partner_id: str, signing_key: str) -> str:
     return "whsec_" + hmac.new(signing_key.encode(), partner_id.encode(), hashlib.sha256).hexdigest()
 
 
-class _PartnerCache:
-    """Key hash → partner id for a short while, so hot partners skip a query per request."""
+# How long a key stays known without asking the directory again. A staff member's only briefly,
+# so a deactivation is refused everywhere within seconds; a partner's key is never deactivated.
+STAFF_KEY_TTL_SECONDS = 1.0
+PARTNER_KEY_TTL_SECONDS = 30.0
 
-    def __init__(self, ttl_s: float = 30.0, size: int = 10_000) -> None:
-        self.ttl_s, self.size = ttl_s, size
-        self._items: dict[str, tuple[str, float]] = {}
 
-    def get(self, key_hash: str) -> str | None:
+class KeyCache:
+    """Key hash → principal for a short while, so hot callers skip a query per request. One per
+    app (`app.state.keys`): each service answers from its own directory."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._items: dict[str, tuple[Principal, float]] = {}
+
+    def get(self, key_hash: str) -> Principal | None:
         item = self._items.get(key_hash)
         if item and item[1] > time.monotonic():
             return item[0]
         return None
 
-    def put(self, key_hash: str, partner_id: str) -> None:
+    def put(self, key_hash: str, principal: Principal) -> None:
         if len(self._items) >= self.size:
             self._items.clear()
-        self._items[key_hash] = (partner_id, time.monotonic() + self.ttl_s)
+        ttl_seconds = PARTNER_KEY_TTL_SECONDS if principal.is_partner else STAFF_KEY_TTL_SECONDS
+        self._items[key_hash] = (principal, time.monotonic() + ttl_seconds)
 
 
-_partner_cache = _PartnerCache()
+def _principal(credential: Credential) -> Principal:
+    if credential.kind == "partner":
+        return Principal(credential.id, frozenset({"partner"}), partner_id=credential.id)
+    # Only staff roles: a replica row can never make a staff key a partner's.
+    roles = frozenset(role for role in STAFF_ROLES if role in credential.roles)
+    return Principal(credential.id, roles, name=credential.name)
+
+
+async def principal_for_token(app: FastAPI, token: str) -> Principal:
+    """Whose `token` is, in this service: a bootstrap token's identity, an active staff member
+    (`gls_…`) or a partner (`glk_…`); Unauthorized for anything else, a deactivated key included."""
+    settings = app.state.ctx.settings
+    if same_secret(token, settings.operator_token):
+        return OPERATOR
+    if same_secret(token, settings.auditor_token):
+        return AUDITOR
+    key_hash = hash_secret(token)
+    cache: KeyCache = app.state.keys
+    principal = cache.get(key_hash)
+    if principal is None:
+        async with app.state.ctx.maker() as session:
+            found = await find_credential(session, key_hash)
+        if found is None or not hmac.compare_digest(found.api_key_hash, key_hash):
+            raise Unauthorized("unknown, revoked or deactivated API key")
+        principal = _principal(found)
+        cache.put(key_hash, principal)
+    return principal
 
 
 async def authenticate(request: Request) -> Principal:
@@ -100,31 +141,17 @@ async def authenticate(request: Request) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized()
-    token = token.strip()
-    settings = request.app.state.ctx.settings
-    if same_secret(token, settings.operator_token):
-        return OPERATOR
-    if same_secret(token, settings.auditor_token):
-        return AUDITOR
-    key_hash = hash_secret(token)
-    partner_id = _partner_cache.get(key_hash)
-    if partner_id is None:
-        async with request.app.state.ctx.maker() as session:
-            found = await find_partner_by_key_hash(session, key_hash)
-        if found is None or not hmac.compare_digest(found[1], key_hash):
-            raise Unauthorized("unknown or revoked API key")
-        partner_id = found[0]
-        _partner_cache.put(key_hash, partner_id)
+    principal = await principal_for_token(request.app, token.strip())
     limiter = getattr(request.app.state, "partner_limiter", None)
-    if limiter is not None:
-        wait_s = limiter.check(partner_id)
+    if principal.partner_id is not None and limiter is not None:
+        wait_s = limiter.check(principal.partner_id)
         if wait_s > 0:
             RATE_LIMITED.labels(request.app.state.ctx.name).inc()
             raise TooManyRequests(
                 "too many requests for this API key; slow down",
                 headers={"Retry-After": retry_after_header(wait_s)},
             )
-    return Principal(partner_id, frozenset({"partner"}), partner_id=partner_id)
+    return principal
 
 
 async def authorize(request: Request, *roles: Role) -> Principal:

@@ -13,19 +13,24 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.web.auth import Principal, require
+from shared.web.auth import STAFF_ROLES, Principal, require
 from shared.web.context import ServiceContext
 
 R = TypeVar("R")
 
+AdminDep = Annotated[Principal, Depends(require("admin"))]
 OperatorDep = Annotated[Principal, Depends(require("operator"))]
+ReviewerDep = Annotated[Principal, Depends(require("reviewer"))]
+PaymentOfficerDep = Annotated[Principal, Depends(require("payment_officer"))]
 AuditorDep = Annotated[Principal, Depends(require("auditor"))]
 PartnerDep = Annotated[Principal, Depends(require("partner"))]
 # Staff who may read what operators do: operators and auditors.
 StaffReaderDep = Annotated[Principal, Depends(require("operator", "auditor"))]
-# Partners (their own data only: the route filters) and the staff who read everything.
-PartnerOrStaffDep = Annotated[Principal, Depends(require("partner", "operator", "auditor"))]
+# Partners (their own data only: the route filters) and staff of any role, who see everything.
+PartnerOrStaffDep = Annotated[Principal, Depends(require("partner", *STAFF_ROLES))]
 PartnerOrOperatorDep = Annotated[Principal, Depends(require("partner", "operator"))]
+# Who may list the staff accounts: admins, and auditors (who read everything).
+AdminOrAuditorDep = Annotated[Principal, Depends(require("admin", "auditor"))]
 
 
 def service_context(request: Request) -> ServiceContext:
@@ -44,6 +49,3 @@ def snapshot_of(repository: Callable[[AsyncSession], R]) -> Any:
             yield repository(session)
 
     return Depends(open_snapshot, scope="function")
-AdminDep = Annotated[Principal, Depends(require("admin"))]
-ReviewerDep = Annotated[Principal, Depends(require("reviewer"))]
-PaymentOfficerDep = Annotated[Principal, Depends(require("payment_officer"))]
