@@ -197,7 +197,9 @@ async def get_application_events(
 async def list_applications(
     principal: PartnerOrStaffDep,
     repo: SnapshotDep,
-    status: Literal["received", "ineligible", "approved", "partially_approved", "rejected", "revoked"]
+    status: Literal[
+        "received", "ineligible", "pending_review", "approved", "partially_approved", "rejected", "revoked"
+    ]
     | None = None,
     program: Annotated[str | None, Query(max_length=40, pattern=NO_NUL)] = None,
     cursor: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,

@@ -11,35 +11,65 @@ from typing import Any
 
 import orjson
 
+from shared.contracts.envelope import Event
 from shared.contracts.events import (
     AnnouncementPublished,
     ApplicationAssessed,
     AwardDecided,
     AwardFinalized,
+    AwardReviewed,
     AwardRevoked,
     EventData,
+    ObjectionFiled,
+    ObjectionResolved,
     Reason,
 )
 
 SOURCE = "grantline.intake"  # the source of intake's events
 
 # What the status projection shows: the downstream events about an application.
-Downstream = ApplicationAssessed | AwardDecided | AwardRevoked | AnnouncementPublished | AwardFinalized
+Downstream = (
+    ApplicationAssessed
+    | AwardDecided
+    | AwardReviewed
+    | AwardRevoked
+    | AnnouncementPublished
+    | ObjectionFiled
+    | ObjectionResolved
+    | AwardFinalized
+)
 DOWNSTREAM: dict[str, type[Downstream]] = {
     model.event_type: model
-    for model in (ApplicationAssessed, AwardDecided, AwardRevoked, AnnouncementPublished, AwardFinalized)
+    for model in (
+        ApplicationAssessed,
+        AwardDecided,
+        AwardReviewed,
+        AwardRevoked,
+        AnnouncementPublished,
+        ObjectionFiled,
+        ObjectionResolved,
+        AwardFinalized,
+    )
 }
 
-# A status only moves forward: events from different topics may be consumed out of order.
+# A status only moves forward: events from different topics may be consumed out of order, and a
+# late award.decided (pending_review) must not undo its review. Stored in applications.status_rank
+# (migration 0007 renumbered the rows from before pending_review).
 STATUS_RANK = {
     "received": 0,
     "ineligible": 1,
-    "approved": 2,
-    "partially_approved": 2,
-    "rejected": 2,
-    "revoked": 3,
+    "pending_review": 2,
+    "approved": 3,
+    "partially_approved": 3,
+    "rejected": 3,
+    "revoked": 4,
 }
 FINAL_STATUSES = frozenset({"ineligible", "approved", "partially_approved", "rejected", "revoked"})
+
+OPEN = "open"  # an objection's state until it is resolved (then its outcome: upheld or dismissed)
+# What intake keeps of objection.filed in its timeline: never the objector's name, organisation,
+# contact or statement (CONTRACT.md: those are never published; only notify keeps them).
+_OBJECTION_KEPT = ("objection_id", "announcement_id", "application_id", "filed_at")
 
 
 @dataclass
@@ -48,6 +78,9 @@ class ApplicationState:
     status_rank: int
     decision: dict[str, Any] | None
     announcement: dict[str, Any] | None = field(default=None)
+    # objection id -> "open", "upheld" or "dismissed": ids only, so the count of open ones holds
+    # whatever order filed and resolved arrive in (a resolution seen first is not reopened).
+    objections: dict[str, str] = field(default_factory=dict)
 
 
 def _reasons(reasons: list[Reason]) -> list[dict[str, Any]]:
@@ -57,9 +90,45 @@ def _reasons(reasons: list[Reason]) -> list[dict[str, Any]]:
 def _decision_from_assessment(data: ApplicationAssessed) -> dict[str, Any]:
     return {
         "entitlement": data.entitlement if data.entitlement is not None else "0.00",
+        "held": "0.00",
         "awarded": "0.00",
         "limited_by": None,
         "reasons": _reasons(data.reasons),
+        "review": None,
+    }
+
+
+def _decision_from_award(data: AwardDecided) -> dict[str, Any]:
+    awarded = data.awarded if data.awarded is not None else "0.00"
+    return {
+        "entitlement": data.entitlement if data.entitlement is not None else "0.00",
+        # What the pools allowed: held for review, or (decided at once) what was awarded.
+        "held": data.held if data.held is not None else awarded,
+        "awarded": awarded,
+        "limited_by": data.limited_by,
+        "reasons": _reasons(data.reasons),
+        "review": None,  # null until a reviewer decides (and for ever under review "auto")
+    }
+
+
+def _decision_from_review(prior: dict[str, Any] | None, data: AwardReviewed) -> dict[str, Any]:
+    before = prior or {}
+    reasons = list(before.get("reasons", []))
+    # The award's reasons (a cap partly used) stay; the review's (REVIEW_REDUCED …) are added once.
+    reasons += [r for r in _reasons(data.reasons) if r not in reasons]
+    return {
+        "entitlement": before.get("entitlement", "0.00"),
+        "held": data.held,
+        "awarded": data.awarded,
+        "limited_by": data.limited_by if "limited_by" in data.model_fields_set else before.get("limited_by"),
+        "reasons": reasons,
+        "review": {
+            "decision": data.decision,
+            "amount": data.awarded,
+            "by": data.reviewed_by.to_data(),
+            "reason": data.reason,
+            "at": data.reviewed_at,
+        },
     }
 
 
@@ -68,10 +137,22 @@ def _as_sent(data: EventData, field_name: str, absent: str) -> str | None:
     return getattr(data, field_name) if field_name in data.model_fields_set else absent
 
 
+def _announcement(before: dict[str, Any] | None, objections: dict[str, str], **changes: Any) -> dict[str, Any]:
+    """The announcement block with `changes`, its open objections counted from `objections`."""
+    out: dict[str, Any] = {
+        "id": None, "published_at": None, "notice_ends_at": None, "objections_open": 0, "finalized_at": None,
+    }
+    out.update(before or {})
+    out.update(changes)
+    out["objections_open"] = sum(1 for state in objections.values() if state == OPEN)
+    return out
+
+
 def project(state: ApplicationState, data: Downstream, event_time: str) -> ApplicationState:
     """The application as the partner sees it after one more downstream event (its parsed data)."""
     status, rank, decision = state.status, state.status_rank, state.decision
     announcement = dict(state.announcement) if state.announcement else None
+    objections = dict(state.objections)
 
     def advance(new_status: str, new_decision: dict[str, Any] | None) -> None:
         nonlocal status, rank, decision
@@ -88,15 +169,9 @@ def project(state: ApplicationState, data: Downstream, event_time: str) -> Appli
         else:
             advance("ineligible", _decision_from_assessment(data))
     elif isinstance(data, AwardDecided):
-        advance(
-            data.status,
-            {
-                "entitlement": data.entitlement if data.entitlement is not None else "0.00",
-                "awarded": data.awarded if data.awarded is not None else "0.00",
-                "limited_by": data.limited_by,
-                "reasons": _reasons(data.reasons),
-            },
-        )
+        advance(data.status, _decision_from_award(data))
+    elif isinstance(data, AwardReviewed):
+        advance(data.status, _decision_from_review(decision, data))
     elif isinstance(data, AwardRevoked):
         revoked = dict(decision or {})
         revoked["reasons"] = [
@@ -113,15 +188,35 @@ def project(state: ApplicationState, data: Downstream, event_time: str) -> Appli
         if announcement is not None:
             announcement["withdrawn_at"] = event_time
     elif isinstance(data, AnnouncementPublished):
-        announcement = {
-            "published_at": _as_sent(data, "published_at", event_time),
-            "notice_ends_at": data.notice_ends_at,
-            "finalized_at": (announcement or {}).get("finalized_at"),
-        }
+        before = announcement or {}
+        announcement = _announcement(
+            None,
+            objections,
+            id=data.announcement_id if data.announcement_id is not None else before.get("id"),
+            published_at=_as_sent(data, "published_at", event_time),
+            notice_ends_at=data.notice_ends_at,
+            finalized_at=before.get("finalized_at"),
+        )
+    elif isinstance(data, ObjectionFiled | ObjectionResolved):
+        if isinstance(data, ObjectionFiled):
+            objections.setdefault(data.objection_id, OPEN)
+        else:
+            objections[data.objection_id] = data.outcome
+        if announcement is not None:  # else counted when announcement.published arrives
+            announcement = _announcement(
+                announcement, objections, id=announcement.get("id") or data.announcement_id
+            )
     elif isinstance(data, AwardFinalized):
-        announcement = dict(announcement or {"published_at": None, "notice_ends_at": None})
-        announcement["finalized_at"] = _as_sent(data, "finalized_at", event_time)
-    return ApplicationState(status, rank, decision, announcement)
+        announcement = _announcement(announcement, objections, finalized_at=_as_sent(data, "finalized_at", event_time))
+    return ApplicationState(status, rank, decision, announcement, objections)
+
+
+def for_timeline(event: Event) -> Event:
+    """The envelope intake keeps in an application's timeline (and shows in its event history):
+    as consumed, except that objection.filed keeps no trace of who objected or what they said."""
+    if event.type != ObjectionFiled.event_type:
+        return event
+    return event.model_copy(update={"data": {k: event.data[k] for k in _OBJECTION_KEPT if k in event.data}})
 
 
 def request_fingerprint(body: Any) -> str:

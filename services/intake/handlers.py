@@ -9,7 +9,15 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.domain import DOWNSTREAM, SOURCE, ApplicationState, Downstream, project, public_view
+from services.intake.domain import (
+    DOWNSTREAM,
+    SOURCE,
+    ApplicationState,
+    Downstream,
+    for_timeline,
+    project,
+    public_view,
+)
 from services.intake.repository import IntakeRepository
 from shared.contracts.envelope import Event
 from shared.contracts.events import PartnerRegistered, new_typed_event, parse_data
@@ -110,8 +118,8 @@ class ProjectionStore(Protocol):
 
 
 async def project_downstream(store: ProjectionStore, events: Sequence[Event], dead_letter: DeadLetter) -> None:
-    """Project assessments, awards and announcements onto applications and their timelines,
-    a batch in three statements: lock the applications (in id order), add the timeline
+    """Project assessments, awards, reviews, announcements and objections onto applications and
+    their timelines, a batch in three statements: lock the applications (in id order), add the timeline
     entries, write each projection once."""
     checked: list[tuple[str, Event, Downstream]] = []
     for event in events:
@@ -127,7 +135,7 @@ async def project_downstream(store: ProjectionStore, events: Sequence[Event], de
     ours = [c for c in checked if c[0] in states]  # others: another deployment's, nothing to project
     if not ours:
         return
-    await store.add_timeline_entries([(a, e) for a, e, _ in ours])
+    await store.add_timeline_entries([(a, for_timeline(e)) for a, e, _ in ours])
     for app_id, event, data in ours:
         states[app_id] = project(states[app_id], data, event.time.isoformat())
     await store.save_states({a: states[a] for a in sorted({a for a, _, _ in ours})})

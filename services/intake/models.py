@@ -25,7 +25,8 @@ class Application(IntakeTable, table=True):
     __tablename__ = "applications"
     __table_args__ = (
         sa.CheckConstraint(
-            "status IN ('received','ineligible','approved','partially_approved','rejected','revoked')",
+            "status IN ('received','ineligible','pending_review','approved','partially_approved','rejected',"
+            "'revoked')",
             name="applications_status_known",
         ),
         sa.Index("applications_partner_seq", "partner_id", "seq"),
@@ -46,6 +47,10 @@ class Application(IntakeTable, table=True):
     input: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))  # the application as received
     decision: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     announcement: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    # Objection id -> open/upheld/dismissed (ids only, never who objected): announcement.objections_open.
+    objections: dict[str, str] = Field(
+        default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default=sa.text("'{}'::jsonb"))
+    )
     created_at: datetime = Field(
         sa_column=Column(sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False)
     )

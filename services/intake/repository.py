@@ -48,7 +48,7 @@ _SELECT_APPLICATION = (
     "FROM applications"
 )
 _LOCK_MANY = text(
-    "SELECT id, status, status_rank, decision, announcement FROM applications "
+    "SELECT id, status, status_rank, decision, announcement, objections FROM applications "
     "WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE"
 )
 _TIMELINE_MANY = text(
@@ -59,9 +59,9 @@ _TIMELINE_MANY = text(
 )
 _PROJECT_MANY = text(
     "UPDATE applications AS a SET status = u.st, status_rank = u.rk, decision = CAST(u.d AS jsonb), "
-    "announcement = CAST(u.an AS jsonb), updated_at = now() "
+    "announcement = CAST(u.an AS jsonb), objections = CAST(u.ob AS jsonb), updated_at = now() "
     "FROM unnest(CAST(:id AS text[]), CAST(:st AS text[]), CAST(:rk AS int[]), CAST(:d AS text[]), "
-    "CAST(:an AS text[])) AS u(id, st, rk, d, an) WHERE a.id = u.id"
+    "CAST(:an AS text[]), CAST(:ob AS text[])) AS u(id, st, rk, d, an, ob) WHERE a.id = u.id"
 )
 
 
@@ -151,7 +151,9 @@ class IntakeRepository(PublishingRepository):
         """The projected state of those of `app_ids` that are intake's, locked, in id order (so two
         batches cannot deadlock)."""
         rows = (await self.session.execute(_LOCK_MANY, {"ids": sorted(app_ids)})).all()
-        return {r.id: ApplicationState(r.status, r.status_rank, r.decision, r.announcement) for r in rows}
+        return {
+            r.id: ApplicationState(r.status, r.status_rank, r.decision, r.announcement, r.objections) for r in rows
+        }
 
     async def add_timeline_entries(self, entries: Sequence[tuple[str, Event]]) -> None:
         """(application id, consumed event) pairs, in order; an event recorded already is skipped."""
@@ -166,4 +168,5 @@ class IntakeRepository(PublishingRepository):
         await self.session.execute(_PROJECT_MANY, {
             "id": ids, "st": [states[a].status for a in ids], "rk": [states[a].status_rank for a in ids],
             "d": [_json(states[a].decision) for a in ids], "an": [_json(states[a].announcement) for a in ids],
+            "ob": [_json(states[a].objections) for a in ids],
         })

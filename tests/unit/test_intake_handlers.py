@@ -124,9 +124,26 @@ async def test_an_announcement_without_times_takes_the_event_time_and_a_null_sta
     store = FakeProjectionStore(OURS)
     await project(store, absent)
     assert store.states[OURS].announcement == {
-        "published_at": absent.time.isoformat(), "notice_ends_at": None, "finalized_at": None,
+        "id": None, "published_at": absent.time.isoformat(), "notice_ends_at": None, "objections_open": 0,
+        "finalized_at": None,
     }
     null = event("announcement.published", OURS, {"application_id": OURS, "published_at": None})
     await project(store, null)
     announcement = store.states[OURS].announcement
     assert announcement is not None and announcement["published_at"] is None
+
+
+async def test_an_objection_is_counted_and_its_objector_never_reaches_the_store() -> None:
+    store = FakeProjectionStore(OURS)
+    published = event("announcement.published", OURS, {"application_id": OURS, "announcement_id": "ann_1"})
+    filed = event("objection.filed", OURS, {
+        "objection_id": "obj_1", "announcement_id": "ann_1", "application_id": OURS, "name": "李四",
+        "contact": "13800000000", "statement": "此项目不实", "filed_at": "2024-06-04T09:00:00+08:00",
+    })
+    assert await project(store, decided(OURS), published, filed) == []
+    announcement = store.states[OURS].announcement
+    assert announcement is not None and announcement["objections_open"] == 1
+    assert [e.type for _, e in store.timeline] == ["award.decided", "announcement.published", "objection.filed"]
+    kept = store.timeline[-1][1]
+    assert kept.id == filed.id and "name" not in kept.data and "contact" not in kept.data
+    assert "李四" not in repr((store.timeline, store.saved))
