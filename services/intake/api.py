@@ -6,14 +6,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from services.intake import handlers
 from services.intake.deps import (
+    AdminDep,
     ContextDep,
     IntakeContext,
-    OperatorDep,
+    JsonBodyDep,
     PartnerOrStaffDep,
     SnapshotDep,
 )
@@ -47,11 +48,6 @@ def _require_json(request: Request, what: str) -> None:
         raise UnsupportedMediaType(f"send {what} as application/json")
 
 
-async def _json_body(request: Request) -> None:
-    # A dependency, so that it answers before the body is validated (as a 422).
-    _require_json(request, "the body")
-
-
 def _policy(ctx: IntakeContext) -> PolicyView:
     view = ctx.policy.view if ctx.policy is not None else None
     if view is None:  # only in the moments after start, before the replica is first read
@@ -67,7 +63,7 @@ def _policy(ctx: IntakeContext) -> PolicyView:
     responses=problems(400, 415, *AUTHENTICATED),
 )
 async def create_partner(
-    body: PartnerCreate, principal: OperatorDep, ctx: ContextDep, _: Annotated[None, Depends(_json_body)]
+    body: PartnerCreate, principal: AdminDep, ctx: ContextDep, _: JsonBodyDep
 ) -> dict[str, str]:
     try:
         await check_callback_url(body.callback_url, allow_private=ctx.settings.allow_private_callbacks)

@@ -13,6 +13,7 @@ from services.intake.deps import IntakeContext
 from services.intake.domain import DOWNSTREAM
 from services.intake.handlers import record_downstream_batch
 from services.intake.policy.handlers import PolicyReplica, policy_subscription
+from services.intake.staff.api import router as staff_router
 from services.intake.submissions.handlers import GroupCommit
 from shared.config.settings import Settings
 from shared.contracts.topics import ANNOUNCEMENTS, ASSESSMENTS, AWARDS
@@ -41,7 +42,7 @@ async def start_workers(ctx: IntakeContext) -> list[asyncio.Task[Any]]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
-        "intake", IntakeContext, routers=[router], subscriptions=subscriptions, on_start=start_workers,
+        "intake", IntakeContext, routers=[router, staff_router], subscriptions=subscriptions, on_start=start_workers,
         settings=settings, description="Partner-facing API: register partners, submit applications, follow their status.",
     )
 

@@ -11,9 +11,18 @@ from services.intake.policy.handlers import PolicyReplica
 from services.intake.repository import IntakeRepository
 from services.intake.submissions.handlers import GroupCommit
 from shared.web.context import ServiceContext
-from shared.web.deps import OperatorDep, PartnerOrStaffDep, service_context, snapshot_of
+from shared.web.deps import (
+    AdminDep,
+    AdminOrAuditorDep,
+    JsonBodyDep,
+    PartnerOrStaffDep,
+    service_context,
+    snapshot_of,
+)
 
-__all__ = ["ContextDep", "IntakeContext", "OperatorDep", "PartnerOrStaffDep", "SnapshotDep"]
+__all__ = [
+    "AdminDep", "AdminOrAuditorDep", "ContextDep", "IntakeContext", "JsonBodyDep", "PartnerOrStaffDep", "SnapshotDep",
+]
 
 
 @dataclass

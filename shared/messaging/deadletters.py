@@ -132,6 +132,9 @@ def dead_letter_view(row: Any) -> dict[str, Any]:
         if row.redriven_by is None
         else {
             "by": row.redriven_by,
+            # The name of a staff member (from this service's directory; staff rows are never
+            # deleted and names never change); null for the bootstrap identities.
+            "by_name": row.redriven_by_name,
             "reason": row.reason,
             "at": _iso(row.redriven_at),
             "event_id": str(row.redrive_event_id),
@@ -143,8 +146,8 @@ def dead_letter_view(row: Any) -> dict[str, Any]:
 
 _SELECT = (
     "SELECT o.seq, o.id, o.key, o.envelope::text AS envelope, o.created_at, "
-    "r.redriven_by, r.reason, r.redriven_at, r.event_id AS redrive_event_id "
-    "FROM outbox o LEFT JOIN redrives r ON r.dead_letter_id = o.id "
+    "r.redriven_by, st.name AS redriven_by_name, r.reason, r.redriven_at, r.event_id AS redrive_event_id "
+    "FROM outbox o LEFT JOIN redrives r ON r.dead_letter_id = o.id LEFT JOIN staff st ON st.id = r.redriven_by "
     f"WHERE o.type = '{DEAD_LETTERED}'"
 )
 

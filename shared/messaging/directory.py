@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -40,7 +41,7 @@ async def apply_partner_registered(session: AsyncSession, event: Event) -> None:
 # whatever order the two events come in, a deactivated member stays deactivated.
 _REGISTER_STAFF = text(
     "INSERT INTO staff (id, name, roles, api_key_hash, registered_at) "
-    "VALUES (:id, :name, CAST(:roles AS text[]), :hash, CAST(:at AS timestamptz)) "
+    "VALUES (:id, :name, CAST(:roles AS text[]), :hash, :at) "
     "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, roles = EXCLUDED.roles, "
     "api_key_hash = EXCLUDED.api_key_hash, registered_at = EXCLUDED.registered_at"
 )
@@ -48,7 +49,7 @@ _REGISTER_STAFF = text(
 # key hash no key has); a second deactivation keeps the first one's time.
 _DEACTIVATE_STAFF = text(
     "INSERT INTO staff (id, name, roles, api_key_hash, active, registered_at, deactivated_at) "
-    "VALUES (:id, '', '{}', :placeholder, false, CAST(:at AS timestamptz), CAST(:at AS timestamptz)) "
+    "VALUES (:id, '', '{}', :placeholder, false, :at, :at) "
     "ON CONFLICT (id) DO UPDATE SET active = false, "
     "deactivated_at = coalesce(staff.deactivated_at, EXCLUDED.deactivated_at)"
 )
@@ -63,14 +64,15 @@ async def apply_staff_registered(session: AsyncSession, event: Event) -> None:
     data = parse_data(event, StaffRegistered)
     await session.execute(_REGISTER_STAFF, {
         "id": data.staff_id, "name": data.name, "roles": data.roles, "hash": data.api_key_hash,
-        "at": data.registered_at,
+        "at": datetime.fromisoformat(data.registered_at),
     })
 
 
 async def apply_staff_deactivated(session: AsyncSession, event: Event) -> None:
     data = parse_data(event, StaffDeactivated)
     await session.execute(_DEACTIVATE_STAFF, {
-        "id": data.staff_id, "placeholder": _placeholder_hash(data.staff_id), "at": data.deactivated_at,
+        "id": data.staff_id, "placeholder": _placeholder_hash(data.staff_id),
+        "at": datetime.fromisoformat(data.deactivated_at),
     })
 
 

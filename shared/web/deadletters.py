@@ -5,19 +5,19 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from shared.kernel.cursors import page_after, parse_seq
-from shared.kernel.errors import UnsupportedMediaType
 from shared.messaging.deadletters import CURSOR_TAG, get_dead_letter, list_dead_letters, redrive_dead_letter
 from shared.web.actions import ReasonBody
-from shared.web.deps import OperatorDep, StaffReaderDep
+from shared.web.deps import JsonBodyDep, OperatorDep, StaffReaderDep
 from shared.web.openapi import AUTHENTICATED, NO_NUL, problems
 
 
 class Redrive(BaseModel):
     by: str
+    by_name: str | None = Field(description="the staff member's name; null for the bootstrap operator")
     reason: str
     at: str | None
     event_id: str
@@ -40,13 +40,6 @@ class DeadLetterItem(BaseModel):
 class DeadLetterPage(BaseModel):
     items: list[DeadLetterItem]
     next_cursor: str | None
-
-
-async def _json_body(request: Request) -> None:
-    """415 for a body that is not JSON (pydantic would otherwise report it as a 422)."""
-    if "json" not in request.headers.get("content-type", "application/json"):
-        raise UnsupportedMediaType("send the body as application/json")
-
 
 
 router = APIRouter(tags=["dead letters"])
@@ -77,7 +70,7 @@ async def redrive_dead_letter_route(
     dead_letter_id: uuid.UUID,
     body: ReasonBody,
     principal: OperatorDep,
-    _: Annotated[None, Depends(_json_body)],
+    _: JsonBodyDep,
 ) -> dict[str, Any]:
     """Put the parked event back on its topic for its consumer to apply once more; recorded with
     who and why. A dead letter is re-driven at most once; a message that is not an envelope never."""

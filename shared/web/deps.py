@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.kernel.errors import UnsupportedMediaType
 from shared.web.auth import STAFF_ROLES, Principal, require
 from shared.web.context import ServiceContext
 
@@ -31,6 +32,19 @@ PartnerOrStaffDep = Annotated[Principal, Depends(require("partner", *STAFF_ROLES
 PartnerOrOperatorDep = Annotated[Principal, Depends(require("partner", "operator"))]
 # Who may list the staff accounts: admins, and auditors (who read everything).
 AdminOrAuditorDep = Annotated[Principal, Depends(require("admin", "auditor"))]
+# Who may read the review queue and the objections: reviewers, operators, auditors.
+ReviewQueueReaderDep = Annotated[Principal, Depends(require("reviewer", "operator", "auditor"))]
+
+
+async def require_json_body(request: Request) -> None:
+    """415 for a body that is not JSON: as a dependency it answers before the body is validated
+    (pydantic would otherwise report the body as a 422)."""
+    if "json" not in request.headers.get("content-type", "application/json"):
+        raise UnsupportedMediaType("send the body as application/json")
+
+
+# A route whose body must be JSON: `_: JsonBodyDep`.
+JsonBodyDep = Annotated[None, Depends(require_json_body)]
 
 
 def service_context(request: Request) -> ServiceContext:
