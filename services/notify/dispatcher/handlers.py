@@ -371,7 +371,8 @@ async def delivery_views(repo: DispatcherRepository, rows: Sequence[Row[Any]]) -
         )
     for r in await repo.redrives_of(ids):
         redrives[r.delivery_id].append(
-            DeliveryRedrive(by=r.redriven_by, at=_iso(r.redriven_at), previous_status=r.previous_status)
+            DeliveryRedrive(by=r.redriven_by, by_name=r.redriven_by_name, at=_iso(r.redriven_at),
+                            previous_status=r.previous_status)
         )
     return [
         DeliveryView(

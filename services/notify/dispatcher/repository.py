@@ -75,9 +75,12 @@ _ATTEMPTS_OF = text(
     "SELECT delivery_id, attempt, url, started_at, duration_ms, outcome, status_code, error "
     "FROM delivery_attempts WHERE delivery_id = ANY(CAST(:ids AS text[])) ORDER BY delivery_id, attempt"
 )
+# With the name of a staff member who re-drove (this service's staff directory; null for the
+# bootstrap operator).
 _REDRIVES_OF = text(
-    "SELECT delivery_id, redriven_by, redriven_at, previous_status FROM delivery_redrives "
-    "WHERE delivery_id = ANY(CAST(:ids AS text[])) ORDER BY delivery_id, id"
+    "SELECT r.delivery_id, r.redriven_by, st.name AS redriven_by_name, r.redriven_at, r.previous_status "
+    "FROM delivery_redrives r LEFT JOIN staff st ON st.id = r.redriven_by "
+    "WHERE r.delivery_id = ANY(CAST(:ids AS text[])) ORDER BY r.delivery_id, r.id"
 )
 
 

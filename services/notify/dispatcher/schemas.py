@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.web.openapi import NO_NUL
 
@@ -29,6 +29,7 @@ class DeliveryAttempt(BaseModel):
 
 class DeliveryRedrive(BaseModel):
     by: str
+    by_name: str | None = Field(description="the staff member's name; null for the bootstrap operator")
     at: str | None
     previous_status: str
 
