@@ -69,6 +69,7 @@ class Assessment:
     facts_wire: dict[str, Any]
     call_id: str | None = None
     engine_version: str = ENGINE_VERSION
+    review: str = "auto"  # the program's review mode: "required" (a reviewer settles the amount) or "auto"
 
     def to_receipt(self) -> dict[str, Any]:
         app = self.app
@@ -91,6 +92,7 @@ class Assessment:
                 "requested_amount": None if app.requested_amount_fen is None else format_fen(app.requested_amount_fen),
                 "facts": self.facts_wire,
             },
+            "review": self.review,
         }
 
 
@@ -129,6 +131,7 @@ def assess(
         catalog_version=catalog.version,
         facts_wire=app.facts_to_wire(catalog),
         call_id=None if call is None else call.id,
+        review=program.review,
     )
 
 

@@ -82,9 +82,8 @@ async def evaluate(source: EvaluationSource, body: object) -> dict[str, Any]:
     if errors or application is None:
         raise ValidationFailed("the application has invalid fields", errors=errors)
     receipt = assess(application, catalog, call).to_receipt()
-    # An evaluation also tells whether a reviewer settles the amount (CONTRACT.md); the kept
-    # receipt and application.assessed stay as they are on the wire.
-    return {"program": receipt.pop("program"), "review": catalog.programs[application.program].review, **receipt}
+    # An evaluation tells first whether a reviewer settles the amount (CONTRACT.md).
+    return {"program": receipt.pop("program"), "review": receipt.pop("review"), **receipt}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.ledger.deps import ContextDep, ListQueryDep, OperatorDep, SnapshotDep, StaffReaderDep
+from services.ledger.deps import (
+    ContextDep,
+    ListQueryDep,
+    OperatorDep,
+    ReviewQueueReaderDep,
+    SnapshotDep,
+    StaffReaderDep,
+)
 from services.ledger.handlers import (
     list_awards,
     list_balances,
@@ -39,9 +46,11 @@ router = APIRouter(tags=["ledger"], responses=problems(*AUTHENTICATED))
 
 
 @router.get("/v1/balances", response_model=BalancePage, response_model_exclude_unset=True)
-async def balances(_: StaffReaderDep, repo: SnapshotDep, query: ListQueryDep) -> BalancePage:
+async def balances(_: ReviewQueueReaderDep, repo: SnapshotDep, query: ListQueryDep) -> BalancePage:
     """Every pool instance against its cap, by beneficiary, pool, year and subject, a page at a time
-    (`next_cursor` asks for the next). `year` filters beneficiary-year pools (subject pools have none)."""
+    (`next_cursor` asks for the next). `year` filters beneficiary-year pools (subject pools have none).
+    `held` is the part of `committed` held for awards pending review. Reviewers read it too (they
+    weigh a hold against its pools)."""
     pools, next_cursor = await list_balances(repo, query.filters, cursor=query.cursor, limit=query.limit)
     return BalancePage(items=[Balance.of(b) for b in pools], next_cursor=next_cursor)
 

@@ -9,10 +9,11 @@ from fastapi import FastAPI
 from services.ledger.api import router
 from services.ledger.dashboard.api import router as dashboard_router
 from services.ledger.deps import LedgerContext
-from services.ledger.handlers import decide_awards
+from services.ledger.handlers import decide_awards, revoke_on_upheld_objection
+from services.ledger.reviews.api import router as reviews_router
 from shared.config.settings import Settings
-from shared.contracts.topics import ASSESSMENTS
-from shared.messaging.consumer import Subscription
+from shared.contracts.topics import ANNOUNCEMENTS, ASSESSMENTS
+from shared.messaging.consumer import Subscription, per_event
 from shared.messaging.directory import partner_directory_subscription
 from shared.web.app import create_service_app
 
@@ -26,13 +27,24 @@ def decide_subscription() -> Subscription:
     )
 
 
+def objections_subscription(attempts_max: int) -> Subscription:
+    """An objection upheld during the 公示 revokes the award (notify publishes the resolution)."""
+    return Subscription(
+        name="objections",
+        topics=[ANNOUNCEMENTS],
+        handle=per_event(revoke_on_upheld_objection, attempts_max),
+        only_types=frozenset({"objection.resolved"}),
+    )
+
+
 def subscriptions(ctx: LedgerContext) -> Sequence[Subscription]:
-    return [decide_subscription(), partner_directory_subscription(ctx.settings.consumer_attempts_max)]
+    return [decide_subscription(), partner_directory_subscription(ctx.settings.consumer_attempts_max),
+            objections_subscription(ctx.settings.consumer_attempts_max)]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
-        "ledger", LedgerContext, routers=[router, dashboard_router], subscriptions=subscriptions, settings=settings,
+        "ledger", LedgerContext, routers=[router, reviews_router, dashboard_router], subscriptions=subscriptions, settings=settings,
         description="Decides awards against caps and the overlap rule; double-entry, hash-chained journal.",
     )
 

@@ -10,11 +10,29 @@ from fastapi import Depends
 
 from services.ledger.domain import ListFilter
 from services.ledger.repository import SqlLedgerRepository
+from services.ledger.reviews.repository import SqlReviewRepository
 from services.ledger.schemas import Beneficiary, Cursor, Limit, ProgramCode, Year
 from shared.web.context import ServiceContext
-from shared.web.deps import OperatorDep, StaffReaderDep, service_context, snapshot_of
+from shared.web.deps import (
+    OperatorDep,
+    ReviewerDep,
+    ReviewQueueReaderDep,
+    StaffReaderDep,
+    service_context,
+    snapshot_of,
+)
 
-__all__ = ["ContextDep", "LedgerContext", "ListQueryDep", "OperatorDep", "SnapshotDep", "StaffReaderDep"]
+__all__ = [
+    "ContextDep",
+    "LedgerContext",
+    "ListQueryDep",
+    "OperatorDep",
+    "ReviewQueueReaderDep",
+    "ReviewSnapshotDep",
+    "ReviewerDep",
+    "SnapshotDep",
+    "StaffReaderDep",
+]
 
 
 @dataclass
@@ -26,6 +44,7 @@ class LedgerContext(ServiceContext):
 ContextDep = Annotated[LedgerContext, Depends(service_context)]
 # Reads that see one snapshot of the database (read-only), closed as soon as the route returns.
 SnapshotDep = Annotated[SqlLedgerRepository, snapshot_of(SqlLedgerRepository)]
+ReviewSnapshotDep = Annotated[SqlReviewRepository, snapshot_of(SqlReviewRepository)]
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,19 @@ STATUS_APPROVED = "approved"
 STATUS_PARTIALLY_APPROVED = "partially_approved"
 STATUS_REJECTED = "rejected"
 STATUS_INELIGIBLE = "ineligible"
+STATUS_PENDING_REVIEW = "pending_review"
+
+# A program's review mode (the catalog's `review`): a reviewer settles the amount (核定), or the
+# formula's award stands at once. A receipt from before review modes is "auto".
+REVIEW_REQUIRED = "required"
+REVIEW_AUTO = "auto"
+REVIEW_MODES = (REVIEW_REQUIRED, REVIEW_AUTO)
+
+# Where an award stands with its reviewer (None: decided at once, no review).
+AWARD_PENDING = "pending"  # held on every pool it draws on, until a reviewer approves or rejects it
+AWARD_APPROVED = "approved"  # settled by a reviewer: what it holds stands
+AWARD_REJECTED = "rejected"  # rejected by a reviewer: nothing held any more, no longer live (revoked)
+AWARD_REVIEW_STATES = (None, AWARD_PENDING, AWARD_APPROVED, AWARD_REJECTED)
 
 CAP_PARTLY_USED = "CAP_PARTLY_USED"
 CAP_EXHAUSTED = "CAP_EXHAUSTED"
@@ -41,6 +54,9 @@ TOP_UP = "TOP_UP"
 ZERO_ENTITLEMENT = "ZERO_ENTITLEMENT"
 REVOKED = "REVOKED"
 REDECIDED = "REDECIDED"
+REVIEW_REDUCED = "REVIEW_REDUCED"
+REVIEW_REJECTED = "REVIEW_REJECTED"
+OBJECTION_UPHELD = "OBJECTION_UPHELD"
 
 # The pool scope whose subject is a call id, not a subject: never folded (PoolClaim's docs).
 SCOPE_CALL = "call"
@@ -169,6 +185,7 @@ class PoolBalance:
     key: PoolKey
     cap_fen: Fen
     committed_fen: Fen
+    held_fen: Fen = 0  # the part of committed held for review (awards pending review)
 
     @property
     def available_fen(self) -> Fen:
@@ -247,6 +264,37 @@ def _pool_spec(claim: PoolClaim, where: str) -> PoolSpec:
 
 
 @dataclass(frozen=True)
+class RuleLine:
+    """One rule the engine checked, with the paragraph it cites (from the receipt)."""
+
+    rule: str
+    passed: bool
+    detail: str
+    citation: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"rule": self.rule, "passed": self.passed, "detail": self.detail, "citation": self.citation}
+
+
+@dataclass(frozen=True)
+class ReviewBasis:
+    """What a reviewer weighs beside the hold, kept from the receipt of a program under review:
+    the amount asked for (None when the application asked for none) and every rule checked."""
+
+    requested_fen: Fen | None
+    rules: tuple[RuleLine, ...]
+
+    def to_stored(self) -> dict[str, Any]:
+        return {"requested_amount_fen": self.requested_fen, "rules": [r.to_wire() for r in self.rules]}
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any]) -> ReviewBasis:
+        return cls(stored.get("requested_amount_fen"), tuple(
+            RuleLine(str(r.get("rule", "")), bool(r.get("passed")), str(r.get("detail", "")),
+                     str(r.get("citation", ""))) for r in stored.get("rules") or ()))
+
+
+@dataclass(frozen=True)
 class Assessment:
     """What the ledger needs from an `application.assessed` receipt."""
 
@@ -262,6 +310,8 @@ class Assessment:
     overlap: OverlapKey | None  # always set when eligible; its subject is the key
     catalog_version: str | None = None
     overlap_subject: str | None = None  # overlap.subject as the receipt wrote it (stored beside the key)
+    review: str = REVIEW_AUTO  # the program's review mode
+    basis: ReviewBasis | None = None  # for a program under review (eligible): what its reviewer weighs
 
     @classmethod
     def from_receipt(cls, receipt: ApplicationAssessed | Mapping[str, Any]) -> Assessment:
@@ -276,6 +326,9 @@ class Assessment:
             overlap = OverlapKey(r.overlap.applicant, ledger_subject_key(r.overlap.subject), r.overlap.milestone)
         elif r.eligible:
             raise ValueError("receipt.overlap: missing (required when eligible)")
+        review = REVIEW_AUTO if r.review is None else r.review
+        if review not in REVIEW_MODES:
+            raise ValueError(f"receipt.review: must be one of {', '.join(REVIEW_MODES)}")
         return cls(
             application_id=_needed(r.application_id, "application_id"),
             program=_needed(r.program, "program"),
@@ -289,6 +342,8 @@ class Assessment:
             overlap=overlap,
             catalog_version=r.catalog_version,
             overlap_subject=r.overlap.subject if r.overlap is not None else None,
+            review=review,
+            basis=_basis(r) if review == REVIEW_REQUIRED and r.eligible else None,
         )
 
     def with_pools_at(self, rows: Mapping[PoolKey, PoolKey]) -> Assessment:
@@ -298,6 +353,14 @@ class Assessment:
             return self
         pools = [replace(spec, key=rows.get(spec.key, spec.key)) for spec in self.pools]
         return replace(self, pools=tuple(sorted(pools, key=lambda p: p.key.sort_key())))
+
+
+def _basis(r: ApplicationAssessed) -> ReviewBasis:
+    requested = r.inputs.requested_amount if r.inputs is not None else None
+    return ReviewBasis(
+        None if requested is None else parse_amount(requested),
+        tuple(RuleLine(x.rule or "", x.passed, x.detail or "", x.citation or "") for x in r.rules),
+    )
 
 
 def pool_keys_of(receipt: Mapping[str, Any] | Assessment) -> list[tuple[PoolKey, Fen, str]]:
@@ -340,12 +403,20 @@ class Award:
     amount_fen: Fen
     draws: tuple[Draw, ...]
     top_up_of: str | None = None
+    review: str | None = None  # AWARD_PENDING (a hold), AWARD_APPROVED, or None (decided at once)
 
     def __post_init__(self) -> None:
         if not self.amount_fen > 0:
             raise LedgerInvariantError(f"{self.application_id}: an award is > 0")
         if not all(amount == self.amount_fen for _, amount in self.draws):
             raise LedgerInvariantError(f"{self.application_id}: every draw equals the award")
+        if self.review not in AWARD_REVIEW_STATES:
+            raise LedgerInvariantError(f"{self.application_id}: unknown review state {self.review!r}")
+
+    @property
+    def held(self) -> bool:
+        """Held for review: it counts on every pool, but nothing is owed until a reviewer approves."""
+        return self.review == AWARD_PENDING
 
 
 def live_award_of(live_awards: Sequence[Award]) -> LiveAward | None:
@@ -379,26 +450,44 @@ class Decision:
     program: str = ""
     beneficiary: str = ""
     due_fen: Fen = field(default=0)  # entitlement, or entitlement − live amount for a top-up
+    review: str = REVIEW_AUTO  # the program's review mode
+
+    @property
+    def held(self) -> bool:
+        """Pending review: `awarded_fen` is held on every pool it draws on, nothing is granted yet."""
+        return self.status == STATUS_PENDING_REVIEW
+
+    @property
+    def granted_fen(self) -> Fen:
+        """What is granted now: nothing while held for review."""
+        return 0 if self.held else self.awarded_fen
 
     def to_wire(self) -> dict[str, Any]:
+        """The decision's part of award.decided (`awarded` is what is granted: nothing while held;
+        award.decided adds `held` and `review`, see review_wire)."""
         return {
             "status": self.status,
             "entitlement": format_fen(self.entitlement_fen),
-            "awarded": format_fen(self.awarded_fen),
+            "awarded": format_fen(self.granted_fen),
             "limited_by": self.limited_by,
             "reasons": [r.to_wire() for r in self.reasons],
             "top_up_of": self.top_up_of,
             "draws": draws_wire(self.draws),
         }
 
+    def review_wire(self) -> dict[str, Any]:
+        """The last keys of award.decided: `held` (only while pending review: what the pools hold
+        for the reviewer) and the program's `review` mode."""
+        return {"held": format_fen(self.awarded_fen), "review": self.review} if self.held else {"review": self.review}
+
     def to_award(self) -> Award | None:
-        """The award to store, or None when nothing was awarded."""
+        """The award to store (a hold while pending review), or None when nothing was awarded."""
         if self.awarded_fen == 0:
             return None
         _invariant(self.overlap is not None, "an award has an overlap key")
         assert self.overlap is not None
         return Award(self.application_id, self.program, self.beneficiary, self.overlap,
-                     self.awarded_fen, self.draws, self.top_up_of)
+                     self.awarded_fen, self.draws, self.top_up_of, AWARD_PENDING if self.held else None)
 
 
 def draws_wire(draws: Iterable[Draw]) -> list[dict[str, Any]]:
@@ -425,14 +514,16 @@ def decide_award(
     """Award = min(entitlement [− live chain amount, for a top-up], room of every touched pool).
 
     A pool missing from `pools` is taken as fresh (committed 0, cap from the receipt); a loaded
-    pool's own cap wins over the receipt's (the row carries the CHECK that guards it).
+    pool's own cap wins over the receipt's (the row carries the CHECK that guards it). Under a
+    program whose review is required, an award is held for its reviewer (pending_review): it draws
+    on the pools all the same, so no other application can take the room while a person decides.
     """
     a = assessment
 
     def decision(status: str, awarded_fen: Fen, reasons: Sequence[Reason], **extra: Any) -> Decision:
         return Decision(application_id=a.application_id, status=status, entitlement_fen=a.entitlement_fen,
                         awarded_fen=awarded_fen, reasons=tuple(reasons), overlap=a.overlap,
-                        program=a.program, beneficiary=a.applicant_id, **extra)
+                        program=a.program, beneficiary=a.applicant_id, review=a.review, **extra)
 
     if not a.eligible:
         return decision(STATUS_INELIGIBLE, 0, a.reasons)
@@ -484,6 +575,8 @@ def decide_award(
         if not (state is None or amount <= state.room_fen):
             raise LedgerInvariantError(f"{key}: draw {amount} exceeds room")
     status = STATUS_APPROVED if awarded == due else STATUS_PARTIALLY_APPROVED
+    if a.review == REVIEW_REQUIRED:
+        status = STATUS_PENDING_REVIEW
     return decision(status, awarded, reasons, limited_by=limited_by, limited_by_key=limited_key,
                     top_up_of=top_up_of, draws=draws, due_fen=due)
 
@@ -516,9 +609,14 @@ def revoke(award: Award) -> list[Draw]:
 
     Only this award's own draws; what then happens to the rest of its chain is redecide_chain's.
     """
-    restores = [(key, -amount) for key, amount in sorted(award.draws, key=lambda d: d[0].sort_key())]
-    _invariant(all(delta < 0 for _, delta in restores), "a revocation restores positive draws")
-    return restores
+    return release(award, award.amount_fen)
+
+
+def release(award: Award, amount_fen: Fen) -> list[Draw]:
+    """What to add to each pool for the award to give `amount_fen` of what it holds back (all of
+    it: a revocation, a rejection; part: what a reviewer did not approve), in lock order."""
+    _invariant(0 < amount_fen <= award.amount_fen, "a release gives back a positive part of the award")
+    return [(key, -amount_fen) for key, _ in sorted(award.draws, key=lambda d: d[0].sort_key())]
 
 
 def revocation_reason(message: str) -> Reason:
@@ -572,28 +670,46 @@ def redecided_reason(revoked_application_id: str) -> Reason:
                              f"milestone was revoked", OVERLAP_CITATION)
 
 
+def settled(award: Award | None) -> bool:
+    """An award a reviewer approved: what it holds stands, whatever happens to its chain."""
+    return award is not None and award.review == AWARD_APPROVED
+
+
 def redecide_chain(
-    revoked: Award, revoked_seq: int, members: Sequence[ChainMember], pools: Mapping[PoolKey, PoolState]
+    revoked: Award, revoked_seq: int, members: Sequence[ChainMember], pools: Mapping[PoolKey, PoolState],
+    kept: Award | None = None,
 ) -> tuple[list[Redecision], dict[PoolKey, PoolState]]:
-    """The chain as if `revoked` had never been filed: every member decided after it (`seq` order)
-    decided again, in that order, against the pools as they are once `revoked` gave its amount back.
+    """The chain as if `revoked` had never been filed (or had been decided as `kept`, what a
+    reviewer approved of it): every member decided after it (`seq` order) decided again, in that
+    order, against the pools as they are once `revoked` gave its amount (or the difference) back.
 
     Members decided before it keep what they hold (they were decided without it); their live
-    awards are the chain the later ones are measured against. Every later member's live award is
-    released first, then each is decided with decide_award as when it was filed, so a later
-    duplicate becomes the base or a top-up, and a top-up grows by what the revoked award covered,
-    pools permitting. `pools` holds a state for every pool of every member (restores are checked
-    against them); returns each later member's outcome and the pools after all of them.
+    awards (and `kept`) are the chain the later ones are measured against. Every later member's
+    live award is released first, then each is decided with decide_award as when it was filed, so
+    a later duplicate becomes the base or a top-up, and a top-up grows by what the revoked award
+    covered, pools permitting; a later member whose award a reviewer approved keeps it as it
+    stands (settled), and one under review is held again. `pools` holds a state for every pool of
+    every member (restores are checked against them); returns each re-decided member's outcome
+    and the pools after all of them.
     """
     ordered = sorted(members, key=lambda m: m.seq)
     _invariant(all(m.assessment.application_id != revoked.application_id for m in ordered),
                "the revoked award is no member of its chain any more")
     chain = [m.award for m in ordered if m.seq < revoked_seq and m.award is not None]
+    if kept is not None:
+        _invariant(kept.application_id == revoked.application_id and kept.amount_fen < revoked.amount_fen,
+                   "what is kept of an award is less of the same award")
+        chain.append(kept)
     later = [m for m in ordered if m.seq > revoked_seq]
-    states = apply_draws(pools, [d for m in later if m.award is not None for d in revoke(m.award)])
+    states = apply_draws(pools, [d for m in later if m.award is not None and not settled(m.award)
+                                 for d in revoke(m.award)])
     reason = redecided_reason(revoked.application_id)
     out: list[Redecision] = []
     for member in later:
+        if settled(member.award):
+            assert member.award is not None
+            chain.append(member.award)
+            continue
         states.update(pool_states_for(member.assessment, states))
         decision = decide_award(member.assessment, states, live_award_of(chain))
         decision = replace(decision, reasons=(reason, *decision.reasons))
@@ -626,6 +742,7 @@ class DecisionRow:
     data: dict[str, Any]  # the award.decided data, as published
     overlap: OverlapKey | None = None  # the chain it belongs to (eligible decisions)
     pools: tuple[PoolKey, ...] = ()  # the pool rows it was decided against (eligible decisions)
+    basis: ReviewBasis | None = None  # a program under review: what its reviewer weighs
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger.domain import (
+    OBJECTION_UPHELD,
     Assessment,
     Award,
     AwardListing,
@@ -57,7 +58,7 @@ from services.ledger.domain import (
     pool_key_wire,
     pool_states_for,
     redecide_chain,
-    revoke,
+    release,
     revoked_data,
 )
 from services.ledger.journal.domain import (
@@ -74,7 +75,7 @@ from services.ledger.journal.domain import (
 )
 from services.ledger.repository import SqlLedgerRepository
 from shared.contracts.envelope import Event
-from shared.contracts.events import AwardDecided, AwardRevoked, new_typed_event
+from shared.contracts.events import AwardDecided, AwardRevoked, ObjectionResolved, new_typed_event, parse_data
 from shared.kernel.cursors import next_page, page_after, parse_seq
 from shared.kernel.errors import Conflict, NotFound
 from shared.kernel.money import format_fen
@@ -214,6 +215,7 @@ def decision_data(a: Assessment, partner_id: str | None, applicant_name: str | N
         "top_up_of": wire["top_up_of"],
         "draws": wire["draws"],
         "catalog_version": a.catalog_version,
+        **decision.review_wire(),
     }
 
 
@@ -242,7 +244,7 @@ class BatchState:
         if award is not None:
             entry = build_entry(
                 seq=self.head.seq + 1, prev_hash=self.head.hash,
-                kind="top_up" if award.top_up_of else "award",
+                kind="hold" if award.held else "top_up" if award.top_up_of else "award",
                 application_id=a.application_id, event_id=item.event_id,
                 postings=award_postings(award), recorded_for=item.recorded_for,
             )
@@ -259,9 +261,10 @@ class BatchState:
         self.decisions.append(DecisionRow(
             application_id=a.application_id, assessed_event_id=event.id, decided_event_id=decided.id,
             program=a.program, beneficiary=a.applicant_id, year=a.year, status=decision.status,
-            entitlement_fen=a.entitlement_fen, awarded_fen=decision.awarded_fen,
+            entitlement_fen=a.entitlement_fen, awarded_fen=decision.granted_fen,
             correlation_id=decided.correlation_id, recorded_for=item.recorded_for, data=decided.data,
             overlap=a.overlap if a.eligible else None, pools=tuple(p.key for p in a.pools) if a.eligible else (),
+            basis=a.basis,
         ))
         self.events.append((decided, a.applicant_id))
         return decision
@@ -314,7 +317,7 @@ async def decide_batch(repo: DecideRepository, events: Sequence[Event], dead_let
 
 
 # ---------------------------------------------------------------------------------------------
-# Revoking (operator)
+# Revoking (an operator, an upheld objection) and giving back what an award no longer holds
 # ---------------------------------------------------------------------------------------------
 
 
@@ -333,6 +336,7 @@ async def revoke_award(
     now: datetime,
     event_id: uuid.UUID | None = None,
     redecide: bool = True,
+    reason_code: str | None = None,
 ) -> Revocation:
     """Give one application's award back (a compensating entry), then re-decide the rest of its
     overlap chain (POLICY.md, "Support years and caps"), all in the repository's transaction.
@@ -343,11 +347,12 @@ async def revoke_award(
     Those events are caused by the revocation's and have ids derived from its id, so a replay (which
     repeats the revocation, not its consequences) writes the same journal. `redecide` is False only
     to replay a revocation made before revocations re-decided chains. A second call returns the
-    first revocation.
+    first revocation. An award still held for review is revoked alike: its hold is released.
 
     `now` is the revocation's time (the wall clock for an operator; the recorded time on replay) and
     `event_id` the award.revoked id (new for an operator; the recorded one on replay), so a replayed
-    revocation hashes to the same journal entries.
+    revocation hashes to the same journal entries. `reason_code` says why when it is not an
+    operator's act (OBJECTION_UPHELD), on the event.
     """
     existing = await repo.revocation_data(application_id)
     if existing is not None:
@@ -359,48 +364,73 @@ async def revoke_award(
             raise NotFound(f"no decision for application {application_id}")
         raise Conflict(f"application {application_id} was {decided}: nothing was awarded, nothing to revoke")
     chained = redecide and found.row.in_chain
-    pools_of_chain = await repo.chain_pools(found.row.award.overlap) if chained else set()
-    before = await repo.lock_pool_rows({k for k, _ in found.row.award.draws} | pools_of_chain)
-    head = await repo.lock_head()
+    before, head = await lock_award(repo, found.row.award, chained=chained)
     existing = await repo.revocation_data(application_id)  # a concurrent revoke got there first
     if existing is not None:
         return Revocation(existing, False)
-    # Under the head lock no one else writes: read again what a concurrent re-decision may have moved.
-    found = await repo.revocable_award(application_id) or found
-    members = await repo.chain_members(found.row.award.overlap) if chained else []
-    missing = _pools_of(found.row.award, members) - set(before)
-    if missing:  # a member decided between the first read and the locks
-        before.update(await repo.lock_pool_rows(missing))
+    # Under the head lock no one else writes: read again what a concurrent re-decision may have
+    # moved, or a reviewer rejected meanwhile.
+    found = await repo.revocable_award(application_id)
+    if found is None:
+        raise Conflict(f"application {application_id} was rejected in review meanwhile: nothing to revoke")
     award = found.row.award
+    members = await chain_under_lock(repo, award, before, chained=chained)
+    revoked = revoked_data(found, reason=reason, revoked_by=revoked_by, revoked_at=now)
+    if reason_code is not None:
+        revoked["reason_code"] = reason_code
     event = new_typed_event(
-        AwardRevoked.model_validate(revoked_data(found, reason=reason, revoked_by=revoked_by, revoked_at=now)),
+        AwardRevoked.model_validate(revoked),
         source=SOURCE, subject=application_id, correlation_id=found.correlation_id, time=now, event_id=event_id,
     )
-    writes = _Writes(JournalHead(head.seq, head.hash), now)
+    writes = ChainWrites(JournalHead(head.seq, head.hash), now)
     entry = writes.entry("revocation", application_id, str(event.id), revocation_postings(award_postings(award)))
     writes.revocations.append(RevocationRow(
         application_id=application_id, reason=reason, revoked_by=revoked_by, revoked_at=now,
         amount_fen=award.amount_fen, journal_seq=entry.seq, event_id=event.id, data=event.data, redecides=redecide,
     ))
     writes.events.append((event, award.beneficiary))
-    pools = apply_draws(before, revoke(award))
-    revoked_seq = next((m.seq for m in members if m.assessment.application_id == application_id), None)
-    if revoked_seq is not None:
-        others = [m for m in members if m.assessment.application_id != application_id]
-        outcomes, pools = redecide_chain(award, revoked_seq, others, pools)
-        for outcome in outcomes:
-            if outcome.changed:
-                writes.redecided(outcome, cause=event)
-    await repo.write_pools(before, pools)
-    await repo.insert_entries(writes.entries)
-    await repo.write_head(writes.head)
-    for row in writes.revocations:
-        await repo.insert_revocation(row)
-    await repo.update_awards(writes.updated)
-    await repo.insert_awards(writes.inserted)
-    await repo.update_decisions(writes.decisions)
-    await repo.add_events(writes.events)
+    pools = writes.give_back(award, before, members, cause=event)
+    await writes.flush(repo, before, pools)
     return Revocation(event.data, True)
+
+
+async def revoke_on_upheld_objection(session: AsyncSession, event: Event) -> None:
+    """The ledger's EventHandler for `objection.resolved` (through per_event): an objection upheld
+    revokes the award it names through the one revocation path, by the reviewer who resolved it,
+    with the reason code OBJECTION_UPHELD (CONTRACT.md, "Objections"). Idempotent: the revocation's
+    id derives from the event's, and a second objection upheld finds the award revoked already. A
+    dismissed objection changes nothing; one naming an award that was never granted, or is gone,
+    is logged."""
+    data = parse_data(event, ObjectionResolved)
+    if data.outcome != "upheld":
+        return
+    try:
+        await revoke_award(SqlLedgerRepository(session), data.application_id, reason=data.reason[:500],
+                           revoked_by=data.resolved_by.id, now=datetime.fromisoformat(data.resolved_at),
+                           event_id=uuid.uuid5(event.id, "award.revoked"), reason_code=OBJECTION_UPHELD)
+    except (NotFound, Conflict) as exc:
+        log.warning("an upheld objection revokes nothing: %s", exc.detail,
+                    extra={"event_id": str(event.id), "application_id": data.application_id})
+
+
+async def lock_award(repo: RevokeRepository, award: Award, *, chained: bool) -> tuple[
+        dict[PoolKey, PoolState], JournalHead]:
+    """Lock what changing `award` may write, in the lock order (repository docs): its pools (and,
+    `chained`, the pools of its overlap chain), then the journal head."""
+    pools_of_chain = await repo.chain_pools(award.overlap) if chained else set()
+    before = await repo.lock_pool_rows({k for k, _ in award.draws} | pools_of_chain)
+    return before, await repo.lock_head()
+
+
+async def chain_under_lock(repo: RevokeRepository, award: Award, before: dict[PoolKey, PoolState], *,
+                           chained: bool) -> list[ChainMember]:
+    """The members of `award`'s chain, read under the head lock; the pools of a member decided
+    between the first read and the locks are locked too (into `before`)."""
+    members = await repo.chain_members(award.overlap) if chained else []
+    missing = _pools_of(award, members) - set(before)
+    if missing:
+        before.update(await repo.lock_pool_rows(missing))
+    return members
 
 
 def _pools_of(award: Award, members: Sequence[ChainMember]) -> set[PoolKey]:
@@ -413,8 +443,8 @@ def _pools_of(award: Award, members: Sequence[ChainMember]) -> set[PoolKey]:
 
 
 @dataclass
-class _Writes:
-    """What a revocation and the re-decision of its chain write, in order."""
+class ChainWrites:
+    """What a revocation or a review, and the re-decision of its chain, write, in order."""
 
     head: JournalHead
     now: datetime
@@ -433,6 +463,38 @@ class _Writes:
         self.head = JournalHead(entry.seq, entry.hash)
         return entry
 
+    def give_back(self, award: Award, pools: dict[PoolKey, PoolState], members: Sequence[ChainMember], *,
+                  cause: Event, kept: Award | None = None) -> dict[PoolKey, PoolState]:
+        """The pools once `award` gave back all it held (`kept` None) or all but `kept`, and the
+        rest of its chain re-decided (each change written here, caused by `cause`)."""
+        released_fen = award.amount_fen - (kept.amount_fen if kept is not None else 0)
+        states = apply_draws(pools, release(award, released_fen))
+        seq = next((m.seq for m in members if m.assessment.application_id == award.application_id), None)
+        if seq is None:
+            return states
+        others = [m for m in members if m.assessment.application_id != award.application_id]
+        outcomes, states = redecide_chain(award, seq, others, states, kept)
+        for outcome in outcomes:
+            if outcome.changed:
+                self.redecided(outcome, cause=cause)
+        return states
+
+    async def flush(self, repo: RevokeRepository, before: dict[PoolKey, PoolState], pools: dict[PoolKey, PoolState],
+                    *, settle: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Write it all; `settle` writes the changed award's own rows first (a review's), before any
+        other award of its chain may become the chain's base."""
+        await repo.write_pools(before, pools)
+        await repo.insert_entries(self.entries)
+        await repo.write_head(self.head)
+        for row in self.revocations:
+            await repo.insert_revocation(row)
+        if settle is not None:
+            await settle()
+        await repo.update_awards(self.updated)
+        await repo.insert_awards(self.inserted)
+        await repo.update_decisions(self.decisions)
+        await repo.add_events(self.events)
+
     def redecided(self, outcome: Redecision, *, cause: Event) -> None:
         """One member's new outcome: the difference in the journal, its rows, its event."""
         member, decision, before, after = outcome.member, outcome.decision, outcome.before, outcome.after
@@ -442,6 +504,8 @@ class _Writes:
             assert before is not None  # changed, and nothing now: it had an award
             self._taken_back(member, before, decision, cause)
             return
+        if before is not None and before.held != after.held:
+            raise LedgerInvariantError(f"{app}: a re-decision keeps an award's review state")
         event = new_typed_event(
             AwardDecided.model_validate(decision_data(
                 a, member.decision.partner_id, member.decision.applicant.name if member.decision.applicant else None,
@@ -452,13 +516,14 @@ class _Writes:
         entry = None
         if outcome.delta_fen != 0:
             entry = self.entry("redecision", app, str(event.id),
-                               change_postings(app, a.applicant_id, [p.key for p in a.pools], outcome.delta_fen))
+                               change_postings(app, a.applicant_id, [p.key for p in a.pools], outcome.delta_fen,
+                                               held=after.held))
         if before is None:
             assert entry is not None
             self.inserted.append(AwardRow(after, a.year, a.subject, entry.seq))
         else:
             self.updated.append(after)
-        self.decisions.append(DecisionUpdate(app, decision.status, decision.awarded_fen, event.id, event.data))
+        self.decisions.append(DecisionUpdate(app, decision.status, decision.granted_fen, event.id, event.data))
         self.events.append((event, a.applicant_id))
 
     def _taken_back(self, member: ChainMember, before: Award, decision: Decision, cause: Event) -> None:
@@ -479,7 +544,6 @@ class _Writes:
             amount_fen=before.amount_fen, journal_seq=entry.seq, event_id=event_id, data=event.data,
         ))
         self.events.append((event, a.applicant_id))
-
 
 # ---------------------------------------------------------------------------------------------
 # Listing (cursor pages; a bad cursor is a 422)

@@ -2,7 +2,7 @@
 holds the two together). The outbox, inbox, partners and re-drives come with the registry.
 
 What a table cannot say lives in the migrations only: the functions and triggers that keep the
-journal, its head and the revocations append-only (0002). The repository writes these tables with
+journal, its head, the revocations (0002) and the reviews (0006) append-only. The repository writes these tables with
 text SQL and COPY, its hot paths' fastest form; the classes are the one declaration of their shape.
 """
 
@@ -91,6 +91,8 @@ class DecisionRecord(LedgerTable, table=True):
     overlap_key: str | None = Field(default=None, sa_column=Column(sa.Text))
     overlap_milestone: str | None = Field(default=None, sa_column=Column(sa.Text))
     pool_accounts: list[str] | None = Field(default=None, sa_column=Column(ARRAY(sa.Text)))
+    # For a program under review (eligible): {"requested_amount_fen", "rules"} from the receipt (0006).
+    review_basis: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
 
 
 class AwardRecord(LedgerTable, table=True):
@@ -99,12 +101,17 @@ class AwardRecord(LedgerTable, table=True):
     __tablename__ = "awards"
     __table_args__ = (
         sa.CheckConstraint("amount_fen > 0", name="awards_amount_positive"),
+        sa.CheckConstraint("review IS NULL OR review IN ('pending', 'approved', 'rejected')",
+                           name="awards_review_state"),
+        sa.CheckConstraint("review IS DISTINCT FROM 'rejected' OR revoked", name="awards_rejected_not_live"),
         # 不重复: one live chain per (applicant, subject key, milestone); top-ups hang off its base.
         sa.Index("awards_one_live_chain", "overlap_applicant", "overlap_key", "overlap_milestone",
                  unique=True, postgresql_where=sa.text("NOT revoked AND top_up_of IS NULL")),
         sa.Index("awards_live_by_overlap", "overlap_applicant", "overlap_key", "overlap_milestone",
                  "journal_seq", postgresql_where=sa.text("NOT revoked")),
         sa.Index("awards_beneficiary_year", "beneficiary", "year"),
+        # The review queue and the held part of each pool (0006).
+        sa.Index("awards_pending", "journal_seq", postgresql_where=sa.text("review = 'pending' AND NOT revoked")),
     )
 
     application_id: str = Field(
@@ -125,6 +132,8 @@ class AwardRecord(LedgerTable, table=True):
     revoked: bool = Field(sa_column=Column(sa.Boolean, nullable=False, server_default=sa.false()))
     # ledger_subject_key(overlap_subject); null for a chain the subject-key migration left apart (a clash)
     overlap_key: str | None = Field(default=None, sa_column=Column(sa.Text))
+    # pending (held until a reviewer decides), approved, rejected (then also revoked); null: decided at once
+    review: str | None = Field(default=None, sa_column=Column(sa.Text))
 
 
 class JournalEntryRecord(LedgerTable, table=True):
@@ -132,7 +141,8 @@ class JournalEntryRecord(LedgerTable, table=True):
 
     __tablename__ = "journal_entries"
     __table_args__ = (
-        sa.CheckConstraint("kind IN ('award', 'top_up', 'revocation', 'redecision')", name="journal_kind"),
+        sa.CheckConstraint("kind IN ('award', 'top_up', 'revocation', 'redecision', 'hold', 'approval', "
+                           "'release', 'rejection')", name="journal_kind"),
         sa.CheckConstraint("seq >= 1", name="journal_seq_positive"),
         sa.CheckConstraint(
             "jsonb_typeof(postings) = 'array' AND jsonb_array_length(postings) > 0 "
@@ -184,6 +194,33 @@ class RevocationRecord(LedgerTable, table=True):
     data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))  # the award.revoked data, as published
     # Made since revocations re-decide the rest of the chain (0004); replay repeats each as made.
     redecides: bool = Field(sa_column=Column(sa.Boolean, nullable=False, server_default=sa.false()))
+
+
+class ReviewRecord(LedgerTable, table=True):
+    """One review (核定) per award: who approved or rejected it, how much, why and when (0006)."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        sa.CheckConstraint("decision IN ('approve', 'reject')", name="reviews_decision"),
+        sa.CheckConstraint("held_fen > 0 AND 0 <= awarded_fen AND awarded_fen <= held_fen",
+                           name="reviews_awarded_within_hold"),
+        sa.CheckConstraint("(decision = 'reject') = (awarded_fen = 0)", name="reviews_reject_awards_nothing"),
+        sa.CheckConstraint("char_length(reason) BETWEEN 1 AND 500", name="reviews_reason_length"),
+    )
+
+    application_id: str = Field(
+        sa_column=Column(sa.Text, sa.ForeignKey("awards.application_id"), primary_key=True)
+    )
+    decision: str = Field(sa_column=Column(sa.Text, nullable=False))
+    held_fen: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    awarded_fen: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    reason: str = Field(sa_column=Column(sa.Text, nullable=False))
+    reviewed_by: str = Field(sa_column=Column(sa.Text, nullable=False))  # the actor's id
+    reviewed_by_name: str | None = Field(default=None, sa_column=Column(sa.Text))
+    reviewed_at: datetime = Field(sa_column=Column(sa.DateTime(timezone=True), nullable=False))
+    journal_seq: int = Field(sa_column=Column(sa.BigInteger, nullable=False, unique=True))  # approval or rejection
+    event_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False, unique=True))
+    data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))  # the award.reviewed data, as published
 
 
 class SubjectClashRecord(LedgerTable, table=True):

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ledger.domain import (
+    REVIEW_AUTO,
     Assessment,
     Award,
     AwardListing,
@@ -49,7 +50,7 @@ from shared.contracts.events import AwardDecided
 from shared.messaging.outbox import PublishingRepository
 
 
-def _json(value: Any) -> str:
+def json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
@@ -222,7 +223,8 @@ class SqlLedgerRepository(PublishingRepository):
         order: PoolOrder = "key",
     ) -> list[PoolBalance]:
         """The pools as stored, filtered, in `order` ("key": beneficiary, pool, year, subject;
-        "utilisation": nearest exhaustion first), from after the row of `after` (key order)."""
+        "utilisation": nearest exhaustion first), from after the row of `after` (key order), each
+        with the part of its committed held for review."""
         where, params = filter_clause(filters, "p.", POOL_PROGRAM.format(alias="p."))
         if accounts is not None:
             where += " AND p.account = ANY(CAST(:accounts AS text[]))"
@@ -230,12 +232,13 @@ class SqlLedgerRepository(PublishingRepository):
         if after is not None:
             where += (f" AND ({_POOL_ORDER_KEY}) > (:after_b, :after_p, :after_yn, :after_y, :after_sn, :after_s)")
             params.update(_pool_after(after))
-        sql = f"SELECT p.account, p.cap_fen, p.committed_fen FROM pools p WHERE {where} ORDER BY {_POOL_ORDERS[order]}"
+        sql = (f"SELECT p.account, p.cap_fen, p.committed_fen, coalesce(h.held_fen, 0) AS held_fen FROM pools p "
+               f"LEFT JOIN ({_HELD_BY_POOL}) h ON h.account = p.account WHERE {where} ORDER BY {_POOL_ORDERS[order]}")
         if limit is not None:
             sql += " LIMIT :limit"
             params["limit"] = limit
         rows = await self.session.execute(text(sql), params)
-        return [PoolBalance(parse_pool_account(r.account), r.cap_fen, r.committed_fen) for r in rows]
+        return [PoolBalance(parse_pool_account(r.account), r.cap_fen, r.committed_fen, r.held_fen) for r in rows]
 
     # -----------------------------------------------------------------------------------------
     # Decisions and awards
@@ -264,14 +267,14 @@ class SqlLedgerRepository(PublishingRepository):
             return out
         rows = await self.session.execute(
             text(
-                f"SELECT {_AWARD_COLUMNS} FROM awards a JOIN unnest(CAST(:ap AS text[]), CAST(:sj AS text[]), "
+                f"SELECT {AWARD_COLUMNS} FROM awards a JOIN unnest(CAST(:ap AS text[]), CAST(:sj AS text[]), "
                 "CAST(:ms AS text[])) AS k(ap, sj, ms) ON a.overlap_applicant = k.ap AND a.overlap_key = k.sj "
                 "AND a.overlap_milestone = k.ms WHERE NOT a.revoked ORDER BY a.top_up_of IS NOT NULL, a.journal_seq"
             ),
             {"ap": [k.applicant for k in keys], "sj": [k.subject for k in keys], "ms": [k.milestone for k in keys]},
         )
         for row in rows:
-            award = _award(row)
+            award = award_of(row)
             out[award.overlap].append(award)
         return out
 
@@ -292,7 +295,7 @@ class SqlLedgerRepository(PublishingRepository):
             text(
                 f"SELECT d.seq, d.application_id AS member, d.program AS decided_program, d.beneficiary AS applicant, "
                 f"d.year AS decided_year, d.entitlement_fen, d.data AS decision, d.correlation_id AS decision_correlation, "
-                f"d.pool_accounts, {_AWARD_COLUMNS} FROM decisions d LEFT JOIN awards a USING (application_id) "
+                f"d.pool_accounts, {AWARD_COLUMNS} FROM decisions d LEFT JOIN awards a USING (application_id) "
                 "WHERE d.overlap_applicant = :ap AND d.overlap_key = :k AND d.overlap_milestone = :m "
                 "AND d.status <> 'ineligible' AND NOT coalesce(a.revoked, false) ORDER BY d.seq"
             ),
@@ -307,8 +310,9 @@ class SqlLedgerRepository(PublishingRepository):
                 application_id=r.member, program=r.decided_program, year=r.decided_year, applicant_id=r.applicant,
                 subject=decision.subject or "", eligible=True, entitlement_fen=r.entitlement_fen, reasons=(),
                 pools=pools, overlap=overlap, catalog_version=decision.catalog_version,
+                review=decision.review or REVIEW_AUTO,
             )
-            award = _award(r) if r.application_id is not None else None
+            award = award_of(r) if r.application_id is not None else None
             members.append(ChainMember(assessment, r.seq, award, decision, r.decision_correlation))
         return members
 
@@ -327,8 +331,8 @@ class SqlLedgerRepository(PublishingRepository):
             return
         await _copy(self.session, "decisions", _DECISION_COLUMNS, [
             (r.application_id, r.assessed_event_id, r.decided_event_id, r.program, r.beneficiary, r.year,
-             r.status, r.entitlement_fen, r.awarded_fen, r.correlation_id, r.recorded_for, _json(r.data),
-             *_chain_of(r))
+             r.status, r.entitlement_fen, r.awarded_fen, r.correlation_id, r.recorded_for, json_text(r.data),
+             *_chain_of(r), None if r.basis is None else json_text(r.basis.to_stored()))
             for r in rows
         ])
 
@@ -343,7 +347,7 @@ class SqlLedgerRepository(PublishingRepository):
                  "WHERE d.application_id = u.a"),
             {"a": [r.application_id for r in rows], "s": [r.status for r in rows],
              "aw": [r.awarded_fen for r in rows], "e": [r.decided_event_id for r in rows],
-             "d": [_json(r.data) for r in rows]},
+             "d": [json_text(r.data) for r in rows]},
         )
 
     async def insert_awards(self, rows: Sequence[AwardRow]) -> None:
@@ -355,22 +359,25 @@ class SqlLedgerRepository(PublishingRepository):
             overlap = award.overlap
             records.append((award.application_id, award.program, award.beneficiary, r.year, r.subject,
                             overlap.applicant, r.overlap_subject or overlap.subject, overlap.milestone,
-                            award.amount_fen, _json(_draws_stored(award.draws)), award.top_up_of, r.journal_seq,
-                            overlap.subject))
+                            award.amount_fen, json_text(_draws_stored(award.draws)), award.top_up_of, r.journal_seq,
+                            overlap.subject, award.review))
         await _copy(self.session, "awards", _AWARD_INSERT_COLUMNS, records)
 
     async def update_awards(self, awards: Sequence[Award]) -> None:
-        """Re-decided awards: amount, draws and base. Those that become top-ups first, so that the
-        one live base per chain (awards_one_live_chain) holds after each statement."""
+        """Re-decided or reviewed awards: amount, draws, base and review state. Those that become
+        top-ups first, so that the one live base per chain (awards_one_live_chain) holds after each
+        statement."""
         for becomes_base in (False, True):
             batch = [a for a in awards if (a.top_up_of is None) == becomes_base]
             if batch:
                 await self.session.execute(
-                    text("UPDATE awards a SET amount_fen = u.amt, draws = CAST(u.dr AS jsonb), top_up_of = u.t "
-                         "FROM unnest(CAST(:a AS text[]), CAST(:amt AS bigint[]), CAST(:dr AS text[]), "
-                         "CAST(:t AS text[])) AS u(a, amt, dr, t) WHERE a.application_id = u.a"),
+                    text("UPDATE awards a SET amount_fen = u.amt, draws = CAST(u.dr AS jsonb), top_up_of = u.t, "
+                         "review = u.rv FROM unnest(CAST(:a AS text[]), CAST(:amt AS bigint[]), "
+                         "CAST(:dr AS text[]), CAST(:t AS text[]), CAST(:rv AS text[])) AS u(a, amt, dr, t, rv) "
+                         "WHERE a.application_id = u.a"),
                     {"a": [x.application_id for x in batch], "amt": [x.amount_fen for x in batch],
-                     "dr": [_json(_draws_stored(x.draws)) for x in batch], "t": [x.top_up_of for x in batch]},
+                     "dr": [json_text(_draws_stored(x.draws)) for x in batch], "t": [x.top_up_of for x in batch],
+                     "rv": [x.review for x in batch]},
                 )
 
     async def awards_page(self, filters: ListFilter, *, after: int | None = None,
@@ -380,29 +387,31 @@ class SqlLedgerRepository(PublishingRepository):
         if after is not None:
             where += " AND a.journal_seq > :after"
             params["after"] = after
-        sql = (f"SELECT {_AWARD_COLUMNS}, r.reason, r.revoked_by, r.revoked_at FROM awards a "
+        sql = (f"SELECT {AWARD_COLUMNS}, r.reason, r.revoked_by, r.revoked_at FROM awards a "
                f"LEFT JOIN revocations r USING (application_id) WHERE {where} ORDER BY a.journal_seq")
         if limit is not None:
             sql += " LIMIT :limit"
             params["limit"] = limit
         rows = await self.session.execute(text(sql), params)
         return [
-            AwardListing(_award_row(r), RevocationNote(r.reason, r.revoked_by, r.revoked_at) if r.revoked else None)
+            AwardListing(award_row_of(r), RevocationNote(r.reason, r.revoked_by, r.revoked_at) if r.revoked else None)
             for r in rows
         ]
 
     async def revocable_award(self, application_id: str) -> RevocableAward | None:
-        """The granted award of this application with its decision, or None when nothing was granted."""
+        """The granted (or held) award of this application with its decision, or None when nothing
+        was granted or a reviewer rejected it."""
         row = (
             await self.session.execute(
-                text(f"SELECT {_AWARD_COLUMNS}, d.data AS decision, d.correlation_id AS decision_correlation "
-                     "FROM awards a JOIN decisions d USING (application_id) WHERE a.application_id = :a"),
+                text(f"SELECT {AWARD_COLUMNS}, d.data AS decision, d.correlation_id AS decision_correlation "
+                     "FROM awards a JOIN decisions d USING (application_id) WHERE a.application_id = :a "
+                     "AND a.review IS DISTINCT FROM 'rejected'"),
                 {"a": application_id},
             )
         ).one_or_none()
         if row is None:
             return None
-        return RevocableAward(_award_row(row), AwardDecided.model_validate(row.decision), row.decision_correlation)
+        return RevocableAward(award_row_of(row), AwardDecided.model_validate(row.decision), row.decision_correlation)
 
     # -----------------------------------------------------------------------------------------
     # Revocations
@@ -423,7 +432,7 @@ class SqlLedgerRepository(PublishingRepository):
                  "journal_seq, event_id, data, redecides) VALUES (:a, :r, :by, :at, :amt, :j, :e, CAST(:d AS jsonb), "
                  ":rd)"),
             {"a": row.application_id, "r": row.reason, "by": row.revoked_by, "at": row.revoked_at,
-             "amt": row.amount_fen, "j": row.journal_seq, "e": row.event_id, "d": _json(row.data),
+             "amt": row.amount_fen, "j": row.journal_seq, "e": row.event_id, "d": json_text(row.data),
              "rd": row.redecides},
         )
 
@@ -447,7 +456,7 @@ class SqlLedgerRepository(PublishingRepository):
         if not entries:
             return
         await _copy(self.session, "journal_entries", _ENTRY_INSERT_COLUMNS, [
-            (e.seq, e.kind, e.application_id, e.event_id, _json([p.to_canonical() for p in e.postings]),
+            (e.seq, e.kind, e.application_id, e.event_id, json_text([p.to_canonical() for p in e.postings]),
              e.prev_hash, e.hash, e.recorded_for)
             for e in entries
         ])
@@ -468,16 +477,20 @@ class SqlLedgerRepository(PublishingRepository):
 # Rows to domain objects
 # ---------------------------------------------------------------------------------------------
 
-_AWARD_COLUMNS = (
+AWARD_COLUMNS = (
     "a.application_id, a.program, a.beneficiary, a.year, a.subject, a.overlap_applicant, a.overlap_subject, "
-    "a.overlap_milestone, a.amount_fen, a.draws, a.top_up_of, a.journal_seq, a.revoked, a.overlap_key"
+    "a.overlap_milestone, a.amount_fen, a.draws, a.top_up_of, a.journal_seq, a.revoked, a.overlap_key, a.review"
 )
 _AWARD_INSERT_COLUMNS = ("application_id", "program", "beneficiary", "year", "subject", "overlap_applicant",
                          "overlap_subject", "overlap_milestone", "amount_fen", "draws", "top_up_of", "journal_seq",
-                         "overlap_key")
+                         "overlap_key", "review")
 _DECISION_COLUMNS = ("application_id", "assessed_event_id", "decided_event_id", "program", "beneficiary", "year",
                      "status", "entitlement_fen", "awarded_fen", "correlation_id", "recorded_for", "data",
-                     "overlap_applicant", "overlap_key", "overlap_milestone", "pool_accounts")
+                     "overlap_applicant", "overlap_key", "overlap_milestone", "pool_accounts", "review_basis")
+# What each pool holds for review: the pending awards' draws (an award draws its amount on each pool).
+_HELD_BY_POOL = ("SELECT x->>'account' AS account, sum(a.amount_fen)::bigint AS held_fen FROM awards a "
+                 "CROSS JOIN jsonb_array_elements(a.draws) AS x WHERE a.review = 'pending' AND NOT a.revoked "
+                 "GROUP BY 1")
 _ENTRY_INSERT_COLUMNS = ("seq", "kind", "application_id", "event_id", "postings", "prev_hash", "hash",
                          "recorded_for")
 _ENTRY_COLUMNS = "seq, kind, application_id, event_id, postings, prev_hash, hash, recorded_for"
@@ -489,7 +502,7 @@ def _chain_of(row: DecisionRow) -> tuple[str | None, str | None, str | None, lis
     return row.overlap.applicant, row.overlap.subject, row.overlap.milestone, [pool_account(k) for k in row.pools]
 
 
-def _award(row: Any) -> Award:
+def award_of(row: Any) -> Award:
     # A chain the subject-key migration left apart (a clash) has no key: it is its own chain, as written.
     return Award(
         application_id=row.application_id,
@@ -500,6 +513,7 @@ def _award(row: Any) -> Award:
         amount_fen=row.amount_fen,
         draws=stored_draws(row.draws),
         top_up_of=row.top_up_of,
+        review=row.review,
     )
 
 
@@ -515,8 +529,8 @@ def stored_draws(stored: Iterable[dict[str, Any]]) -> tuple[Draw, ...]:
     )
 
 
-def _award_row(row: Any) -> AwardRow:
-    return AwardRow(_award(row), row.year, row.subject, row.journal_seq, row.revoked, row.overlap_subject,
+def award_row_of(row: Any) -> AwardRow:
+    return AwardRow(award_of(row), row.year, row.subject, row.journal_seq, row.revoked, row.overlap_subject,
                     in_chain=row.overlap_key is not None)
 
 

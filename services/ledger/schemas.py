@@ -30,13 +30,15 @@ JournalLimit = Annotated[int, Query(ge=1, le=1000)]
 
 
 class Balance(BaseModel):
-    """One pool instance against its cap; `subject` only for per-subject pools."""
+    """One pool instance against its cap; `subject` only for per-subject pools. `committed`
+    includes `held`, the part held for awards pending review (holds count against the cap)."""
 
     pool: str
     beneficiary: str
     year: int | None
     cap: str
     committed: str
+    held: str
     available: str
     subject: str | None = None
 
@@ -44,7 +46,7 @@ class Balance(BaseModel):
     def of(cls, b: PoolBalance) -> Balance:
         fields: dict[str, Any] = {
             "pool": b.key.pool, "beneficiary": b.key.beneficiary, "year": b.key.year,
-            "cap": format_fen(b.cap_fen), "committed": format_fen(b.committed_fen),
+            "cap": format_fen(b.cap_fen), "committed": format_fen(b.committed_fen), "held": format_fen(b.held_fen),
             "available": format_fen(b.available_fen),
         }
         if b.key.subject is not None:  # left out, not null, for a beneficiary-year pool

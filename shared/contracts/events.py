@@ -293,6 +293,9 @@ class ApplicationAssessed(EventData):
     """The call assessed under (its catalog version, event window and support year)."""
     engine_version: Omittable[str] = None
     inputs: Omittable[AssessmentInputs] = None
+    review: Omittable[NonEmpty] = None
+    """The program's review mode, "required" or "auto" (absent in history from before reviews:
+    the ledger reads that as "auto")."""
     application_id: Omittable[NonEmpty] = None
     """Absent: the envelope's subject is the application id."""
     partner_id: str | None = None
@@ -307,7 +310,7 @@ class AwardDecided(EventData):
     announce also `program`, `year`, `subject`, `applicant.id`, and checks them itself."""
 
     event_type: ClassVar[str] = "award.decided"
-    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"held", "review"})
+    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"held"})
 
     application_id: Omittable[NonEmpty] = None
     """Absent: the envelope's subject is the application id."""
@@ -330,7 +333,8 @@ class AwardDecided(EventData):
     """Under review (`status` pending_review): the amount held on every pool the award draws on
     (`awarded` is "0.00" until a reviewer approves). Absent for programs decided at once."""
     review: Omittable[NonEmpty] = None
-    """The program's review mode, "required" or "auto" (absent in history from before reviews)."""
+    """The program's review mode, "required" or "auto" (absent in history from before reviews;
+    the ledger always writes it now)."""
 
 
 class AwardReviewed(EventData):
@@ -427,9 +431,10 @@ class AwardRevoked(EventData):
 
     Consumers: intake's projection (reads `reason` and `application_id` when present); notify
     needs `partner_id` and checks it itself; the ledger's replay reads its own history and needs
-    `application_id`, `reason`, `revoked_by`, `revoked_at`."""
+    `application_id`, `reason`, `revoked_by`, `revoked_at` (and `reason_code` when present)."""
 
     event_type: ClassVar[str] = "award.revoked"
+    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"reason_code"})
 
     application_id: Omittable[NonEmpty] = None
     partner_id: str | None = None
@@ -441,6 +446,9 @@ class AwardRevoked(EventData):
     reason: Omittable[str] = None
     revoked_by: Omittable[str] = None
     revoked_at: Omittable[Instant] = None
+    reason_code: Omittable[NonEmpty] = None
+    """Why, as a reason code, when it is not an operator's revocation: OBJECTION_UPHELD (an
+    objection to the 公示 upheld; `revoked_by` is the reviewer who resolved it). Absent otherwise."""
 
 
 class AnnouncementPublished(EventData):

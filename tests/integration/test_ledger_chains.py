@@ -206,7 +206,7 @@ async def test_a_call_budget_limits_an_award_and_is_one_pool_for_every_award_und
                                       headers=AUD)).json()["items"]
     assert [x for x in listed if x.get("subject") == call[0]] == [
         {"pool": "call-budget", "beneficiary": "*", "year": 2026, "subject": call[0], "cap": "1000000.00",
-         "committed": "1000000.00", "available": "0.00"}]
+         "committed": "1000000.00", "held": "0.00", "available": "0.00"}]
 
 
 async def test_two_programs_naming_one_pool_share_it(ledger: Ledger) -> None:

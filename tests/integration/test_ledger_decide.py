@@ -181,7 +181,8 @@ async def test_end_to_end_over_kafka_then_revoke_frees_the_pools(settings: Setti
 
             bal = (await client.get("/v1/balances", params={"beneficiary": ent}, headers=AUD)).json()
             assert bal["items"] == [{"pool": "GT-EQUITY/beneficiary-year", "beneficiary": ent, "year": 2024,
-                                     "cap": "10000000.00", "committed": "10000000.00", "available": "0.00"}]
+                                     "cap": "10000000.00", "committed": "10000000.00", "held": "0.00",
+                                     "available": "0.00"}]
 
             url = f"/v1/awards/{first['application_id']}/revoke"
             assert (await client.post(url, json={"reason": "x"}, headers=AUD)).status_code == 403

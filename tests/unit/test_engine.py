@@ -396,7 +396,7 @@ def test_receipt_shape() -> None:
     body = make_body("GT-EQUITY", requested_amount="1600000.00")
     receipt = receipt_of(body)
     assert list(receipt) == ["program", "year", "applicant", "subject", "eligible", "entitlement", "reasons",
-                             "rules", "pools", "overlap", "catalog_version", "engine_version", "inputs"]
+                             "rules", "pools", "overlap", "catalog_version", "engine_version", "inputs", "review"]
     assert receipt["applicant"] == body["applicant"]
     assert receipt["catalog_version"] == load_catalog().version
     assert receipt["catalog_version"].startswith("sha256:")

@@ -177,6 +177,7 @@ def _decisions() -> Iterator[tuple[str, dict[str, Any]]]:
     yield "top_up", decided(receipt, live=LiveAward("app_earlier", "GT-PCT", entitlement // 2))
     yield "ineligible", decided(assessed_event(make_body("GT-EQUITY", applicant={"registered_in_shanghai": False})))
     yield "subject_pool", decided(assessed_event(make_body("GT-PCT")))
+    yield "pending_review", decided(assessed_event(make_body("GT-PRODUCT")))
     yield "no_partner_no_name", decided(event_of("application.assessed", {
         k: v for k, v in receipt.data.items() if k != "partner_id"
     } | {"applicant": {"id": ENTERPRISE}}, receipt.subject))
@@ -192,7 +193,11 @@ def test_award_decided_round_trips(case: str, data: dict[str, Any]) -> None:
 
 
 def test_the_decisions_cover_every_status_and_the_nulls() -> None:
-    assert {d["status"] for _, d in DECISIONS} == {"approved", "partially_approved", "rejected", "ineligible"}
+    assert {d["status"] for _, d in DECISIONS} == {"approved", "partially_approved", "rejected", "ineligible",
+                                                   "pending_review"}
+    pending = dict(DECISIONS)["pending_review"]
+    assert (pending["awarded"], pending["held"], pending["review"]) == ("0.00", pending["entitlement"], "required")
+    assert all(d["review"] == "auto" for c, d in DECISIONS if c != "pending_review")
     assert any(d["limited_by"] for _, d in DECISIONS) and any(d["top_up_of"] for _, d in DECISIONS)
     no_partner = dict(DECISIONS)["no_partner_no_name"]
     assert no_partner["partner_id"] is None and no_partner["applicant"]["name"] is None
@@ -290,6 +295,7 @@ GOLDEN: dict[str, dict[str, Any]] = {
         "draws": [{"pool": "GT-EQUITY/beneficiary-year", "beneficiary": ENTERPRISE, "year": 2024, "subject": None,
                    "amount": "400000.00"}],
         "catalog_version": "sha256:00",
+        "review": "auto",
     },
     "award.revoked": {
         "application_id": "app_1", "partner_id": None, "program": "GT-EQUITY", "year": 2024,

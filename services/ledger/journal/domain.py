@@ -9,6 +9,7 @@ Accounts (every part after the kind is taken verbatim from the receipt):
   The balance of a pool account is minus its committed amount (availability drawn down).
 - ``award:<application_id>``: the award's clearing account.
 - ``payable:<beneficiary>``: what the state owes the beneficiary.
+- ``held:<beneficiary>``: what is held for the beneficiary while a reviewer decides (核定).
 
 An award (or top-up) of X drawing on pools K1..Kn (lock order) posts, in this order:
 ``(pool:Ki, −X), (award:A, +X)`` for each pool, then ``(award:A, −X), (payable:B, +X)``. Each pair
@@ -17,6 +18,13 @@ beneficiary is owed X once; with n pools the award account therefore keeps (n �
 usage that is not money. A revocation is the exact negation of the award's postings as the award
 stands, same order. A re-decision (the rest of an overlap chain decided again after a revocation)
 moves the difference D the same way (D < 0 gives back).
+
+Two phases (ARCHITECTURE.md, "Ledgering"): an award under review is first a *hold*, posted like
+an award but to ``held:<beneficiary>`` instead of ``payable:`` (the pools are drawn all the same,
+nothing is owed yet). A reviewer's *approval* of A moves ``(held:B, −A), (payable:B, +A)``; what
+is not approved is *released* (the hold's postings for that part, negated: back to every pool),
+a *rejection* releases all of it. Once approved, the award stands as an award of A would: its
+revocation is the negation of award_postings(A), which is what hold + approval + release net to.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import orjson
 from services.ledger.domain import Award, PoolKey
 
 GENESIS_HASH = "0" * 64
-KINDS = ("award", "top_up", "revocation", "redecision")
+KINDS = ("award", "top_up", "revocation", "redecision", "hold", "approval", "release", "rejection")
 
 
 class JournalError(ValueError):
@@ -111,29 +119,43 @@ def payable_account(beneficiary: str) -> str:
     return f"payable:{beneficiary}"
 
 
+def held_account(beneficiary: str) -> str:
+    return f"held:{beneficiary}"
+
+
 def award_postings(award: Award) -> tuple[Posting, ...]:
-    """The postings of an award or top-up entry (see the module docs)."""
+    """The postings of an award, top-up or hold entry (see the module docs)."""
     amount = award.amount_fen
     if amount <= 0:
         raise JournalError("an award entry moves a positive amount")
     for key, drawn in award.draws:
         if drawn != amount:
             raise JournalError(f"draw on {key} differs from the award")
-    return change_postings(award.application_id, award.beneficiary, [key for key, _ in award.draws], amount)
+    return change_postings(award.application_id, award.beneficiary, [key for key, _ in award.draws], amount,
+                           held=award.held)
 
 
-def change_postings(application_id: str, beneficiary: str, pools: Iterable[PoolKey], amount_fen: int) -> tuple[
-        Posting, ...]:
+def change_postings(application_id: str, beneficiary: str, pools: Iterable[PoolKey], amount_fen: int, *,
+                    held: bool = False) -> tuple[Posting, ...]:
     """An application's award moving by `amount_fen` on every one of its pools (lock order): drawn
-    when positive, given back when negative (see the module docs)."""
+    when positive, given back when negative (see the module docs); `held`: an award under review,
+    whose counterpart is what is held for the beneficiary, not what is owed."""
     if amount_fen == 0:
         raise JournalError("a change moves a non-zero amount")
     account = award_account(application_id)
     postings: list[Posting] = []
     for key in sorted(pools, key=PoolKey.sort_key):
         postings += [Posting(pool_account(key), -amount_fen), Posting(account, amount_fen)]
-    postings += [Posting(account, -amount_fen), Posting(payable_account(beneficiary), amount_fen)]
+    owed = held_account(beneficiary) if held else payable_account(beneficiary)
+    postings += [Posting(account, -amount_fen), Posting(owed, amount_fen)]
     return tuple(postings)
+
+
+def approval_postings(beneficiary: str, amount_fen: int) -> tuple[Posting, ...]:
+    """A reviewer's approval of `amount_fen` of a hold: from held to owed (the pools stay drawn)."""
+    if amount_fen <= 0:
+        raise JournalError("an approval moves a positive amount")
+    return (Posting(held_account(beneficiary), -amount_fen), Posting(payable_account(beneficiary), amount_fen))
 
 
 def revocation_postings(award_entry_postings: Sequence[Posting]) -> tuple[Posting, ...]:

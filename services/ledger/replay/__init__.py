@@ -4,17 +4,19 @@ What it does, in order:
 
 1. Snapshot the live ledger in one REPEATABLE READ transaction: its own event history (the outbox:
    `award.decided` rows carry `causation_id` = the assessment event id, `award.revoked` rows carry the
-   recorded revocation) and its state (pools, decisions, awards, journal, head, revocations). The
-   outbox gives the order the live ledger applied assessments and operator revocations in.
+   recorded revocation, by an operator or an upheld objection, `award.reviewed` rows the recorded
+   review) and its state (pools, decisions, awards with their holds, journal, head, revocations,
+   reviews). The outbox gives the order the live ledger applied assessments, revocations and reviews in.
 2. Read the assessment bodies from the history: the broker's `grantline.assessments` topic from the
    beginning (`--source broker`, the default), or the eligibility service's own event history, its
    outbox (`--source outbox`), when the broker's retention has dropped them.
 3. Migrate a scratch schema with the ledger's own Alembic migrations and apply the history to it with
-   the live code path: the batch handler `decide_awards` (≤ BATCH assessments per transaction) and
-   `revoke_award` with the recorded who, why, time and event id, interleaved in the live order.
-4. Compare pools (cap, committed), decisions, awards, journal entries (hash and body), the head and
-   revocations; print a summary. Exit 0 when equal, 1 with the differences (each differing pool
-   named), 2 when the replay could not run.
+   the live code path: the batch handler `decide_awards` (≤ BATCH assessments per transaction),
+   `revoke_award` and `review_award` with the recorded who, why, how much, time and event id,
+   interleaved in the live order.
+4. Compare pools (cap, committed), decisions, awards, journal entries (hash and body), the head,
+   revocations and reviews; print a summary. Exit 0 when equal, 1 with the differences (each
+   differing pool named), 2 when the replay could not run.
 
 Usage::
 

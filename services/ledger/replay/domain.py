@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from services.ledger.reviews.domain import ReviewDecision
 from shared.contracts.envelope import Event, parse_event
-from shared.contracts.events import AwardRevoked, parse_data
+from shared.contracts.events import AwardReviewed, AwardRevoked, parse_data
+from shared.kernel.money import parse_amount
 
-BATCH = 10_000  # operations per transaction (decide_awards gets every run of assessments between revocations)
+BATCH = 10_000  # operations per transaction (decide_awards gets every run of assessments between the others)
 MAX_LISTED = 20  # differences listed per table (the count is always exact)
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -45,9 +47,23 @@ class Revoke:
     revoked_at: datetime
     event_id: uuid.UUID
     redecides: bool = True  # made since revocations re-decide the rest of their chain
+    reason_code: str | None = None  # OBJECTION_UPHELD for a revocation an upheld objection caused
 
 
-Op = Decide | Revoke
+@dataclass(frozen=True)
+class Review:
+    """A reviewer's decision on a hold, as recorded (its award.reviewed event)."""
+
+    application_id: str
+    verdict: ReviewDecision
+    amount_fen: int | None  # what was approved (None for a rejection)
+    reason: str
+    reviewed_by: dict[str, str]
+    reviewed_at: datetime
+    event_id: uuid.UUID
+
+
+Op = Decide | Revoke | Review
 
 
 def revoke_op(event: Event, redecides: bool = True) -> Revoke:
@@ -56,27 +72,41 @@ def revoke_op(event: Event, redecides: bool = True) -> Revoke:
     if data.application_id is None or data.reason is None or data.revoked_by is None or data.revoked_at is None:
         raise ValueError(f"award.revoked {event.id}: application_id, reason, revoked_by and revoked_at are needed")
     return Revoke(data.application_id, data.reason, data.revoked_by, datetime.fromisoformat(data.revoked_at),
-                  event.id, redecides)
+                  event.id, redecides, data.reason_code)
+
+
+def review_op(event: Event) -> Review:
+    """A review the live ledger recorded (its award.reviewed event) as the operation to replay: the
+    amount approved is the one recorded, whether the reviewer named it or took the whole hold."""
+    data = parse_data(event, AwardReviewed)
+    return Review(data.application_id, data.decision,
+                  parse_amount(data.awarded) if data.decision == "approve" else None, data.reason,
+                  data.reviewed_by.to_data(), datetime.fromisoformat(data.reviewed_at), event.id)
 
 
 def ops_from_history(rows: Iterable[tuple[str, str | None, str | None, bool | None]]) -> list[Op]:
-    """The ledger's outbox in seq order, as (type, causation id, the envelope of a revocation,
-    whether that revocation re-decided its chain) → the operations to replay, in order.
+    """The ledger's outbox in seq order, as (type, causation id, the envelope of a revocation or a
+    review, whether that revocation re-decided its chain) → the operations to replay, in order.
 
-    A decision needs only its cause: the assessment's id. What a revocation caused (its chain's
-    re-decisions, as award.decided and award.revoked events whose cause is the revocation) is not
-    an operation: replaying the revocation repeats it."""
+    A decision needs only its cause: the assessment's id. What a revocation or a review caused (its
+    chain's re-decisions, as award.decided and award.revoked events whose cause is it) is not an
+    operation: replaying the revocation or the review repeats it. A revocation an upheld objection
+    caused is one: the objection is not the ledger's history, the revocation is."""
     ops: list[Op] = []
-    revocations: set[str] = set()
+    causes: set[str] = set()
     for type_, causation_id, envelope, redecides in rows:
-        if causation_id is not None and causation_id in revocations:
+        if causation_id is not None and causation_id in causes:
             continue
         if type_ == "award.decided":
             ops.append(Decide(str(causation_id)))
         elif type_ == "award.revoked" and envelope is not None:
-            op = revoke_op(parse_event(envelope.encode()), bool(redecides))
-            revocations.add(str(op.event_id))
-            ops.append(op)
+            revocation = revoke_op(parse_event(envelope.encode()), bool(redecides))
+            causes.add(str(revocation.event_id))
+            ops.append(revocation)
+        elif type_ == "award.reviewed" and envelope is not None:
+            review = review_op(parse_event(envelope.encode()))
+            causes.add(str(review.event_id))
+            ops.append(review)
     return ops
 
 
@@ -101,12 +131,14 @@ class SourceRead:
 
 @dataclass
 class ApplyResult:
-    applied: int = 0  # operations applied (assessments decided + revocations)
+    applied: int = 0  # operations applied (assessments decided + revocations + reviews)
     assessments: int = 0
     revocations: int = 0
+    reviews: int = 0
     missing: list[str] = field(default_factory=list)  # assessment ids decided live, absent from the source
     dead_lettered: list[str] = field(default_factory=list)  # dead-lettered by the replay
     failed_revocations: list[str] = field(default_factory=list)
+    failed_reviews: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def problems(self, source: str) -> list[str]:
@@ -120,6 +152,9 @@ class ApplyResult:
         if self.failed_revocations:
             out.append(f"{len(self.failed_revocations)} revocations failed on replay "
                        f"(first: {'; '.join(self.failed_revocations[:3])})")
+        if self.failed_reviews:
+            out.append(f"{len(self.failed_reviews)} reviews failed on replay "
+                       f"(first: {'; '.join(self.failed_reviews[:3])})")
         return out
 
 
@@ -135,13 +170,16 @@ State = dict[str, dict[Any, tuple[Any, ...]]]
 STATE_COLUMNS: dict[str, tuple[str, ...]] = {
     "pools": ("cap_fen", "committed_fen"),
     "decisions": ("assessed_event_id", "program", "beneficiary", "year", "status", "entitlement_fen",
-                  "awarded_fen", "correlation_id", "recorded_for", "data"),
+                  "awarded_fen", "correlation_id", "recorded_for", "data", "review_basis"),
     "awards": ("program", "beneficiary", "year", "subject", "overlap_applicant", "overlap_subject",
-               "overlap_milestone", "amount_fen", "draws", "top_up_of", "journal_seq", "revoked", "overlap_key"),
+               "overlap_milestone", "amount_fen", "draws", "top_up_of", "journal_seq", "revoked", "overlap_key",
+               "review"),
     "journal": ("hash", "kind", "application_id", "event_id", "postings", "prev_hash", "recorded_for"),
     "head": ("seq", "hash"),
     "revocations": ("reason", "revoked_by", "revoked_at", "amount_fen", "journal_seq", "event_id", "data",
                     "redecides"),
+    "reviews": ("decision", "held_fen", "awarded_fen", "reason", "reviewed_by", "reviewed_by_name", "reviewed_at",
+                "journal_seq", "event_id", "data"),
 }
 
 
@@ -202,6 +240,7 @@ class ReplayReport:
     ops: int
     assessments: int
     revocations: int
+    reviews: int
     history_assessments: int
     not_decided_live: int  # in the history, not decided live: duplicates, dead-lettered or still pending
     differences: list[Difference]
@@ -218,7 +257,8 @@ class ReplayReport:
         lines = [
             f"replay {'EQUAL' if self.equal else 'DIFFERENT'}: source={self.source} scratch schema={self.schema}",
             f"  history: {self.history_assessments} assessments read; {self.assessments} decided and "
-            f"{self.revocations} revocations replayed in the live order ({self.ops} operations); "
+            f"{self.revocations} revocations and {self.reviews} reviews replayed in the live order "
+            f"({self.ops} operations); "
             f"{self.not_decided_live} not decided live (duplicates, dead-lettered or pending)",
             f"  time: read {self.read_seconds:.2f}s, apply {self.apply_seconds:.2f}s "
             f"({self.events_per_s:,.0f} events/s), total {self.total_seconds:.2f}s",

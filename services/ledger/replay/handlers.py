@@ -21,6 +21,7 @@ from services.ledger.replay.domain import (
     Op,
     ReplayError,
     ReplayReport,
+    Review,
     Revoke,
     compare_states,
     usable_scratch_schema,
@@ -35,6 +36,8 @@ from services.ledger.replay.repository import (
     without_waiting_for_the_wal,
 )
 from services.ledger.repository import SqlLedgerRepository
+from services.ledger.reviews.handlers import review_award
+from services.ledger.reviews.repository import SqlReviewRepository
 from shared.contracts.envelope import Event, PoisonEvent, parse_event
 from shared.contracts.topics import ASSESSMENTS
 from shared.db.engine import make_engine, make_sessionmaker
@@ -101,7 +104,10 @@ async def _apply_history(
                     continue
                 await _decide(session, pending, result)
                 pending = []
-                await _revoke(session, op, result)
+                if isinstance(op, Revoke):
+                    await _revoke(session, op, result)
+                else:
+                    await _review(session, op, result)
             await _decide(session, pending, result)
         result.applied += len(chunk)
         gc.collect(1)  # the chunk's cyclic garbage, if any (young objects only: cheap)
@@ -141,10 +147,22 @@ async def _revoke(session: AsyncSession, op: Revoke, result: ApplyResult) -> Non
         async with session.begin_nested():
             await revoke_award(SqlLedgerRepository(session), op.application_id, reason=op.reason,
                                revoked_by=op.revoked_by, now=op.revoked_at, event_id=op.event_id,
-                               redecide=op.redecides)
+                               redecide=op.redecides, reason_code=op.reason_code)
         result.revocations += 1
     except Exception as exc:  # a diverged state: reported as a difference, the replay goes on
         result.failed_revocations.append(f"{op.application_id}: {type(exc).__name__}: {exc}")
+
+
+async def _review(session: AsyncSession, op: Review, result: ApplyResult) -> None:
+    try:
+        async with session.begin_nested():
+            await review_award(SqlReviewRepository(session), op.application_id,
+                               verdict=op.verdict, amount_fen=op.amount_fen,
+                               reason=op.reason, reviewed_by=op.reviewed_by, now=op.reviewed_at,
+                               event_id=op.event_id)
+        result.reviews += 1
+    except Exception as exc:  # a diverged state: reported as a difference, the replay goes on
+        result.failed_reviews.append(f"{op.application_id}: {type(exc).__name__}: {exc}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,7 +225,8 @@ async def run_replay(
         problems = applied.problems(source)
         return ReplayReport(
             equal=not differences and not problems, schema=schema, source=source, ops=applied.applied,
-            assessments=applied.assessments, revocations=applied.revocations, history_assessments=read.total,
+            assessments=applied.assessments, revocations=applied.revocations, reviews=applied.reviews,
+            history_assessments=read.total,
             not_decided_live=len(set(read.others)), differences=differences, problems=problems,
             read_seconds=read_seconds, apply_seconds=applied.seconds, total_seconds=time.perf_counter() - started,
         )

@@ -34,14 +34,17 @@ from shared.db.uow import snapshot
 # ledger's one pool snapshot (SqlLedgerRepository.pool_balances).
 _STATE_QUERIES: dict[str, str] = {
     "decisions": "SELECT application_id, assessed_event_id::text, program, beneficiary, year, status, "
-                 "entitlement_fen, awarded_fen, correlation_id, recorded_for, data::text FROM decisions",
+                 "entitlement_fen, awarded_fen, correlation_id, recorded_for, data::text, review_basis::text "
+                 "FROM decisions",
     "awards": "SELECT application_id, program, beneficiary, year, subject, overlap_applicant, overlap_subject, "
-              "overlap_milestone, amount_fen, draws, top_up_of, journal_seq, revoked, overlap_key FROM awards",
+              "overlap_milestone, amount_fen, draws, top_up_of, journal_seq, revoked, overlap_key, review FROM awards",
     "journal": "SELECT seq, hash, kind, application_id, event_id, postings::text, prev_hash, recorded_for "
                "FROM journal_entries",
     "head": "SELECT id, seq, hash FROM journal_head",
     "revocations": "SELECT application_id, reason, revoked_by, revoked_at, amount_fen, journal_seq, "
                    "event_id::text, data::text, redecides FROM revocations",
+    "reviews": "SELECT application_id, decision, held_fen, awarded_fen, reason, reviewed_by, reviewed_by_name, "
+               "reviewed_at, journal_seq, event_id::text, data::text FROM reviews",
 }
 
 
@@ -65,13 +68,14 @@ def _draws(stored: Any) -> tuple[tuple[str, int], ...]:
 
 
 async def read_live(maker: async_sessionmaker[AsyncSession]) -> LiveSnapshot:
-    """From one snapshot of the live ledger: the operations in the order it applied them, the
+    """From one snapshot of the live ledger: the operations in the order it applied them (its
+    decisions, revocations and reviews), the
     assessment event ids it dead-lettered, and its state."""
     async with maker() as session, snapshot(session):
         rows = await session.execute(text(
-            "SELECT o.type, o.envelope->>'causation_id', CASE WHEN o.type = 'award.revoked' THEN o.envelope::text END, "
-            "r.redecides FROM outbox o LEFT JOIN revocations r ON r.event_id = o.id "
-            "WHERE o.type IN ('award.decided', 'award.revoked') ORDER BY o.seq"))
+            "SELECT o.type, o.envelope->>'causation_id', CASE WHEN o.type IN ('award.revoked', 'award.reviewed') "
+            "THEN o.envelope::text END, r.redecides FROM outbox o LEFT JOIN revocations r ON r.event_id = o.id "
+            "WHERE o.type IN ('award.decided', 'award.revoked', 'award.reviewed') ORDER BY o.seq"))
         ops = ops_from_history((r[0], r[1], r[2], r[3]) for r in rows)
         dead = await session.execute(text(
             "SELECT envelope->>'causation_id' FROM outbox WHERE type = 'event.dead_lettered' "
