@@ -17,16 +17,24 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.ledger.app import decide_subscription
+from services.ledger.app import decide_subscription, objections_subscription
 from shared.config.settings import Settings
 from shared.contracts.envelope import Event, new_event
-from shared.contracts.events import ANY_BENEFICIARY
+from shared.contracts.events import (
+    ANY_BENEFICIARY,
+    Actor,
+    PartnerRegistered,
+    StaffRegistered,
+    new_typed_event,
+)
 from shared.contracts.topics import ASSESSMENTS
 from shared.kernel.money import format_fen
 from shared.kernel.subjects import subject_key
 from shared.messaging.consumer import ConsumerLoop
+from shared.messaging.directory import apply_directory_event
 from shared.messaging.outbox import add_events
 from shared.policy.catalog import load_catalog
+from shared.web.auth import hash_secret, new_api_key, new_staff_key
 from tests.support.records import FakeRecord
 
 T0 = datetime(2024, 6, 1, 9, 0, tzinfo=UTC)
@@ -49,10 +57,14 @@ def receipt(
     application_id: str | None = None,
     pools: list[dict[str, Any]] | None = None,
     call: tuple[str, str] | None = None,
+    review: str | None = None,
+    requested: str | None = None,
 ) -> dict[str, Any]:
     """A receipt shaped like the engine's (services.eligibility.domain.assess): subjects in pool
     claims and in the overlap as keys (subject_key), the display subject as typed; `call` = (call
-    id, budget) adds the call's budget pool and call_id."""
+    id, budget) adds the call's budget pool and call_id. `review` ("required" or "auto"; None: a
+    receipt from before review modes) adds the program's review mode, its rules with their
+    citations and the inputs with the `requested` amount, as the engine writes them now."""
     catalog = load_catalog()
     key = subject_key(subject)
     if pools is None:
@@ -67,7 +79,12 @@ def receipt(
     if call is not None:
         pools = [*pools, {"pool": "call-budget", "scope": "call", "beneficiary": ANY_BENEFICIARY, "year": year,
                           "subject": call[0], "cap": call[1], "citation": f"call {call[0]}"}]
-    extra = {} if call is None else {"call_id": call[0]}
+    extra: dict[str, Any] = {} if call is None else {"call_id": call[0]}
+    rules: list[dict[str, Any]] = []
+    if review is not None:
+        rules = [{"rule": rule, "passed": True, "detail": f"{rule}: met", "citation": citation}
+                 for rule, citation in _RULES]
+        extra |= {"engine_version": "1", "inputs": {"requested_amount": requested, "facts": {}}, "review": review}
     return {
         "application_id": application_id or f"app_{secrets.token_hex(8)}",
         "partner_id": "ptn_test",
@@ -79,7 +96,7 @@ def receipt(
         "eligible": eligible,
         "entitlement": entitlement if eligible else "0.00",
         "reasons": [] if eligible else [{"code": "RULE_FAILED", "message": "x: failed", "citation": "000 §五"}],
-        "rules": [],
+        "rules": rules,
         "pools": pools,
         "overlap": {"applicant": applicant, "subject": key, "milestone": _MILESTONE.get(program, "m")},
         "catalog_version": catalog.version,
@@ -87,6 +104,8 @@ def receipt(
         "received_at": T0.isoformat(),
     }
 
+
+_RULES = (("registered_in_shanghai", "002 §一(三)"), ("window.event_date", "000 §六"))
 
 _clock = [0]
 
@@ -107,8 +126,14 @@ def ledger_loop(maker: async_sessionmaker[AsyncSession], settings: Settings) -> 
                         bootstrap=settings.kafka_bootstrap_servers, namespace=settings.topic_namespace)
 
 
-async def process(loop: ConsumerLoop, events: Sequence[Event | bytes]) -> None:
-    records = [FakeRecord(e if isinstance(e, bytes) else e.to_bytes(), i, topic=ASSESSMENTS)
+def objections_loop(maker: async_sessionmaker[AsyncSession], settings: Settings) -> ConsumerLoop:
+    """The ledger's consumer of objection.resolved (on grantline.announcements)."""
+    return ConsumerLoop(service="ledger", subscription=objections_subscription(settings.consumer_attempts_max),
+                        maker=maker, bootstrap=settings.kafka_bootstrap_servers, namespace=settings.topic_namespace)
+
+
+async def process(loop: ConsumerLoop, events: Sequence[Event | bytes], topic: str = ASSESSMENTS) -> None:
+    records = [FakeRecord(e if isinstance(e, bytes) else e.to_bytes(), i, topic=topic)
                for i, e in enumerate(events)]
     await loop.process(records)  # type: ignore[arg-type]
 
@@ -124,6 +149,28 @@ async def decided(maker: async_sessionmaker[AsyncSession], application_ids: Sequ
         for (env,) in rows:
             by_app.setdefault(env["subject"], []).append(env["data"])
     return [d for app in application_ids for d in by_app.get(app, [])]
+
+
+async def known_staff(maker: async_sessionmaker[AsyncSession], name: str, *roles: str) -> dict[str, str]:
+    """A staff member in this service's directory replica, as staff.registered puts one there: the
+    bearer header of its key."""
+    key, staff_id = new_staff_key(), f"stf_{secrets.token_hex(8)}"
+    event = new_typed_event(StaffRegistered(staff_id=staff_id, name=name, roles=list(roles),
+                                            api_key_hash=hash_secret(key), registered_by=Actor(id="operator"),
+                                            registered_at=T0.isoformat()), source="test", subject=staff_id)
+    async with maker() as session, session.begin():
+        await apply_directory_event(session, event)
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def known_partner(maker: async_sessionmaker[AsyncSession]) -> dict[str, str]:
+    """A partner in this service's directory replica: the bearer header of its key."""
+    key, partner_id = new_api_key(), f"ptn_{secrets.token_hex(8)}"
+    event = new_typed_event(PartnerRegistered(partner_id=partner_id, name="p", callback_url="https://p.example/h",
+                                              api_key_hash=hash_secret(key)), source="test", subject=partner_id)
+    async with maker() as session, session.begin():
+        await apply_directory_event(session, event)
+    return {"Authorization": f"Bearer {key}"}
 
 
 async def scalar(maker: async_sessionmaker[AsyncSession], sql: str, **params: Any) -> Any:
