@@ -1,7 +1,8 @@
 """What notify does with award events, and the public listing (I/O edge over domain.py).
 
-The consumer only writes rows: a delivery per (event, partner) and, for awarded decisions,
-the announcement with its `announcement.published` event. Sending is the dispatcher's job,
+The consumer only writes rows: a delivery per (event, partner) and, for approved awards (an
+`auto` decision, or a review that approves), the announcement with its `announcement.published`
+event. Sending is the dispatcher's job,
 so a slow partner never holds up the consumer.
 
 Each award event is first turned into an `AwardPlan` (pure; a malformed event fails there,
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import domain
 from services.notify.domain import AwardPlan, Position
+from services.notify.notice.handlers import notice_end_at
 from services.notify.repository import NotifyRepository, SqlNotifyRepository
 from shared.contracts.envelope import Event
 from shared.kernel.cursors import next_page, page_after
@@ -41,15 +43,18 @@ async def record_award_events(
     events: Sequence[Event],
     dead_letter: DeadLetter,
     *,
-    notice_period_seconds: int,
+    notice_period_seconds: int | None,
     now: datetime,
 ) -> None:
     """A partition's award events at once: malformed ones are dead-lettered before anything is
-    written, the rest are written set-based in order-preserving runs (normally one)."""
+    written, the rest are written set-based in order-preserving runs (normally one). Notices
+    published now end together: after `notice_period_seconds`, or by the working-day calendar
+    when that is None."""
+    notice_ends_at = notice_end_at(now, notice_period_seconds)
     plans: list[AwardPlan] = []
     for event in events:
         try:
-            plan = domain.plan_award_event(event, notice_period_seconds=notice_period_seconds, now=now)
+            plan = domain.plan_award_event(event, notice_ends_at=notice_ends_at, now=now)
         except ValueError as exc:  # malformed: planning is pure, so nothing else raises it
             dead_letter(event, exc)
             continue
@@ -59,7 +64,7 @@ async def record_award_events(
         await apply_plans(repo, run)
 
 
-def make_award_batch_handler(notice_period_seconds: int) -> BatchHandler:
+def make_award_batch_handler(notice_period_seconds: int | None) -> BatchHandler:
     async def handle_award_batch(session: AsyncSession, events: Sequence[Event], dead_letter: DeadLetter) -> None:
         await record_award_events(
             SqlNotifyRepository(session),
@@ -90,6 +95,7 @@ async def list_announcements(
     )
     items = [
         domain.public_announcement(
+            announcement_id=r.id,
             applicant_name=r.applicant_name,
             program=r.program,
             year=r.year,
@@ -98,6 +104,7 @@ async def list_announcements(
             published_at=r.published_at,
             notice_ends_at=r.notice_ends_at,
             finalized_at=r.finalized_at,
+            objections_open=r.objections_open,
         )
         for r in page
     ]

@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     amnesia_check_seconds: float = 5.0
     redrive_window_seconds: int = 86_400
 
-    notice_period_seconds: int = Field(default=432_000, validation_alias=AliasChoices("notice_period_seconds", "GRANTLINE_NOTICE_PERIOD_SECONDS", "GRANTLINE_NOTICE_PERIOD"))
+    # None: five working days on the mainland calendar, ending 17:00 Beijing time (services.notify.notice).
+    notice_period_seconds: int | None = Field(default=None, validation_alias=AliasChoices("notice_period_seconds", "GRANTLINE_NOTICE_PERIOD_SECONDS", "GRANTLINE_NOTICE_PERIOD"))
     webhook_backoff_seconds: float = Field(default=2.0, validation_alias=AliasChoices("webhook_backoff_seconds", "GRANTLINE_WEBHOOK_BACKOFF_SECONDS", "GRANTLINE_WEBHOOK_BACKOFF"))
     webhook_attempts_max: int = Field(default=8, validation_alias=AliasChoices("webhook_attempts_max", "GRANTLINE_WEBHOOK_ATTEMPTS_MAX", "GRANTLINE_WEBHOOK_MAX_ATTEMPTS"))
     allow_private_callbacks: bool = False

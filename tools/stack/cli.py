@@ -162,7 +162,6 @@ def resolve_env() -> tuple[dict[str, str], bool, bool]:
     defaults = {
         "GRANTLINE_ALLOW_PRIVATE_CALLBACKS": "1",
         "GRANTLINE_ENV": "development",
-        "GRANTLINE_NOTICE_PERIOD_SECONDS": "432000",
         **{f"GRANTLINE_{n.upper()}_PORT": str(p) for n, p in SERVICES.items()},
     }
     for key, default in defaults.items():
