@@ -1,9 +1,11 @@
 """Notify's public routes: the announcements (公示) as JSON and as a page a citizen reads.
-The operators' delivery routes are the dispatcher's (dispatcher/api.py)."""
+The operators' delivery routes are the dispatcher's (dispatcher/api.py), the objections'
+objections/api.py's."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -13,7 +15,7 @@ from fastapi.responses import HTMLResponse
 from services.notify import handlers
 from services.notify.deps import SnapshotDep
 from services.notify.schemas import (
-    CONTENT_SECURITY_POLICY,
+    PAGE_HEADERS,
     AnnouncementLimit,
     AnnouncementPage,
     Cursor,
@@ -61,10 +63,7 @@ async def announcements_page(request: Request, found: ListingDep) -> HTMLRespons
     if found.next_cursor is not None:  # the same query, one page on
         next_page = "?" + urlencode({**request.query_params, "cursor": found.next_cursor})
     return HTMLResponse(
-        render_announcements(found.items, year=found.year, program=found.program, next_page=next_page),
-        headers={
-            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
-        },
+        render_announcements(found.items, year=found.year, program=found.program, next_page=next_page,
+                             now=datetime.now(UTC)),
+        headers=PAGE_HEADERS,
     )

@@ -1,7 +1,8 @@
 """Notify: signed webhooks with retries, the public announcement (公示) and finalisation.
 
 Consumers only write rows (deliveries, announcements, outbox events); a dispatcher task
-sends webhooks from the deliveries table and a finaliser task ends notice periods. Both run
+sends webhooks from the deliveries table and a finaliser task ends notice periods. Objections
+(异议) are filed and resolved through routes, each in one transaction with its events. Both run
 on every instance and share the work through row locks (FOR UPDATE SKIP LOCKED).
 """
 
@@ -19,6 +20,7 @@ from services.notify.dispatcher import api as deliveries_api
 from services.notify.dispatcher.handlers import Dispatcher
 from services.notify.finaliser.handlers import Finaliser
 from services.notify.handlers import make_award_batch_handler
+from services.notify.objections import api as objections_api
 from shared.config.settings import Settings
 from shared.contracts.topics import AWARDS
 from shared.messaging.consumer import Subscription, batch_or_each
@@ -35,7 +37,7 @@ def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
             topics=[AWARDS],
             # Set-based for the batch; one event at a time only if the batch statement fails.
             handle=batch_or_each(make_award_batch_handler(notice_period_seconds), ctx.settings.consumer_attempts_max),
-            only_types=frozenset({"award.decided", "award.revoked"}),
+            only_types=frozenset({"award.decided", "award.reviewed", "award.revoked"}),
         ),
         partner_directory_subscription(ctx.settings.consumer_attempts_max),
     ]
@@ -67,7 +69,7 @@ def create_app(
         ]
 
     return create_service_app(
-        "notify", NotifyContext, routers=[api.router, deliveries_api.router], subscriptions=subscriptions,
+        "notify", NotifyContext, routers=[api.router, objections_api.router, deliveries_api.router], subscriptions=subscriptions,
         on_start=on_start, settings=settings,
         description="Signed partner webhooks with retries, the public announcement (公示) and finalisation.",
     )

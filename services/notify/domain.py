@@ -1,7 +1,8 @@
 """Notify's pure logic: webhook bodies and signatures, which awards are announced (公示), what
 each award event will write (its plan), and the public view of an announcement. No I/O, no
 clock of its own. The webhook retry schedule is the dispatcher's (dispatcher/domain.py), the
-finalisation rule the finaliser's (finaliser/domain.py)."""
+finalisation rule the finaliser's (finaliser/domain.py), the notice period's working days
+notice/domain.py's, objections objections/domain.py's."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from shared.contracts.envelope import Event
 from shared.contracts.events import (
     AnnouncementPublished,
     AwardDecided,
+    AwardReviewed,
     AwardRevoked,
     new_typed_event,
     parse_data,
@@ -29,7 +31,7 @@ from shared.kernel.money import AmountError, format_fen, parse_amount
 SOURCE = "grantline.notify"
 T = TypeVar("T")
 
-WEBHOOK_TYPES = frozenset({"award.decided", "award.revoked", "award.finalized"})
+WEBHOOK_TYPES = frozenset({"award.decided", "award.reviewed", "award.revoked", "award.finalized", "objection.resolved"})
 ANNOUNCED_STATUSES = frozenset({"approved", "partially_approved"})
 SIGNATURE_HEADER = "Grantline-Signature"
 EVENT_ID_HEADER = "Grantline-Event-Id"
@@ -80,7 +82,9 @@ def awarded_fen(awarded: str | None) -> int:
 
 
 def should_announce(status: str | None, awarded: str | None) -> bool:
-    """Approved and partially approved awards with something awarded go on public notice."""
+    """Approved and partially approved awards with something awarded go on public notice: an
+    `auto` award.decided at once, a reviewed one once award.reviewed approves it (an award
+    pending review is decided with nothing awarded yet, so it is not announced)."""
     return status in ANNOUNCED_STATUSES and awarded_fen(awarded) > 0
 
 
@@ -88,20 +92,29 @@ def notice_ends(published_at: datetime, notice_period_seconds: int) -> datetime:
     return published_at + timedelta(seconds=notice_period_seconds)
 
 
+def announcement_id_for(published_event_id: uuid.UUID) -> str:
+    """An announcement's public id (`ann_…`): its `announcement.published` event's id, so the id is
+    fixed with the event and the same in every copy of it."""
+    return "ann_" + published_event_id.hex
+
+
 def published_data(
-    decided: AwardDecided, *, application_id: str, published_at: datetime, notice_ends_at: datetime
+    approved: AwardDecided | AwardReviewed, *, application_id: str, published_at: datetime, notice_ends_at: datetime,
+    announcement_id: str | None = None,
 ) -> AnnouncementPublished:
-    """`announcement.published` data."""
+    """`announcement.published` data for an approved award (decided at once, or reviewed)."""
+    fields: dict[str, Any] = {} if announcement_id is None else {"announcement_id": announcement_id}
     return AnnouncementPublished(
         application_id=application_id,
-        partner_id=decided.partner_id,
-        program=decided.program,
-        year=decided.year,
-        applicant_name=decided.applicant.name if decided.applicant else None,
-        subject=decided.subject,
-        amount=format_fen(awarded_fen(decided.awarded)),
+        partner_id=approved.partner_id,
+        program=approved.program,
+        year=approved.year,
+        applicant_name=approved.applicant.name if approved.applicant else None,
+        subject=approved.subject,
+        amount=format_fen(awarded_fen(approved.awarded)),
         published_at=published_at.isoformat(),
         notice_ends_at=notice_ends_at.isoformat(),
+        **fields,
     )
 
 
@@ -111,6 +124,7 @@ def announcement_status(finalized_at: datetime | None) -> Literal["under_notice"
 
 def public_announcement(
     *,
+    announcement_id: str,
     applicant_name: str,
     program: str,
     year: int,
@@ -119,9 +133,12 @@ def public_announcement(
     published_at: datetime,
     notice_ends_at: datetime,
     finalized_at: datetime | None,
+    objections_open: int,
 ) -> dict[str, Any]:
-    """What the public may see: no internal ids, no partner, no contact data."""
+    """What the public may see: the announcement's own id (objections name it), no internal ids,
+    no partner, no contact data, and of objections only how many are open."""
     return {
+        "id": announcement_id,
         "applicant_name": applicant_name,
         "program": program,
         "year": year,
@@ -131,6 +148,7 @@ def public_announcement(
         "notice_ends_at": notice_ends_at.isoformat(),
         "finalized_at": finalized_at.isoformat() if finalized_at else None,
         "status": announcement_status(finalized_at),
+        "objections_open": objections_open,
     }
 
 
@@ -179,8 +197,9 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Announcement:
+    id: str  # ann_…: the published event's id (announcement_id_for)
     application_id: str
-    decided_event_id: uuid.UUID
+    decided_event_id: uuid.UUID  # the event that approved the award: award.decided, or award.reviewed
     correlation_id: str
     partner_id: str
     applicant_id: str
@@ -207,12 +226,17 @@ def delivery_for(event_id: uuid.UUID, event_type: str, application_id: str, part
     return Delivery(event_id, event_type, application_id, partner_id, body)
 
 
-def plan_award_event(event: Event, *, notice_period_seconds: int, now: datetime) -> AwardPlan | None:
+def plan_award_event(event: Event, *, notice_ends_at: datetime, now: datetime) -> AwardPlan | None:
     """Everything `event` will write (None: not ours to handle). Data lacking a field notify
     needs, or with one of the wrong shape, raises ValueError naming it (the consumer
-    dead-letters the event), before any write. The webhook forwards the data as received."""
+    dead-letters the event), before any write. The webhook forwards the data as received.
+    An announcement published now ends its notice at `notice_ends_at`."""
     if event.type == "award.decided":
-        return _plan_decided(event, parse_data(event, AwardDecided), notice_period_seconds, now)
+        decided = parse_data(event, AwardDecided)
+        return _plan_approval(event, decided, decided.application_id or event.subject, notice_ends_at, now)
+    if event.type == "award.reviewed":
+        reviewed = parse_data(event, AwardReviewed)
+        return _plan_approval(event, reviewed, reviewed.application_id, notice_ends_at, now)
     if event.type == "award.revoked":
         revoked = parse_data(event, AwardRevoked)
         delivery = delivery_for(event.id, event.type, revoked.application_id or event.subject,
@@ -228,27 +252,35 @@ def _needed(event: Event, field: str, value: T | None) -> T:
     return value
 
 
-def _plan_decided(event: Event, decided: AwardDecided, notice_period_seconds: int, now: datetime) -> AwardPlan:
-    application_id = decided.application_id or event.subject
-    partner_id = _needed(event, "partner_id", decided.partner_id)
+def _plan_approval(
+    event: Event, approval: AwardDecided | AwardReviewed, application_id: str, notice_ends_at: datetime,
+    now: datetime,
+) -> AwardPlan:
+    """A decision or a review: the partner's webhook, and the notice when it approves something
+    (a rejected review has status rejected and nothing awarded, so the one rule covers both)."""
+    partner_id = _needed(event, "partner_id", approval.partner_id)
     delivery = delivery_for(event.id, event.type, application_id, partner_id, event.data)
-    if not should_announce(decided.status, decided.awarded):
+    if not should_announce(approval.status, approval.awarded):
         return AwardPlan(delivery)
-    applicant = _needed(event, "applicant", decided.applicant)
-    program = _needed(event, "program", decided.program)
-    year = _needed(event, "year", decided.year)
-    subject = _needed(event, "subject", decided.subject)
+    applicant = _needed(event, "applicant", approval.applicant)
+    program = _needed(event, "program", approval.program)
+    year = _needed(event, "year", approval.year)
+    subject = _needed(event, "subject", approval.subject)
     if year not in _INT4:
         raise ValueError(f"{event.type}: data.year: {year} is out of range")
-    notice_ends_at = notice_ends(now, notice_period_seconds)
+    published_id = uuid.uuid4()
+    announcement_id = announcement_id_for(published_id)
     published = new_typed_event(
-        published_data(decided, application_id=application_id, published_at=now, notice_ends_at=notice_ends_at),
+        published_data(approval, application_id=application_id, published_at=now, notice_ends_at=notice_ends_at,
+                       announcement_id=announcement_id),
         source=SOURCE,
         subject=application_id,
         causation=event,
         time=now,
+        event_id=published_id,
     )
     announcement = Announcement(
+        id=announcement_id,
         application_id=application_id,
         decided_event_id=event.id,
         correlation_id=event.correlation_id,
@@ -258,7 +290,7 @@ def _plan_decided(event: Event, decided: AwardDecided, notice_period_seconds: in
         program=program,
         year=year,
         subject=subject,
-        amount_fen=awarded_fen(decided.awarded),
+        amount_fen=awarded_fen(approval.awarded),
         published_at=now,
         notice_ends_at=notice_ends_at,
         published=published,

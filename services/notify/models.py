@@ -1,14 +1,15 @@
-"""Notify's tables, declared once: webhook deliveries with their attempts and re-drives, and the
-announcements (公示). The migrations build exactly these (tests/integration/test_notify_models.py);
+"""Notify's tables, declared once: webhook deliveries with their attempts and re-drives, the
+announcements (公示) and the objections (异议) to them. The migrations build exactly these (tests/integration/test_notify_models.py);
 the shared tables (outbox, inbox, partners, relay offsets, re-drives) come with the registry."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlmodel import Column, Field, SQLModel
 
 from shared.messaging.records import service_registry
@@ -87,11 +88,14 @@ class DeliveryRedriveRecord(NotifyTable, table=True):
 
 
 class AnnouncementRecord(NotifyTable, table=True):
-    """公示: one announcement per awarded application."""
+    """公示: one announcement per approved application."""
 
     __tablename__ = "announcements"
     __table_args__ = (
+        sa.UniqueConstraint("id", name="announcements_id_unique"),
         sa.CheckConstraint("amount_fen > 0", name="announcements_amount_positive"),
+        sa.CheckConstraint("objections_open >= 0", name="announcements_objections_open_counted"),
+        sa.CheckConstraint("objections_upheld >= 0", name="announcements_objections_upheld_counted"),
         sa.CheckConstraint("notice_ends_at >= published_at", name="announcements_notice_order"),
         sa.CheckConstraint(
             "finalized_at IS NULL OR finalized_event_id IS NOT NULL", name="announcements_finalized_has_event"
@@ -105,6 +109,7 @@ class AnnouncementRecord(NotifyTable, table=True):
     )
 
     application_id: str = Field(sa_column=Column(sa.Text, primary_key=True))
+    # The event that approved the award: award.decided (auto) or award.reviewed.
     decided_event_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False, unique=True))
     correlation_id: str = Field(sa_column=Column(sa.Text, nullable=False))
     partner_id: str = Field(sa_column=Column(sa.Text, nullable=False))
@@ -121,3 +126,42 @@ class AnnouncementRecord(NotifyTable, table=True):
     finalized_event_id: uuid.UUID | None = Field(default=None, sa_column=Column(UUID(as_uuid=True), unique=True))
     withdrawn_at: datetime | None = Field(default=None, sa_column=_at())
     withdrawn_event_id: uuid.UUID | None = Field(default=None, sa_column=Column(UUID(as_uuid=True)))
+    # The public id (ann_…): the published event's id. Objections name it.
+    id: str = Field(sa_column=Column(sa.Text, nullable=False))
+    # Kept on the row, not counted from objections: the finaliser's row lock then re-checks them,
+    # so an objection filed while a finaliser runs is never overtaken by it.
+    objections_open: int = Field(sa_column=Column(sa.Integer, nullable=False, server_default="0"))
+    objections_upheld: int = Field(sa_column=Column(sa.Integer, nullable=False, server_default="0"))
+
+
+class ObjectionRecord(NotifyTable, table=True):
+    """异议: an objection to an announcement, filed by a member of the public during the notice."""
+
+    __tablename__ = "objections"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('open', 'upheld', 'dismissed')", name="objections_status_known"),
+        sa.CheckConstraint(
+            "(status = 'open') = (resolved_at IS NULL) AND (resolved_at IS NULL) = (resolved_by IS NULL) "
+            "AND (resolved_at IS NULL) = (resolution_reason IS NULL) "
+            "AND (resolved_at IS NULL) = (resolved_event_id IS NULL)",
+            name="objections_resolution_whole",
+        ),
+        sa.Index("objections_listing", "status", "filed_at", "id"),
+        sa.Index("objections_announcement", "announcement_id"),
+    )
+
+    id: str = Field(sa_column=Column(sa.Text, primary_key=True))
+    announcement_id: str = Field(sa_column=Column(sa.Text, sa.ForeignKey("announcements.id"), nullable=False))
+    application_id: str = Field(sa_column=Column(sa.Text, nullable=False))
+    # The objector's real name and contact: for the reviewing office only, never published.
+    name: str = Field(sa_column=Column(sa.Text, nullable=False))
+    organisation: str | None = Field(default=None, sa_column=Column(sa.Text))
+    contact: str = Field(sa_column=Column(sa.Text, nullable=False))
+    statement: str = Field(sa_column=Column(sa.Text, nullable=False))
+    status: str = Field(sa_column=Column(sa.Text, nullable=False, server_default="open"))
+    filed_at: datetime = Field(sa_column=_at(nullable=False, now=True))
+    filed_event_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False, unique=True))
+    resolved_by: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    resolution_reason: str | None = Field(default=None, sa_column=Column(sa.Text))
+    resolved_at: datetime | None = Field(default=None, sa_column=_at())
+    resolved_event_id: uuid.UUID | None = Field(default=None, sa_column=Column(UUID(as_uuid=True), unique=True))

@@ -53,15 +53,15 @@ _INSERT_DELIVERIES = text(
 # RETURNING says which announcements were stored: a re-driven copy of a decision (or a second
 # decision for the same application) conflicts, and the first notice stands.
 _INSERT_ANNOUNCEMENTS = text(
-    "INSERT INTO announcements (application_id, decided_event_id, correlation_id, partner_id, "
+    "INSERT INTO announcements (id, application_id, decided_event_id, correlation_id, partner_id, "
     "applicant_id, applicant_name, program, year, subject, amount_fen, published_at, notice_ends_at, "
     "published_event_id) "
-    "SELECT a, e, c, p, ai, an, prog, y, s, amt, pub, ends, pe FROM unnest("
+    "SELECT i, a, e, c, p, ai, an, prog, y, s, amt, pub, ends, pe FROM unnest(CAST(:ids AS text[]), "
     "CAST(:apps AS text[]), CAST(:events AS uuid[]), CAST(:corrs AS text[]), CAST(:partners AS text[]), "
     "CAST(:applicants AS text[]), CAST(:names AS text[]), CAST(:programs AS text[]), CAST(:years AS int[]), "
     "CAST(:subjects AS text[]), CAST(:amounts AS bigint[]), CAST(:pubs AS timestamptz[]), "
     "CAST(:ends AS timestamptz[]), CAST(:published AS uuid[])) "
-    "WITH ORDINALITY AS u(a, e, c, p, ai, an, prog, y, s, amt, pub, ends, pe, n) ORDER BY n "
+    "WITH ORDINALITY AS u(i, a, e, c, p, ai, an, prog, y, s, amt, pub, ends, pe, n) ORDER BY n "
     "ON CONFLICT DO NOTHING RETURNING decided_event_id"
 )
 
@@ -97,6 +97,7 @@ class SqlNotifyRepository(PublishingRepository):
         rows = await self.session.execute(
             _INSERT_ANNOUNCEMENTS,
             {
+                "ids": [a.id for a in announcements],
                 "apps": [a.application_id for a in announcements],
                 "events": [str(a.decided_event_id) for a in announcements],
                 "corrs": [a.correlation_id for a in announcements],
@@ -142,8 +143,8 @@ class SqlNotifyRepository(PublishingRepository):
             params["at"], params["after_id"] = after.at, after.id
         result = await self.session.execute(
             text(
-                "SELECT application_id, applicant_name, program, year, subject, amount_fen, published_at, "
-                f"notice_ends_at, finalized_at FROM announcements WHERE {' AND '.join(where)} "
+                "SELECT id, application_id, applicant_name, program, year, subject, amount_fen, published_at, "
+                f"notice_ends_at, finalized_at, objections_open FROM announcements WHERE {' AND '.join(where)} "
                 "ORDER BY published_at DESC, application_id LIMIT :lim"
             ),
             params,

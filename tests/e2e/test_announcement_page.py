@@ -1,7 +1,8 @@
 """The public announcement page (公示) in a real browser: notify runs as its own process
 against real PostgreSQL and the broker, an `award.decided` whose applicant name carries
 markup goes in through Kafka, and Debian's chromium (driven by Playwright) must show that
-name as text, run no script and raise no dialog. Saves test-artifacts/announcements.png.
+name as text, run no script and raise no dialog; a citizen then objects through the page's form.
+Saves test-artifacts/announcements.png and objection-received.png.
 
 Needs /usr/bin/chromium (`apt-get install -y chromium`) and the `playwright` package (never
 `playwright install`); skipped with the reason when either is missing.
@@ -131,6 +132,25 @@ async def test_announcement_page_shows_hostile_names_as_text(
 
             ARTIFACTS.mkdir(exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "announcements.png"), full_page=True)
+
+            # A citizen objects through the page's form (no script): the answer is a page.
+            row = page.locator("tr", has_text="ROUND-2024-B")
+            await row.locator("summary").click()
+            form = row.locator("form.objection")
+            await form.locator("input[name=name]").fill("张三")
+            await form.locator("input[name=contact]").fill("13800000000")
+            await form.locator("textarea[name=statement]").fill("<img src=x onerror=alert(3)>申报材料与事实不符")
+            async with page.expect_navigation():
+                await form.locator("button[type=submit]").click()
+            assert "异议已受理" in (await page.text_content("h1") or "")
+            assert "obj_" in (await page.text_content("main") or "")
+            assert "张三" not in await page.content() and "13800000000" not in await page.content()
+            await page.screenshot(path=str(ARTIFACTS / "objection-received.png"), full_page=True)
+            assert dialogs == []
         finally:
             await browser.close()
     assert (ARTIFACTS / "announcements.png").stat().st_size > 0
+
+    async with httpx.AsyncClient(base_url=notify_process) as client:
+        items = (await client.get("/v1/announcements", params={"year": 2024})).json()["items"]
+    assert {i["subject"]: i["objections_open"] for i in items} == {"ROUND-2024-B": 1, "R&D <b>bold</b>": 0}

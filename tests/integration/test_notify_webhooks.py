@@ -128,7 +128,9 @@ async def test_signed_decisions_then_finalized_after_the_notice(
         assert mine[0]["amount"] == "400000.00" and mine[0]["applicant_name"] == "上海某某生物科技有限公司"
         assert not [i for i in listing["items"] if i["subject"] == rejected.data["subject"]]
         for item in listing["items"]:
-            assert not {"application_id", "partner_id", "applicant_id", "id"} & set(item)
+            # The announcement's own id (ann_…, which objections name), never an internal one.
+            assert not {"application_id", "partner_id", "applicant_id"} & set(item)
+            assert item["id"].startswith("ann_") and item["objections_open"] == 0
 
         async def finalized() -> list[Received]:
             return hook.of_type("award.finalized")
@@ -157,7 +159,8 @@ async def test_signed_decisions_then_finalized_after_the_notice(
         assert pub["causation_id"] == str(approved.id)
         assert pub["correlation_id"] == approved.correlation_id
         assert set(pub["data"]) == {"application_id", "partner_id", "program", "year", "applicant_name",
-                                    "subject", "amount", "published_at", "notice_ends_at"}
+                                    "subject", "amount", "published_at", "notice_ends_at", "announcement_id"}
+        assert pub["data"]["announcement_id"] == mine[0]["id"] == "ann_" + pub["id"].replace("-", "")
 
         # The page renders the same notice.
         page = await client.get("/announcements", params={"year": 2024})
@@ -406,9 +409,9 @@ async def test_background_tasks_survive_a_database_outage(settings: Settings) ->
             await SqlNotifyRepository(session).add_deliveries([delivery_for(
                 uuid.uuid4(), "award.revoked", "app_o", "ptn_o", {})])
             await session.execute(text(
-                "INSERT INTO announcements (application_id, decided_event_id, correlation_id, partner_id, "
+                "INSERT INTO announcements (id, application_id, decided_event_id, correlation_id, partner_id, "
                 "applicant_id, applicant_name, program, year, subject, amount_fen, published_at, notice_ends_at, "
-                "published_event_id) VALUES ('app_o2', gen_random_uuid(), 'c', 'ptn_o', '91310115MA00000000', "
+                "published_event_id) VALUES ('ann_o2', 'app_o2', gen_random_uuid(), 'c', 'ptn_o', '91310115MA00000000', "
                 "'n', 'GT-PCT', 2024, 's', 100, now(), now(), gen_random_uuid())"))
         dispatcher = Dispatcher(dead, s, poll_s=0.02)
         finaliser = Finaliser(dead, poll_s=0.02)

@@ -108,10 +108,12 @@ def test_published_and_finalized_data() -> None:
 
 def test_public_view_has_no_ids_or_partner() -> None:
     at = datetime(2024, 5, 1, tzinfo=UTC)
-    view = domain.public_announcement(applicant_name="A", program="GT-PCT", year=2024, subject="S",
-                                      amount_fen=123, published_at=at, notice_ends_at=at, finalized_at=None)
-    assert set(view) == {"applicant_name", "program", "year", "subject", "amount", "published_at",
-                         "notice_ends_at", "finalized_at", "status"}
+    view = domain.public_announcement(announcement_id="ann_1", applicant_name="A", program="GT-PCT", year=2024,
+                                      subject="S", amount_fen=123, published_at=at, notice_ends_at=at,
+                                      finalized_at=None, objections_open=0)
+    # The announcement's own public id (objections name it), never the application's, partner's or applicant's.
+    assert set(view) == {"id", "applicant_name", "program", "year", "subject", "amount", "published_at",
+                         "notice_ends_at", "finalized_at", "status", "objections_open"}
     assert view["amount"] == "1.23"
     assert view["status"] == "under_notice"
     assert domain.announcement_status(at) == "final"

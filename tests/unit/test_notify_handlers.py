@@ -157,7 +157,7 @@ async def test_the_webhook_forwards_the_data_byte_for_byte_and_the_notice_is_wri
                                                "application_id": app_of(event), "data": scrambled})
     [(published, _)] = repo.events
     assert list(published.data) == ["application_id", "partner_id", "program", "year", "applicant_name", "subject",
-                                    "amount", "published_at", "notice_ends_at"]
+                                    "amount", "published_at", "notice_ends_at", "announcement_id"]
 
 
 async def test_a_malformed_event_is_dead_lettered_before_anything_is_written() -> None:
@@ -202,7 +202,7 @@ async def test_revocations_withdraw_in_order_within_one_batch() -> None:
 
 def test_a_decision_after_a_revocation_starts_a_new_run() -> None:
     gone = decided()
-    plans = [domain.plan_award_event(e, notice_period_seconds=60, now=NOW)
+    plans = [domain.plan_award_event(e, notice_ends_at=NOW + timedelta(seconds=60), now=NOW)
              for e in (gone, revoked(gone), gone.model_copy(update={"id": uuid.uuid4()}), decided())]
     runs = domain.in_order_runs([p for p in plans if p is not None])
     assert [len(run) for run in runs] == [2, 2]
@@ -235,12 +235,12 @@ class FakeFinaliserRepository(FakeNotifyRepository):
         self.finalized_ids: dict[str, uuid.UUID] = {}
 
     def announce(self, decision: Event, notice: Notice) -> None:
-        plan = domain.plan_award_event(decision, notice_period_seconds=60, now=NOW)
+        plan = domain.plan_award_event(decision, notice_ends_at=NOW + timedelta(seconds=60), now=NOW)
         assert plan is not None and plan.announcement is not None
         self.announcements[app_of(decision)] = plan.announcement
         self.notices[app_of(decision)] = notice
 
-    async def finalize_due(self, limit: int) -> list[Finalized]:
+    async def finalize_due(self, limit: int, *, announcement_id: str | None = None) -> list[Finalized]:
         due = sorted((n.notice_ends_at, app) for app, n in self.notices.items() if finalising.finalisable(n, self.now))
         done = []
         for _, app in due[:limit]:
@@ -290,7 +290,7 @@ async def test_the_finaliser_checks_the_statements_answer_against_the_rule() -> 
     early = decided()
     repo.announce(early, Notice(notice_ends_at=NOW + timedelta(days=1)))
 
-    async def wrong(limit: int) -> list[Finalized]:  # a statement that forgot the notice period
+    async def wrong(limit: int, *, announcement_id: str | None = None) -> list[Finalized]:  # forgot the notice period
         repo.notices[app_of(early)] = replace(repo.notices[app_of(early)], finalized_at=NOW)
         repo.finalized_ids[app_of(early)] = uuid.uuid4()
         return [repo.finalized(app_of(early))]

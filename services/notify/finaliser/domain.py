@@ -20,13 +20,22 @@ class Notice:
     notice_ends_at: datetime
     finalized_at: datetime | None = None
     withdrawn_at: datetime | None = None  # a revocation took it down
+    objections_open: int = 0
+    objections_upheld: int = 0  # the ledger revokes the award: it must not become final meanwhile
 
 
 def finalisable(notice: Notice, now: datetime) -> bool:
-    """The award becomes final when its notice has run its full period, was not withdrawn, and
-    is not final already (ARCHITECTURE.md, "Announcing"). The finaliser's statement applies
-    this rule set-based (finaliser/repository.py); its answer is checked against it."""
-    return notice.finalized_at is None and notice.withdrawn_at is None and notice.notice_ends_at <= now
+    """The award becomes final when its notice has run its full period, was not withdrawn, is
+    not final already (ARCHITECTURE.md, "Announcing"), and no objection to it is open or was
+    upheld (CONTRACT.md, "Objections"). The finaliser's statement applies this rule set-based
+    (finaliser/repository.py); its answer is checked against it."""
+    return (
+        notice.finalized_at is None
+        and notice.withdrawn_at is None
+        and notice.notice_ends_at <= now
+        and notice.objections_open == 0
+        and notice.objections_upheld == 0
+    )
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,14 @@ from shared.kernel.retry import Backoff
 log = logging.getLogger(__name__)
 
 
-async def finalize_due(repo: FinaliserRepository, *, limit: int = 100) -> list[Event]:
-    """Finalise announcements whose notice has ended without a revocation, in the caller's
-    transaction: the state change, the `award.finalized` outbox events and the webhook rows
-    commit together."""
-    finalized = await repo.finalize_due(limit)
+async def finalize_due(
+    repo: FinaliserRepository, *, limit: int = 100, announcement_id: str | None = None
+) -> list[Event]:
+    """Finalise announcements whose notice has ended without a revocation or an objection held
+    open or upheld (only `announcement_id`, when given: the last objection to it was just
+    dismissed), in the caller's transaction: the state change, the `award.finalized` outbox
+    events and the webhook rows commit together."""
+    finalized = await repo.finalize_due(limit, announcement_id=announcement_id)
     for f in finalized:
         # The statement chose it by the rule; its answer is checked against the rule.
         assert domain.finalisable(domain.Notice(f.notice_ends_at), f.finalized_at), f.application_id
