@@ -113,9 +113,9 @@ def _decision_from_award(data: AwardDecided) -> dict[str, Any]:
 
 def _decision_from_review(prior: dict[str, Any] | None, data: AwardReviewed) -> dict[str, Any]:
     before = prior or {}
-    reasons = list(before.get("reasons", []))
-    # The award's reasons (a cap partly used) stay; the review's (REVIEW_REDUCED …) are added once.
-    reasons += [r for r in _reasons(data.reasons) if r not in reasons]
+    # The ledger sends the award's reasons as they stand after review (a cap partly used, then
+    # REVIEW_REDUCED or REVIEW_REJECTED); an event without any keeps the decision's.
+    reasons = _reasons(data.reasons) if data.reasons else list(before.get("reasons", []))
     return {
         "entitlement": before.get("entitlement", "0.00"),
         "held": data.held,
@@ -177,7 +177,8 @@ def project(state: ApplicationState, data: Downstream, event_time: str) -> Appli
         revoked["reasons"] = [
             *revoked.get("reasons", []),
             {
-                "code": "REVOKED",
+                # OBJECTION_UPHELD when an upheld objection revoked it; REVOKED for an operator's.
+                "code": data.reason_code if data.reason_code is not None else "REVOKED",
                 "message": data.reason if data.reason is not None else "revoked by an operator",
                 "citation": None,
             },

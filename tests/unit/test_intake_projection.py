@@ -184,8 +184,9 @@ def test_a_reduced_approval_shows_the_review_block_and_keeps_the_award_reasons()
 
 
 def test_a_rejection_awards_nothing_and_names_the_bootstrap_operator_as_it_came() -> None:
+    rejected = {"code": "REVIEW_REJECTED", "message": "m", "citation": ""}
     state = run([ASSESSED_OK, PENDING, reviewed("reject", "rejected", "0.00", reviewed_by={"id": "operator"},
-                                                reasons=[{"code": "REVIEW_REJECTED", "message": "m"}])])
+                                                reasons=[PENDING[1]["reasons"][0], rejected])])
     assert state.status == "rejected"
     assert state.decision is not None and state.decision["awarded"] == "0.00"
     assert state.decision["review"]["by"] == {"id": "operator"}
@@ -272,3 +273,20 @@ def test_the_timeline_keeps_an_objection_without_who_or_what() -> None:
     resolved = new_event("objection.resolved", source="grantline.notify", subject="app_1",
                          data=objection("resolved", "obj_1")[1])
     assert for_timeline(resolved) is resolved
+
+
+def test_a_review_without_reasons_keeps_the_decisions() -> None:
+    state = run([PENDING, reviewed("approve", "approved", "30000000.00", reasons=[])])
+    assert state.decision is not None and state.decision["reasons"] == PENDING[1]["reasons"]
+
+
+def test_an_upheld_objection_revokes_with_its_reason_code() -> None:
+    upheld = ("award.revoked", {"reason": "异议成立", "reason_code": "OBJECTION_UPHELD", "revoked_by": "stf_1"})
+    state = run([DECIDED, PUBLISHED_ANN, objection("filed", "obj_1"), objection("resolved", "obj_1", "upheld"),
+                 upheld])
+    assert state.status == "revoked"
+    assert state.decision is not None and state.decision["reasons"][-1] == {
+        "code": "OBJECTION_UPHELD", "message": "异议成立", "citation": None}
+    assert state.announcement is not None and state.announcement["objections_open"] == 0
+    by_operator = run([DECIDED, REVOKED]).decision
+    assert by_operator is not None and by_operator["reasons"][-1]["code"] == "REVOKED"
