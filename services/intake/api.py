@@ -77,6 +77,7 @@ async def create_partner(
             name=body.name,
             callback_url=body.callback_url,
             signing_key=ctx.settings.webhook_signing_key,
+            by=principal,
             correlation=correlation_id.get(),
         )
 

@@ -20,7 +20,7 @@ from services.intake.domain import (
 )
 from services.intake.repository import IntakeRepository
 from shared.contracts.envelope import Event
-from shared.contracts.events import PartnerRegistered, new_typed_event, parse_data
+from shared.contracts.events import Actor, PartnerRegistered, new_typed_event, parse_data
 from shared.kernel.cursors import next_page, page_after, parse_seq
 from shared.kernel.errors import NotFound
 from shared.messaging.consumer import DeadLetter
@@ -38,14 +38,15 @@ def _viewer(principal: Principal) -> str | None:
 
 
 async def register_partner(
-    repo: IntakeRepository, *, name: str, callback_url: str, signing_key: str, correlation: str | None
+    repo: IntakeRepository, *, name: str, callback_url: str, signing_key: str, by: Principal, correlation: str | None
 ) -> dict[str, str]:
     partner_id = "ptn_" + uuid.uuid4().hex[:20]
     api_key = new_api_key()
     key_hash = hash_secret(api_key)
     await repo.add_partner(partner_id, name=name, callback_url=callback_url, api_key_hash=key_hash)
     event = new_typed_event(
-        PartnerRegistered(partner_id=partner_id, name=name, callback_url=callback_url, api_key_hash=key_hash),
+        PartnerRegistered(partner_id=partner_id, name=name, callback_url=callback_url, api_key_hash=key_hash,
+                          registered_by=Actor(**by.actor)),
         source=SOURCE,
         subject=partner_id,
         correlation_id=correlation,

@@ -243,14 +243,17 @@ class Actor(WireModel):
 
 class PartnerRegistered(EventData):
     """`partner.registered` (intake) → every service's partner directory replica
-    (shared.messaging.directory). All four keys are required."""
+    (shared.messaging.directory). The first four keys are required; `registered_by` (the admin
+    who registered the partner) is absent from events written before staff accounts."""
 
     event_type: ClassVar[str] = "partner.registered"
+    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"registered_by"})
 
     partner_id: NonEmpty
     name: str
     callback_url: str
     api_key_hash: str
+    registered_by: Omittable[Actor] = None
 
 
 class ApplicationReceived(EventData):

@@ -312,9 +312,20 @@ async def test_a_deactivated_key_is_refused_by_every_service(stack: dict[str, ht
         assert refused.headers["www-authenticate"] == "Bearer"
 
 
-async def test_a_staff_members_name_is_recorded_with_what_they_do(stack: dict[str, httpx.AsyncClient]) -> None:
+async def test_a_staff_members_name_is_recorded_with_what_they_do(
+    stack: dict[str, httpx.AsyncClient], settings: Settings
+) -> None:
     admin = await register(stack["intake"], "政策管理员", ["admin"])
     key = bearer(admin["api_key"])
+    partner = await stack["intake"].post(
+        "/v1/partners", json={"name": "由管理员登记", "callback_url": "https://93.184.216.34/hook"}, headers=key
+    )
+    assert partner.status_code == 201, partner.text
+    (registered,) = await intake_rows(
+        settings, "SELECT envelope FROM outbox WHERE subject = :i AND type = 'partner.registered'",
+        i=partner.json()["id"],
+    )
+    assert registered.envelope["data"]["registered_by"] == {"id": admin["id"], "name": "政策管理员"}
     eligibility = stack["eligibility"]
     await known_everywhere(stack, admin["api_key"])
     opened = await eligibility.post("/v1/calls", json=call_body("GT-EQUITY", 2024), headers=key)
