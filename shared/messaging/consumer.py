@@ -138,6 +138,42 @@ class ConsumerStats:
     lag: dict[str, int] = field(default_factory=dict)
 
 
+# Data no copy of an event may hold (CONTRACT.md: the objector's name and contact are in no event
+# but objection.filed): a dead letter keeps the event with these fields redacted, and its error
+# and trace texts without their values. Re-driving it gives the consumer the redacted copy, which
+# serves every consumer but notify (the one that stores them, and it does not consume the event).
+PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {"objection.filed": ("name", "organisation", "contact")}
+REDACTED = "[redacted]"
+
+
+def _personal_values(event: Event | None) -> list[str]:
+    if event is None:
+        return []
+    return [str(v) for f in PERSONAL_FIELDS.get(event.type, ()) if (v := event.data.get(f)) not in (None, "")]
+
+
+def _redacted(event: Event) -> bytes:
+    fields = PERSONAL_FIELDS[event.type]
+    data = {k: REDACTED if k in fields and v is not None else v for k, v in event.data.items()}
+    return event.model_copy(update={"data": data}).to_bytes()
+
+
+def _scrubbed(text: str, values: Sequence[str]) -> str:
+    for value in values:
+        text = text.replace(value, REDACTED)
+    return text
+
+
+def parked_bytes(value: bytes | None) -> bytes | None:
+    """A message as a dead letter keeps it: an event with personal fields (PERSONAL_FIELDS)
+    redacted, anything else as it came."""
+    try:
+        event = parse_event(value)
+    except PoisonEvent:
+        return value
+    return _redacted(event) if event.type in PERSONAL_FIELDS else value
+
+
 def dead_letter_event(
     service: str,
     consumer: str,
@@ -145,14 +181,17 @@ def dead_letter_event(
     error: BaseException | str,
     event: Event | None,
 ) -> Event:
-    message = _jsonb_safe(error if isinstance(error, str) else f"{type(error).__name__}: {error}")
+    personal = _personal_values(event)
+    message = _jsonb_safe(_scrubbed(error if isinstance(error, str) else f"{type(error).__name__}: {error}", personal))
     value = record.value if isinstance(record.value, bytes | bytearray) else None
+    if value is not None and event is not None and event.type in PERSONAL_FIELDS:
+        value = _redacted(event)
     raw = _jsonb_safe(value.decode("utf-8", "replace")) if value is not None else None
     extra: dict[str, str] = {}
     if value is not None and len(value) <= 60_000:
         extra["original_b64"] = base64.b64encode(value).decode()
     if not isinstance(error, str):
-        extra["trace"] = _jsonb_safe("".join(traceback.format_exception(error))[-4000:])
+        extra["trace"] = _jsonb_safe(_scrubbed("".join(traceback.format_exception(error)), personal)[-4000:])
     return new_typed_event(
         EventDeadLettered(
             consumer=consumer,
@@ -348,7 +387,7 @@ class ConsumerLoop:
                     partition=record.partition,
                     offset=record.offset,
                     error=reason,
-                    original_b64=base64.b64encode(record.value or b"").decode()[:80_000],
+                    original_b64=base64.b64encode(parked_bytes(record.value) or b"").decode()[:80_000],
                 ),
                 source=self.service,
                 subject=f"{record.topic}/{record.partition}/{record.offset}",
