@@ -774,6 +774,7 @@ class RevocationNote:
     reason: str | None
     revoked_by: str | None
     revoked_at: datetime | None
+    revoked_by_name: str | None = None  # a staff member's name; None for the bootstrap identities
 
 
 @dataclass(frozen=True)

@@ -387,14 +387,17 @@ class SqlLedgerRepository(PublishingRepository):
         if after is not None:
             where += " AND a.journal_seq > :after"
             params["after"] = after
-        sql = (f"SELECT {AWARD_COLUMNS}, r.reason, r.revoked_by, r.revoked_at FROM awards a "
-               f"LEFT JOIN revocations r USING (application_id) WHERE {where} ORDER BY a.journal_seq")
+        # The revoker's name from the ledger's staff directory (null for the bootstrap identities).
+        sql = (f"SELECT {AWARD_COLUMNS}, r.reason, r.revoked_by, st.name AS revoked_by_name, r.revoked_at "
+               f"FROM awards a LEFT JOIN revocations r USING (application_id) "
+               f"LEFT JOIN staff st ON st.id = r.revoked_by WHERE {where} ORDER BY a.journal_seq")
         if limit is not None:
             sql += " LIMIT :limit"
             params["limit"] = limit
         rows = await self.session.execute(text(sql), params)
         return [
-            AwardListing(award_row_of(r), RevocationNote(r.reason, r.revoked_by, r.revoked_at) if r.revoked else None)
+            AwardListing(award_row_of(r), RevocationNote(r.reason, r.revoked_by, r.revoked_at, r.revoked_by_name)
+                         if r.revoked else None)
             for r in rows
         ]
 

@@ -81,6 +81,7 @@ class PoolDraw(BaseModel):
 class RevocationView(BaseModel):
     reason: str | None
     revoked_by: str | None
+    revoked_by_name: str | None = None  # a staff member's name; null for the bootstrap identities
     revoked_at: str | None
 
 
@@ -115,7 +116,7 @@ class AwardView(BaseModel):
             journal_seq=row.journal_seq,
             draws=[PoolDraw(**d) for d in draws_wire(award.draws)],
             revocation=None if revocation is None else RevocationView(
-                reason=revocation.reason, revoked_by=revocation.revoked_by,
+                reason=revocation.reason, revoked_by=revocation.revoked_by, revoked_by_name=revocation.revoked_by_name,
                 revoked_at=revocation.revoked_at.isoformat() if revocation.revoked_at else None),
         )
 

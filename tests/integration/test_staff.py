@@ -34,8 +34,9 @@ from tests.support.apps import healthy, running
 from tests.support.auth import AUD, OP, bearer, partner_headers
 from tests.support.intake import new_partner
 from tests.support.kafka import publish
-from tests.support.policy import call_body
+from tests.support.policy import call_body, open_call, sample_terms, wait_for_calls
 from tests.support.waiting import eventually
+from tools.samples import make_body
 
 pytestmark = pytest.mark.integration
 
@@ -328,7 +329,8 @@ async def test_a_staff_members_name_is_recorded_with_what_they_do(
     assert registered.envelope["data"]["registered_by"] == {"id": admin["id"], "name": "政策管理员"}
     eligibility = stack["eligibility"]
     await known_everywhere(stack, admin["api_key"])
-    opened = await eligibility.post("/v1/calls", json=call_body("GT-EQUITY", 2024), headers=key)
+    program, year = next(t for t in sample_terms() if t[0] != "GT-EQUITY")  # GT-EQUITY's is the revocation test's
+    opened = await eligibility.post("/v1/calls", json=call_body(program, year), headers=key)
     assert opened.status_code == 201, opened.text
     assert opened.json()["opened_by"] == {"id": admin["id"], "name": "政策管理员"}
     closed = await eligibility.post(f"/v1/calls/{opened.json()['id']}/close", json={"reason": "测试"}, headers=key)
@@ -360,6 +362,32 @@ async def test_a_redrive_by_a_staff_member_shows_the_name(
     r = await eligibility.post(f"/v1/dead-letters/{item['id']}/redrive", json={"reason": "测试"}, headers=key)
     assert r.status_code == 202, r.text
     assert r.json()["redrive"]["by"] == operator["id"] and r.json()["redrive"]["by_name"] == "运维"
+
+
+async def test_a_revocation_by_a_staff_member_shows_the_name(stack: dict[str, httpx.AsyncClient]) -> None:
+    intake, ledger = stack["intake"], stack["ledger"]
+    call = await open_call(stack["eligibility"], "GT-EQUITY", 2024)
+    await wait_for_calls(intake, {call["id"]})
+    operator = await register(intake, "撤销员", ["operator"])
+    key = bearer(operator["api_key"])
+    await known_everywhere(stack, operator["api_key"])
+    partner = await new_partner(intake, "Revoked partner", "https://93.184.216.34/hook")
+    body = make_body("GT-EQUITY", subject="ROUND-STAFF-" + uuid.uuid4().hex[:6])
+    r = await intake.post("/v1/applications", json=body, headers=partner_headers(partner, str(uuid.uuid4())))
+    assert r.status_code == 202, r.text
+    app_id = r.json()["id"]
+
+    async def award() -> Any:
+        items = (await ledger.get("/v1/awards", headers=key, params={"limit": 200})).json()["items"]
+        return next((a for a in items if a["application_id"] == app_id), None)
+
+    await eventually(award, "the award decided")
+    revoked = await ledger.post(f"/v1/awards/{app_id}/revoke", json={"reason": "资料不实"}, headers=key)
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["revoked_by"] == operator["id"]  # award.revoked's data: the id, as before
+    listed = await award()
+    assert listed["revocation"]["revoked_by"] == operator["id"]
+    assert listed["revocation"]["revoked_by_name"] == "撤销员"
 
 
 # -- the replica -----------------------------------------------------------------------------------
