@@ -213,6 +213,11 @@ async def test_pages_outside_the_schema_do_not_5xx(fuzz_settings: Settings) -> N
         for query in HOSTILE_QUERIES:
             probes.append(await client.get("/announcements", params=query))
             probes.append(await client.get("/v1/announcements", params=query))
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        for path in ("/announcements/%00/objections", "/announcements/ann_x/objections"):
+            probes.append(await client.post(path, content=b"name=%00&contact=\xff&statement=x", headers=form))
+            probes.append(await client.post(path, content=b"\xff\xfe%%%", headers=form))
+            probes.append(await client.post(path, data={"name": "a" * 500, "contact": "c", "statement": "s"}))
         probes.append(await client.get("/metrics"))
     bad = [f"{r.request.method} {r.request.url} -> {r.status_code}" for r in probes if r.status_code >= 500]
     assert not bad, bad

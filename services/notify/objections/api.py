@@ -65,7 +65,7 @@ async def file_objection(
 
 
 @router.post("/announcements/{announcement_id}/objections", response_class=HTMLResponse, include_in_schema=False)
-async def file_objection_from_page(announcement_id: str, request: Request, ctx: ContextDep) -> HTMLResponse:
+async def file_objection_from_page(announcement_id: AnnouncementId, request: Request, ctx: ContextDep) -> HTMLResponse:
     """The 公示 page's form (form-encoded, no script): the same filing, answered with a page."""
     status, retry_after = 202, None
     objection_id, detail, field_problems = None, "", []
