@@ -15,7 +15,6 @@ import secrets
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
@@ -24,15 +23,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 
-from services.eligibility.app import create_app as eligibility_app
-from services.intake.app import create_app as intake_app
-from services.ledger.app import create_app as ledger_app
-from services.notify.app import create_app as notify_app
 from shared.config.settings import Settings
 from shared.contracts.envelope import Event, new_event
 from shared.contracts.topics import ANNOUNCEMENTS, APPLICATIONS, ASSESSMENTS, AWARDS, DLQ, PARTNERS
 from shared.db.engine import make_engine
-from tests.support.apps import healthy, running
+from tests.support.apps import running_services
 from tests.support.auth import OP, partner_headers
 from tests.support.intake import new_partner
 from tests.support.policy import open_sample_calls
@@ -64,18 +59,7 @@ def poison_settings(settings: Settings) -> Settings:
 
 @pytest.fixture(scope="module")
 async def stack(poison_settings: Settings) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    async with AsyncExitStack() as exits:
-        clients = {
-            name: await exits.enter_async_context(running(factory(poison_settings)))
-            for name, factory in (
-                ("intake", intake_app),
-                ("eligibility", eligibility_app),
-                ("ledger", ledger_app),
-                ("notify", notify_app),
-            )
-        }
-        for client in clients.values():
-            await eventually(lambda c=client: healthy(c), "healthz")
+    async with running_services(poison_settings) as clients:
         await open_sample_calls(clients["eligibility"], clients["intake"])
         yield clients
 

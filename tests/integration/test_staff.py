@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
@@ -20,17 +19,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 
-from services.eligibility.app import create_app as eligibility_app
-from services.intake.app import create_app as intake_app
-from services.ledger.app import create_app as ledger_app
-from services.notify.app import create_app as notify_app
 from shared.config.settings import Settings
 from shared.contracts.envelope import Event, new_event
 from shared.contracts.events import Actor, StaffDeactivated, StaffRegistered, new_typed_event
 from shared.contracts.topics import PARTNERS
 from shared.db.engine import make_engine, make_sessionmaker
 from shared.messaging.directory import apply_directory_event, find_credential
-from tests.support.apps import healthy, running
+from tests.support.apps import running_services
 from tests.support.auth import AUD, OP, bearer, partner_headers
 from tests.support.intake import new_partner
 from tests.support.kafka import publish
@@ -47,18 +42,7 @@ ROLES = ("admin", "operator", "reviewer", "payment_officer", "auditor")
 @pytest.fixture(scope="module")
 async def stack(settings: Settings) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
     staff_settings = settings.model_copy(update={"allow_private_callbacks": True, "partner_rate_per_second": 0.0})
-    async with AsyncExitStack() as exits:
-        clients = {
-            name: await exits.enter_async_context(running(factory(staff_settings)))
-            for name, factory in (
-                ("intake", intake_app),
-                ("eligibility", eligibility_app),
-                ("ledger", ledger_app),
-                ("notify", notify_app),
-            )
-        }
-        for client in clients.values():
-            await eventually(lambda c=client: healthy(c), "healthz")
+    async with running_services(staff_settings) as clients:
         yield clients
 
 

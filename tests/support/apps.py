@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from types import SimpleNamespace
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.eligibility.app import create_app as eligibility_app
+from services.intake.app import create_app as intake_app
+from services.ledger.app import create_app as ledger_app
+from services.notify.app import create_app as notify_app
+from shared.config.settings import Settings
+from tests.support.waiting import eventually
+
+SERVICES = {"intake": intake_app, "eligibility": eligibility_app, "ledger": ledger_app, "notify": notify_app}
 
 
 @asynccontextmanager
@@ -31,6 +40,19 @@ async def routes_only(app: FastAPI, ctx: RoutesOnly) -> AsyncIterator[httpx.Asyn
 
 async def healthy(client: httpx.AsyncClient) -> bool:
     return (await client.get("/healthz")).status_code == 200
+
+
+@asynccontextmanager
+async def running_services(
+    settings: Settings, names: Sequence[str] = tuple(SERVICES)
+) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """The services `names` (all four by default) in process together, each with its lifespan,
+    once every one answers /healthz: a client per service, by name."""
+    async with AsyncExitStack() as exits:
+        clients = {name: await exits.enter_async_context(running(SERVICES[name](settings))) for name in names}
+        for client in clients.values():
+            await eventually(lambda c=client: healthy(c), "healthz")
+        yield clients
 
 
 class RoutesOnly(SimpleNamespace):
