@@ -38,11 +38,13 @@ pytestmark = pytest.mark.integration
 
 CALLBACK = "http://127.0.0.1:9/hook"  # the discard port: webhook attempts fail fast, and are not under test
 
-# consumer → the topics it reads (what the services subscribe to; ledger has no partner consumer)
+# consumer → the topics it reads (what the services subscribe to; `partners` keeps the directory
+# of partners and staff)
 CONSUMERS: dict[str, tuple[str, ...]] = {
     "eligibility.assess": (APPLICATIONS,),
     "eligibility.partners": (PARTNERS,),
     "ledger.decide": (ASSESSMENTS,),
+    "ledger.partners": (PARTNERS,),
     "intake.status": (ASSESSMENTS, AWARDS, ANNOUNCEMENTS),
     "notify.awards": (AWARDS,),
     "notify.partners": (PARTNERS,),
