@@ -9,6 +9,7 @@ import os
 import secrets
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from shared.contracts.events import (
     ANY_BENEFICIARY,
     Actor,
     PartnerRegistered,
+    StaffDeactivated,
     StaffRegistered,
     new_typed_event,
 )
@@ -151,26 +153,53 @@ async def decided(maker: async_sessionmaker[AsyncSession], application_ids: Sequ
     return [d for app in application_ids for d in by_app.get(app, [])]
 
 
-async def known_staff(maker: async_sessionmaker[AsyncSession], name: str, *roles: str) -> dict[str, str]:
-    """A staff member in this service's directory replica, as staff.registered puts one there: the
-    bearer header of its key."""
-    key, staff_id = new_staff_key(), f"stf_{secrets.token_hex(8)}"
-    event = new_typed_event(StaffRegistered(staff_id=staff_id, name=name, roles=list(roles),
-                                            api_key_hash=hash_secret(key), registered_by=Actor(id="operator"),
-                                            registered_at=T0.isoformat()), source="test", subject=staff_id)
+@dataclass(frozen=True)
+class Staff:
+    id: str
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+async def new_staff(maker: async_sessionmaker[AsyncSession], name: str, *roles: str) -> Staff:
+    """A staff member in this service's directory replica, as staff.registered puts one there."""
+    staff = Staff(f"stf_{secrets.token_hex(8)}", new_staff_key())
+    event = new_typed_event(StaffRegistered(staff_id=staff.id, name=name, roles=list(roles),
+                                            api_key_hash=hash_secret(staff.key), registered_by=Actor(id="operator"),
+                                            registered_at=T0.isoformat()), source="test", subject=staff.id)
     async with maker() as session, session.begin():
         await apply_directory_event(session, event)
-    return {"Authorization": f"Bearer {key}"}
+    return staff
 
 
-async def known_partner(maker: async_sessionmaker[AsyncSession]) -> dict[str, str]:
-    """A partner in this service's directory replica: the bearer header of its key."""
+async def known_staff(maker: async_sessionmaker[AsyncSession], name: str, *roles: str) -> dict[str, str]:
+    """A staff member in this service's directory replica: the bearer header of its key."""
+    return (await new_staff(maker, name, *roles)).headers
+
+
+async def deactivate_staff(maker: async_sessionmaker[AsyncSession], staff_id: str) -> None:
+    """As staff.deactivated does in this service's directory replica."""
+    event = new_typed_event(StaffDeactivated(staff_id=staff_id, deactivated_by=Actor(id="operator"), reason="left",
+                                             deactivated_at=T0.isoformat()), source="test", subject=staff_id)
+    async with maker() as session, session.begin():
+        await apply_directory_event(session, event)
+
+
+async def new_partner_key(maker: async_sessionmaker[AsyncSession]) -> str:
+    """A partner in this service's directory replica, as partner.registered puts one there: its key."""
     key, partner_id = new_api_key(), f"ptn_{secrets.token_hex(8)}"
     event = new_typed_event(PartnerRegistered(partner_id=partner_id, name="p", callback_url="https://p.example/h",
                                               api_key_hash=hash_secret(key)), source="test", subject=partner_id)
     async with maker() as session, session.begin():
         await apply_directory_event(session, event)
-    return {"Authorization": f"Bearer {key}"}
+    return key
+
+
+async def known_partner(maker: async_sessionmaker[AsyncSession]) -> dict[str, str]:
+    """A partner in this service's directory replica: the bearer header of its key."""
+    return {"Authorization": f"Bearer {await new_partner_key(maker)}"}
 
 
 async def scalar(maker: async_sessionmaker[AsyncSession], sql: str, **params: Any) -> Any:

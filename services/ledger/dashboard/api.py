@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode
 
 import orjson
@@ -17,6 +17,7 @@ from services.ledger.dashboard import schemas as page
 from services.ledger.dashboard.domain import (
     COOKIE_NAME,
     SESSION_SECONDS,
+    Abilities,
     DashboardSession,
     LiveCursor,
     csrf_ok,
@@ -28,16 +29,26 @@ from services.ledger.dashboard.domain import (
     same_origin,
     signing_key,
 )
-from services.ledger.dashboard.handlers import load_changes, load_page, revoke_from_dashboard
+from services.ledger.dashboard.handlers import (
+    load_changes,
+    load_page,
+    review_from_dashboard,
+    revoke_from_dashboard,
+)
 from services.ledger.dashboard.repository import DashboardRepository
 from services.ledger.deps import ContextDep
 from services.ledger.repository import SqlLedgerRepository
-from shared.web.auth import same_secret
+from services.ledger.reviews.domain import APPROVE, REJECT
+from services.ledger.reviews.repository import SqlReviewRepository
+from shared.kernel.errors import Unauthorized
+from shared.kernel.money import AmountError, parse_amount
+from shared.web.auth import AUDITOR, OPERATOR, Principal, principal_for_token
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
 POLL_SECONDS = 0.5
 STREAM_MAX_SECONDS = 15 * 60  # then the browser reconnects (EventSource) from the last event id
+RECHECK_POLLS = 6  # a live stream asks again every 3 s whether who opened it may still see it
 
 
 def _html(body: str, status_code: int = 200) -> HTMLResponse:
@@ -50,6 +61,33 @@ def _key(request: Request) -> bytes:
 
 def _session(request: Request) -> DashboardSession | None:
     return read_session(_key(request), request.cookies.get(COOKIE_NAME), time.time())
+
+
+async def _principal_of(request: Request, who: str) -> Principal | None:
+    """Who a session names, as of now: a bootstrap identity, or an active staff member (a
+    deactivated one is nobody any more)."""
+    if who == OPERATOR.id:
+        return OPERATOR
+    if who == AUDITOR.id:
+        return AUDITOR
+    async with request.app.state.ctx.snapshot() as db:
+        return await DashboardRepository(db).staff_member(who)
+
+
+async def _signed_in(request: Request) -> tuple[DashboardSession, Abilities] | None:
+    """The session and what its principal may do here, or None (no session, or no one who may)."""
+    session = _session(request)
+    if session is None:
+        return None
+    principal = await _principal_of(request, session.who)
+    if principal is None or not Abilities(principal).signs_in:
+        return None
+    return session, Abilities(principal)
+
+
+def _who_label(principal: Principal) -> str:
+    name = f"{principal.name} ({principal.id})" if principal.name else principal.id
+    return f"{name} · {', '.join(sorted(principal.roles))}"
 
 
 def _is_https(request: Request) -> bool:
@@ -77,10 +115,17 @@ async def _form(request: Request) -> dict[str, str]:
 @router.post("/dashboard/login")
 async def login(request: Request) -> Response:
     form = await _form(request)
-    token = form.get("token", "")
-    if not token or not same_secret(token, request.app.state.ctx.settings.operator_token):
+    token = form.get("token", "").strip()
+    try:
+        principal = await principal_for_token(request.app, token) if token else None
+    except Unauthorized:
+        principal = None
+    if principal is None:
         return _html(page.render_login("That token was not accepted."), status_code=401)
-    value, _ = issue_session(_key(request), time.time())
+    if not Abilities(principal).signs_in:
+        return _html(page.render_login("That key holds no role this dashboard serves (operator, reviewer, auditor)."),
+                     status_code=403)
+    value, _ = issue_session(_key(request), time.time(), principal.id)
     response = RedirectResponse("/dashboard", status_code=303, headers=page.HEADERS)
     response.set_cookie(COOKIE_NAME, value, max_age=SESSION_SECONDS, path="/dashboard", httponly=True,
                         samesite="strict", secure=_is_https(request))
@@ -88,7 +133,7 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/dashboard/logout")
-async def logout(request: Request) -> Response:
+async def logout(request: Request) -> Response:  # a session whose member was deactivated may still sign out
     session = _session(request)
     form = await _form(request)
     if session is not None and not (csrf_ok(_key(request), session, form.get("csrf")) and _same_origin(request)):
@@ -111,18 +156,21 @@ def _shown_filters(request: Request) -> dict[str, Any]:
 
 @router.get("/dashboard", response_class=HTMLResponse)
 async def dashboard(request: Request, ctx: ContextDep) -> Response:
-    session = _session(request)
-    if session is None:
+    signed = await _signed_in(request)
+    if signed is None:
         return _html(page.render_login())
+    session, can = signed
     filters = filters_of(request.query_params)
     async with ctx.snapshot() as db:
-        loaded = await load_page(DashboardRepository(db), filters)
+        loaded = await load_page(DashboardRepository(db), filters, activity=can.sees_activity)
     q = request.query_params
     return _html(page.render_dashboard(
         pools=[page.pool_row(p) for p in loaded.pools], decisions=[page.decision_row(r) for r in loaded.decisions],
         revocations=[page.revocation_row(r) for r in loaded.revocations], filters=_shown_filters(request),
         programs=loaded.programs, years=loaded.years, csrf=csrf_token(_key(request), session),
         cursor=str(loaded.cursor), notice=q.get("notice"), notice_app=(q.get("app") or "")[:100] or None,
+        holds=[page.hold_row(h) for h in loaded.holds], who=_who_label(can.principal), can_revoke=can.revokes,
+        can_review=can.reviews, sees_activity=can.sees_activity,
     ))
 
 
@@ -137,21 +185,59 @@ async def app_js() -> Response:
 # ---------------------------------------------------------------------------------------------
 
 
-@router.post("/dashboard/awards/{application_id}/revoke")
-async def revoke(request: Request, application_id: str, ctx: ContextDep) -> Response:
-    session = _session(request)
-    if session is None:
+async def _action_form(request: Request, application_id: str, what: str,
+                       role: Literal["operator", "reviewer"]) -> tuple[Abilities, dict[str, str]] | Response:
+    """The form of a signed-in principal holding `role`, sent from this dashboard (CSRF), with a
+    reason; or the answer refusing it (`what`: what was not done)."""
+    signed = await _signed_in(request)
+    if signed is None:
         return _html(page.render_login("Sign in again: the session ended."), status_code=401)
+    session, can = signed
     form = await _form(request)
     if not csrf_ok(_key(request), session, form.get("csrf")) or not _same_origin(request):
-        return _html(page.render_message("Not revoked", "The form was not sent from this dashboard "
+        return _html(page.render_message(f"Not {what}", "The form was not sent from this dashboard "
                                                         "(missing or wrong CSRF token)."), status_code=403)
-    reason = form.get("reason", "")
-    if not reason_accepted(reason):
+    if role not in can.principal.roles:
+        return _html(page.render_message(f"Not {what}", f"This needs the {role} role."), status_code=403)
+    if not reason_accepted(form.get("reason", "")):
         return _back("reason-required", application_id)
+    return can, form
+
+
+@router.post("/dashboard/awards/{application_id}/revoke")
+async def revoke(request: Request, application_id: str, ctx: ContextDep) -> Response:
+    checked = await _action_form(request, application_id, "revoked", "operator")
+    if isinstance(checked, Response):
+        return checked
+    can, form = checked
+    reason = form["reason"]
     async with ctx.unit_of_work() as db:
         notice = await revoke_from_dashboard(SqlLedgerRepository(db), application_id, reason=reason,
-                                             now=datetime.now(UTC))
+                                             now=datetime.now(UTC), revoked_by=can.revoked_by)
+    return _back(notice, application_id)
+
+
+@router.post("/dashboard/awards/{application_id}/review")
+async def review(request: Request, application_id: str, ctx: ContextDep) -> Response:
+    """A reviewer's 核定 from the queue: approve the amount in the form (the whole hold when left
+    blank) or reject, with a reason; recorded with the reviewer's id and name."""
+    checked = await _action_form(request, application_id, "reviewed", "reviewer")
+    if isinstance(checked, Response):
+        return checked
+    can, form = checked
+    verdict = APPROVE if form.get("decision") == APPROVE else REJECT if form.get("decision") == REJECT else None
+    if verdict is None:
+        return _html(page.render_message("Not reviewed", "Approve or reject: nothing else."), status_code=400)
+    reason = form["reason"]
+    amount = form.get("amount", "").strip() if verdict == APPROVE else ""
+    try:
+        amount_fen = parse_amount(amount) if amount else None
+    except AmountError:
+        return _back("amount-invalid", application_id)
+    async with ctx.unit_of_work() as db:
+        notice = await review_from_dashboard(SqlReviewRepository(db), application_id, verdict=verdict,
+                                             amount_fen=amount_fen, reason=reason,
+                                             reviewed_by=can.principal.actor, now=datetime.now(UTC))
     return _back(notice, application_id)
 
 
@@ -172,9 +258,10 @@ def _sse(event: str, data: Any, event_id: str | None = None) -> bytes:
 
 @router.get("/dashboard/events")
 async def events(request: Request, ctx: ContextDep) -> Response:
-    session = _session(request)
-    if session is None:
+    signed = await _signed_in(request)
+    if signed is None:
         return Response("sign in first", status_code=401, media_type="text/plain")
+    session, can = signed
     filters = filters_of(request.query_params)
     cursor = LiveCursor.parse(request.headers.get("last-event-id")) or LiveCursor.parse(
         request.query_params.get("cursor"))
@@ -184,12 +271,14 @@ async def events(request: Request, ctx: ContextDep) -> Response:
 
     async def changes(since: LiveCursor) -> tuple[list[bytes], LiveCursor]:
         async with ctx.snapshot() as db:
-            found = await load_changes(DashboardRepository(db), filters, since)
+            found = await load_changes(DashboardRepository(db), filters, since, activity=can.sees_activity)
         if found is None:
             return [], since
         out = [_sse("decision", page.decision_row(r)) for r in found.decisions]
         out += [_sse("revocation", page.revocation_row(r)) for r in found.revocations]
         out += [_sse("pool", page.pool_row(p)) for p in found.pools]
+        if not out:  # nothing this principal sees moved: only the cursor does
+            return [], found.cursor
         # The last message carries the new cursor: a reconnecting browser resumes after it.
         out[-1] = out[-1].replace(b"event: ", f"id: {found.cursor}\nevent: ".encode(), 1)
         return out, found.cursor
@@ -198,12 +287,16 @@ async def events(request: Request, ctx: ContextDep) -> Response:
         since = cursor
         yield b"retry: 1000\n\n"
         deadline = time.monotonic() + STREAM_MAX_SECONDS
-        quiet = 0.0
+        quiet, polls = 0.0, 0
         while time.monotonic() < deadline:
             if await request.is_disconnected():
                 return
             if session.expires <= time.time():
                 yield _sse("bye", {"reason": "session expired"})
+                return
+            polls += 1
+            if polls % RECHECK_POLLS == 0 and await _signed_in(request) is None:
+                yield _sse("bye", {"reason": "signed out"})
                 return
             chunks, since = await changes(since)
             for chunk in chunks:

@@ -1,4 +1,4 @@
-"""What the dashboard does: assemble the page, find what changed since a live cursor, revoke."""
+"""What the dashboard does: assemble the page, find what changed since a live cursor, revoke, review."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from services.ledger.dashboard.domain import DecisionLine, LiveCursor, PoolLine,
 from services.ledger.dashboard.repository import DashboardRepository
 from services.ledger.domain import ListFilter
 from services.ledger.handlers import RevokeRepository, revoke_award
-from shared.kernel.errors import Conflict, NotFound
+from services.ledger.reviews.domain import PendingReview, ReviewDecision
+from services.ledger.reviews.handlers import ReviewRepository, review_award
+from shared.kernel.errors import Conflict, NotFound, ValidationFailed
+from shared.kernel.money import Fen
 
-REVOKED_BY = "operator:dashboard"
-RECENT = 50  # decisions and revocations on the page
+REVOKED_BY = "operator:dashboard"  # the bootstrap operator's revocations from here
+RECENT = 50  # decisions, revocations and holds on the page
 PAGE_POOLS = 200
 LIVE_BATCH = 100  # decisions and revocations per poll of the live stream
 LIVE_POOLS = 500
@@ -26,15 +29,18 @@ class Page:
     revocations: list[RevocationLine]
     programs: list[str]
     years: list[int]
+    holds: list[PendingReview]
 
 
-async def load_page(repo: DashboardRepository, filters: ListFilter) -> Page:
-    """Everything the page shows, from one snapshot (the repository's session)."""
+async def load_page(repo: DashboardRepository, filters: ListFilter, *, activity: bool = True) -> Page:
+    """Everything the page shows, from one snapshot (the repository's session): the review queue
+    (oldest first) and the pools, and with `activity` the recent decisions and revocations."""
     cursor = await repo.newest()
     pools = await repo.pools(filters, limit=PAGE_POOLS)
-    decisions = await repo.decisions(filters, limit=RECENT)
-    revocations = await repo.revocations(filters, limit=RECENT)
-    return Page(cursor, pools, decisions, revocations, await repo.programs(), await repo.years())
+    decisions = await repo.decisions(filters, limit=RECENT) if activity else []
+    revocations = await repo.revocations(filters, limit=RECENT) if activity else []
+    holds = await repo.holds(filters, limit=RECENT)
+    return Page(cursor, pools, decisions, revocations, await repo.programs(), await repo.years(), holds)
 
 
 @dataclass(frozen=True)
@@ -45,8 +51,10 @@ class Changes:
     cursor: LiveCursor
 
 
-async def load_changes(repo: DashboardRepository, filters: ListFilter, cursor: LiveCursor) -> Changes | None:
-    """What happened after `cursor` (at most LIVE_BATCH of each kind), or None when nothing did."""
+async def load_changes(repo: DashboardRepository, filters: ListFilter, cursor: LiveCursor, *,
+                       activity: bool = True) -> Changes | None:
+    """What happened after `cursor` (at most LIVE_BATCH of each kind), or None when nothing did;
+    without `activity`, only the pools those changes touched."""
     decisions = await repo.decisions(filters, after=cursor.decision_seq, limit=LIVE_BATCH)
     revocations = await repo.revocations(filters, after=cursor.revocation_seq, limit=LIVE_BATCH)
     if not decisions and not revocations:
@@ -61,15 +69,37 @@ async def load_changes(repo: DashboardRepository, filters: ListFilter, cursor: L
         revocations[-1].journal_seq if len(revocations) == LIVE_BATCH
         else max(cursor.revocation_seq, newest.revocation_seq),
     )
+    if not activity:
+        return Changes([], [], pools, moved)
     return Changes(decisions, revocations, pools, moved)
 
 
-async def revoke_from_dashboard(repo: RevokeRepository, application_id: str, *, reason: str, now: datetime) -> str:
+async def revoke_from_dashboard(repo: RevokeRepository, application_id: str, *, reason: str, now: datetime,
+                                revoked_by: str = REVOKED_BY) -> str:
     """Revoke as `POST /v1/awards/{id}/revoke` does; the notice the page shows afterwards."""
     try:
-        result = await revoke_award(repo, application_id, reason=reason, revoked_by=REVOKED_BY, now=now)
+        result = await revoke_award(repo, application_id, reason=reason, revoked_by=revoked_by, now=now)
     except NotFound:
         return "not-found"
     except Conflict:
         return "not-revocable"
     return "revoked" if result.created else "already-revoked"
+
+
+_REVIEWED_NOTICES = {"approved": "approved", "partially_approved": "partially-approved", "rejected": "rejected"}
+
+
+async def review_from_dashboard(repo: ReviewRepository, application_id: str, *, verdict: ReviewDecision,
+                                amount_fen: Fen | None, reason: str, reviewed_by: dict[str, str],
+                                now: datetime) -> str:
+    """Review as `POST /v1/awards/{id}/review` does; the notice the page shows afterwards."""
+    try:
+        data = await review_award(repo, application_id, verdict=verdict, amount_fen=amount_fen, reason=reason,
+                                  reviewed_by=reviewed_by, now=now)
+    except NotFound:
+        return "not-found"
+    except Conflict:
+        return "review-conflict"
+    except ValidationFailed:
+        return "amount-invalid"
+    return _REVIEWED_NOTICES[data["status"]]

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 
 from services.ledger.dashboard.domain import DecisionLine, PoolLine, RevocationLine
 from services.ledger.journal.domain import pool_account
+from services.ledger.reviews.domain import PendingReview
 from shared.kernel.money import format_fen, yuan_label
 
 CONTENT_SECURITY_POLICY = (
@@ -22,6 +23,7 @@ CONTENT_SECURITY_POLICY = (
 )
 
 STATUS_LABELS = {
+    "pending_review": "待核定 pending review",
     "approved": "批准 approved",
     "partially_approved": "部分批准 partial",
     "rejected": "不予支持 rejected",
@@ -31,10 +33,16 @@ STATUS_LABELS = {
 NOTICES = {
     "revoked": "Award revoked.",
     "already-revoked": "That award was already revoked.",
-    "reason-required": "A reason (1 to 500 characters) is required to revoke.",
+    "reason-required": "A reason (1 to 500 characters) is required.",
     "not-revocable": "Nothing was awarded on that application: nothing to revoke.",
     "not-found": "No decision for that application.",
+    "approved": "Award approved in full (核定).",
+    "partially-approved": "Award approved in part (核定); the rest went back to every pool.",
+    "rejected": "Award rejected; its hold went back to every pool.",
+    "review-conflict": "That award is not pending review any more (reviewed or revoked meanwhile).",
+    "amount-invalid": "The amount must be in yuan with at most two decimals, above 0.00 and not above the hold.",
 }
+SUCCESS_NOTICES = frozenset({"revoked", "approved", "partially-approved", "rejected"})
 
 
 # Every dashboard response carries these.
@@ -71,8 +79,8 @@ def pool_row(line: PoolLine) -> dict[str, Any]:
     return {
         "account": pool_account(k), "pool": k.pool, "beneficiary": k.beneficiary, "name": line.name or "",
         "scope": f"{k.year}" if k.subject is None else f"{'' if k.year is None else str(k.year) + ' · '}{k.subject}",
-        "cap": money(b.cap_fen), "committed": money(b.committed_fen), "available": money(b.available_fen),
-        "utilisation": round(used, 1),
+        "cap": money(b.cap_fen), "committed": money(b.committed_fen), "held": money(b.held_fen),
+        "available": money(b.available_fen), "utilisation": round(used, 1),
     }
 
 
@@ -82,6 +90,24 @@ def decision_row(r: DecisionLine) -> dict[str, Any]:
         "beneficiary": r.beneficiary, "program": r.program, "year": r.year, "subject": r.subject or "",
         "status": r.status, "status_label": STATUS_LABELS.get(r.status, r.status), "awarded": money(r.awarded_fen),
         "revocable": r.has_award and not r.revoked, "revoked": r.revoked,
+    }
+
+
+def hold_row(p: PendingReview) -> dict[str, Any]:
+    """One award held for review, with what its reviewer weighs."""
+    award, decision, basis = p.award, p.decision, p.basis
+    requested = basis.requested_fen if basis is not None else None
+    return {
+        "application_id": award.application_id, "time": p.decided_at, "beneficiary": award.beneficiary,
+        "name": (decision.applicant.name if decision.applicant else None) or "", "program": award.program,
+        "year": p.year, "subject": p.subject, "entitlement": money(p.entitlement_fen),
+        "requested": None if requested is None else money(requested), "held": money(award.amount_fen),
+        "held_exact": format_fen(award.amount_fen), "top_up_of": award.top_up_of,
+        "pools": [{"pool": b.key.pool, "cap": money(b.cap_fen), "available": money(b.available_fen),
+                   "held": money(b.held_fen) if b.held_fen else None} for b in p.pools],
+        "rules": [{"rule": r.rule, "passed": r.passed, "detail": r.detail, "citation": r.citation}
+                  for r in (basis.rules if basis is not None else ())],
+        "reasons": [{"code": r.code, "message": r.message, "citation": r.citation or ""} for r in decision.reasons],
     }
 
 
@@ -112,6 +138,10 @@ th { background: #f4f4f4; } td.amount { text-align: right; font-variant-numeric:
 form.filters { display: flex; gap: .8rem; align-items: end; flex-wrap: wrap; }
 form.filters label { display: flex; flex-direction: column; font-size: .85rem; }
 form.revoke { display: flex; gap: .3rem; } form.revoke input[name=reason] { width: 12rem; }
+form.review { display: flex; gap: .3rem; margin: .15rem 0; } form.review input[name=reason] { width: 10rem; }
+form.review input[name=amount] { width: 8rem; text-align: right; }
+td.rules ul, td.pools ul { margin: 0; padding-left: 1rem; } td.rules li.failed { color: #c62828; }
+cite { color: #555; font-style: normal; font-size: .8rem; } .who { color: #555; font-size: .85rem; }
 tr.fresh { animation: fresh 2s ease-out; } @keyframes fresh { from { background: #fff59d; } to { background: transparent; } }
 small.id { color: #666; display: block; font-size: .75rem; }
 #live { font-size: .85rem; color: #666; }
@@ -130,10 +160,11 @@ def _document(title: str, body: str, *, script: bool = False) -> str:
 def render_login(error: str | None = None) -> str:
     err = f'<p class="error" role="alert">{_e(error)}</p>' if error else ""
     return _document("Grantline ledger: sign in", (
-        "<main><h1>Grantline ledger dashboard</h1><p>Operators only. Sign in with the operator token.</p>"
+        "<main><h1>Grantline ledger dashboard</h1><p>Staff only: operators, reviewers and auditors. Sign in "
+        "with your staff key (gls_…) or the operator token.</p>"
         f"{err}<form method=\"post\" action=\"/dashboard/login\" id=\"login\">"
-        "<label>Operator token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" required>"
-        "</label> <button type=\"submit\">Sign in</button></form></main>"
+        "<label>Staff key or operator token <input type=\"password\" name=\"token\" "
+        "autocomplete=\"current-password\" required></label> <button type=\"submit\">Sign in</button></form></main>"
     ))
 
 
@@ -156,7 +187,7 @@ def _pool_tr(p: Mapping[str, Any]) -> str:
     return (f'<tr data-account="{_e(p["account"])}">{_who(p["name"], p["beneficiary"])}'
             f'<td class="pool">{_e(p["pool"])}</td><td class="scope">{_e(p["scope"])}</td>'
             f'{_money_cell(p["cap"], "cap")}{_money_cell(p["committed"], "committed")}'
-            f'{_money_cell(p["available"], "available")}{_bar(p["utilisation"])}</tr>')
+            f'{_money_cell(p["held"], "held")}{_money_cell(p["available"], "available")}{_bar(p["utilisation"])}</tr>')
 
 
 def revoke_form(application_id: str, csrf: str) -> str:
@@ -167,8 +198,44 @@ def revoke_form(application_id: str, csrf: str) -> str:
             '<button type="submit">Revoke</button></form>')
 
 
-def _decision_tr(d: Mapping[str, Any], csrf: str) -> str:
-    action = revoke_form(d["application_id"], csrf) if d["revocable"] else ("revoked" if d["revoked"] else "")
+def review_forms(h: Mapping[str, Any], csrf: str) -> str:
+    """Approve (the held amount, or less) or reject, each with its reason."""
+    action = _e("/dashboard/awards/" + quote(h["application_id"], safe="") + "/review")
+    hidden = f'<input type="hidden" name="csrf" value="{_e(csrf)}">'
+    reason = '<input name="reason" required maxlength="500" placeholder="reason / 理由" aria-label="reason">'
+    return (f'<form class="review approve" method="post" action="{action}">{hidden}'
+            '<input type="hidden" name="decision" value="approve">'
+            f'<input name="amount" inputmode="decimal" value="{_e(h["held_exact"])}" aria-label="amount (yuan)" '
+            f'title="at most {_e(h["held_exact"])} 元">{reason}<button type="submit">Approve 核定</button></form>'
+            f'<form class="review reject" method="post" action="{action}">{hidden}'
+            f'<input type="hidden" name="decision" value="reject">{reason}'
+            '<button type="submit">Reject 不予支持</button></form>')
+
+
+def _hold_tr(h: Mapping[str, Any], csrf: str, can_review: bool) -> str:
+    pools = "".join(f'<li>{_e(p["pool"])}: {_e(p["available"]["label"])} of {_e(p["cap"]["label"])} left'
+                    f'{" (held " + _e(p["held"]["label"]) + ")" if p["held"] else ""}</li>'
+                    for p in h["pools"])
+    rules = "".join(f'<li class="{"passed" if r["passed"] else "failed"}">{_e(r["rule"])}: {_e(r["detail"])} '
+                    f'<cite>{_e(r["citation"])}</cite></li>' for r in h["rules"])
+    reasons = "".join(f'<li>{_e(r["code"])}: {_e(r["message"])} <cite>{_e(r["citation"])}</cite></li>'
+                      for r in h["reasons"])
+    requested = _money_cell(h["requested"], "requested") if h["requested"] else '<td class="requested amount">—</td>'
+    top_up = f'<small class="id">top-up of {_e(h["top_up_of"])}</small>' if h["top_up_of"] else ""
+    return (f'<tr data-app="{_e(h["application_id"])}"><td class="time">{_e(h["time"])}</td>'
+            f'{_who(h["name"], h["beneficiary"])}<td class="program">{_e(h["program"])}'
+            f'<small class="id">{_e(h["year"])}</small></td>'
+            f'<td class="subject">{_e(h["subject"])}<small class="id">{_e(h["application_id"])}</small>{top_up}</td>'
+            f'{_money_cell(h["entitlement"], "entitlement")}{requested}{_money_cell(h["held"], "held")}'
+            f'<td class="pools"><ul>{pools}</ul></td>'
+            f'<td class="rules"><details><summary>{len(h["rules"])} rules · 依据</summary><ul>{rules}</ul></details>'
+            f'{f"<ul>{reasons}</ul>" if reasons else ""}</td>'
+            f'<td class="action">{review_forms(h, csrf) if can_review else ""}</td></tr>')
+
+
+def _decision_tr(d: Mapping[str, Any], csrf: str, can_revoke: bool = True) -> str:
+    action = (revoke_form(d["application_id"], csrf) if d["revocable"] and can_revoke
+              else ("revoked" if d["revoked"] else ""))
     return (f'<tr data-app="{_e(d["application_id"])}" data-seq="{_e(d["seq"])}">'
             f'<td class="time">{_e(d["time"])}</td>{_who(d["name"], d["beneficiary"])}'
             f'<td class="program">{_e(d["program"])}</td><td class="year">{_e(d["year"])}</td>'
@@ -205,15 +272,21 @@ def render_dashboard(
     cursor: str,
     notice: str | None = None,
     notice_app: str | None = None,
+    holds: Sequence[Mapping[str, Any]] = (),
+    who: str = "operator",
+    can_revoke: bool = True,
+    can_review: bool = True,
+    sees_activity: bool = True,
 ) -> str:
     message = ""
     if notice in NOTICES:
-        cls = "notice" if notice == "revoked" else "error"
+        cls = "notice" if notice in SUCCESS_NOTICES else "error"
         what = f" ({notice_app})" if notice_app else ""
         message = f'<p class="{cls}" role="status" id="notice">{_e(NOTICES[notice] + what)}</p>'
     query = urlencode({k: v for k, v in filters.items() if v not in (None, "")})
     head = (
         '<header><h1>Grantline ledger · 资金台账</h1>'
+        f'<span class="who" id="who">{_e(who)}</span>'
         '<form method="post" action="/dashboard/logout">'
         f'<input type="hidden" name="csrf" value="{_e(csrf)}"><button type="submit">Sign out</button></form></header>'
     )
@@ -226,23 +299,38 @@ def render_dashboard(
         '<button type="submit">Filter</button> <a href="/dashboard">clear</a></form>'
     )
     pool_rows = "".join(_pool_tr(p) for p in pools) or ""
-    decision_rows = "".join(_decision_tr(d, csrf) for d in decisions)
-    revocation_rows = "".join(_revocation_tr(r) for r in revocations)
+    hold_rows = "".join(_hold_tr(h, csrf, can_review) for h in holds)
+    queue = (
+        '<h2>Review queue, oldest first · 待核定</h2>'
+        '<table id="reviews"><thead><tr><th>Decided</th><th>Applicant 申请单位</th><th>Program</th><th>Subject</th>'
+        '<th>Entitlement 测算</th><th>Requested 申请</th><th>Held 冻结</th><th>Pools 额度</th>'
+        '<th>Rules 依据</th><th>Review 核定</th></tr></thead>'
+        f'<tbody>{hold_rows}</tbody></table>'
+    )
+    activity = ""
+    if sees_activity:
+        decision_rows = "".join(_decision_tr(d, csrf, can_revoke) for d in decisions)
+        revocation_rows = "".join(_revocation_tr(r) for r in revocations)
+        activity = (
+            '<h2>Recent decisions · 最近决定</h2>'
+            '<table id="decisions"><thead><tr><th>Time</th><th>Applicant 申请单位</th><th>Program</th><th>Year</th>'
+            '<th>Subject</th><th>Status</th><th>Awarded 金额</th><th>Action</th></tr></thead>'
+            f'<tbody>{decision_rows}</tbody></table>'
+            '<h2>Recent revocations · 撤销记录</h2>'
+            '<table id="revocations"><thead><tr><th>Time</th><th>Applicant</th><th>Program</th><th>Application</th>'
+            '<th>Amount</th><th>Reason 原因</th><th>By</th></tr></thead>'
+            f'<tbody>{revocation_rows}</tbody></table>'
+        )
     body = (
         f"{head}{message}{filter_form}"
-        f'<p id="live" data-cursor="{_e(cursor)}" data-query="{_e(query)}" data-csrf="{_e(csrf)}">live: connecting…</p>'
+        f'<p id="live" data-cursor="{_e(cursor)}" data-query="{_e(query)}" data-csrf="{_e(csrf)}" '
+        f'data-can-revoke="{1 if can_revoke else 0}">live: connecting…</p>'
+        f"{queue}"
         '<h2>Pools, nearest exhaustion first · 额度使用</h2>'
         '<table id="pools"><thead><tr><th>Beneficiary 单位</th><th>Pool</th><th>Year / subject</th><th>Cap 上限</th>'
-        '<th>Committed 已用</th><th>Available 可用</th><th>Utilisation</th></tr></thead>'
+        '<th>Committed 已用</th><th>Held 冻结</th><th>Available 可用</th><th>Utilisation</th></tr></thead>'
         f'<tbody>{pool_rows}</tbody></table>'
-        '<h2>Recent decisions · 最近决定</h2>'
-        '<table id="decisions"><thead><tr><th>Time</th><th>Applicant 申请单位</th><th>Program</th><th>Year</th>'
-        '<th>Subject</th><th>Status</th><th>Awarded 金额</th><th>Action</th></tr></thead>'
-        f'<tbody>{decision_rows}</tbody></table>'
-        '<h2>Recent revocations · 撤销记录</h2>'
-        '<table id="revocations"><thead><tr><th>Time</th><th>Applicant</th><th>Program</th><th>Application</th>'
-        '<th>Amount</th><th>Reason 原因</th><th>By</th></tr></thead>'
-        f'<tbody>{revocation_rows}</tbody></table>'
+        f"{activity}"
     )
     return _document("Grantline ledger dashboard", f"<main>{body}</main>", script=True)
 
@@ -257,6 +345,7 @@ APP_JS = r"""
   const live = document.getElementById("live");
   if (!live) return;
   const csrf = live.dataset.csrf;
+  const canRevoke = live.dataset.canRevoke === "1";
   const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = String(text); return e; };
   const who = (name, id) => { const td = el("td", "applicant", name); td.appendChild(el("small", "id", id)); return td; };
   const moneyCell = (m, cls) => { const td = el("td", cls + " amount", m.label); td.title = m.exact; return td; };
@@ -277,7 +366,7 @@ APP_JS = r"""
     tr.appendChild(el("td", "program", d.program)); tr.appendChild(el("td", "year", d.year));
     const s = el("td", "subject", d.subject); s.appendChild(el("small", "id", d.application_id)); tr.appendChild(s);
     tr.appendChild(el("td", "status " + d.status, d.status_label)); tr.appendChild(moneyCell(d.awarded, "awarded"));
-    const a = el("td", "action", d.revoked ? "revoked" : ""); if (d.revocable) a.appendChild(revokeForm(d.application_id));
+    const a = el("td", "action", d.revoked ? "revoked" : ""); if (d.revocable && canRevoke) a.appendChild(revokeForm(d.application_id));
     tr.appendChild(a); return fresh(tr);
   }
   function revocationRow(r) {
@@ -291,7 +380,8 @@ APP_JS = r"""
   function poolRow(p) {
     const tr = el("tr"); tr.dataset.account = p.account;
     tr.appendChild(who(p.name, p.beneficiary)); tr.appendChild(el("td", "pool", p.pool)); tr.appendChild(el("td", "scope", p.scope));
-    tr.appendChild(moneyCell(p.cap, "cap")); tr.appendChild(moneyCell(p.committed, "committed")); tr.appendChild(moneyCell(p.available, "available"));
+    tr.appendChild(moneyCell(p.cap, "cap")); tr.appendChild(moneyCell(p.committed, "committed"));
+    tr.appendChild(moneyCell(p.held, "held")); tr.appendChild(moneyCell(p.available, "available"));
     const u = el("td", "utilisation"); const bar = el("span", "bar" + (p.utilisation >= 100 ? " full" : p.utilisation >= 80 ? " warn" : ""));
     const fill = el("span"); fill.style.width = p.utilisation + "%"; bar.appendChild(fill); u.appendChild(bar);
     u.appendChild(document.createTextNode(" ")); u.appendChild(el("span", "pct", p.utilisation.toFixed(1) + "%"));
