@@ -1,6 +1,8 @@
 """The policy's figures and the ledger's caps, through the four services running as processes
 (issue 3 and issue 4 acceptance): one application per program, stacked caps, overlap,
-revocation, and 200 concurrent applications filling a 1000万 pool exactly."""
+revocation, and 200 concurrent applications filling a 1000万 pool exactly. Programs whose review
+is required are held for a reviewer first (issue 13): the bootstrap operator, who holds the
+reviewer's role, approves them here; a staff reviewer approves 2000万 of a 3000万 hold."""
 
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ import httpx
 import pytest
 
 from shared.kernel.money import format_fen, parse_amount
-from tests.support.auth import AUD, OP, OPERATOR_TOKEN
+from shared.policy.catalog import load_catalog
+from tests.support.auth import AUD, OP, OPERATOR_TOKEN, bearer
 from tests.support.client import Partner, create_partner, random_uscc
 from tests.support.processes import Stack
+from tests.support.waiting import eventually_sync
 from tools.samples import make_body
 
 pytestmark = pytest.mark.e2e
@@ -39,6 +43,22 @@ EXPECTED = {
     "BIO-CDMO": "4000000.00",  # 20% of 2000万 (002 §五(三))
     "BIO-FIRST-UNIT": "20000000.00",  # 20% of 1亿 (002 §六(二))
 }
+
+
+REVIEW = {code: program.review for code, program in load_catalog().programs.items()}
+
+
+def settled(partner: Partner, stack: Stack, app_id: str, amount: str | None = None,
+            headers: dict[str, str] = OP) -> dict[str, Any]:
+    """The application once final: a hold (pending_review) approved first by a reviewer (by default
+    the bootstrap operator, who holds the role), for `amount` or the whole hold."""
+    decided = partner.wait_decided(app_id)
+    if decided["status"] != "pending_review":
+        return decided
+    body = {"decision": "approve", "reason": "专家评审核定", **({"amount": amount} if amount else {})}
+    r = httpx.post(f"{stack.services['ledger'].url}/v1/awards/{app_id}/review", json=body, headers=headers, timeout=30)
+    assert r.status_code == 200, r.text
+    return partner.wait_final(app_id)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +91,7 @@ def body_for(program: str, applicant: str, subject: str, **over: Any) -> dict[st
     return body
 
 
-def test_one_application_per_program_gets_the_policy_entitlement(partner: Partner) -> None:
+def test_one_application_per_program_gets_the_policy_entitlement(partner: Partner, stack: Stack) -> None:
     ids = {}
     for program in EXPECTED:
         kind = "medical_institution" if program == "GT-CLIN" else "enterprise"
@@ -79,7 +99,11 @@ def test_one_application_per_program_gets_the_policy_entitlement(partner: Partne
         assert r.status_code == 202, r.text
         ids[program] = r.json()["id"]
     for program, app_id in ids.items():
-        got = partner.wait_final(app_id)
+        decided = partner.wait_decided(app_id)
+        if REVIEW[program] == "required":
+            assert decided["status"] == "pending_review", (program, decided["decision"])
+            assert (decided["decision"]["held"], decided["decision"]["awarded"]) == (EXPECTED[program], "0.00")
+        got = settled(partner, stack, app_id)
         assert got["status"] == "approved", (program, got["decision"])
         assert got["decision"]["entitlement"] == EXPECTED[program], program
         assert got["decision"]["awarded"] == EXPECTED[program], program
@@ -113,23 +137,23 @@ def test_three_equity_rounds_stack_against_the_enterprise_year_cap(partner: Part
     assert outcomes[2]["decision"]["reasons"][0]["code"] == "CAP_EXHAUSTED"
 
 
-def test_eleven_clinical_projects_fill_the_institution_cap(partner: Partner) -> None:
+def test_eleven_clinical_projects_fill_the_institution_cap(partner: Partner, stack: Stack) -> None:
     hospital = random_uscc("medical_institution")
     awarded = 0
     for i in range(11):
         body = body_for("GT-CLIN", hospital, f"PROJ-{i}", facts={"enrolled_subjects": 10})
-        awarded += parse_amount(partner.wait_final(partner.post(body).json()["id"])["decision"]["awarded"])
+        awarded += parse_amount(settled(partner, stack, partner.post(body).json()["id"])["decision"]["awarded"])
     assert format_fen(awarded) == "5000000.00"
 
 
-def test_a_higher_later_program_tops_up_and_a_lower_one_is_a_duplicate(partner: Partner) -> None:
+def test_a_higher_later_program_tops_up_and_a_lower_one_is_a_duplicate(partner: Partner, stack: Stack) -> None:
     ent = random_uscc()
     gene = body_for("GT-PRODUCT", ent, "PRODUCT-X", requested_amount="8000000.00")
     cell = body_for("CT-PRODUCT", ent, "PRODUCT-X", requested_amount="12000000.00")
     lower = body_for("CT-PRODUCT", ent, "PRODUCT-X", requested_amount="5000000.00", year=2024)
-    first = partner.wait_final(partner.post(gene).json()["id"])
-    second = partner.wait_final(partner.post(cell).json()["id"])
-    third = partner.wait_final(partner.post(lower).json()["id"])
+    first = settled(partner, stack, partner.post(gene).json()["id"])
+    second = settled(partner, stack, partner.post(cell).json()["id"])
+    third = settled(partner, stack, partner.post(lower).json()["id"])
     assert first["decision"]["awarded"] == "8000000.00"
     assert second["decision"]["awarded"] == "4000000.00"
     assert "TOP_UP" in {r["code"] for r in second["decision"]["reasons"]}
@@ -172,3 +196,35 @@ def test_two_hundred_concurrent_applications_fill_the_pool_exactly(partner: Part
     assert pool == [{**pool[0], "cap": "10000000.00", "committed": "10000000.00", "available": "0.00"}]
     verify = httpx.get(f"{stack.services['ledger'].url}/v1/audit/verify", headers=AUD).json()
     assert verify["ok"] is True
+
+
+def test_a_staff_reviewer_approves_2000_wan_of_a_3000_wan_hold(partner: Partner, stack: Stack) -> None:
+    """000 §五(四) pays a product up to 3000万 on request, 择优: a person settles how much."""
+    intake, ledger = stack.services["intake"].url, stack.services["ledger"].url
+    staff = httpx.post(f"{intake}/v1/staff", json={"name": "张三", "roles": ["reviewer"]}, headers=OP, timeout=30)
+    assert staff.status_code == 201, staff.text
+    reviewer = bearer(staff.json()["api_key"])
+    ent = random_uscc()
+    app_id = partner.post(body_for("GT-PRODUCT", ent, "PRODUCT-BIG", requested_amount="30000000.00")).json()["id"]
+    held = partner.wait_decided(app_id)
+    assert (held["status"], held["decision"]["held"], held["decision"]["awarded"]) == (
+        "pending_review", "30000000.00", "0.00")
+    # The reviewer's key reaches the ledger once staff.registered has (within seconds).
+    eventually_sync(lambda: httpx.get(f"{ledger}/v1/reviews", headers=reviewer, timeout=10).status_code == 200,
+                    "the reviewer known to the ledger", timeout_s=30)
+    queue = httpx.get(f"{ledger}/v1/reviews", params={"program": "GT-PRODUCT", "limit": 200}, headers=reviewer,
+                      timeout=10).json()["items"]
+    (item,) = [i for i in queue if i["application_id"] == app_id]
+    assert (item["entitlement"], item["requested_amount"], item["held"]) == ("30000000.00",) * 3
+    assert item["rules"] and all(r["citation"] for r in item["rules"])
+    got = settled(partner, stack, app_id, amount="20000000.00", headers=reviewer)
+    assert (got["status"], got["decision"]["awarded"]) == ("partially_approved", "20000000.00")
+    assert "REVIEW_REDUCED" in {r["code"] for r in got["decision"]["reasons"]}
+    assert got["decision"]["review"]["by"] == {"id": staff.json()["id"], "name": "张三"}
+    balances = httpx.get(f"{ledger}/v1/balances", params={"beneficiary": ent}, headers=AUD, timeout=10).json()
+    assert {(b["pool"], b["committed"], b["held"]) for b in balances["items"]} == {
+        ("GT-PRODUCT/subject", "20000000.00", "0.00"), ("GT-PRODUCT/beneficiary-year", "20000000.00", "0.00")}
+    again = httpx.post(f"{ledger}/v1/awards/{app_id}/review", json={"decision": "reject", "reason": "二次"},
+                       headers=reviewer, timeout=10)
+    assert again.status_code == 409
+    assert httpx.get(f"{ledger}/v1/audit/verify", headers=AUD, timeout=30).json()["ok"] is True

@@ -14,6 +14,7 @@ from shared.kernel.uscc import ALPHABET, with_check_character
 from tests.support.waiting import eventually_sync
 
 FINAL = {"ineligible", "approved", "partially_approved", "rejected", "revoked"}
+DECIDED = FINAL | {"pending_review"}  # held for a reviewer (核定) counts as decided by the ledger
 
 
 def random_uscc(kind: str = "enterprise") -> str:
@@ -46,6 +47,11 @@ class Partner:
     def wait_final(self, app_id: str, timeout_s: float = 60) -> dict[str, Any]:
         return dict(eventually_sync(lambda: self.get(app_id), f"{app_id} final", timeout_s=timeout_s,
                                     every_s=0.1, until=lambda body: body["status"] in FINAL))
+
+    def wait_decided(self, app_id: str, timeout_s: float = 60) -> dict[str, Any]:
+        """The application once the ledger decided it: final, or held for review."""
+        return dict(eventually_sync(lambda: self.get(app_id), f"{app_id} decided", timeout_s=timeout_s,
+                                    every_s=0.1, until=lambda body: body["status"] in DECIDED))
 
     async def post_many(self, bodies: list[dict[str, Any]], concurrency: int = 16) -> list[str]:
         """POST concurrently, at most `concurrency` in flight; returns the application ids in order."""
