@@ -1,6 +1,6 @@
 """A load under fire: 400 GT-EQUITY applications over 20 enterprises posted by a careful partner
 while a fault is injected, then every invariant checked on the final state (the fault and
-scale-out tests share it)."""
+scale-out tests share it); and holds under review settled by reviewers while a fault is injected."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from shared.db.engine import make_engine
 from shared.kernel.money import format_fen, parse_amount
+from shared.kernel.subjects import subject_key
 from tests.support.auth import AUD, OPERATOR_TOKEN
 from tests.support.client import FINAL, Partner, create_partner, random_uscc
 from tests.support.processes import Stack, four_services
@@ -221,3 +222,128 @@ def check_outcome(scenario: Scenario, enterprises: list[str]) -> dict[str, dict[
     wait_for_webhooks(scenario, set(final))
     assert scenario.receiver.bad_signatures == 0
     return final
+
+
+# ---------------------------------------------------------------------------------------------
+# Reviews under fire (issue 13): holds placed, reviewers settling them while a service is killed
+# ---------------------------------------------------------------------------------------------
+
+HELD_PRODUCTS = 12  # per enterprise, 1000万 each: ten fill its 1亿 GT-PRODUCT year (000 §五(四)), two find no room
+PRODUCT_REQUEST = "10000000.00"
+REDUCED = "6000000.00"
+
+
+def held_load(enterprises: list[str]) -> list[dict[str, Any]]:
+    bodies = []
+    for ent in enterprises:
+        for i in range(HELD_PRODUCTS):
+            body = make_body("GT-PRODUCT", applicant={"id": ent}, requested_amount=PRODUCT_REQUEST)
+            body["subject"] = f"PRODUCT-{i:02d}"
+            bodies.append(body)
+    return bodies
+
+
+def place_holds(scenario: Scenario, enterprises: list[str]) -> dict[str, dict[str, Any]]:
+    """Every application of the held load decided: application id → its body, for those held."""
+    bodies = held_load(enterprises)
+    asyncio.run(post_all(scenario, bodies))
+    assert len(scenario.accepted) == len(bodies), "every application is accepted"
+    held = {}
+    for i, app_id in scenario.accepted.items():
+        decided = scenario.partner.wait_decided(app_id)
+        if decided["status"] == "pending_review":
+            held[app_id] = bodies[i]
+        else:
+            assert (decided["status"], decided["decision"]["reasons"][0]["code"]) == ("rejected", "CAP_EXHAUSTED")
+    assert len(held) == 10 * len(enterprises), "ten holds fill each enterprise's year"
+    return held
+
+
+def verdict_for(app_id: str) -> dict[str, str]:
+    """What the reviewers decide on a hold (stable per application): all, less, or nothing."""
+    pick = int(uuid.uuid5(uuid.NAMESPACE_URL, app_id)) % 3
+    if pick == 0:
+        return {"decision": "approve", "reason": "全额核定"}
+    if pick == 1:
+        return {"decision": "approve", "amount": REDUCED, "reason": "核减"}
+    return {"decision": "reject", "reason": "不予支持"}
+
+
+def awarded_for(app_id: str) -> int:
+    verdict = verdict_for(app_id)
+    return 0 if verdict["decision"] == "reject" else parse_amount(verdict.get("amount", PRODUCT_REQUEST))
+
+
+async def review_with_fault(ledger: str, app_ids: list[str], fault: Callable[[], None],
+                            deadline_s: float = 150) -> tuple[dict[str, int], int]:
+    """Review every hold like careful reviewers (eight at a time), retrying until answered (a 409
+    after a retry: the first try had settled it before the service went down); once a quarter are
+    answered, `fault` runs while the other reviews go on. The answers, and how many there were
+    when the fault began."""
+    gate = asyncio.Semaphore(8)
+    answered: dict[str, int] = {}
+    at_fault: list[int] = []
+    started = time.monotonic()
+    async with httpx.AsyncClient(base_url=ledger, headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"},
+                                 timeout=10) as client:
+
+        async def one(app_id: str) -> None:
+            async with gate:
+                while time.monotonic() - started < deadline_s:
+                    try:
+                        r = await client.post(f"/v1/awards/{app_id}/review", json=verdict_for(app_id))
+                        if r.status_code in (200, 409):
+                            answered[app_id] = r.status_code
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    await asyncio.sleep(0.2)
+            if not at_fault and len(answered) >= len(app_ids) // 4:
+                at_fault.append(len(answered))
+                await asyncio.to_thread(fault)  # the other reviewers keep sending meanwhile
+
+        await asyncio.gather(*(one(app_id) for app_id in app_ids))
+    assert len(answered) == len(app_ids), "every review is eventually answered"
+    return answered, at_fault[0]
+
+
+def check_reviews(scenario: Scenario, enterprises: list[str], held: dict[str, dict[str, Any]],
+                  answered: dict[str, int]) -> None:
+    """After reviews under fire: each hold reviewed exactly once, as asked; pools, holds and journal
+    exact; verify ok."""
+    ledger = scenario.stack.services["ledger"].url
+
+    async def rows() -> tuple[dict[str, int], dict[str, int], dict[str, list[str]]]:
+        engine = make_engine(scenario.db, "ledger")
+        try:
+            async with engine.connect() as conn:
+                reviews = dict((await conn.execute(text("SELECT application_id, awarded_fen FROM reviews"))).all())
+                events = dict((await conn.execute(text(
+                    "SELECT subject, count(*) FROM outbox WHERE type = 'award.reviewed' GROUP BY subject"))).all())
+                kinds: dict[str, list[str]] = defaultdict(list)
+                for app_id, kind in await conn.execute(text(
+                        "SELECT application_id, kind FROM journal_entries ORDER BY seq")):
+                    kinds[app_id].append(kind)
+        finally:
+            await engine.dispose()
+        return reviews, events, kinds
+
+    reviews, events, kinds = asyncio.run(rows())
+    assert reviews == {app_id: awarded_for(app_id) for app_id in held}, "each hold reviewed once, as asked"
+    assert events == dict.fromkeys(held, 1), "one award.reviewed per hold"
+    for app_id in held:
+        expected = ["hold", "approval"] if verdict_for(app_id).get("amount") is None else ["hold", "approval", "release"]
+        if verdict_for(app_id)["decision"] == "reject":
+            expected = ["hold", "rejection"]
+        assert kinds[app_id] == expected, (app_id, answered[app_id])
+    for ent in enterprises:
+        mine = [app_id for app_id, body in held.items() if body["applicant"]["id"] == ent]
+        items = httpx.get(f"{ledger}/v1/balances", params={"beneficiary": ent, "limit": 200}, headers=AUD,
+                          timeout=10).json()["items"]
+        by_pool = {(b["pool"], b.get("subject")): (b["committed"], b["held"]) for b in items}
+        total = sum(awarded_for(app_id) for app_id in mine)
+        assert by_pool[("GT-PRODUCT/beneficiary-year", None)] == (format_fen(total), "0.00"), ent
+        for app_id in mine:
+            subject = subject_key(held[app_id]["subject"])
+            assert by_pool[("GT-PRODUCT/subject", subject)] == (format_fen(awarded_for(app_id)), "0.00"), app_id
+    assert httpx.get(f"{ledger}/v1/audit/verify", headers=AUD, timeout=30).json()["ok"] is True
