@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = Field(default=2.0, validation_alias=AliasChoices("webhook_backoff_seconds", "GRANTLINE_WEBHOOK_BACKOFF_SECONDS", "GRANTLINE_WEBHOOK_BACKOFF"))
     webhook_attempts_max: int = Field(default=8, validation_alias=AliasChoices("webhook_attempts_max", "GRANTLINE_WEBHOOK_ATTEMPTS_MAX", "GRANTLINE_WEBHOOK_MAX_ATTEMPTS"))
     allow_private_callbacks: bool = False
+    # Where a browser reaches each service's staff pages: the ledger's dashboard and notify's
+    # objections page link to each other (the services share no routes). The local ports of `make up`.
+    ledger_public_url: str = "http://127.0.0.1:8003"
+    notify_public_url: str = "http://127.0.0.1:8004"
     log_level: str = "INFO"
 
     @model_validator(mode="after")

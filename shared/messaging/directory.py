@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -126,7 +127,19 @@ _FIND_CREDENTIAL = text(
 async def find_credential(session: AsyncSession, key_hash: str) -> Credential | None:
     """The active staff member or partner holding the key whose hash is `key_hash`, from this
     service's directory; None for an unknown key or a deactivated member's."""
-    row = (await session.execute(_FIND_CREDENTIAL, {"h": key_hash})).first()
+    return _credential((await session.execute(_FIND_CREDENTIAL, {"h": key_hash})).first())
+
+
+_FIND_STAFF = text("SELECT 'staff' AS kind, id, name, roles, api_key_hash FROM staff WHERE id = :id AND active")
+
+
+async def find_staff(session: AsyncSession, staff_id: str) -> Credential | None:
+    """The active staff member `staff_id` of this service's directory; None for an unknown or
+    deactivated one (a page's session names the member, and is worth nothing once they are gone)."""
+    return _credential((await session.execute(_FIND_STAFF, {"id": staff_id})).first())
+
+
+def _credential(row: Any) -> Credential | None:
     if row is None:
         return None
     return Credential(str(row.kind), str(row.id), str(row.name), tuple(row.roles or ()), str(row.api_key_hash))

@@ -18,7 +18,7 @@ from typing import Literal
 from fastapi import FastAPI, Request
 
 from shared.kernel.errors import Forbidden, TooManyRequests, Unauthorized
-from shared.messaging.directory import Credential, find_credential
+from shared.messaging.directory import Credential, find_credential, find_staff
 from shared.observability.metrics import RATE_LIMITED
 from shared.web.ratelimit import retry_after_header
 
@@ -134,6 +134,19 @@ async def principal_for_token(app: FastAPI, token: str) -> Principal:
         principal = _principal(found)
         cache.put(key_hash, principal)
     return principal
+
+
+async def principal_for_identity(app: FastAPI, identity: str) -> Principal | None:
+    """Who an identity recorded earlier is now, in this service (a staff page's session names
+    one): a bootstrap identity, or an active staff member; None for anyone else, a deactivated
+    member included. Never cached: a deactivation ends the member's sessions at once."""
+    if identity == OPERATOR.id:
+        return OPERATOR
+    if identity == AUDITOR.id:
+        return AUDITOR
+    async with app.state.ctx.maker() as session:
+        found = await find_staff(session, identity)
+    return None if found is None else _principal(found)
 
 
 async def authenticate(request: Request) -> Principal:

@@ -222,6 +222,8 @@ def child_env(values: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     env.update(values)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    for name in ("ledger", "notify"):  # their staff pages link to each other, on the ports chosen here
+        env.setdefault(f"GRANTLINE_{name.upper()}_PUBLIC_URL", f"http://127.0.0.1:{service_port(values, name)}")
     return env
 
 

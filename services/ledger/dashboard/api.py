@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request
@@ -16,18 +16,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from services.ledger.dashboard import schemas as page
 from services.ledger.dashboard.domain import (
     COOKIE_NAME,
-    SESSION_SECONDS,
+    SESSION_LABEL,
     Abilities,
-    DashboardSession,
     LiveCursor,
-    csrf_ok,
-    csrf_token,
     filters_of,
-    issue_session,
-    read_session,
     reason_accepted,
-    same_origin,
-    signing_key,
 )
 from services.ledger.dashboard.handlers import (
     load_changes,
@@ -42,7 +35,9 @@ from services.ledger.reviews.domain import APPROVE, REJECT
 from services.ledger.reviews.repository import SqlReviewRepository
 from shared.kernel.errors import Unauthorized
 from shared.kernel.money import AmountError, parse_amount
-from shared.web.auth import AUDITOR, OPERATOR, Principal, principal_for_token
+from shared.web.auth import Principal, principal_for_token
+from shared.web.sessions import StaffSession, csrf_token
+from shared.web.staffpages import StaffSignIn, read_form, staff_nav
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
@@ -50,61 +45,24 @@ POLL_SECONDS = 0.5
 STREAM_MAX_SECONDS = 15 * 60  # then the browser reconnects (EventSource) from the last event id
 RECHECK_POLLS = 6  # a live stream asks again every 3 s whether who opened it may still see it
 
+SIGN_IN = StaffSignIn(COOKIE_NAME, "/dashboard", SESSION_LABEL)
+
 
 def _html(body: str, status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status_code=status_code, headers=page.HEADERS)
 
 
-def _key(request: Request) -> bytes:
-    return signing_key(request.app.state.ctx.settings.operator_token)
-
-
-def _session(request: Request) -> DashboardSession | None:
-    return read_session(_key(request), request.cookies.get(COOKIE_NAME), time.time())
-
-
-async def _principal_of(request: Request, who: str) -> Principal | None:
-    """Who a session names, as of now: a bootstrap identity, or an active staff member (a
-    deactivated one is nobody any more)."""
-    if who == OPERATOR.id:
-        return OPERATOR
-    if who == AUDITOR.id:
-        return AUDITOR
-    async with request.app.state.ctx.snapshot() as db:
-        return await DashboardRepository(db).staff_member(who)
-
-
-async def _signed_in(request: Request) -> tuple[DashboardSession, Abilities] | None:
+async def _signed_in(request: Request) -> tuple[StaffSession, Abilities] | None:
     """The session and what its principal may do here, or None (no session, or no one who may)."""
-    session = _session(request)
-    if session is None:
+    signed = await SIGN_IN.signed_in(request)
+    if signed is None or not Abilities(signed[1]).signs_in:
         return None
-    principal = await _principal_of(request, session.who)
-    if principal is None or not Abilities(principal).signs_in:
-        return None
-    return session, Abilities(principal)
+    return signed[0], Abilities(signed[1])
 
 
 def _who_label(principal: Principal) -> str:
     name = f"{principal.name} ({principal.id})" if principal.name else principal.id
     return f"{name} · {', '.join(sorted(principal.roles))}"
-
-
-def _is_https(request: Request) -> bool:
-    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "").lower() == "https"
-
-
-def _same_origin(request: Request) -> bool:
-    return same_origin(request.headers.get("sec-fetch-site"), request.headers.get("origin"),
-                       request.headers.get("host", ""))
-
-
-async def _form(request: Request) -> dict[str, str]:
-    if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
-        return {}
-    raw = await request.body()
-    parsed = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=20)
-    return {k: v[0] for k, v in parsed.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,7 +72,7 @@ async def _form(request: Request) -> dict[str, str]:
 
 @router.post("/dashboard/login")
 async def login(request: Request) -> Response:
-    form = await _form(request)
+    form = await read_form(request)
     token = form.get("token", "").strip()
     try:
         principal = await principal_for_token(request.app, token) if token else None
@@ -125,22 +83,19 @@ async def login(request: Request) -> Response:
     if not Abilities(principal).signs_in:
         return _html(page.render_login("That key holds no role this dashboard serves (operator, reviewer, auditor)."),
                      status_code=403)
-    value, _ = issue_session(_key(request), time.time(), principal.id)
     response = RedirectResponse("/dashboard", status_code=303, headers=page.HEADERS)
-    response.set_cookie(COOKIE_NAME, value, max_age=SESSION_SECONDS, path="/dashboard", httponly=True,
-                        samesite="strict", secure=_is_https(request))
+    SIGN_IN.start(request, response, principal.id)
     return response
 
 
 @router.post("/dashboard/logout")
 async def logout(request: Request) -> Response:  # a session whose member was deactivated may still sign out
-    session = _session(request)
-    form = await _form(request)
-    if session is not None and not (csrf_ok(_key(request), session, form.get("csrf")) and _same_origin(request)):
+    session = SIGN_IN.session(request)
+    form = await read_form(request)
+    if session is not None and not SIGN_IN.form_ok(request, session, form):
         return _html(page.render_message("Not signed out", "The form was not sent from this dashboard."), 403)
     response = RedirectResponse("/dashboard", status_code=303, headers=page.HEADERS)
-    response.delete_cookie(COOKIE_NAME, path="/dashboard", httponly=True, samesite="strict",
-                           secure=_is_https(request))
+    SIGN_IN.end(request, response)
     return response
 
 
@@ -167,10 +122,10 @@ async def dashboard(request: Request, ctx: ContextDep) -> Response:
     return _html(page.render_dashboard(
         pools=[page.pool_row(p) for p in loaded.pools], decisions=[page.decision_row(r) for r in loaded.decisions],
         revocations=[page.revocation_row(r) for r in loaded.revocations], filters=_shown_filters(request),
-        programs=loaded.programs, years=loaded.years, csrf=csrf_token(_key(request), session),
+        programs=loaded.programs, years=loaded.years, csrf=csrf_token(SIGN_IN.key(request), session),
         cursor=str(loaded.cursor), notice=q.get("notice"), notice_app=(q.get("app") or "")[:100] or None,
         holds=[page.hold_row(h) for h in loaded.holds], who=_who_label(can.principal), can_revoke=can.revokes,
-        can_review=can.reviews, sees_activity=can.sees_activity,
+        can_review=can.reviews, sees_activity=can.sees_activity, nav=staff_nav(ctx.settings, "ledger"),
     ))
 
 
@@ -193,8 +148,8 @@ async def _action_form(request: Request, application_id: str, what: str,
     if signed is None:
         return _html(page.render_login("Sign in again: the session ended."), status_code=401)
     session, can = signed
-    form = await _form(request)
-    if not csrf_ok(_key(request), session, form.get("csrf")) or not _same_origin(request):
+    form = await read_form(request)
+    if not SIGN_IN.form_ok(request, session, form):
         return _html(page.render_message(f"Not {what}", "The form was not sent from this dashboard "
                                                         "(missing or wrong CSRF token)."), status_code=403)
     if role not in can.principal.roles:

@@ -1,12 +1,6 @@
-"""The dashboard's pure parts: sessions and CSRF tokens, the list filters, the live cursor, and
-the rows it shows. No I/O; the caller passes the clock.
-
-Sessions are HMAC-signed and stateless. The cookie carries `<session id>.<expiry unix>.<who,
-base64url>.<hex HMAC-SHA256>`, never a token or key: `who` is the identity signed in (`operator`,
-`auditor`, or a staff id), whose roles are looked up again on every request, so a deactivated staff
-member's session ends with the key. The signing key is derived from the operator token, so
-rotating the token signs every session out. The CSRF token of a session is an HMAC of its id under
-the same key: forms carry it, POSTs must send it back.
+"""The dashboard's pure parts: who may do what, the list filters, the live cursor, and the rows
+it shows. No I/O; the caller passes the clock. Sessions and CSRF tokens are the staff pages'
+(shared.web.sessions): the cookie names who signed in, never a token or key.
 
 Who sees what (CONTRACT.md, "Who may call what"): operators, reviewers and auditors sign in;
 everyone signed in sees the pools and the review queue; operators and auditors the recent decisions
@@ -16,33 +10,18 @@ holds both roles); an auditor changes nothing.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from services.ledger.domain import ListFilter, PoolBalance, PoolKey
 from services.ledger.journal.domain import pool_account
 from shared.contracts.events import ANY_BENEFICIARY
-from shared.web.auth import STAFF_ROLES, Principal
+from shared.web.auth import Principal
 
 COOKIE_NAME = "grantline_dashboard"
-SESSION_SECONDS = 8 * 3600
-_KEY_LABEL = b"grantline.ledger.dashboard.session.v2"
-_COOKIE_MAX = 400
-
-
-@dataclass(frozen=True)
-class DashboardSession:
-    sid: str
-    expires: int  # unix seconds
-    who: str = "operator"  # the identity signed in: operator, auditor, or a staff id
+SESSION_LABEL = b"grantline.ledger.dashboard.session.v2"  # what the dashboard's sessions are signed for
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,65 +58,6 @@ class Abilities:
     def revoked_by(self) -> str:
         """Who a revocation from here is recorded as (`operator:dashboard`, `stf_…:dashboard`)."""
         return f"{self.principal.who}:dashboard"
-
-
-def staff_principal(staff_id: str, name: str, roles: Sequence[str]) -> Principal:
-    """An active staff member of this service's directory as a principal (staff roles only, as
-    shared.web.auth admits a staff key)."""
-    return Principal(staff_id, frozenset(role for role in STAFF_ROLES if role in roles), name=name)
-
-
-def signing_key(operator_token: str) -> bytes:
-    return hmac.new(operator_token.encode(), _KEY_LABEL, hashlib.sha256).digest()
-
-
-def _sign(key: bytes, payload: str) -> str:
-    return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
-
-
-def issue_session(key: bytes, now: float, who: str = "operator",
-                  ttl_s: int = SESSION_SECONDS) -> tuple[str, DashboardSession]:
-    """A new session of `who` and its signed cookie value."""
-    session = DashboardSession(secrets.token_urlsafe(18), int(now) + ttl_s, who)
-    encoded = base64.urlsafe_b64encode(who.encode()).decode().rstrip("=")
-    payload = f"{session.sid}.{session.expires}.{encoded}"
-    return f"{payload}.{_sign(key, payload)}", session
-
-
-def read_session(key: bytes, value: str | None, now: float) -> DashboardSession | None:
-    """The session of a cookie value, or None when absent, malformed, forged or expired."""
-    if not value or len(value) > _COOKIE_MAX:
-        return None
-    parts = value.split(".")
-    if len(parts) != 4 or not parts[1].isdigit():
-        return None
-    sid, expires, encoded, signature = parts
-    if not hmac.compare_digest(_sign(key, f"{sid}.{expires}.{encoded}"), signature):
-        return None
-    if int(expires) <= now:
-        return None
-    try:
-        who = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    return DashboardSession(sid, int(expires), who) if who else None
-
-
-def csrf_token(key: bytes, session: DashboardSession) -> str:
-    return _sign(key, f"csrf:{session.sid}")
-
-
-def csrf_ok(key: bytes, session: DashboardSession, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(csrf_token(key, session), given or "")
-
-
-def same_origin(fetch_site: str | None, origin: str | None, host: str) -> bool:
-    """A cross-site form POST carries the attacker's Origin; SameSite=Strict already keeps our cookie off it."""
-    if fetch_site is not None:  # browsers that send it say exactly where the request came from
-        return fetch_site in ("same-origin", "none")
-    if origin is None:
-        return True
-    return urlsplit(origin).netloc == host
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Every SQL statement of the dashboard: recent decisions and revocations, what changed since a
-live cursor, the filters' choices, the names shown beside pools and who is signed in. The pools
+live cursor, the filters' choices and the names shown beside pools. The pools
 themselves are the ledger's one pool snapshot (SqlLedgerRepository.pool_balances), the review
 queue the reviews' own (SqlReviewRepository.pending_page)."""
 
@@ -15,7 +15,6 @@ from services.ledger.dashboard.domain import (
     LiveCursor,
     PoolLine,
     RevocationLine,
-    staff_principal,
 )
 from services.ledger.domain import ListFilter
 from services.ledger.repository import SqlLedgerRepository, filter_clause
@@ -23,7 +22,6 @@ from services.ledger.reviews.domain import PendingReview
 from services.ledger.reviews.repository import SqlReviewRepository
 from shared.contracts.events import ANY_BENEFICIARY
 from shared.db.repository import Repository
-from shared.web.auth import Principal
 
 _DECISIONS = (
     "SELECT d.seq, d.application_id, d.program, d.beneficiary, d.year, d.status, d.awarded_fen, d.recorded_for, "
@@ -80,12 +78,6 @@ class DashboardRepository(Repository):
     async def holds(self, filters: ListFilter, *, limit: int) -> list[PendingReview]:
         """The review queue, oldest first (the reviews' own read)."""
         return await SqlReviewRepository(self.session).pending_page(filters, after=None, limit=limit)
-
-    async def staff_member(self, staff_id: str) -> Principal | None:
-        """An active staff member of this service's directory replica, as signed in here."""
-        row = (await self.session.execute(text("SELECT id, name, roles FROM staff WHERE id = :id AND active"),
-                                          {"id": staff_id})).one_or_none()
-        return None if row is None else staff_principal(row.id, row.name, list(row.roles or ()))
 
     async def newest(self) -> LiveCursor:
         """The newest decision and revocation, whatever the filters."""

@@ -16,6 +16,7 @@ from services.ledger.dashboard.domain import DecisionLine, PoolLine, RevocationL
 from services.ledger.journal.domain import pool_account
 from services.ledger.reviews.domain import PendingReview
 from shared.kernel.money import format_fen, yuan_label
+from shared.web.staffpages import STAFF_STYLE
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
@@ -123,37 +124,12 @@ def revocation_row(r: RevocationLine) -> dict[str, Any]:
 # HTML
 # ---------------------------------------------------------------------------------------------
 
-_STYLE = """
-body { font-family: system-ui, "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", sans-serif; margin: 1.5rem; color: #1a1a1a; }
-h1 { font-size: 1.4rem; margin: 0 0 .5rem; } h2 { font-size: 1.1rem; margin-top: 1.6rem; }
-header { display: flex; justify-content: space-between; align-items: center; gap: 1rem; }
-table { border-collapse: collapse; width: 100%; margin-top: .5rem; font-size: .92rem; }
-th, td { border: 1px solid #ddd; padding: .35rem .5rem; text-align: left; vertical-align: middle; }
-th { background: #f4f4f4; } td.amount { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.bar { background: #e8eef5; width: 10rem; height: .8rem; border-radius: .2rem; overflow: hidden; display: inline-block; vertical-align: middle; }
-.bar > span { display: block; height: 100%; background: #2e7d32; }
-.bar.warn > span { background: #ef8f00; } .bar.full > span { background: #c62828; }
-.notice { background: #e8f5e9; border: 1px solid #a5d6a7; padding: .5rem .8rem; }
-.error { background: #ffebee; border: 1px solid #ef9a9a; padding: .5rem .8rem; }
-form.filters { display: flex; gap: .8rem; align-items: end; flex-wrap: wrap; }
-form.filters label { display: flex; flex-direction: column; font-size: .85rem; }
-form.revoke { display: flex; gap: .3rem; } form.revoke input[name=reason] { width: 12rem; }
-form.review { display: flex; gap: .3rem; margin: .15rem 0; } form.review input[name=reason] { width: 10rem; }
-form.review input[name=amount] { width: 8rem; text-align: right; }
-td.rules ul, td.pools ul { margin: 0; padding-left: 1rem; } td.rules li.failed { color: #c62828; }
-cite { color: #555; font-style: normal; font-size: .8rem; } .who { color: #555; font-size: .85rem; }
-tr.fresh { animation: fresh 2s ease-out; } @keyframes fresh { from { background: #fff59d; } to { background: transparent; } }
-small.id { color: #666; display: block; font-size: .75rem; }
-#live { font-size: .85rem; color: #666; }
-"""
-
-
 def _document(title: str, body: str, *, script: bool = False) -> str:
     js = '<script src="/dashboard/app.js" defer></script>' if script else ""
     return (
         "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
         f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(title)}</title>"
-        f"<style>{_STYLE}</style>{js}</head><body>{body}</body></html>"
+        f"<style>{STAFF_STYLE}</style>{js}</head><body>{body}</body></html>"
     )
 
 
@@ -277,6 +253,7 @@ def render_dashboard(
     can_revoke: bool = True,
     can_review: bool = True,
     sees_activity: bool = True,
+    nav: str = "",
 ) -> str:
     message = ""
     if notice in NOTICES:
@@ -285,7 +262,7 @@ def render_dashboard(
         message = f'<p class="{cls}" role="status" id="notice">{_e(NOTICES[notice] + what)}</p>'
     query = urlencode({k: v for k, v in filters.items() if v not in (None, "")})
     head = (
-        '<header><h1>Grantline ledger · 资金台账</h1>'
+        f'{nav}<header><h1>Grantline ledger · 资金台账</h1>'
         f'<span class="who" id="who">{_e(who)}</span>'
         '<form method="post" action="/dashboard/logout">'
         f'<input type="hidden" name="csrf" value="{_e(csrf)}"><button type="submit">Sign out</button></form></header>'
