@@ -1,4 +1,4 @@
-"""Ledger: decides awards against pools and the overlap rule; journal, revocation, audit."""
+"""Ledger: decides awards against pools and the overlap rule; holds and reviews, journal, revocation, audit."""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def subscriptions(ctx: LedgerContext) -> Sequence[Subscription]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
         "ledger", LedgerContext, routers=[router, reviews_router, dashboard_router], subscriptions=subscriptions, settings=settings,
-        description="Decides awards against caps and the overlap rule; double-entry, hash-chained journal.",
+        description="Decides awards against caps and the overlap rule, holds awards for review (核定); "
+                    "double-entry, hash-chained journal.",
     )
 
 

@@ -8,7 +8,14 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import BaseModel
 
-from services.ledger.domain import AwardListing, PoolBalance, SubjectClash, draws_wire
+from services.ledger.domain import (
+    AWARD_PENDING,
+    AWARD_REJECTED,
+    AwardListing,
+    PoolBalance,
+    SubjectClash,
+    draws_wire,
+)
 from services.ledger.journal.domain import JournalEntry
 from shared.kernel.money import format_fen
 from shared.web.openapi import NO_NUL
@@ -94,7 +101,7 @@ class AwardView(BaseModel):
     overlap: Overlap
     amount: str
     top_up_of: str | None
-    status: str  # live | revoked
+    status: str  # live | pending_review (held: `amount` is the hold) | rejected (in review) | revoked
     journal_seq: int
     draws: list[PoolDraw]
     revocation: RevocationView | None
@@ -112,13 +119,21 @@ class AwardView(BaseModel):
                             milestone=award.overlap.milestone),
             amount=format_fen(award.amount_fen),
             top_up_of=award.top_up_of,
-            status="revoked" if row.revoked else "live",
+            status=_award_status(award.review, row.revoked),
             journal_seq=row.journal_seq,
             draws=[PoolDraw(**d) for d in draws_wire(award.draws)],
             revocation=None if revocation is None else RevocationView(
                 reason=revocation.reason, revoked_by=revocation.revoked_by, revoked_by_name=revocation.revoked_by_name,
                 revoked_at=revocation.revoked_at.isoformat() if revocation.revoked_at else None),
         )
+
+
+def _award_status(review: str | None, revoked: bool) -> str:
+    if review == AWARD_REJECTED:
+        return "rejected"
+    if revoked:
+        return "revoked"
+    return "pending_review" if review == AWARD_PENDING else "live"
 
 
 class AwardPage(BaseModel):

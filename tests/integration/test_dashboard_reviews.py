@@ -19,6 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ledger.app import create_app
 from services.ledger.dashboard.domain import COOKIE_NAME
+from services.ledger.dashboard.handlers import load_changes
+from services.ledger.dashboard.repository import DashboardRepository
+from services.ledger.domain import ListFilter
 from shared.config.settings import Settings
 from shared.db.engine import make_engine, make_sessionmaker
 from shared.db.migrate import upgrade
@@ -222,3 +225,24 @@ async def test_a_deactivated_members_session_ends(client: httpx.AsyncClient, das
 
     # The key itself is refused within seconds (a staff key is known for at most a second).
     await eventually(sign_in_again, "the deactivated key refused", timeout_s=5, until=lambda code: code == 401)
+
+
+async def test_the_live_stream_carries_a_review_and_the_pools_it_gave_back(client: httpx.AsyncClient,
+                                                                           dash: Dash) -> None:
+    r = await dash.hold("9000000.00")
+    async with dash.maker() as session, session.begin():
+        cursor = await DashboardRepository(session).newest()
+    csrf = await sign_in(client, dash.reviewer.key)
+    resp = await client.post(f"/dashboard/awards/{r['application_id']}/review",
+                             data={"decision": "approve", "amount": "3000000.00", "reason": "核减", "csrf": csrf})
+    assert "notice=partially-approved" in resp.headers["location"]
+    async with dash.maker() as session, session.begin():
+        changes = await load_changes(DashboardRepository(session), ListFilter(beneficiary=r["applicant"]["id"]),
+                                     cursor)
+        quiet = await load_changes(DashboardRepository(session), ListFilter(), changes.cursor) if changes else None
+    assert changes is not None and changes.cursor.journal_seq > cursor.journal_seq
+    (line,) = [d for d in changes.decisions if d.application_id == r["application_id"] and d.status != "pending_review"]
+    assert (line.status, line.awarded_fen) == ("partially_approved", 3_000_000_00)
+    assert {p.balance.key.pool: p.balance.committed_fen for p in changes.pools} == {
+        "GT-PRODUCT/subject": 3_000_000_00, "GT-PRODUCT/beneficiary-year": 3_000_000_00}
+    assert quiet is None, "nothing new after the stream's cursor"

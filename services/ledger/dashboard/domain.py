@@ -82,13 +82,14 @@ def reason_accepted(reason: str) -> bool:
 
 @dataclass(frozen=True)
 class LiveCursor:
-    """The last decision (decisions.seq) and revocation (journal seq) a page or stream has shown."""
+    """The last decision (decisions.seq), and revocation or review (journal seq), a page or stream
+    has shown."""
 
     decision_seq: int
-    revocation_seq: int
+    journal_seq: int
 
     def __str__(self) -> str:
-        return f"{self.decision_seq}.{self.revocation_seq}"
+        return f"{self.decision_seq}.{self.journal_seq}"
 
     @classmethod
     def parse(cls, value: str | None) -> LiveCursor | None:

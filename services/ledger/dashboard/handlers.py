@@ -53,25 +53,32 @@ class Changes:
 
 async def load_changes(repo: DashboardRepository, filters: ListFilter, cursor: LiveCursor, *,
                        activity: bool = True) -> Changes | None:
-    """What happened after `cursor` (at most LIVE_BATCH of each kind), or None when nothing did;
-    without `activity`, only the pools those changes touched."""
+    """What happened after `cursor` (at most LIVE_BATCH of each kind), or None when nothing did:
+    new decisions, revocations, and reviewed decisions (as they stand now); without `activity`,
+    only the pools those changes touched."""
     decisions = await repo.decisions(filters, after=cursor.decision_seq, limit=LIVE_BATCH)
-    revocations = await repo.revocations(filters, after=cursor.revocation_seq, limit=LIVE_BATCH)
-    if not decisions and not revocations:
+    revocations = await repo.revocations(filters, after=cursor.journal_seq, limit=LIVE_BATCH)
+    reviewed = await repo.reviewed(filters, after=cursor.journal_seq, limit=LIVE_BATCH)
+    if not decisions and not revocations and not reviewed:
         return None
     # A decision that skipped the filter still moves the cursor past it (the next poll starts after it).
     newest = await repo.newest()
     accounts = sorted({a for r in decisions for a in accounts_of(r.draws)}
-                      | {a for r in revocations for a in accounts_of(r.draws)})
+                      | {a for r in revocations for a in accounts_of(r.draws)}
+                      | {a for _, r in reviewed for a in accounts_of(r.draws)})
     pools = await repo.pools(filters, accounts=accounts, limit=LIVE_POOLS) if accounts else []
+    # Revocations and reviews share the journal's numbering: a full batch of either stops the cursor
+    # at its last one (the other's then come again, and the page shows each once).
+    full = [revocations[-1].journal_seq] if len(revocations) == LIVE_BATCH else []
+    if len(reviewed) == LIVE_BATCH:
+        full.append(reviewed[-1][0])
     moved = LiveCursor(
         decisions[-1].seq if len(decisions) == LIVE_BATCH else max(cursor.decision_seq, newest.decision_seq),
-        revocations[-1].journal_seq if len(revocations) == LIVE_BATCH
-        else max(cursor.revocation_seq, newest.revocation_seq),
+        min(full) if full else max(cursor.journal_seq, newest.journal_seq),
     )
     if not activity:
         return Changes([], [], pools, moved)
-    return Changes(decisions, revocations, pools, moved)
+    return Changes([*decisions, *(line for _, line in reviewed)], revocations, pools, moved)
 
 
 async def revoke_from_dashboard(repo: RevokeRepository, application_id: str, *, reason: str, now: datetime,

@@ -23,11 +23,17 @@ from services.ledger.reviews.repository import SqlReviewRepository
 from shared.contracts.events import ANY_BENEFICIARY
 from shared.db.repository import Repository
 
-_DECISIONS = (
-    "SELECT d.seq, d.application_id, d.program, d.beneficiary, d.year, d.status, d.awarded_fen, d.recorded_for, "
+# An award a reviewer rejected is no award any more (nothing to revoke), nor a revoked one.
+_DECISION_COLUMNS = (
+    "d.seq, d.application_id, d.program, d.beneficiary, d.year, d.status, d.awarded_fen, d.recorded_for, "
     "d.data->'applicant'->>'name' AS name, d.data->>'subject' AS subject, "
-    "a.application_id IS NOT NULL AS has_award, coalesce(a.revoked, false) AS revoked, d.data->'draws' AS draws "
-    "FROM decisions d LEFT JOIN awards a USING (application_id) WHERE {where} "
+    "a.application_id IS NOT NULL AND a.review IS DISTINCT FROM 'rejected' AS has_award, "
+    "coalesce(a.revoked AND a.review IS DISTINCT FROM 'rejected', false) AS revoked, d.data->'draws' AS draws"
+)
+_DECISIONS = f"SELECT {_DECISION_COLUMNS} FROM decisions d LEFT JOIN awards a USING (application_id) WHERE {{where}} "
+_REVIEWED = (
+    f"SELECT r.journal_seq AS reviewed_seq, {_DECISION_COLUMNS} FROM reviews r JOIN decisions d USING "
+    "(application_id) LEFT JOIN awards a USING (application_id) WHERE {where} "
 )
 _REVOCATIONS = (
     "SELECT r.journal_seq, r.application_id, r.revoked_at, r.amount_fen, r.reason, r.revoked_by, "
@@ -60,6 +66,12 @@ class DashboardRepository(Repository):
         rows = await self._lines(_DECISIONS, "d.", "d.program", "d.seq", filters, after, limit)
         return [_decision(r) for r in rows]
 
+    async def reviewed(self, filters: ListFilter, *, after: int, limit: int) -> list[tuple[int, DecisionLine]]:
+        """Decisions reviewed after journal seq `after` (the live stream), oldest review first, as they
+        stand now: (the review's journal seq, the decision)."""
+        rows = await self._lines(_REVIEWED, "d.", "d.program", "r.journal_seq", filters, after, limit)
+        return [(r.reviewed_seq, _decision(r)) for r in rows]
+
     async def revocations(self, filters: ListFilter, *, after: int | None = None,
                           limit: int) -> list[RevocationLine]:
         """The newest first; with `after`, the oldest first after journal seq `after` (the live stream)."""
@@ -80,10 +92,11 @@ class DashboardRepository(Repository):
         return await SqlReviewRepository(self.session).pending_page(filters, after=None, limit=limit)
 
     async def newest(self) -> LiveCursor:
-        """The newest decision and revocation, whatever the filters."""
+        """The newest decision, and revocation or review, whatever the filters."""
         row = (await self.session.execute(text(
-            "SELECT coalesce((SELECT max(seq) FROM decisions), 0), "
-            "coalesce((SELECT max(journal_seq) FROM revocations), 0)"))).one()
+            "SELECT coalesce((SELECT max(seq) FROM decisions), 0), greatest("
+            "coalesce((SELECT max(journal_seq) FROM revocations), 0), "
+            "coalesce((SELECT max(journal_seq) FROM reviews), 0))"))).one()
         return LiveCursor(row[0], row[1])
 
     async def programs(self) -> list[str]:
