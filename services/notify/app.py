@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from services.notify import api
+from services.notify.dashboard import api as dashboard_api
 from services.notify.deps import NotifyContext
 from services.notify.dispatcher import api as deliveries_api
 from services.notify.dispatcher.handlers import Dispatcher
@@ -69,7 +70,7 @@ def create_app(
         ]
 
     return create_service_app(
-        "notify", NotifyContext, routers=[api.router, objections_api.router, deliveries_api.router], subscriptions=subscriptions,
+        "notify", NotifyContext, routers=[api.router, objections_api.router, deliveries_api.router, dashboard_api.router], subscriptions=subscriptions,
         on_start=on_start, settings=settings,
         description="Signed partner webhooks with retries, the public announcement (公示) and finalisation.",
     )

@@ -38,6 +38,7 @@ from tests.support.ledger import (
     process,
     receipt,
 )
+from tests.support.staffpages import sign_in as staff_sign_in
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -89,12 +90,7 @@ async def client(settings: Settings, dash: Dash) -> AsyncIterator[httpx.AsyncCli
 
 async def sign_in(client: httpx.AsyncClient, token: str) -> str:
     """Signed in with `token`: the page's CSRF token."""
-    resp = await client.post("/dashboard/login", data={"token": token})
-    assert resp.status_code == 303, resp.text
-    page = await client.get("/dashboard")
-    match = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text)
-    assert match
-    return match.group(1)
+    return await staff_sign_in(client, "/dashboard/login", "/dashboard", token)
 
 
 def row_of(html: str, application_id: str) -> str:

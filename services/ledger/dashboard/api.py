@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from services.ledger.dashboard import schemas as page
 from services.ledger.dashboard.domain import (
     COOKIE_NAME,
+    DASHBOARD_ROLES,
     SESSION_LABEL,
     Abilities,
     LiveCursor,
@@ -33,11 +34,9 @@ from services.ledger.deps import ContextDep
 from services.ledger.repository import SqlLedgerRepository
 from services.ledger.reviews.domain import APPROVE, REJECT
 from services.ledger.reviews.repository import SqlReviewRepository
-from shared.kernel.errors import Unauthorized
 from shared.kernel.money import AmountError, parse_amount
-from shared.web.auth import Principal, principal_for_token
 from shared.web.sessions import StaffSession, csrf_token
-from shared.web.staffpages import StaffSignIn, read_form, staff_nav
+from shared.web.staffpages import StaffSignIn, staff_nav, who_label
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
@@ -45,7 +44,9 @@ POLL_SECONDS = 0.5
 STREAM_MAX_SECONDS = 15 * 60  # then the browser reconnects (EventSource) from the last event id
 RECHECK_POLLS = 6  # a live stream asks again every 3 s whether who opened it may still see it
 
-SIGN_IN = StaffSignIn(COOKIE_NAME, "/dashboard", SESSION_LABEL)
+SIGN_IN = StaffSignIn(COOKIE_NAME, "/dashboard", SESSION_LABEL, DASHBOARD_ROLES, home="/dashboard",
+                      login_page=page.render_login, message_page=page.render_message, headers=page.HEADERS)
+router.include_router(SIGN_IN.routes())
 
 
 def _html(body: str, status_code: int = 200) -> HTMLResponse:
@@ -55,48 +56,7 @@ def _html(body: str, status_code: int = 200) -> HTMLResponse:
 async def _signed_in(request: Request) -> tuple[StaffSession, Abilities] | None:
     """The session and what its principal may do here, or None (no session, or no one who may)."""
     signed = await SIGN_IN.signed_in(request)
-    if signed is None or not Abilities(signed[1]).signs_in:
-        return None
-    return signed[0], Abilities(signed[1])
-
-
-def _who_label(principal: Principal) -> str:
-    name = f"{principal.name} ({principal.id})" if principal.name else principal.id
-    return f"{name} · {', '.join(sorted(principal.roles))}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Sign-in
-# ---------------------------------------------------------------------------------------------
-
-
-@router.post("/dashboard/login")
-async def login(request: Request) -> Response:
-    form = await read_form(request)
-    token = form.get("token", "").strip()
-    try:
-        principal = await principal_for_token(request.app, token) if token else None
-    except Unauthorized:
-        principal = None
-    if principal is None:
-        return _html(page.render_login("That token was not accepted."), status_code=401)
-    if not Abilities(principal).signs_in:
-        return _html(page.render_login("That key holds no role this dashboard serves (operator, reviewer, auditor)."),
-                     status_code=403)
-    response = RedirectResponse("/dashboard", status_code=303, headers=page.HEADERS)
-    SIGN_IN.start(request, response, principal.id)
-    return response
-
-
-@router.post("/dashboard/logout")
-async def logout(request: Request) -> Response:  # a session whose member was deactivated may still sign out
-    session = SIGN_IN.session(request)
-    form = await read_form(request)
-    if session is not None and not SIGN_IN.form_ok(request, session, form):
-        return _html(page.render_message("Not signed out", "The form was not sent from this dashboard."), 403)
-    response = RedirectResponse("/dashboard", status_code=303, headers=page.HEADERS)
-    SIGN_IN.end(request, response)
-    return response
+    return None if signed is None else (signed[0], Abilities(signed[1]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,7 +84,7 @@ async def dashboard(request: Request, ctx: ContextDep) -> Response:
         revocations=[page.revocation_row(r) for r in loaded.revocations], filters=_shown_filters(request),
         programs=loaded.programs, years=loaded.years, csrf=csrf_token(SIGN_IN.key(request), session),
         cursor=str(loaded.cursor), notice=q.get("notice"), notice_app=(q.get("app") or "")[:100] or None,
-        holds=[page.hold_row(h) for h in loaded.holds], who=_who_label(can.principal), can_revoke=can.revokes,
+        holds=[page.hold_row(h) for h in loaded.holds], who=who_label(can.principal), can_revoke=can.revokes,
         can_review=can.reviews, sees_activity=can.sees_activity, nav=staff_nav(ctx.settings, "ledger"),
     ))
 
@@ -144,19 +104,13 @@ async def _action_form(request: Request, application_id: str, what: str,
                        role: Literal["operator", "reviewer"]) -> tuple[Abilities, dict[str, str]] | Response:
     """The form of a signed-in principal holding `role`, sent from this dashboard (CSRF), with a
     reason; or the answer refusing it (`what`: what was not done)."""
-    signed = await _signed_in(request)
-    if signed is None:
-        return _html(page.render_login("Sign in again: the session ended."), status_code=401)
-    session, can = signed
-    form = await read_form(request)
-    if not SIGN_IN.form_ok(request, session, form):
-        return _html(page.render_message(f"Not {what}", "The form was not sent from this dashboard "
-                                                        "(missing or wrong CSRF token)."), status_code=403)
-    if role not in can.principal.roles:
-        return _html(page.render_message(f"Not {what}", f"This needs the {role} role."), status_code=403)
+    checked = await SIGN_IN.posted_form(request, role, f"Not {what}")
+    if isinstance(checked, Response):
+        return checked
+    principal, form = checked
     if not reason_accepted(form.get("reason", "")):
         return _back("reason-required", application_id)
-    return can, form
+    return Abilities(principal), form
 
 
 @router.post("/dashboard/awards/{application_id}/revoke")

@@ -18,7 +18,7 @@ from typing import Any
 from services.ledger.domain import ListFilter, PoolBalance, PoolKey
 from services.ledger.journal.domain import pool_account
 from shared.contracts.events import ANY_BENEFICIARY
-from shared.web.auth import Principal
+from shared.web.auth import Principal, Role
 
 COOKIE_NAME = "grantline_dashboard"
 SESSION_LABEL = b"grantline.ledger.dashboard.session.v2"  # what the dashboard's sessions are signed for
@@ -28,7 +28,7 @@ SESSION_LABEL = b"grantline.ledger.dashboard.session.v2"  # what the dashboard's
 # Who may do what here
 # ---------------------------------------------------------------------------------------------
 
-DASHBOARD_ROLES = frozenset({"operator", "reviewer", "auditor"})
+DASHBOARD_ROLES: tuple[Role, ...] = ("operator", "reviewer", "auditor")  # who signs in
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,6 @@ class Abilities:
     """What the signed-in principal may see and do on the dashboard."""
 
     principal: Principal
-
-    @property
-    def signs_in(self) -> bool:
-        return not self.principal.is_partner and not self.principal.roles.isdisjoint(DASHBOARD_ROLES)
 
     @property
     def sees_activity(self) -> bool:

@@ -16,7 +16,7 @@ from services.ledger.dashboard.domain import DecisionLine, PoolLine, RevocationL
 from services.ledger.journal.domain import pool_account
 from services.ledger.reviews.domain import PendingReview
 from shared.kernel.money import format_fen, yuan_label
-from shared.web.staffpages import STAFF_STYLE
+from shared.web.staffpages import login_document, message_document, staff_document, staff_headers
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
@@ -47,13 +47,7 @@ SUCCESS_NOTICES = frozenset({"revoked", "approved", "partially-approved", "rejec
 
 
 # Every dashboard response carries these.
-HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
+HEADERS = staff_headers(CONTENT_SECURITY_POLICY)
 
 
 def _e(value: Any) -> str:
@@ -125,28 +119,15 @@ def revocation_row(r: RevocationLine) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 def _document(title: str, body: str, *, script: bool = False) -> str:
-    js = '<script src="/dashboard/app.js" defer></script>' if script else ""
-    return (
-        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
-        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(title)}</title>"
-        f"<style>{STAFF_STYLE}</style>{js}</head><body>{body}</body></html>"
-    )
+    return staff_document(title, body, head='<script src="/dashboard/app.js" defer></script>' if script else "")
 
 
 def render_login(error: str | None = None) -> str:
-    err = f'<p class="error" role="alert">{_e(error)}</p>' if error else ""
-    return _document("Grantline ledger: sign in", (
-        "<main><h1>Grantline ledger dashboard</h1><p>Staff only: operators, reviewers and auditors. Sign in "
-        "with your staff key (gls_…) or the operator token.</p>"
-        f"{err}<form method=\"post\" action=\"/dashboard/login\" id=\"login\">"
-        "<label>Staff key or operator token <input type=\"password\" name=\"token\" "
-        "autocomplete=\"current-password\" required></label> <button type=\"submit\">Sign in</button></form></main>"
-    ))
+    return login_document("Grantline ledger dashboard", "operators, reviewers and auditors", "/dashboard/login", error)
 
 
 def render_message(title: str, message: str) -> str:
-    return _document(title, f'<main><h1>{_e(title)}</h1><p class="error">{_e(message)}</p>'
-                            '<p><a href="/dashboard">Back to the dashboard</a></p></main>')
+    return message_document(title, message, "/dashboard", "Back to the dashboard")
 
 
 def _who(name: str, beneficiary: str) -> str:
