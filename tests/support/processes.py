@@ -159,6 +159,8 @@ def make_stack(env_overrides: dict[str, str], log_dir: Path) -> Stack:
     for name in SERVICES:
         port = free_port()
         stack.services[name] = ServiceProcess(name, port, log_dir / f"{name}.log")
+    for name in ("ledger", "notify"):  # their staff pages link to each other, as `make up` sets them
+        env.setdefault(f"GRANTLINE_{name.upper()}_PUBLIC_URL", stack.services[name].url)
     return stack
 
 
