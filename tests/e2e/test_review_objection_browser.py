@@ -29,7 +29,7 @@ from tests.support.waiting import eventually
 
 skip_without_browser()
 
-from playwright.async_api import Page, async_playwright  # noqa: E402
+from playwright.async_api import Locator, Page, async_playwright  # noqa: E402
 
 from tests.support.auth import AUD, OP, bearer  # noqa: E402
 from tests.support.client import random_uscc  # noqa: E402
@@ -70,13 +70,25 @@ async def _shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / f"review-flow-{name}.png"), full_page=True)
 
 
-async def _sign_in(page: Page, url: str, key: str, ready: str) -> None:
-    """The staff sign-in form at `url` (the page shows only it before), then the page itself."""
-    await page.goto(url, wait_until="load")
+async def _sign_in(page: Page, key: str, ready: str) -> None:
+    """The staff sign-in form the page shows before anything else, then the page itself (`ready`)."""
     await page.wait_for_selector("form#login")
     await page.fill("input[name=token]", key)
     await page.click("form#login button")
     await page.wait_for_selector(ready)
+
+
+async def _act(page: Page, form: Locator, fields: dict[str, str], says: str) -> None:
+    """Fill `form` (a select by its option's value), send it, and read `says` in the page's notice."""
+    for name, value in fields.items():
+        control = form.locator(f"[name={name}]")
+        if await control.evaluate("e => e.tagName") == "SELECT":
+            await control.select_option(value)
+        else:
+            await control.fill(value)
+    await form.locator("button").click()
+    await page.wait_for_selector("#notice")
+    assert says in (await page.inner_text("#notice")).lower()
 
 
 async def test_a_reviewer_approves_2000_wan_of_3000_wan_and_dismisses_an_objection(stack: Stack) -> None:
@@ -122,7 +134,8 @@ async def test_a_reviewer_approves_2000_wan_of_3000_wan_and_dismisses_an_objecti
                 desk.on("dialog", lambda d: dialogs.append(d.message))
 
                 # The reviewer approves 2000万 of the 3000万 hold on the ledger's dashboard.
-                await _sign_in(desk, f"{ledger}/dashboard", key, "table#reviews")
+                await desk.goto(f"{ledger}/dashboard", wait_until="load")
+                await _sign_in(desk, key, "table#reviews")
                 assert "张审核" in await desk.inner_text("#who")
                 row = desk.locator(f"table#reviews tbody tr[data-app='{app_id}']")
                 await row.wait_for()
@@ -130,12 +143,8 @@ async def test_a_reviewer_approves_2000_wan_of_3000_wan_and_dismisses_an_objecti
                 assert (await row.locator("td.held").inner_text(), await row.locator("td.requested").inner_text()) == (
                     "3000万", "3000万")
                 await _shot(desk, "1-review-queue")
-                approve = row.locator("form.approve")
-                await approve.locator("input[name=amount]").fill("20000000.00")
-                await approve.locator("input[name=reason]").fill("专家评审核定：按产品阶段核定 2000万")
-                await approve.locator("button").click()
-                await desk.wait_for_selector("#notice")
-                assert "approved in part" in (await desk.inner_text("#notice")).lower()
+                await _act(desk, row.locator("form.approve"),
+                           {"amount": "20000000.00", "reason": "专家评审核定：按产品阶段核定 2000万"}, "approved in part")
                 assert await desk.locator(f"table#reviews tbody tr[data-app='{app_id}']").count() == 0
                 await _shot(desk, "2-approved")
 
@@ -169,10 +178,7 @@ async def test_a_reviewer_approves_2000_wan_of_3000_wan_and_dismisses_an_objecti
                 assert await link.get_attribute("href") == f"{notify}/staff/objections"
                 async with desk.expect_navigation():
                     await link.click()
-                await desk.wait_for_selector("form#login")
-                await desk.fill("input[name=token]", key)
-                await desk.click("form#login button")
-                await desk.wait_for_selector("table#objections")
+                await _sign_in(desk, key, "table#objections")
                 assert await desk.locator("nav.pages a#nav-ledger").get_attribute("href") == f"{ledger}/dashboard"
                 objection = desk.locator(f"table#objections tbody tr[data-app='{app_id}']")
                 assert await objection.locator("td.statement").inner_text() == STATEMENT
@@ -180,12 +186,8 @@ async def test_a_reviewer_approves_2000_wan_of_3000_wan_and_dismisses_an_objecti
                 assert CONTACT in await objection.locator("td.objector").inner_text()
                 assert await desk.evaluate("document.querySelectorAll('main b, script').length") == 0
                 await _shot(desk, "4-objections")
-                resolve = objection.locator("form.resolve")
-                await resolve.locator("select[name=outcome]").select_option("dismissed")
-                await resolve.locator("input[name=reason]").fill("经核查，临床批件已于公示前取得，异议不成立")
-                await resolve.locator("button").click()
-                await desk.wait_for_selector("#notice")
-                assert "dismissed" in (await desk.inner_text("#notice")).lower()
+                await _act(desk, objection.locator("form.resolve"),
+                           {"outcome": "dismissed", "reason": "经核查，临床批件已于公示前取得，异议不成立"}, "dismissed")
                 assert await desk.locator(f"table#objections tbody tr[data-app='{app_id}']").count() == 0
                 await _shot(desk, "5-dismissed")
                 async with desk.expect_navigation():
