@@ -56,6 +56,8 @@ ENV_KEYS = (
     "GRANTLINE_KAFKA_PORT",
     *(f"GRANTLINE_{n.upper()}_PORT" for n in SERVICES),
 )
+# Written to .grantline/env only when given in the environment.
+OPTIONAL_OVERRIDES = ("GRANTLINE_NOTICE_PERIOD_SECONDS",)
 
 
 class StackError(Exception):
@@ -169,6 +171,11 @@ def resolve_env() -> tuple[dict[str, str], bool, bool]:
             values[key] = os.environ[key]
         elif not values.get(key):
             values[key] = default
+    # No default (unset = working days), yet the environment still beats a persisted value: child_env lets
+    # the persisted values win over os.environ, so an override not copied here would be silently lost.
+    for key in OPTIONAL_OVERRIDES:
+        if os.environ.get(key):
+            values[key] = os.environ[key]
 
     # DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS in the environment mean "use these servers" -- unless they
     # are just our own embedded values (someone sourced .grantline/env before running make up).
