@@ -31,11 +31,12 @@ from shared.db.uow import snapshot
 # ---------------------------------------------------------------------------------------------
 
 # Each selects the key, then the columns of domain.STATE_COLUMNS in that order. Pools are the
-# ledger's one pool snapshot (SqlLedgerRepository.pool_balances).
+# ledger's one pool snapshot (SqlLedgerRepository.pool_balances). A decision's data published before
+# reviews has no `review`, which award.decided reads as auto (replay now writes it): compared as auto.
 _STATE_QUERIES: dict[str, str] = {
     "decisions": "SELECT application_id, assessed_event_id::text, program, beneficiary, year, status, "
-                 "entitlement_fen, awarded_fen, correlation_id, recorded_for, data::text, review_basis::text "
-                 "FROM decisions",
+                 "entitlement_fen, awarded_fen, correlation_id, recorded_for, "
+                 "(jsonb_build_object('review', 'auto') || data)::text, review_basis::text FROM decisions",
     "awards": "SELECT application_id, program, beneficiary, year, subject, overlap_applicant, overlap_subject, "
               "overlap_milestone, amount_fen, draws, top_up_of, journal_seq, revoked, overlap_key, review FROM awards",
     "journal": "SELECT seq, hash, kind, application_id, event_id, postings::text, prev_hash, recorded_for "
