@@ -113,6 +113,14 @@ async def test_the_migration_counts_the_clashes_in_the_log(db_url: str, caplog: 
         "subject_clashes"]
 
 
+async def test_decisions_from_before_review_modes_were_decided_at_once(
+    migrated: async_sessionmaker[AsyncSession]
+) -> None:
+    # 0006: their data says review "auto", as a replay of their receipts (which carry no mode) writes it.
+    assert set(await _rows(migrated, "SELECT data->>'review', data ? 'held' FROM decisions")) == {("auto", False)}
+    assert set(await _rows(migrated, "SELECT review FROM awards")) == {(None,)}
+
+
 async def test_each_pool_gets_its_key_but_one_per_key(migrated: async_sessionmaker[AsyncSession]) -> None:
     rows = dict(await _rows(migrated, "SELECT subject, subject_key FROM pools"))
     assert rows == {"PRODUCT-X": subject_key("PRODUCT-X"), "product x": None,  # the fuller one keeps the key

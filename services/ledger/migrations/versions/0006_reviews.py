@@ -2,7 +2,9 @@
 themselves (append-only), and the journal kinds of the two phases (hold, approval, release,
 rejection)
 
-Existing awards were decided at once: their review state stays null, nothing else changes.
+Existing awards were decided at once: their review state stays null. Existing decisions say so
+as award.decided says it now (`"review": "auto"` in their data), so that a replay of their
+receipts, which carry no mode and so count as auto, finds them equal.
 
 Revision ID: 0006
 """
@@ -32,6 +34,7 @@ def upgrade() -> None:
                     postgresql_where=sa.text("review = 'pending' AND NOT revoked"))
     # For programs under review: the amount asked for and every rule checked, from the receipt.
     op.add_column("decisions", sa.Column("review_basis", JSONB))
+    op.execute("""UPDATE decisions SET data = data || '{"review": "auto"}'::jsonb WHERE NOT data ? 'review'""")
 
     op.drop_constraint("journal_kind", "journal_entries", type_="check")
     op.create_check_constraint("journal_kind", "journal_entries", _KINDS)
