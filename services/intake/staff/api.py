@@ -22,7 +22,7 @@ StaffId = Annotated[str, Path(max_length=200, pattern=NO_NUL)]
 SnapshotDep = Annotated[StaffRepository, snapshot_of(StaffRepository)]
 
 
-@router.post("/v1/staff", status_code=201, response_model=StaffCreated, responses=problems(415, *AUTHENTICATED))
+@router.post("/v1/staff", status_code=201, response_model=StaffCreated, responses=problems(400, 415, *AUTHENTICATED))
 async def create_staff(body: StaffCreate, principal: AdminDep, ctx: ContextDep, _: JsonBodyDep) -> dict[str, Any]:
     """Register a staff member with roles; the answer holds the key, shown this once."""
     async with ctx.unit_of_work() as session:
@@ -45,7 +45,7 @@ async def list_staff(
 
 @router.post(
     "/v1/staff/{staff_id}/deactivate", response_model=StaffView, response_model_exclude_unset=True,
-    responses=problems(404, 415, *AUTHENTICATED),
+    responses=problems(400, 404, 415, *AUTHENTICATED),
 )
 async def deactivate_staff(
     staff_id: StaffId, body: ReasonBody, principal: AdminDep, ctx: ContextDep, _: JsonBodyDep
