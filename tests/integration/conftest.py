@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.config.settings import Settings
+from shared.db.engine import make_engine
 from shared.db.migrate import upgrade_all
 from shared.messaging.topics import ensure_topics
 from tests.support.auth import AUDITOR_TOKEN, OPERATOR_TOKEN
@@ -36,3 +40,20 @@ async def settings(db_url: str, kafka_bootstrap: str) -> Settings:
         topic_namespace=namespace,
         topic_partitions=3,
     )
+
+
+@pytest.fixture(scope="module")
+async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    """A plain producer (Tansu has no idempotent producers) for tests that publish events by hand."""
+    p = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=False)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+@pytest.fixture(scope="module")
+async def notify_db(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """An engine on the module database's notify schema, for reading notify's rows."""
+    engine = make_engine(settings.database_url, "notify")
+    yield engine
+    await engine.dispose()

@@ -29,7 +29,6 @@ from services.notify.domain import verify_signature
 from shared.config.settings import Settings
 from shared.contracts.envelope import Event, new_event
 from shared.contracts.topics import ANNOUNCEMENTS, AWARDS
-from shared.db.engine import make_engine
 from shared.observability.logs import JsonFormatter
 from shared.web.auth import webhook_secret_for
 from shared.web.ratelimit import RateLimiter
@@ -76,21 +75,6 @@ async def notify_app(notify_settings: Settings) -> AsyncIterator[tuple[httpx.Asy
 @pytest.fixture
 def notify(notify_app: tuple[httpx.AsyncClient, FastAPI]) -> httpx.AsyncClient:
     return notify_app[0]
-
-
-@pytest.fixture(scope="module")
-async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=False)
-    await p.start()
-    yield p
-    await p.stop()
-
-
-@pytest.fixture(scope="module")
-async def notify_db(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(settings.database_url, "notify")
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture(scope="module")

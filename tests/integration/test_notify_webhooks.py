@@ -62,21 +62,6 @@ async def notify(notify_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture(scope="module")
-async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=False)
-    await p.start()
-    yield p
-    await p.stop()
-
-
-@pytest.fixture(scope="module")
-async def notify_db(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(settings.database_url, "notify")
-    yield engine
-    await engine.dispose()
-
-
 def assert_signed(request: Received, partner_id: str, settings: Settings) -> None:
     secret = webhook_secret_for(partner_id, settings.webhook_signing_key)
     assert request.headers["content-type"] == "application/json"
