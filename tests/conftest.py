@@ -14,7 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.servers import (
+# The support modules hold most of the suite's asserts: rewritten, a failure there says what it saw.
+pytest.register_assert_rewrite("tests.support")
+
+from tests.support.servers import (  # noqa: E402  (after the rewrite hook, by design)
     KafkaServer,
     PostgresServer,
     create_database,

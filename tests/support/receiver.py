@@ -30,13 +30,22 @@ class Receiver:
         self.events: dict[str, dict[str, Any]] = {}  # event id → body, first delivery wins
         self.deliveries = 0
         self.bad_signatures = 0
+        self.torn_bodies = 0
         self.secrets: dict[str, str] = {}  # partner id → webhook secret
         self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("content-length", "0")))
+                length = int(self.headers.get("content-length", "0"))
+                raw = self.rfile.read(length)
+                if len(raw) < length:
+                    # The sender died mid-request (a SIGKILL test): a torn body, not a forged one.
+                    with receiver._lock:
+                        receiver.torn_bodies += 1
+                    self.send_response(400)
+                    self.end_headers()
+                    return
                 ok = receiver._accept(raw, self.headers.get("Grantline-Signature", ""), self.path)
                 self.send_response(200 if ok else 401)
                 self.end_headers()
