@@ -21,10 +21,17 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GRANTLINE_", extra="ignore", populate_by_name=True)
 
     env: Literal["development", "test", "production"] = "development"
+    # No default: a tool that silently talked to whatever answers on port 5432 once showed an
+    # auditor another database's (missing) tables. Unset, services refuse to start and console
+    # scripts read `.grantline/env` (shared.config.cli).
     database_url: str = Field(
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        default="",
         validation_alias=AliasChoices("GRANTLINE_DATABASE_URL", "DATABASE_URL"),
     )
+    # The role migrations run as (it owns the schemas and tables); the service's own role, in
+    # database_url, may only use them. Unset: migrations run as database_url (a developer's
+    # single-role database).
+    migration_database_url: str | None = None
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
         validation_alias=AliasChoices("GRANTLINE_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
@@ -58,6 +65,10 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = Field(default=2.0, validation_alias=AliasChoices("webhook_backoff_seconds", "GRANTLINE_WEBHOOK_BACKOFF_SECONDS", "GRANTLINE_WEBHOOK_BACKOFF"))
     webhook_attempts_max: int = Field(default=8, validation_alias=AliasChoices("webhook_attempts_max", "GRANTLINE_WEBHOOK_ATTEMPTS_MAX", "GRANTLINE_WEBHOOK_MAX_ATTEMPTS"))
     allow_private_callbacks: bool = False
+    # The transparency log's Ed25519 signing key (services.notify.transparency) and the name of
+    # this deployment, which is the log's origin line: grantline.notify/<deployment>.
+    transparency_key: str | None = None
+    deployment: str = "local"
     # Where a browser reaches each service's staff pages: the ledger's dashboard and notify's
     # objections page link to each other (the services share no routes). The local ports of `make up`.
     ledger_public_url: str = "http://127.0.0.1:8003"
@@ -71,6 +82,12 @@ class Settings(BaseSettings):
                 value = getattr(self, name)
                 if value.startswith(_DEV_PLACEHOLDER) or len(value) < 16:
                     raise ValueError(f"GRANTLINE_{name.upper()} must be set to a real secret in production")
+            if self.allow_private_callbacks:
+                raise ValueError("GRANTLINE_ALLOW_PRIVATE_CALLBACKS is for test stacks; production refuses it")
+            if not self.transparency_key:
+                raise ValueError("GRANTLINE_TRANSPARENCY_KEY must be set in production (the log's signing key)")
+            if not self.database_url:
+                raise ValueError("DATABASE_URL must be set in production")
         return self
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from shared.config.settings import get_settings
+from shared.config.cli import ToolError, tool_settings
 
 SERVICES = ("intake", "eligibility", "ledger", "notify")
 _ROOT = Path(__file__).resolve().parents[2]
@@ -32,13 +32,23 @@ def upgrade_all(database_url: str) -> None:
             upgrade(database_url, service)
 
 
-def main() -> None:
-    url = get_settings().database_url
+def main() -> int:
+    """`grantline-migrate [service …]`: every (or the named) service's migrations, as the owner role."""
+    try:
+        settings = tool_settings("grantline-migrate")
+    except ToolError as exc:
+        print(exc.sentence, file=sys.stderr)
+        return 2
+    url = settings.migration_database_url or settings.database_url
     services = sys.argv[1:] or list(SERVICES)
     for service in services:
+        if service not in SERVICES:
+            print(f"grantline-migrate: no service named {service!r} (one of {', '.join(SERVICES)})", file=sys.stderr)
+            return 2
         upgrade(url, service)
         print(f"migrated schema {service}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

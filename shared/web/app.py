@@ -60,6 +60,8 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.database_url:
+            raise RuntimeError(f"{name}: DATABASE_URL is not set (no default: a service must not guess its database)")
         engine = make_engine(settings.database_url, schema=name)
         maker = make_sessionmaker(engine)
         producer = make_producer(settings.kafka_bootstrap_servers, client_id=f"grantline-{name}")

@@ -16,6 +16,7 @@ skip the migration / topic-creation steps.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import importlib.util
 import json
@@ -49,6 +50,7 @@ ENV_KEYS = (
     "GRANTLINE_OPERATOR_TOKEN",
     "GRANTLINE_AUDITOR_TOKEN",
     "GRANTLINE_WEBHOOK_SIGNING_KEY",
+    "GRANTLINE_TRANSPARENCY_KEY",
     "GRANTLINE_ALLOW_PRIVATE_CALLBACKS",
     "GRANTLINE_ENV",
     "GRANTLINE_NOTICE_PERIOD_SECONDS",
@@ -120,12 +122,14 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 def write_env_file(path: Path, values: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["# Written by `grantline-stack up` (make up). Source it: set -a; . .grantline/env; set +a"]
+    # `export` on every line: `. .grantline/env && grantline-replay` must hand the values to the
+    # tool in any POSIX shell, not leave them as unexported shell variables.
+    lines = ["# Written by `grantline-stack up` (make up). Source it in any POSIX shell: . .grantline/env"]
     for key in ENV_KEYS:
         if key in values:
-            lines.append(f"{key}={shlex.quote(values[key])}")
+            lines.append(f"export {key}={shlex.quote(values[key])}")
     for key in sorted(set(values) - set(ENV_KEYS)):
-        lines.append(f"{key}={shlex.quote(values[key])}")
+        lines.append(f"export {key}={shlex.quote(values[key])}")
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -153,6 +157,8 @@ def resolve_env() -> tuple[dict[str, str], bool, bool]:
         "GRANTLINE_OPERATOR_TOKEN": lambda: secrets.token_urlsafe(32),
         "GRANTLINE_AUDITOR_TOKEN": lambda: secrets.token_urlsafe(32),
         "GRANTLINE_WEBHOOK_SIGNING_KEY": lambda: secrets.token_urlsafe(48),
+        # The transparency log's Ed25519 seed, base64 (services.notify.transparency).
+        "GRANTLINE_TRANSPARENCY_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
         "GRANTLINE_PG_PORT": lambda: str(embedded.free_port()),
         "GRANTLINE_KAFKA_PORT": lambda: str(embedded.free_port()),
     }

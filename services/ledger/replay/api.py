@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 from services.ledger.replay.domain import ReplayError
 from services.ledger.replay.handlers import run_replay
-from shared.config.settings import Settings, get_settings
+from shared.config.cli import ToolError, tool_settings
+from shared.db.preflight import SchemaMissing, require_tables
 
 EXIT_EQUAL, EXIT_DIFFERENT, EXIT_FAILED = 0, 1, 2
 
@@ -36,7 +37,17 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    settings: Settings = get_settings()
+    try:
+        settings = tool_settings("grantline-replay", needs_broker=args.source == "broker")
+        asyncio.run(require_tables(settings.database_url, args.live_schema, ("journal_entries", "pools")))
+        if args.source == "outbox":
+            asyncio.run(require_tables(settings.database_url, args.eligibility_schema, ("outbox",)))
+    except ToolError as exc:
+        print(exc.sentence, file=sys.stderr)
+        return EXIT_FAILED
+    except SchemaMissing as exc:
+        print(f"grantline-replay: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     try:
         report = asyncio.run(run_replay(
             settings.database_url, source=args.source, schema=args.schema, keep=args.keep,
