@@ -13,7 +13,10 @@ Fen = int
 WAN_FEN: Fen = 10_000 * 100  # 万 yuan in fen
 YI_FEN: Fen = 100_000_000 * 100  # 亿 yuan in fen
 
-_AMOUNT = re.compile(r"^(0|[1-9][0-9]{0,15})(\.[0-9]{1,2})?$")
+# Matched with fullmatch, never match + `$`: `$` also matches before a trailing newline, and
+# "100.00\n" is not an amount.
+_AMOUNT = re.compile(r"(0|[1-9][0-9]{0,15})(\.[0-9]{1,2})?")
+_TOO_PRECISE = re.compile(r"[0-9]+\.[0-9]{3,}")
 
 
 class AmountError(ValueError):
@@ -24,10 +27,10 @@ def parse_amount(text: object) -> Fen:
     """'1600000.00' → 160000000 fen. Rejects floats, negatives, signs, exponents and a third decimal."""
     if not isinstance(text, str):
         raise AmountError('must be a decimal string such as "1600000.00"')
-    if not _AMOUNT.match(text):
+    if not _AMOUNT.fullmatch(text):
         if text.startswith("-"):
             raise AmountError("must not be negative")
-        if re.match(r"^[0-9]+\.[0-9]{3,}$", text):
+        if _TOO_PRECISE.fullmatch(text):
             raise AmountError("must have at most two decimal places")
         raise AmountError('must be a decimal string such as "1600000.00"')
     whole, _, frac = text.partition(".")
