@@ -160,7 +160,12 @@ def _mutate(path: str, value: Any) -> dict[str, Any]:
     return body
 
 
-_DELETE = object()
+class _Deleted:
+    def __repr__(self) -> str:  # a stable test id: parallel workers must collect the same names
+        return "<deleted>"
+
+
+_DELETE = _Deleted()
 
 INVALID = [
     ("applicant.id", ENTERPRISE[:-1] + ("0" if ENTERPRISE[-1] != "0" else "1"), "applicant.id"),
