@@ -22,6 +22,7 @@ from services.notify.dispatcher.handlers import Dispatcher
 from services.notify.finaliser.handlers import Finaliser
 from services.notify.handlers import make_award_batch_handler
 from services.notify.objections import api as objections_api
+from services.notify.transparency import api as transparency_api
 from shared.config.settings import Settings
 from shared.contracts.topics import AWARDS
 from shared.messaging.consumer import Subscription, batch_or_each
@@ -70,7 +71,8 @@ def create_app(
         ]
 
     return create_service_app(
-        "notify", NotifyContext, routers=[api.router, objections_api.router, deliveries_api.router, dashboard_api.router], subscriptions=subscriptions,
+        "notify", NotifyContext, routers=[api.router, objections_api.router, deliveries_api.router, dashboard_api.router,
+                           transparency_api.router], subscriptions=subscriptions,
         on_start=on_start, settings=settings,
         description="Signed partner webhooks with retries, the public announcement (公示) and finalisation.",
     )

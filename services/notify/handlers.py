@@ -23,19 +23,27 @@ from services.notify import domain
 from services.notify.domain import AwardPlan, Position
 from services.notify.notice.handlers import notice_end_at
 from services.notify.repository import NotifyRepository, SqlNotifyRepository
+from services.notify.transparency.domain import Change
 from shared.contracts.envelope import Event
 from shared.kernel.cursors import next_page, page_after
 from shared.messaging.consumer import BatchHandler, DeadLetter
 
 
-async def apply_plans(repo: NotifyRepository, plans: Sequence[AwardPlan]) -> None:
-    """Write plans that `domain.in_order_runs` keeps together: at most four statements."""
+async def apply_plans(repo: NotifyRepository, plans: Sequence[AwardPlan]) -> list[Change]:
+    """Write plans that `domain.in_order_runs` keeps together: at most four statements. Returns
+    the announcement changes for the transparency log."""
     await repo.add_deliveries([p.delivery for p in plans])
     announcements = [p.announcement for p in plans if p.announcement is not None]
     stored = await repo.add_announcements(announcements)
-    await repo.withdraw_announcements(domain.first_revocations([p.delivery for p in plans if p.withdraws]))
+    withdrawals = domain.first_revocations([p.delivery for p in plans if p.withdraws])
+    await repo.withdraw_announcements(withdrawals)
     # Only a notice stored now is published: a re-driven decision must not announce twice.
-    await repo.add_events([(a.published, a.applicant_id) for a in announcements if a.decided_event_id in stored])
+    published = [a for a in announcements if a.decided_event_id in stored]
+    await repo.add_events([(a.published, a.applicant_id) for a in published])
+    # A revocation that found no notice (or one already down) logs nothing: the log reads the row.
+    return [Change("published", a.application_id) for a in published] + [
+        Change("withdrawn", app) for app in withdrawals
+    ]
 
 
 async def record_award_events(
@@ -60,8 +68,11 @@ async def record_award_events(
             continue
         if plan is not None:
             plans.append(plan)
+    changes: list[Change] = []
     for run in domain.in_order_runs(plans):
-        await apply_plans(repo, run)
+        changes += await apply_plans(repo, run)
+    # Last, in the same transaction: the log's lock is then held only while nothing else waits.
+    await repo.log_changes(changes)
 
 
 def make_award_batch_handler(notice_period_seconds: int | None) -> BatchHandler:
@@ -105,7 +116,7 @@ async def list_announcements(
             notice_ends_at=r.notice_ends_at,
             finalized_at=r.finalized_at,
             objections_open=r.objections_open,
-        )
+        ) | {"log_index": r.log_index}
         for r in page
     ]
     return items, next_cursor

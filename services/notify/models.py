@@ -165,3 +165,40 @@ class ObjectionRecord(NotifyTable, table=True):
     resolution_reason: str | None = Field(default=None, sa_column=Column(sa.Text))
     resolved_at: datetime | None = Field(default=None, sa_column=_at())
     resolved_event_id: uuid.UUID | None = Field(default=None, sa_column=Column(UUID(as_uuid=True), unique=True))
+
+
+class TransparencyLeafRecord(NotifyTable, table=True):
+    """The transparency log's entries (services/notify/transparency): leaf `index` is the exact
+    bytes hashed. Append-only: the service role may only INSERT and SELECT it."""
+
+    __tablename__ = "transparency_leaves"
+    __table_args__ = (
+        sa.CheckConstraint("index >= 0", name="transparency_leaves_index_natural"),
+        sa.CheckConstraint("kind IN ('published', 'withdrawn', 'finalized')", name="transparency_leaves_kind_known"),
+        sa.CheckConstraint("octet_length(leaf_hash) = 32", name="transparency_leaves_hash_size"),
+        sa.Index("transparency_leaves_announcement", "announcement_id", "kind"),
+    )
+
+    index: int = Field(sa_column=Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    entry: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+    leaf_hash: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+    announcement_id: str = Field(sa_column=Column(sa.Text, nullable=False))
+    kind: str = Field(sa_column=Column(sa.Text, nullable=False))
+    # One entry per event: logging a change twice is a no-op.
+    event_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False, unique=True))
+    logged_at: datetime = Field(sa_column=_at(nullable=False, now=True))
+
+
+class TransparencyNodeRecord(NotifyTable, table=True):
+    """The hash of each complete subtree of level ≥ 1 (leaves [index·2^level, (index+1)·2^level)),
+    stored once when it completes: roots and proofs are folded from these in O(log n) reads."""
+
+    __tablename__ = "transparency_nodes"
+    __table_args__ = (
+        sa.CheckConstraint("level >= 1 AND index >= 0", name="transparency_nodes_position"),
+        sa.CheckConstraint("octet_length(hash) = 32", name="transparency_nodes_hash_size"),
+    )
+
+    level: int = Field(sa_column=Column(sa.Integer, primary_key=True, autoincrement=False))
+    index: int = Field(sa_column=Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))

@@ -15,6 +15,9 @@ from typing import Any, Protocol
 from sqlalchemy import Row, text
 
 from services.notify.domain import Announcement, Delivery, Position
+from services.notify.transparency.domain import Change
+from services.notify.transparency.handlers import append_changes
+from services.notify.transparency.repository import SqlTransparencyRepository
 from shared.contracts.envelope import Event
 from shared.messaging.outbox import PublishingRepository
 
@@ -35,6 +38,10 @@ class NotifyRepository(Protocol):
 
     async def add_events(self, events: Sequence[tuple[Event, str]]) -> None:
         """Outbox events, each with its Kafka key."""
+        ...
+
+    async def log_changes(self, changes: Sequence[Change]) -> None:
+        """Append the announcements' changes to the transparency log, in this transaction."""
         ...
 
 
@@ -121,31 +128,36 @@ class SqlNotifyRepository(PublishingRepository):
                 _WITHDRAW, {"apps": list(revoked_by), "events": [str(e) for e in revoked_by.values()]}
             )
 
+    async def log_changes(self, changes: Sequence[Change]) -> None:
+        await append_changes(SqlTransparencyRepository(self.session), changes)
+
     async def list_announcements(
         self, *, year: int | None, program: str | None, status: str | None, after: Position | None, limit: int
     ) -> Sequence[Row[Any]]:
         """Announcements on the public notice (a revoked award leaves it), newest first (ties by
         application id), from just after `after`."""
-        where = ["withdrawn_at IS NULL"]
+        where = ["a.withdrawn_at IS NULL"]
         params: dict[str, Any] = {"lim": limit}
         if year is not None:
-            where.append("year = :year")
+            where.append("a.year = :year")
             params["year"] = year
         if program:
-            where.append("program = :program")
+            where.append("a.program = :program")
             params["program"] = program
         if status == "final":
-            where.append("finalized_at IS NOT NULL")
+            where.append("a.finalized_at IS NOT NULL")
         elif status == "under_notice":
-            where.append("finalized_at IS NULL")
+            where.append("a.finalized_at IS NULL")
         if after is not None:
-            where.append("(published_at < :at OR (published_at = :at AND application_id > :after_id))")
+            where.append("(a.published_at < :at OR (a.published_at = :at AND a.application_id > :after_id))")
             params["at"], params["after_id"] = after.at, after.id
         result = await self.session.execute(
             text(
-                "SELECT id, application_id, applicant_name, program, year, subject, amount_fen, published_at, "
-                f"notice_ends_at, finalized_at, objections_open FROM announcements WHERE {' AND '.join(where)} "
-                "ORDER BY published_at DESC, application_id LIMIT :lim"
+                "SELECT a.id, a.application_id, a.applicant_name, a.program, a.year, a.subject, a.amount_fen, "
+                "a.published_at, a.notice_ends_at, a.finalized_at, a.objections_open, l.index AS log_index "
+                "FROM announcements a LEFT JOIN transparency_leaves l ON l.announcement_id = a.id "
+                f"AND l.kind = 'published' WHERE {' AND '.join(where)} "
+                "ORDER BY a.published_at DESC, a.application_id LIMIT :lim"
             ),
             params,
         )

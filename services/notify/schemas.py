@@ -37,6 +37,9 @@ class PublicAnnouncement(BaseModel):
     finalized_at: str | None
     status: Literal["under_notice", "final"]
     objections_open: int
+    # The index of its "published" entry in the transparency log (/v1/transparency); null only
+    # for announcements published before the log existed.
+    log_index: int | None
 
 
 class AnnouncementPage(BaseModel):

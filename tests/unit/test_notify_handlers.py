@@ -19,6 +19,7 @@ from services.notify.finaliser import domain as finalising
 from services.notify.finaliser.domain import Finalized, Notice
 from services.notify.finaliser.handlers import finalize_due
 from services.notify.handlers import record_award_events
+from services.notify.transparency.domain import Change
 from shared.contracts.envelope import Event, new_event
 
 NOW = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
@@ -34,6 +35,7 @@ class FakeNotifyRepository:
         self.announcements: dict[str, Announcement] = {}
         self.withdrawn_by: dict[str, uuid.UUID] = {}
         self.events: list[tuple[Event, str]] = []
+        self.logged: list[Change] = []
 
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         for d in deliveries:
@@ -57,6 +59,9 @@ class FakeNotifyRepository:
 
     async def add_events(self, events: Sequence[tuple[Event, str]]) -> None:
         self.events.extend(events)
+
+    async def log_changes(self, changes: Sequence[Change]) -> None:
+        self.logged.extend(changes)
 
     def delivered(self, app: str) -> list[str]:
         return [d.event_type for d in self.deliveries.values() if d.application_id == app]

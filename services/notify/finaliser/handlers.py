@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.notify.domain import delivery_for
 from services.notify.finaliser import domain
 from services.notify.finaliser.repository import FinaliserRepository, SqlFinaliserRepository
+from services.notify.transparency.domain import Change
 from shared.contracts.envelope import Event
 from shared.kernel.retry import Backoff
 
@@ -35,6 +36,8 @@ async def finalize_due(
     events = [(domain.finalized_event(f), f) for f in finalized]
     await repo.add_deliveries([delivery_for(e.id, e.type, f.application_id, f.partner_id, e.data) for e, f in events])
     await repo.add_events([(e, f.applicant_id) for e, f in events])
+    # Last, in the same transaction (the log's lock is held only while nothing else waits).
+    await repo.log_changes([Change("finalized", f.application_id) for f in finalized])
     return [e for e, _ in events]
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from services.notify.domain import Delivery
 from services.notify.finaliser.domain import Finalized
 from services.notify.repository import SqlNotifyRepository
+from services.notify.transparency.domain import Change
 from shared.contracts.envelope import Event
 
 
@@ -25,6 +26,8 @@ class FinaliserRepository(Protocol):
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None: ...
 
     async def add_events(self, events: Sequence[tuple[Event, str]]) -> None: ...
+
+    async def log_changes(self, changes: Sequence[Change]) -> None: ...
 
 
 # domain.finalisable, set-based and by the database's clock. SKIP LOCKED lets several instances
