@@ -39,7 +39,7 @@ from shared.kernel.errors import Conflict, NotFound
 from shared.kernel.retry import Backoff
 from shared.observability.metrics import WEBHOOK_ATTEMPTS
 from shared.web.auth import webhook_secret_for
-from shared.web.ssrf import UnsafeCallback, check_callback_url
+from shared.web.ssrf import Resolver, UnsafeCallback, check_url_shape, pinned_transport, system_resolver
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class Dispatcher:
         record_batch_max: int = 500,
         record_linger_s: float = 0.01,
         client_factory: Callable[[], httpx.AsyncClient] | None = None,
+        resolver: Resolver = system_resolver,
     ) -> None:
         self._maker = maker
         self._settings = settings
@@ -94,6 +95,7 @@ class Dispatcher:
         self._lease_s = timeout_s * depth + 30.0
         self._record_batch_max = record_batch_max
         self._record_linger_s = record_linger_s
+        self._resolver = resolver
         self._client_factory = client_factory or self._default_client
         self._requests = asyncio.Semaphore(global_concurrency)
         self._partner_requests: dict[str, asyncio.Semaphore] = {}
@@ -107,10 +109,18 @@ class Dispatcher:
         self.sent = 0
 
     def _default_client(self) -> httpx.AsyncClient:
+        # The SSRF check is the transport's: it resolves each host once and connects only to the
+        # addresses it checked (shared.web.ssrf), so DNS cannot answer the check and the connect
+        # differently.
+        transport = pinned_transport(
+            allow_private=self._settings.allow_private_callbacks,
+            resolver=self._resolver,
+            limits=httpx.Limits(max_connections=self._global, max_keepalive_connections=self._global),
+        )
         return httpx.AsyncClient(
+            transport=transport,
             timeout=httpx.Timeout(self._timeout_s),
             follow_redirects=False,  # a redirect could point anywhere, past the SSRF check
-            limits=httpx.Limits(max_connections=self._global, max_keepalive_connections=self._global),
             headers={"User-Agent": USER_AGENT},
             trust_env=False,  # never route partner callbacks through an environment proxy
         )
@@ -246,7 +256,7 @@ class Dispatcher:
         if url is None:
             return result("failed", None, None, f"partner {row.partner_id} is not in the directory (yet)")
         try:
-            await check_callback_url(url, allow_private=self._settings.allow_private_callbacks)
+            check_url_shape(url, allow_private=self._settings.allow_private_callbacks)
         except UnsafeCallback as exc:
             return result("refused", url, None, f"refused by the SSRF check: callback URL {exc}")
         body = row.body.encode()
@@ -262,6 +272,8 @@ class Dispatcher:
                 async with client.stream("POST", url, content=body, headers=headers) as response:
                     status = response.status_code
                     snippet = await _read_some(response, 300 if not domain.is_success(status) else _KEEPALIVE_READ)
+        except UnsafeCallback as exc:  # from the transport, at connect: nothing was sent
+            return result("refused", url, None, f"refused by the SSRF check: callback URL {exc}")
         except TimeoutError:
             return result("failed", url, None, f"timed out after {self._timeout_s:g} s")
         except httpx.HTTPError as exc:
