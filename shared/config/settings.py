@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # database_url, may only use them. Unset: migrations run as database_url (a developer's
     # single-role database).
     migration_database_url: str | None = None
+    # Database roles belong to the whole server: <prefix>_owner and <prefix>_<service>
+    # (shared.db.roles), so two deployments on one server keep theirs apart.
+    db_role_prefix: str = "grantline"
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
         validation_alias=AliasChoices("GRANTLINE_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
