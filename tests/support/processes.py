@@ -12,10 +12,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
 
+from shared.db.engine import dsn_for
 from shared.db.migrate import upgrade_all
+from shared.db.roles import OWNER, provision_local
 from shared.messaging.topics import ensure_topics
 from tests.support.auth import AUDITOR_TOKEN, OPERATOR_TOKEN
 from tests.support.policy import open_sample_calls_sync
@@ -61,10 +65,14 @@ class ServiceProcess:
 
 @dataclass
 class Stack:
+    """`env["DATABASE_URL"]` is the administrator's DSN (what tests read and tamper with, and what
+    grantline-replay runs with); each service process connects as its own role (`role_dsns`)."""
+
     env: dict[str, str]
     log_dir: Path
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     extras: list[ServiceProcess] = field(default_factory=list)
+    role_dsns: dict[str, str] = field(default_factory=dict)
 
     def start(self, name: str) -> None:
         self._spawn(self.services[name])
@@ -78,6 +86,9 @@ class Stack:
 
     def _spawn(self, svc: ServiceProcess) -> None:
         name = svc.name
+        env = dict(self.env)
+        if name in self.role_dsns:
+            env["DATABASE_URL"] = self.role_dsns[name]
         log = svc.log_path.open("ab")
         svc.proc = subprocess.Popen(
             [
@@ -92,7 +103,7 @@ class Stack:
                 "--no-access-log",
             ],
             cwd=ROOT,
-            env=self.env,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -138,8 +149,8 @@ def service_process(name: str, db: str, bootstrap: str, namespace: str, override
                     log_name: str, timeout_s: float = 30) -> Iterator[str]:
     """`name` alone as a uvicorn process on `db` and `namespace` (migrated and created here), with
     the stack's settings and `overrides`; yields its base URL once /healthz is 200."""
-    _prepare(db, bootstrap, namespace, partitions=3)
-    stack = make_stack(stack_settings(db, bootstrap, namespace, overrides), ARTIFACTS)
+    role_dsns = _prepare(db, bootstrap, namespace, partitions=3)
+    stack = make_stack(stack_settings(db, bootstrap, namespace, overrides), ARTIFACTS, role_dsns)
     svc = stack.services[name]
     svc.log_path = ARTIFACTS / log_name
     try:
@@ -150,12 +161,12 @@ def service_process(name: str, db: str, bootstrap: str, namespace: str, override
         stack.stop_all()
 
 
-def make_stack(env_overrides: dict[str, str], log_dir: Path) -> Stack:
+def make_stack(env_overrides: dict[str, str], log_dir: Path, role_dsns: dict[str, str] | None = None) -> Stack:
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRANTLINE_")}
     env.update(env_overrides)
     env["PYTHONPATH"] = str(ROOT)
-    stack = Stack(env=env, log_dir=log_dir)
+    stack = Stack(env=env, log_dir=log_dir, role_dsns=dict(role_dsns or {}))
     for name in SERVICES:
         port = free_port()
         stack.services[name] = ServiceProcess(name, port, log_dir / f"{name}.log")
@@ -189,20 +200,44 @@ def four_services(pg_dsn: str, bootstrap: str, prefix: str, overrides: dict[str,
     with a call open for every sample program and year (tests/support/policy.py); stopped on the way
     out. `overrides`: settings beyond `stack_settings`."""
     db, namespace = create_database(pg_dsn), new_namespace(prefix)
-    _prepare(db, bootstrap, namespace, partitions)
+    role_dsns = _prepare(db, bootstrap, namespace, partitions)
     stack = make_stack(stack_settings(db, bootstrap, namespace, overrides),
-                       ARTIFACTS / f"{prefix}-logs-{namespace.rstrip('.')}")
+                       ARTIFACTS / f"{prefix}-logs-{namespace.rstrip('.')}", role_dsns)
     try:
         for name in stack.services:
             stack.start(name)
         stack.wait_healthy()
+        assert_services_on_their_roles(db, stack)
         open_sample_calls_sync(stack.services["eligibility"].url, stack.services["intake"].url)
         yield stack
     finally:
         stack.stop_all()
 
 
-def _prepare(db: str, bootstrap: str, namespace: str, partitions: int) -> None:
-    """The database migrated to head and the namespace's topics created, as `make up` does."""
-    upgrade_all(db)
+def assert_services_on_their_roles(admin_db: str, stack: Stack) -> None:
+    """Each service's connections (application_name grantline-<service>) log in as its role, not as
+    the administrator: the stack proves the grants suffice."""
+    async def sessions() -> set[tuple[str, str]]:
+        conn = await asyncpg.connect(dsn_for(admin_db, driver=""))
+        try:
+            rows = await conn.fetch(
+                "SELECT DISTINCT application_name, usename FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name LIKE 'grantline-%'"
+            )
+        finally:
+            await conn.close()
+        return {(r["application_name"], r["usename"]) for r in rows}
+
+    seen = asyncio.run(sessions())
+    expected = {(f"grantline-{name}", user) for name, dsn in stack.role_dsns.items()
+                if name in stack.services and (user := urlsplit(dsn).username)}
+    assert expected and seen == expected, f"services' database sessions {sorted(seen)}, expected {sorted(expected)}"
+
+
+def _prepare(db: str, bootstrap: str, namespace: str, partitions: int) -> dict[str, str]:
+    """As `make up` does: the roles provisioned (shared.db.roles), the database migrated to head
+    by the owner role, the namespace's topics created. Each role's DSN, by "owner" or service."""
+    role_dsns = provision_local(db)
+    upgrade_all(role_dsns[OWNER])
     asyncio.run(ensure_topics(bootstrap, partitions=partitions, namespace=namespace))
+    return role_dsns
