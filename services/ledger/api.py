@@ -7,6 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from services.ledger.audit.handlers import run_verify
+from services.ledger.audit.repository import SqlAuditRepository
 from services.ledger.deps import (
     ContextDep,
     ListQueryDep,
@@ -20,7 +22,6 @@ from services.ledger.handlers import (
     list_balances,
     list_subject_clashes,
     revoke_award,
-    verify_ledger,
 )
 from services.ledger.repository import SqlLedgerRepository
 from services.ledger.schemas import (
@@ -37,6 +38,7 @@ from services.ledger.schemas import (
     Limit,
     SubjectClashPage,
     SubjectClashView,
+    VerifyFrom,
     VerifyReport,
 )
 from shared.web.actions import ReasonBody
@@ -83,9 +85,18 @@ async def journal(_: StaffReaderDep, repo: SnapshotDep, after: JournalAfter = 0,
 
 
 @router.get("/v1/audit/verify", response_model=VerifyReport, response_model_exclude_unset=True)
-async def audit_verify(_: StaffReaderDep, repo: SnapshotDep) -> dict[str, Any]:
-    # One snapshot: the chain, the head and the pools.
-    return await verify_ledger(repo)
+async def audit_verify(_: StaffReaderDep, ctx: ContextDep, start: VerifyFrom = "genesis") -> dict[str, Any]:
+    """Re-hash the chain and re-derive every pool's cap and committed from the journal, a page at a
+    time. `from=genesis` (the default) reads the whole journal; `from=checkpoint` starts at the latest
+    verify checkpoint still on the chain (`from_seq` says which) and reads only what came after it.
+    A run that finds the ledger intact records a checkpoint for the next."""
+    async with ctx.snapshot() as session:  # one snapshot: the chain, the head and the pools
+        verification = await run_verify(SqlAuditRepository(session), incremental=start == "checkpoint")
+    if verification.worth_recording:
+        assert verification.checkpoint is not None
+        async with ctx.maker() as session, session.begin():
+            await SqlAuditRepository(session).insert_checkpoint(verification.checkpoint)
+    return verification.report
 
 
 @router.get("/v1/audit/subject-clashes", response_model=SubjectClashPage)

@@ -154,6 +154,9 @@ class PoolState:
     key: PoolKey
     cap_fen: Fen
     committed_fen: Fen
+    # Whether the journal has this pool's cap (a cap_open entry); the first decision that uses a
+    # pool whose cap it has not journals it first (services.ledger.journal.domain, "Caps").
+    cap_journaled: bool = False
 
     def __post_init__(self) -> None:
         # (the messages are formatted only on failure: these run for every pool state)
@@ -173,7 +176,7 @@ class PoolState:
                 raise LedgerInvariantError(f"{self.key}: draw {delta_fen} exceeds room {self.room_fen}")
         elif not -delta_fen <= self.committed_fen:
             raise LedgerInvariantError(f"{self.key}: restore {-delta_fen} exceeds committed")
-        return PoolState(self.key, self.cap_fen, self.committed_fen + delta_fen)
+        return PoolState(self.key, self.cap_fen, self.committed_fen + delta_fen, self.cap_journaled)
 
 
 @dataclass(frozen=True)

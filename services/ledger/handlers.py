@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.ledger.audit.handlers import verify_ledger as verify_ledger  # the route's, and tests'
 from services.ledger.domain import (
     OBJECTION_UPHELD,
     Assessment,
@@ -55,7 +56,6 @@ from services.ledger.domain import (
     live_award_of,
     lock_order,
     parse_receipt,
-    pool_key_wire,
     pool_states_for,
     redecide_chain,
     release,
@@ -66,19 +66,17 @@ from services.ledger.journal.domain import (
     JournalHead,
     award_postings,
     build_entry,
+    cap_open_postings,
     change_postings,
     parse_pool_account,
     pool_account,
-    pool_totals_from_journal,
     revocation_postings,
-    verify_chain,
 )
 from services.ledger.repository import SqlLedgerRepository
 from shared.contracts.envelope import Event
 from shared.contracts.events import AwardDecided, AwardRevoked, ObjectionResolved, new_typed_event, parse_data
 from shared.kernel.cursors import next_page, page_after, parse_seq
 from shared.kernel.errors import Conflict, NotFound
-from shared.kernel.money import format_fen
 from shared.messaging.consumer import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -151,14 +149,6 @@ class ListRepository(Protocol):
 
 class ClashRepository(Protocol):
     async def subject_clashes(self, *, after: int | None = None, limit: int) -> list[SubjectClash]: ...
-
-
-class AuditRepository(Protocol):
-    async def whole_journal(self) -> list[JournalEntry]: ...
-
-    async def head(self) -> JournalHead: ...
-
-    async def pool_balances(self) -> list[PoolBalance]: ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,6 +226,21 @@ class BatchState:
         """Decide one item; the state changes only if everything about the item succeeded."""
         a, event = item.assessment, item.event
         states = pool_states_for(a, self.pools)
+        # The caps of pools first used here go into the journal before anything the item draws
+        # (per item, not per batch, so that a replay batched otherwise writes the same chain). An
+        # ineligible application uses no pool: rows only it named stay unused, their caps unjournaled.
+        head = self.head
+        caps: list[JournalEntry] = []
+        for key in lock_order(states) if a.eligible else ():
+            if not states[key].cap_journaled:
+                opened = build_entry(
+                    seq=head.seq + 1, prev_hash=head.hash, kind="cap_open", application_id=pool_account(key),
+                    event_id=item.event_id, postings=cap_open_postings(key, states[key].cap_fen),
+                    recorded_for=item.recorded_for,
+                )
+                caps.append(opened)
+                head = JournalHead(opened.seq, opened.hash)
+                states[key] = replace(states[key], cap_journaled=True)
         chain = self.live.get(a.overlap) if a.overlap is not None else None
         decision = decide_award(a, states, live_award_of(chain) if chain else None)
         new_states = apply_draws(states, decision.draws)
@@ -243,7 +248,7 @@ class BatchState:
         entry: JournalEntry | None = None
         if award is not None:
             entry = build_entry(
-                seq=self.head.seq + 1, prev_hash=self.head.hash,
+                seq=head.seq + 1, prev_hash=head.hash,
                 kind="hold" if award.held else "top_up" if award.top_up_of else "award",
                 application_id=a.application_id, event_id=item.event_id,
                 postings=award_postings(award), recorded_for=item.recorded_for,
@@ -252,6 +257,9 @@ class BatchState:
                                   subject=a.application_id, causation=event, time=event.time)
         # Fold in (nothing below can fail on the item's data).
         self.pools.update(new_states)
+        if caps:
+            self.entries += caps
+            self.head = head
         if award is not None and entry is not None:
             self.head = JournalHead(entry.seq, entry.hash)
             self.entries.append(entry)
@@ -583,31 +591,3 @@ async def list_subject_clashes(repo: ClashRepository, *, cursor: str | None,
     after = page_after(cursor or None, CLASHES_CURSOR, parse_seq)
     rows = await repo.subject_clashes(after=after, limit=limit + 1)
     return next_page(rows, limit, CLASHES_CURSOR, lambda c: c.id)
-
-
-# ---------------------------------------------------------------------------------------------
-# Auditing
-# ---------------------------------------------------------------------------------------------
-
-
-async def verify_ledger(repo: AuditRepository) -> dict[str, Any]:
-    """Re-hash the whole chain against the stored head and re-sum every pool from the journal."""
-    entries = await repo.whole_journal()
-    head = await repo.head()
-    chain = verify_chain(entries, expected_head=head.hash)
-    from_journal = pool_totals_from_journal(entries)
-    in_table = {b.key: b.committed_fen for b in await repo.pool_balances() if b.committed_fen != 0}
-    mismatches = [
-        {**pool_key_wire(k), "journal": format_fen(from_journal.get(k, 0)), "table": format_fen(in_table.get(k, 0))}
-        for k in lock_order(set(from_journal) | set(in_table))
-        if from_journal.get(k, 0) != in_table.get(k, 0)
-    ]
-    out: dict[str, Any] = {"ok": chain.ok and not mismatches, "entries": chain.entries, "head": chain.head}
-    if not chain.ok:
-        out["first_bad_seq"] = chain.first_bad_seq
-        out["problem"] = chain.problem
-    elif mismatches:
-        out["problem"] = "pool committed totals differ from the journal"
-    if mismatches:
-        out["pools"] = mismatches
-    return out

@@ -2,8 +2,9 @@
 holds the two together). The outbox, inbox, partners and re-drives come with the registry.
 
 What a table cannot say lives in the migrations only: the functions and triggers that keep the
-journal, its head, the revocations (0002) and the reviews (0006) append-only. The repository writes these tables with
-text SQL and COPY, its hot paths' fastest form; the classes are the one declaration of their shape.
+journal, its head, the revocations (0002), the reviews (0006) and verify's checkpoints (0007)
+append-only. The repository writes these tables with text SQL and COPY, its hot paths' fastest
+form; the classes are the one declaration of their shape.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class PoolRecord(LedgerTable, table=True):
     created_at: datetime = _created_at()
     # services.ledger.domain.ledger_subject_key(subject), for pools with a subject (not call budgets)
     subject_key: str | None = Field(default=None, sa_column=Column(sa.Text))
+    # Whether the journal has the cap (a cap_open entry, written by the first decision that uses the pool; 0007)
+    cap_journaled: bool = Field(sa_column=Column(sa.Boolean, nullable=False, server_default=sa.false()))
 
 
 class DecisionRecord(LedgerTable, table=True):
@@ -142,7 +145,7 @@ class JournalEntryRecord(LedgerTable, table=True):
     __tablename__ = "journal_entries"
     __table_args__ = (
         sa.CheckConstraint("kind IN ('award', 'top_up', 'revocation', 'redecision', 'hold', 'approval', "
-                           "'release', 'rejection')", name="journal_kind"),
+                           "'release', 'rejection', 'cap_open', 'cap_amend')", name="journal_kind"),
         sa.CheckConstraint("seq >= 1", name="journal_seq_positive"),
         sa.CheckConstraint(
             "jsonb_typeof(postings) = 'array' AND jsonb_array_length(postings) > 0 "
@@ -160,6 +163,25 @@ class JournalEntryRecord(LedgerTable, table=True):
     prev_hash: str = Field(sa_column=Column(sa.String(64), nullable=False))
     hash: str = Field(sa_column=Column(sa.String(64), nullable=False, unique=True))
     recorded_for: str = Field(sa_column=Column(sa.Text, nullable=False))
+    created_at: datetime = _created_at()
+
+
+class VerifyCheckpointRecord(LedgerTable, table=True):
+    """Where a verify that found the ledger intact ended, and the totals it derived per pool account
+    ({"pool:…": [cap, committed]}): a later verify may start there (0007). Append-only (triggers)."""
+
+    __tablename__ = "verify_checkpoints"
+    __table_args__ = (
+        sa.CheckConstraint("seq >= 0", name="verify_checkpoints_seq"),
+        sa.CheckConstraint("jsonb_typeof(totals) = 'object'", name="verify_checkpoints_totals"),
+        sa.Index("verify_checkpoints_seq", "seq"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    seq: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    hash: str = Field(sa_column=Column(sa.String(64), nullable=False))
+    totals: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    from_genesis: bool = Field(sa_column=Column(sa.Boolean, nullable=False))  # a full run, or from a checkpoint
     created_at: datetime = _created_at()
 
 

@@ -174,7 +174,7 @@ class SqlLedgerRepository(PublishingRepository):
         ordered = lock_order(keys)
         result = await self.session.execute(
             text(
-                "SELECT p.account, p.cap_fen, p.committed_fen FROM unnest(CAST(:accounts AS text[])) "
+                "SELECT p.account, p.cap_fen, p.committed_fen, p.cap_journaled FROM unnest(CAST(:accounts AS text[])) "
                 "WITH ORDINALITY AS k(account, ord) JOIN pools p ON p.account = k.account "
                 "ORDER BY k.ord FOR UPDATE OF p"
             ),
@@ -183,21 +183,23 @@ class SqlLedgerRepository(PublishingRepository):
         states: dict[PoolKey, PoolState] = {}
         for row in result:
             key = parse_pool_account(row.account)
-            states[key] = PoolState(key, row.cap_fen, row.committed_fen)
+            states[key] = PoolState(key, row.cap_fen, row.committed_fen, row.cap_journaled)
         if len(states) != len(ordered):
             raise RuntimeError("a pool row is missing")
         return states
 
     async def write_pools(self, before: dict[PoolKey, PoolState], after: dict[PoolKey, PoolState]) -> int:
-        """Write back each changed pool row once."""
-        changed = [k for k in lock_order(after) if after[k].committed_fen != before[k].committed_fen]
+        """Write back each changed pool row once (what it has committed, and whether the journal has its cap)."""
+        changed = [k for k in lock_order(after) if (after[k].committed_fen, after[k].cap_journaled)
+                   != (before[k].committed_fen, before[k].cap_journaled)]
         if changed:
             await self.session.execute(
                 text(
-                    "UPDATE pools p SET committed_fen = u.c FROM unnest(CAST(:a AS text[]), CAST(:c AS bigint[])) "
-                    "AS u(a, c) WHERE p.account = u.a"
+                    "UPDATE pools p SET committed_fen = u.c, cap_journaled = u.j FROM unnest(CAST(:a AS text[]), "
+                    "CAST(:c AS bigint[]), CAST(:j AS boolean[])) AS u(a, c, j) WHERE p.account = u.a"
                 ),
-                {"a": [pool_account(k) for k in changed], "c": [after[k].committed_fen for k in changed]},
+                {"a": [pool_account(k) for k in changed], "c": [after[k].committed_fen for k in changed],
+                 "j": [after[k].cap_journaled for k in changed]},
             )
         return len(changed)
 

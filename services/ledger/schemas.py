@@ -3,7 +3,7 @@ from the domain's objects. Amounts on the wire are two-decimal yuan strings."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
 from pydantic import BaseModel
@@ -174,23 +174,35 @@ class JournalPage(BaseModel):
 
 
 class PoolMismatch(BaseModel):
+    """A pool whose row and journal disagree: committed (`journal`, `table`) and cap (`journal_cap`,
+    `table_cap`; null where there is none), `differs` naming which."""
+
     pool: str
     beneficiary: str
     year: int | None
     subject: str | None
     journal: str
     table: str
+    journal_cap: str | None
+    table_cap: str | None
+    differs: list[Literal["committed", "cap"]]
 
 
 class VerifyReport(BaseModel):
-    """`first_bad_seq`, `problem` and `pools` appear only when something is wrong."""
+    """`first_bad_seq`, `problem` and `pools` appear only when something is wrong; `from_seq` only
+    for a run from a checkpoint (`from=checkpoint`), the seq it started after."""
 
     ok: bool
     entries: int
     head: str
+    from_seq: int | None = None
     first_bad_seq: int | None = None
     problem: str | None = None
     pools: list[PoolMismatch] | None = None
+
+
+VerifyFrom = Annotated[Literal["genesis", "checkpoint"], Query(
+    alias="from", description="genesis: the whole journal; checkpoint: from the latest verify checkpoint")]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ async def _verify(client: httpx.AsyncClient) -> dict:
 async def test_intact_ledger_verifies(ledger: tuple) -> None:
     _, client = ledger
     out = await _verify(client)
-    assert out["ok"] is True and out["entries"] == 5 and len(out["head"]) == 64
+    assert out["ok"] is True and out["entries"] == 6 and len(out["head"]) == 64  # the pool's cap, five awards
 
 
 async def test_the_journal_refuses_update_and_delete(ledger: tuple) -> None:
@@ -117,7 +117,7 @@ async def test_a_direct_edit_of_a_pool_is_caught(ledger: tuple) -> None:
     maker, client = ledger
     await _exec(maker, "UPDATE pools SET committed_fen = committed_fen - 1")
     out = await _verify(client)
-    assert out["ok"] is False and out["entries"] == 5
+    assert out["ok"] is False and out["entries"] == 6  # the pool's cap, five awards
     assert out["problem"] == "pool committed totals differ from the journal"
     (pool,) = out["pools"]
     assert (pool["journal"], pool["table"]) == ("7500000.00", "7499999.99")

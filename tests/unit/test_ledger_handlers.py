@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from services.ledger import handlers
+from services.ledger.audit.domain import CheckpointRef, PoolRow
 from services.ledger.domain import (
     Assessment,
     Award,
@@ -21,7 +22,6 @@ from services.ledger.domain import (
     DecisionUpdate,
     LedgerInvariantError,
     OverlapKey,
-    PoolBalance,
     PoolKey,
     PoolSpec,
     PoolState,
@@ -31,7 +31,7 @@ from services.ledger.domain import (
     lock_order,
 )
 from services.ledger.handlers import decide_batch, revoke_award, verify_ledger
-from services.ledger.journal.domain import GENESIS_HASH, JournalEntry, JournalHead
+from services.ledger.journal.domain import GENESIS_HASH, JournalEntry, JournalHead, pool_account
 from shared.contracts.envelope import Event
 from shared.contracts.events import AwardDecided
 from shared.kernel.errors import Conflict, NotFound
@@ -81,7 +81,7 @@ class FakeLedgerRepository:
         return {k: self.pools[k] for k in lock_order(keys)}
 
     async def write_pools(self, before: dict[PoolKey, PoolState], after: dict[PoolKey, PoolState]) -> int:
-        changed = [k for k in after if after[k].committed_fen != before[k].committed_fen]
+        changed = [k for k in after if after[k] != before[k]]
         for k in changed:
             self.pools[k] = after[k]
         self.pool_writes += len(changed)
@@ -167,11 +167,22 @@ class FakeLedgerRepository:
         self.awards[row.application_id].revoked = True
         self.revocations[row.application_id] = row
 
-    async def whole_journal(self) -> list[JournalEntry]:
-        return list(self.entries)
+    async def journal_page(self, after: int, limit: int) -> list[JournalEntry]:
+        return [e for e in self.entries if e.seq > after][:limit]
 
-    async def pool_balances(self) -> list[PoolBalance]:
-        return [PoolBalance(k, s.cap_fen, s.committed_fen) for k, s in self.pools.items()]
+    async def pool_rows_page(self, after: str | None, limit: int) -> list[PoolRow]:
+        rows = sorted(PoolRow(pool_account(k), s.cap_fen, s.committed_fen, s.cap_journaled)
+                      for k, s in self.pools.items())
+        return [r for r in rows if after is None or r.account > after][:limit]
+
+    async def checkpoints(self) -> list[CheckpointRef]:
+        return []
+
+    async def entry_hashes(self, seqs: Sequence[int]) -> dict[int, str]:
+        return {e.seq: e.hash for e in self.entries if e.seq in seqs}
+
+    async def checkpoint_totals(self, checkpoint_id: int) -> dict[str, Any]:
+        return {}
 
 
 class DeadLetters(list[tuple[Event, str]]):
@@ -206,7 +217,8 @@ async def test_a_batch_threads_the_pool_through_its_items_and_writes_each_row_on
     assert statuses == ["approved", "approved", "partially_approved"]
     assert repo.pools[pool_of(ent)].committed_fen == CAP_FEN
     assert repo.pool_writes == 1  # the pool row is written once, with the batch's final total
-    assert repo.head_writes == 1 and repo.head_.seq == 3 == len(repo.entries)
+    assert repo.head_writes == 1 and repo.head_.seq == 4 == len(repo.entries)  # the pool's cap, three awards
+    assert [e.kind for e in repo.entries] == ["cap_open", "award", "award", "award"]
     assert [e.type for e, _ in repo.events] == ["award.decided"] * 3
     assert {key for _, key in repo.events} == {ent}
     assert dead == []
@@ -240,7 +252,7 @@ async def test_an_application_already_decided_is_skipped_without_a_dead_letter()
     await decide_batch(repo, [first], dead)
     redelivered = assessed(first.data)  # the same assessment under another event id
     await decide_batch(repo, [redelivered], dead)
-    assert len(repo.decisions) == 1 and len(repo.events) == 1 and repo.head_.seq == 1
+    assert len(repo.decisions) == 1 and len(repo.events) == 1 and repo.head_.seq == 2  # the cap, the award
     assert dead == []
 
 
@@ -248,7 +260,7 @@ async def test_the_same_application_twice_in_one_batch_is_decided_once() -> None
     repo, dead = FakeLedgerRepository(), DeadLetters()
     first = assessed(equity(new_applicant(), "R-A", 1_000_00))
     await decide_batch(repo, [first, assessed(first.data)], dead)
-    assert len(repo.decisions) == 1 and len(repo.entries) == 1 and len(repo.events) == 1
+    assert len(repo.decisions) == 1 and len(repo.entries) == 2 and len(repo.events) == 1  # the cap, the award
 
 
 async def test_an_item_that_fails_is_dead_lettered_alone_and_leaves_no_trace(
@@ -271,7 +283,7 @@ async def test_an_item_that_fails_is_dead_lettered_alone_and_leaves_no_trace(
     assert [e.subject for e, _ in dead] == [failing]
     assert [repo.decisions[e.subject].status for e in (events[0], events[2])] == ["approved", "approved"]  # type: ignore[index]
     assert repo.pools[pool_of(ent)].committed_fen == 8_000_000_00  # the failed item drew nothing
-    assert [e.seq for e in repo.entries] == [1, 2] and repo.head_.seq == 2
+    assert [e.seq for e in repo.entries] == [1, 2, 3] and repo.head_.seq == 3  # the cap, two awards
 
 
 async def test_a_broken_invariant_sinks_the_whole_batch() -> None:
@@ -323,12 +335,12 @@ async def test_revoking_restores_the_pool_and_negates_the_award_entry() -> None:
     assert result.data["amount"] == "3000000.00" and result.data["revoked_at"] == NOW.isoformat()
     assert result.data["applicant"] == {"id": ent, "name": event.data["applicant"]["name"]}
     assert repo.pools[pool_of(ent)].committed_fen == 0
-    award_entry, revocation = repo.entries
+    _cap, award_entry, revocation = repo.entries
     assert revocation.kind == "revocation" and revocation.prev_hash == award_entry.hash
     assert [(p.account, -p.amount_fen) for p in revocation.postings] == [
         (p.account, p.amount_fen) for p in award_entry.postings]
-    assert repo.head_ == JournalHead(2, revocation.hash)
-    assert repo.awards[app].revoked and repo.revocations[app].journal_seq == 2
+    assert repo.head_ == JournalHead(3, revocation.hash)
+    assert repo.awards[app].revoked and repo.revocations[app].journal_seq == 3
     (revoked, key), = [(e, k) for e, k in repo.events if e.type == "award.revoked"]
     assert key == ent and revoked.correlation_id == event.correlation_id
 
@@ -347,7 +359,7 @@ async def test_a_second_revocation_answers_the_first_and_writes_nothing() -> Non
     first = await revoke_award(repo, str(event.subject), reason="first", revoked_by="operator", now=NOW)
     second = await revoke_award(repo, str(event.subject), reason="second", revoked_by="other", now=NOW)
     assert not second.created and second.data == first.data
-    assert len(repo.entries) == 2 and len(repo.revocations) == 1
+    assert len(repo.entries) == 3 and len(repo.revocations) == 1
 
 
 async def test_a_revocation_that_lost_the_race_answers_the_winner() -> None:
@@ -358,7 +370,7 @@ async def test_a_revocation_that_lost_the_race_answers_the_winner() -> None:
     repo.revoked_behind_our_back = winner
     result = await revoke_award(repo, app, reason="loser", revoked_by="operator", now=NOW)
     assert not result.created and result.data == {"reason": "winner"}
-    assert len(repo.entries) == 1 and repo.pool_writes == 1  # only the award's own write
+    assert len(repo.entries) == 2 and repo.pool_writes == 1  # only the award's own write (and its pool's cap)
 
 
 async def test_revoking_an_unknown_application_is_not_found() -> None:
@@ -383,13 +395,14 @@ async def test_verify_passes_on_an_intact_ledger_and_names_a_pool_that_drifted()
     ent = new_applicant()
     await _decided(repo, equity(ent, "R-A", 1_000_00), equity(ent, "R-B", 2_000_00))
     report = await verify_ledger(repo)
-    assert report == {"ok": True, "entries": 2, "head": repo.head_.hash}
+    assert report == {"ok": True, "entries": 3, "head": repo.head_.hash}
     key = pool_of(ent)
-    repo.pools[key] = PoolState(key, CAP_FEN, 1_00)
+    repo.pools[key] = PoolState(key, CAP_FEN, 1_00, cap_journaled=True)
     report = await verify_ledger(repo)
     assert report["ok"] is False and report["problem"] == "pool committed totals differ from the journal"
     assert report["pools"] == [{"pool": POOL, "beneficiary": ent, "year": 2024, "subject": None,
-                                "journal": "3000.00", "table": "1.00"}]
+                                "journal": "3000.00", "table": "1.00", "journal_cap": "10000000.00",
+                                "table_cap": "10000000.00", "differs": ["committed"]}]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,7 +447,7 @@ async def test_a_revocation_made_before_chains_were_re_decided_replays_without_r
     repo = FakeLedgerRepository()
     base, dup, _ = await _chain(repo, new_applicant())
     await revoke_award(repo, base, reason="r", revoked_by="operator", now=NOW, redecide=False)
-    assert [e.type for e, _ in repo.events[-1:]] == ["award.revoked"] and len(repo.entries) == 3
+    assert [e.type for e, _ in repo.events[-1:]] == ["award.revoked"] and len(repo.entries) == 4
     assert repo.revocations[base].redecides is False and repo.decisions[dup].status == "rejected"
 
 
@@ -449,4 +462,4 @@ async def test_a_replayed_revocation_writes_the_same_journal() -> None:
         await revoke_award(repo, str(events[0].subject), reason="r", revoked_by="operator", now=NOW,
                            event_id=event_id)
         journals.append([e.hash for e in repo.entries])
-    assert journals[0] == journals[1] and len(journals[0]) == 3
+    assert journals[0] == journals[1] and len(journals[0]) == 4

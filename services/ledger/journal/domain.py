@@ -10,6 +10,9 @@ Accounts (every part after the kind is taken verbatim from the receipt):
 - ``award:<application_id>``: the award's clearing account.
 - ``payable:<beneficiary>``: what the state owes the beneficiary.
 - ``held:<beneficiary>``: what is held for the beneficiary while a reviewer decides (核定).
+- ``cap:<pool>:<beneficiary>:<year>[:<subject>]`` (the pool account's parts after ``pool:``): the
+  room the policy gives that pool; its balance is the pool's cap. Its counterpart is
+  ``policy:caps``, the policy's side of every cap (minus the sum of all caps). Neither is money.
 
 An award (or top-up) of X drawing on pools K1..Kn (lock order) posts, in this order:
 ``(pool:Ki, −X), (award:A, +X)`` for each pool, then ``(award:A, −X), (payable:B, +X)``. Each pair
@@ -25,6 +28,14 @@ nothing is owed yet). A reviewer's *approval* of A moves ``(held:B, −A), (paya
 is not approved is *released* (the hold's postings for that part, negated: back to every pool),
 a *rejection* releases all of it. Once approved, the award stands as an award of A would: its
 revocation is the negation of award_postings(A), which is what hold + approval + release net to.
+
+Caps (ARCHITECTURE.md, "Ledgering"): the first decision that uses a pool journals its cap before
+anything else it writes, as a ``cap_open`` entry ``(cap:P, +cap), (policy:caps, −cap)`` (a zero cap:
+the single posting ``(cap:P, 0)``, so the entry still names its pool); a changed cap would be a
+``cap_amend`` of the difference. A cap entry's application_id is the pool account it is about, its
+event_id the event that caused it, so entries of an application never include a cap's. Verify
+re-derives every pool's cap (the cap account's balance) and committed (minus the pool account's
+balance) from these entries alone.
 """
 
 from __future__ import annotations
@@ -40,7 +51,9 @@ import orjson
 from services.ledger.domain import Award, PoolKey
 
 GENESIS_HASH = "0" * 64
-KINDS = ("award", "top_up", "revocation", "redecision", "hold", "approval", "release", "rejection")
+CAP_KINDS = ("cap_open", "cap_amend")
+KINDS = ("award", "top_up", "revocation", "redecision", "hold", "approval", "release", "rejection", *CAP_KINDS)
+CAPS_GRANTED = "policy:caps"  # the policy's side of every cap posting
 
 
 class JournalError(ValueError):
@@ -121,6 +134,32 @@ def payable_account(beneficiary: str) -> str:
 
 def held_account(beneficiary: str) -> str:
     return f"held:{beneficiary}"
+
+
+def cap_account(key: PoolKey) -> str:
+    """The account whose balance is the pool's cap: the pool account's name under ``cap:``."""
+    return "cap:" + pool_account(key).removeprefix("pool:")
+
+
+def pool_account_of_cap(account: str) -> str:
+    return "pool:" + account.removeprefix("cap:")
+
+
+def cap_open_postings(key: PoolKey, cap_fen: int) -> tuple[Posting, ...]:
+    """A pool's cap as the journal keeps it (see the module docs)."""
+    if not isinstance(cap_fen, int) or cap_fen < 0:
+        raise JournalError("a cap is a non-negative integer fen")
+    if cap_fen == 0:
+        return (Posting(cap_account(key), 0),)
+    return Posting(cap_account(key), cap_fen), Posting(CAPS_GRANTED, -cap_fen)
+
+
+def cap_amend_postings(key: PoolKey, before_fen: int, after_fen: int) -> tuple[Posting, ...]:
+    """A cap changed from `before_fen` to `after_fen`: the difference, like an opening."""
+    if before_fen == after_fen or min(before_fen, after_fen) < 0:
+        raise JournalError("an amendment changes a cap to another non-negative cap")
+    delta = after_fen - before_fen
+    return Posting(cap_account(key), delta), Posting(CAPS_GRANTED, -delta)
 
 
 def award_postings(award: Award) -> tuple[Posting, ...]:
@@ -219,12 +258,20 @@ def entry_hash(prev_hash: str, canonical: bytes) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + canonical).hexdigest()
 
 
-def _check_postings(postings: Sequence[Posting]) -> str | None:
+def _check_postings(postings: Sequence[Posting], kind: str | None = None) -> str | None:
     if not postings:
         return "no postings"
+    caps = kind in CAP_KINDS
     for p in postings:
-        if not isinstance(p.amount_fen, int) or isinstance(p.amount_fen, bool) or p.amount_fen == 0:
+        if not isinstance(p.amount_fen, int) or isinstance(p.amount_fen, bool):
+            return f"posting to {p.account} is not an integer"
+        if not isinstance(p.account, str):
+            return "a posting's account is not a name"
+        if p.amount_fen == 0 and not (caps and len(postings) == 1):  # a zero cap: the one posting of 0
             return f"posting to {p.account} is not a non-zero integer"
+        if caps != (p.account.startswith("cap:") or p.account == CAPS_GRANTED):
+            return (f"a {kind} entry posts to {p.account}" if caps
+                    else f"only a cap entry posts to {p.account}")
     total = sum(p.amount_fen for p in postings)
     if total != 0:
         return f"postings sum to {total}, not 0"
@@ -251,7 +298,7 @@ def build_entry(
         raise JournalError("prev_hash is 64 hex characters")
     if not recorded_for or not event_id or not application_id:
         raise JournalError("application_id, event_id and recorded_for are required")
-    problem = _check_postings(postings)
+    problem = _check_postings(postings, kind)
     if problem:
         raise JournalError(problem)
     unhashed = JournalEntry(seq, kind, application_id, event_id, postings, prev_hash, "", recorded_for)
@@ -286,31 +333,116 @@ class VerifyResult:
     problem: str | None
 
 
+class JournalAudit:
+    """Verify's pass over the journal, one entry at a time, in bounded memory: the chain's state
+    (next seq, previous hash, entries checked) and one running total per pool (its cap and what is
+    committed on it), never the entries themselves.
+
+    It starts at the genesis, or at a verify checkpoint (`start`: the checkpoint's seq and hash,
+    `caps` and `committed` its totals by pool account). `checkpoints` (seq → hash) are earlier
+    checkpoints to hold the chain to as it passes them: one that no longer matches says history
+    was rewritten after it was verified. The first problem stops the chain check (later entries
+    cannot be trusted to link), while the totals keep summing every entry read, so that the pools
+    an edit moved are still named.
+    """
+
+    def __init__(self, start: JournalHead = JournalHead(0, GENESIS_HASH), *,
+                 caps: Mapping[str, int] | None = None, committed: Mapping[str, int] | None = None,
+                 checkpoints: Mapping[int, str] | None = None) -> None:
+        self.expected_seq = start.seq + 1
+        self.head = start.hash
+        self.entries = start.seq
+        self.caps: dict[str, int] = dict(caps or {})  # pool account → cap
+        self.committed: dict[str, int] = dict(committed or {})  # pool account → committed
+        self.checkpoints = dict(checkpoints or {})
+        self.first_bad_seq: int | None = None
+        self.problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    def feed(self, entry: JournalEntry) -> None:
+        if self.problem is None:
+            self.problem = self._check(entry)
+            if self.problem is None:
+                self.expected_seq, self.head, self.entries = self.expected_seq + 1, entry.hash, self.entries + 1
+            else:
+                self.first_bad_seq = self.expected_seq
+        self._sum(entry)
+
+    def _check(self, entry: JournalEntry) -> str | None:
+        if entry.seq != self.expected_seq:
+            return f"expected seq {self.expected_seq}, found {entry.seq}"
+        if entry.prev_hash != self.head:
+            return "prev_hash does not link to the previous entry"
+        if entry.kind not in KINDS:
+            return f"unknown kind {entry.kind!r}"
+        if entry_hash(entry.prev_hash, canonical_encoding(entry)) != entry.hash:
+            return "hash does not match the entry"
+        problem = _check_postings(entry.postings, entry.kind)
+        if problem is not None:
+            return problem
+        if entry.kind in CAP_KINDS:
+            problem = self._check_cap(entry)
+            if problem is not None:
+                return problem
+        known = self.checkpoints.get(entry.seq)
+        if known is not None and known != entry.hash:
+            return f"entry {entry.seq} differs from the verify checkpoint taken at it (history rewritten since)"
+        return None
+
+    def _check_cap(self, entry: JournalEntry) -> str | None:
+        accounts = {pool_account_of_cap(p.account) for p in entry.postings if p.account != CAPS_GRANTED}
+        if accounts != {entry.application_id}:
+            return f"a {entry.kind} entry names {entry.application_id}, posts to the cap of {sorted(accounts)}"
+        opened = entry.application_id in self.caps
+        if entry.kind == "cap_open" and opened:
+            return f"the cap of {entry.application_id} is opened twice"
+        if entry.kind == "cap_amend" and not opened:
+            return f"the cap of {entry.application_id} is amended before it is opened"
+        return None
+
+    def _sum(self, entry: JournalEntry) -> None:
+        for p in entry.postings:
+            amount = p.amount_fen if isinstance(p.amount_fen, int) and not isinstance(p.amount_fen, bool) else 0
+            account = p.account
+            if not isinstance(account, str):
+                continue
+            if account.startswith("pool:"):
+                self.committed[account] = self.committed.get(account, 0) - amount
+            elif account.startswith("cap:"):
+                pool = pool_account_of_cap(account)
+                self.caps[pool] = self.caps.get(pool, 0) + amount
+
+    def finish(self, expected_head: str | None) -> VerifyResult:
+        """The verdict once every entry was fed; `expected_head` is the head recorded elsewhere (the
+        service's stored head), which catches a truncated tail."""
+        if self.problem is None and expected_head is not None and expected_head != self.head:
+            self.problem, self.first_bad_seq = "head differs from the expected head", self.expected_seq
+        return VerifyResult(self.problem is None, self.entries, self.head, self.first_bad_seq, self.problem)
+
+
 def verify_chain(entries: Iterable[JournalEntry], expected_head: str | None = None) -> VerifyResult:
     """Re-check seq continuity (1, 2, ...), prev links, hashes and zero-sum postings, in order.
 
     A deleted entry is reported at the missing seq. Truncation of the tail is invisible to the chain
     alone: pass the head recorded elsewhere (the service's stored head) as `expected_head`.
     """
-    expected_seq, prev, count = 1, GENESIS_HASH, 0
+    audit = JournalAudit()
     for entry in entries:
-        problem: str | None = None
-        if entry.seq != expected_seq:
-            problem = f"expected seq {expected_seq}, found {entry.seq}"
-        elif entry.prev_hash != prev:
-            problem = "prev_hash does not link to the previous entry"
-        elif entry.kind not in KINDS:
-            problem = f"unknown kind {entry.kind!r}"
-        elif entry_hash(entry.prev_hash, canonical_encoding(entry)) != entry.hash:
-            problem = "hash does not match the entry"
-        else:
-            problem = _check_postings(entry.postings)
-        if problem:
-            return VerifyResult(False, count, prev, expected_seq, problem)
-        expected_seq, prev, count = expected_seq + 1, entry.hash, count + 1
-    if expected_head is not None and expected_head != prev:
-        return VerifyResult(False, count, prev, expected_seq, "head differs from the expected head")
-    return VerifyResult(True, count, prev, None, None)
+        audit.feed(entry)
+        if not audit.ok:
+            break
+    return audit.finish(expected_head)
+
+
+def pool_caps_from_journal(entries: Iterable[JournalEntry]) -> dict[PoolKey, int]:
+    """Each pool's cap as the journal's cap entries set it (pools with no cap entry left out)."""
+    audit = JournalAudit()
+    for entry in entries:
+        audit._sum(entry)
+    return {parse_pool_account(account): cap for account, cap in audit.caps.items()}
 
 
 def account_balances(entries: Iterable[JournalEntry]) -> dict[str, int]:
