@@ -1,5 +1,6 @@
 """The one way a Grantline service is assembled: settings, engine, producer, outbox relay,
-consumer loops, problem+json, correlation ids, body limit and /healthz."""
+consumer loops, problem+json, correlation ids, the edges (body limit, authentication before the
+body, media types, security headers: shared.web.edges) and /healthz."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.config.settings import Settings, get_settings
 from shared.db.engine import make_engine, make_sessionmaker, ping
-from shared.kernel.errors import PayloadTooLarge
 from shared.kernel.retry import Backoff
 from shared.messaging.consumer import ConsumerLoop, Subscription
 from shared.messaging.outbox import OutboxRelay
@@ -29,6 +29,7 @@ from shared.observability.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from shared.web.auth import KeyCache
 from shared.web.context import ServiceContext
 from shared.web.deadletters import router as dead_letters_router
+from shared.web.edges import BodyReader, EdgeRefusal, RouteRules, has_body, security_headers, too_large
 from shared.web.metrics import instrument
 from shared.web.problems import add_exception_handlers, problem_response
 from shared.web.ratelimit import RateLimiter
@@ -127,7 +128,8 @@ def create_service_app(
     app.state.partner_limiter = RateLimiter(settings.partner_rate_per_second, settings.partner_burst)
     app.state.keys = KeyCache()  # this app's keys seen lately (shared.web.auth)
 
-    app.add_middleware(RequestEdge, service=name, body_max_bytes=settings.body_max_bytes)
+    docs_paths = [path for path in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if path]
+    app.add_middleware(RequestEdge, service=name, body_max_bytes=settings.body_max_bytes, docs_paths=docs_paths)
 
     @app.get("/healthz", tags=["health"])
     async def healthz(request: Request) -> JSONResponse:
@@ -156,14 +158,17 @@ def _rewind_all(ctx: ServiceContext) -> None:
 
 
 class RequestEdge:
-    """Every request's way in, as one plain ASGI layer (no extra task per request): the correlation
-    id in and out, the body limit, and the request metrics (a request refused for its size is not
-    counted: it never reached a route)."""
+    """Every request's way in, as one plain ASGI layer (no extra task per request): the
+    correlation id in and out, the body limit while the body is read and the gate before it
+    (shared.web.edges), the security headers, and the request metrics (a request refused for
+    its declared size is not counted: it never reached a route)."""
 
-    def __init__(self, app: ASGIApp, service: str, body_max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, service: str, body_max_bytes: int, docs_paths: Sequence[str] = ()) -> None:
         self.app = app
         self.service = service
         self.body_max_bytes = body_max_bytes
+        self.docs_paths = frozenset(docs_paths)
+        self.rules = RouteRules()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -172,25 +177,46 @@ class RequestEdge:
         headers = Headers(scope=scope)
         cid = (headers.get("x-correlation-id") or str(uuid.uuid4()))[:128]
         token = correlation_id.set(cid)
+        authenticated = "authorization" in headers or "cookie" in headers
+        docs = scope["path"] in self.docs_paths
         try:
             length = headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > self.body_max_bytes:
-                response = problem_response(
-                    PayloadTooLarge(f"request bodies are limited to {self.body_max_bytes} bytes")
-                )
-                await response(scope, receive, send)
+                response = problem_response(too_large(self.body_max_bytes))
+                response.headers["Connection"] = "close"  # the body it announced is not read
+
+                async def send_refusal(message: Message) -> None:
+                    if message["type"] == "http.response.start":
+                        MutableHeaders(scope=message)["X-Correlation-Id"] = cid
+                        security_headers(message, authenticated=authenticated, docs=docs)
+                    await send(message)
+
+                await response(scope, receive, send_refusal)
                 return
-            started, status = time.perf_counter(), 500
+            body = BodyReader(scope, receive, self.body_max_bytes, self.rules) if has_body(headers) else None
+            started, status, responding = time.perf_counter(), 500, False
 
             async def send_with_id(message: Message) -> None:
-                nonlocal status
+                nonlocal status, responding
                 if message["type"] == "http.response.start":
-                    status = message["status"]
-                    MutableHeaders(scope=message)["X-Correlation-Id"] = cid
+                    status, responding = message["status"], True
+                    out = MutableHeaders(scope=message)
+                    out["X-Correlation-Id"] = cid
+                    if body is not None and not body.done:
+                        # Answered before the body was read to its end (refused, or not wanted):
+                        # close, rather than let the client go on sending what nobody reads.
+                        out["Connection"] = "close"
+                    security_headers(message, authenticated=authenticated, docs=docs)
                 await send(message)
 
             try:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, body.receive if body is not None else receive, send_with_id)
+            except EdgeRefusal as refusal:
+                # Raised where no exception handler catches it (shared.web.problems renders it
+                # everywhere else): answer it here unless an answer is already under way.
+                if responding:
+                    raise
+                await problem_response(refusal.problem)(scope, receive, send_with_id)
             finally:
                 # The route template, never the raw path: ids in paths would explode the label space.
                 route = getattr(scope.get("route"), "path", "unmatched")

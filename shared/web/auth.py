@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -149,7 +148,22 @@ async def principal_for_identity(app: FastAPI, identity: str) -> Principal | Non
     return None if found is None else _principal(found)
 
 
+# Where a request keeps who it was authenticated as: the edge (shared.web.edges) authenticates
+# a route's caller before its body is read, and the route's own dependency then finds it here
+# (without a second lookup, or a second token taken from the partner's rate limit).
+PRINCIPAL_SCOPE_KEY = "grantline.principal"
+
+
 async def authenticate(request: Request) -> Principal:
+    known = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if isinstance(known, Principal):
+        return known
+    principal = await _authenticate(request)
+    request.scope[PRINCIPAL_SCOPE_KEY] = principal
+    return principal
+
+
+async def _authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -177,8 +191,19 @@ async def authorize(request: Request, *roles: Role) -> Principal:
     return principal
 
 
-def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
-    async def dependency(request: Request) -> Principal:
-        return await authorize(request, *roles)
+class RoleRequirement:
+    """A route's dependency on a caller holding one of `roles`; the edge finds these among a
+    route's dependencies to check them before the body is read (shared.web.edges)."""
 
-    return dependency
+    def __init__(self, roles: tuple[Role, ...]) -> None:
+        self.roles = roles
+
+    async def __call__(self, request: Request) -> Principal:
+        return await authorize(request, *self.roles)
+
+    def __repr__(self) -> str:
+        return f"require({', '.join(self.roles)})"
+
+
+def require(*roles: Role) -> RoleRequirement:
+    return RoleRequirement(roles)

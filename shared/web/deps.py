@@ -13,9 +13,9 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.kernel.errors import UnsupportedMediaType
 from shared.web.auth import STAFF_ROLES, Principal, require
 from shared.web.context import ServiceContext
+from shared.web.edges import JSON_MEDIA, XML_MEDIA, body_media_type, require_media_type
 
 R = TypeVar("R")
 
@@ -37,14 +37,15 @@ ReviewQueueReaderDep = Annotated[Principal, Depends(require("reviewer", "operato
 
 
 async def require_json_body(request: Request) -> None:
-    """415 for a body that is not JSON: as a dependency it answers before the body is validated
-    (pydantic would otherwise report the body as a 422)."""
-    if "json" not in request.headers.get("content-type", "application/json"):
-        raise UnsupportedMediaType("send the body as application/json")
+    """415 for a body that is not sent as exactly application/json (a UTF-8 charset at most).
+    The edge checks this before the body is read for every route with a JSON body
+    (shared.web.edges); as a dependency it says so in the route's signature."""
+    require_media_type(request, JSON_MEDIA)
 
 
-# A route whose body must be JSON: `_: JsonBodyDep`.
+# A route whose body must be JSON: `_: JsonBodyDep`; XML: `_: XmlBodyDep`.
 JsonBodyDep = Annotated[None, Depends(require_json_body)]
+XmlBodyDep = Annotated[None, Depends(body_media_type(XML_MEDIA))]
 
 
 def service_context(request: Request) -> ServiceContext:

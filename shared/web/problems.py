@@ -18,6 +18,16 @@ log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
 
 
+class EdgeRefusal(StarletteHTTPException):
+    """A problem found as a request's body is first read (401, 403, 413, 415, 429: see
+    shared.web.edges). It travels as Starlette's HTTPException because FastAPI turns anything
+    else raised while it reads a body into a 400; it is rendered as its `problem`."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.status, problem.detail, headers=problem.headers or None)
+        self.problem = problem
+
+
 def problem_response(problem: Problem) -> JSONResponse:
     return JSONResponse(
         problem.body(), status_code=problem.status, media_type=PROBLEM, headers=problem.headers
@@ -47,6 +57,8 @@ def add_exception_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, EdgeRefusal):
+            return problem_response(exc.problem)
         problem = Problem(str(exc.detail))
         problem.status = exc.status_code
         problem.title = str(exc.detail)

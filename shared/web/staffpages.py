@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from shared.config.settings import Settings
 from shared.kernel.errors import Unauthorized
 from shared.web.auth import Principal, Role, principal_for_identity, principal_for_token
+from shared.web.edges import FORM_MEDIA, has_body, require_media_type
 from shared.web.sessions import (
     SESSION_SECONDS,
     StaffSession,
@@ -236,10 +237,12 @@ def sent_from_here(request: Request) -> bool:
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """A posted form's fields (the first value of each); none from a body that is not a form or
-    has more than FORM_FIELDS_MAX fields."""
-    if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
+    """A posted form's fields (the first value of each); none from an empty body or one with
+    more than FORM_FIELDS_MAX fields; 415 for a body that is not exactly a form (its size is
+    bounded while it is read: shared.web.edges)."""
+    if not has_body(request.headers):
         return {}
+    require_media_type(request, FORM_MEDIA)
     raw = await request.body()
     try:
         parsed = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=FORM_FIELDS_MAX)
