@@ -39,7 +39,7 @@ def _signer(ctx: ContextDep) -> Signer:
 
 
 SignerDep = Annotated[Signer, Depends(_signer)]
-_TEXT = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}}}
+_TEXT: dict[int | str, dict[str, Any]] = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}}}
 
 
 @router.get("/checkpoint", response_class=PlainTextResponse, responses={**_TEXT, **problems(503)})

@@ -100,7 +100,7 @@ class SqlTransparencyRepository(Repository):
             _NODES,
             {"leaves": leaves, "levels": [level for level, _ in inner], "indices": [index for _, index in inner]},
         )
-        return {(row.level, row.index): bytes(row.hash) for row in rows}
+        return {(int(level), int(index)): bytes(h) for level, index, h in rows}
 
     async def insert(self, first_index: int, entries: Sequence[Entry], leaf_hashes: Sequence[bytes],
                      nodes: Sequence[StoredNode]) -> None:
@@ -133,4 +133,4 @@ class SqlTransparencyRepository(Repository):
     async def entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
         """Entries [start, end)."""
         rows = await self.session.execute(_ENTRIES, {"start": start, "end": end})
-        return [(int(row.index), bytes(row.entry)) for row in rows]
+        return [(int(index), bytes(entry)) for index, entry in rows]
