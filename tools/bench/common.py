@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import random
@@ -20,6 +21,8 @@ from aiokafka import AIOKafkaProducer
 
 from shared.contracts.events import Actor, CallOpened, CatalogPublished, EventWindow, new_typed_event
 from shared.contracts.topics import POLICY
+from shared.db.migrate import upgrade
+from shared.db.roles import OWNER, SERVICES, provision_local
 from shared.kernel.uscc import ALPHABET, with_check_character
 from shared.policy.catalog import CATALOG_PATH, catalog_version_of, load_catalog
 
@@ -62,11 +65,14 @@ class Tokens:
 
 
 def service_env(database_url: str, bootstrap: str, namespace: str, tokens: Tokens, **extra: str) -> dict[str, str]:
-    """The environment of a service process (as tests/support/processes.py gives it)."""
+    """The environment of a service process (as tests/support/processes.py gives it). A Grantline
+    service (GRANTLINE_SERVICE_NAME in `extra`) connects as its own role, as under `make up`, so the
+    figures are those of the privileges production runs with."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRANTLINE_")}
+    service = extra.get("GRANTLINE_SERVICE_NAME", "")
     env.update(
         {
-            "DATABASE_URL": database_url,
+            "DATABASE_URL": service_database_url(database_url, service) if service in SERVICES else database_url,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "GRANTLINE_TOPIC_NAMESPACE": namespace,
             "GRANTLINE_OPERATOR_TOKEN": tokens.operator,
@@ -82,6 +88,16 @@ def service_env(database_url: str, bootstrap: str, namespace: str, tokens: Token
         }
     )
     return env
+
+
+@functools.cache
+def service_database_url(admin_url: str, service: str) -> str:
+    """`service`'s role's DSN on `admin_url`'s database: the roles provisioned (shared.db.roles),
+    and `service`'s migrations run again by the owner, which at head only grants the role its
+    privileges (the bench migrates before the roles may exist)."""
+    dsns = provision_local(admin_url)
+    upgrade(dsns[OWNER], service)
+    return dsns[service]
 
 
 def _root() -> str:

@@ -34,6 +34,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
+from shared.db.roles import OWNER, ProvisionRefused, Roles, provision_local
 from shared.policy.catalog import load_catalog
 from tools.stack import embedded
 
@@ -311,7 +314,8 @@ def _ensure_tansu(values: dict[str, str]) -> None:
     _say(f"tansu started on 127.0.0.1:{port} in {time.monotonic() - t:.1f}s")
 
 
-def _run_module(module: str, values: dict[str, str], what: str, skip_env: str) -> None:
+def _run_module(module: str, values: dict[str, str], what: str, skip_env: str,
+                extra_env: dict[str, str] | None = None) -> None:
     if os.environ.get(skip_env) == "1":
         _say(f"skipping {what} ({skip_env}=1)")
         return
@@ -324,7 +328,7 @@ def _run_module(module: str, values: dict[str, str], what: str, skip_env: str) -
     t = time.monotonic()
     res = subprocess.run(
         [sys.executable, "-m", module],
-        env=child_env(values),
+        env={**child_env(values), **(extra_env or {})},
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -338,7 +342,7 @@ def _run_module(module: str, values: dict[str, str], what: str, skip_env: str) -
     _say(f"{what} done in {time.monotonic() - t:.1f}s")
 
 
-def _ensure_service(name: str, values: dict[str, str]) -> int:
+def _ensure_service(name: str, values: dict[str, str], database_url: str | None = None) -> int:
     port = service_port(values, name)
     pid = live_pid(name, "uvicorn")
     if pid is not None:
@@ -361,6 +365,9 @@ def _ensure_service(name: str, values: dict[str, str]) -> int:
     ]
     env = child_env(values)
     env["GRANTLINE_SERVICE_NAME"] = name
+    if database_url:  # its own role (shared.db.roles); .grantline/env keeps the administrator's DSN
+        env["DATABASE_URL"] = database_url
+        env.pop("GRANTLINE_DATABASE_URL", None)  # it would win over DATABASE_URL (shared.config)
     proc = embedded.spawn(argv, logfile(name), pidfile(name), env=env, cwd=ROOT)
     _say(f"{name} starting (pid {proc.pid}, port {port})")
     return proc.pid
@@ -399,6 +406,25 @@ def _wait_healthy(pids: dict[str, int], values: dict[str, str]) -> None:
         time.sleep(0.25)
 
 
+def _provision_roles(values: dict[str, str], use_pg: bool) -> dict[str, str] | None:
+    """The owner and service roles on the stack's database (shared.db.roles): each one's DSN by
+    "owner" or service name. None when DATABASE_URL names a server whose role may not create roles:
+    then migrations and services run as that role, as before there were roles."""
+    prefix = os.environ.get("GRANTLINE_DB_ROLE_PREFIX") or Roles().prefix
+    try:
+        dsns = provision_local(values["DATABASE_URL"], prefix=prefix)
+    except ProvisionRefused as exc:
+        if use_pg:
+            raise StackError(f"cannot create the database roles: {exc}") from None
+        _say(f"{exc}: migrations and services use DATABASE_URL's role (no per-service roles)")
+        return None
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise StackError(f"cannot create the database roles ({type(exc).__name__}: {exc})") from None
+    _say(f"database roles ready: {Roles(prefix).owner} (migrations), "
+         f"{', '.join(Roles(prefix).service(n) for n in SERVICES)}")
+    return dsns
+
+
 def up() -> int:
     t0 = time.monotonic()
     with locked():
@@ -413,9 +439,11 @@ def up() -> int:
             _ensure_tansu(values)
         else:
             _say("KAFKA_BOOTSTRAP_SERVERS is set: using that broker, not starting Tansu")
-        _run_module("shared.db.migrate", values, "migrations", "GRANTLINE_STACK_SKIP_MIGRATE")
-        _run_module("shared.contracts.topics", values, "topic creation", "GRANTLINE_STACK_SKIP_TOPICS")
-        pids = {name: _ensure_service(name, values) for name in SERVICES}
+        role_dsns = _provision_roles(values, use_pg)
+        _run_module("shared.db.migrate", values, "migrations", "GRANTLINE_STACK_SKIP_MIGRATE",
+                    {"GRANTLINE_MIGRATION_DATABASE_URL": role_dsns[OWNER]} if role_dsns else None)
+        _run_module("shared.messaging.topics", values, "topic creation", "GRANTLINE_STACK_SKIP_TOPICS")
+        pids = {name: _ensure_service(name, values, (role_dsns or {}).get(name)) for name in SERVICES}
         _wait_healthy(pids, values)
     print()
     print(f"Grantline is up ({time.monotonic() - t0:.1f}s).")
@@ -423,6 +451,9 @@ def up() -> int:
         port = service_port(values, name)
         print(f"  {name:<12} http://127.0.0.1:{port}   (docs: http://127.0.0.1:{port}/docs)")
     print(f"  database     {values['DATABASE_URL']}")
+    if role_dsns:
+        print(f"  db roles     {urllib.parse.urlsplit(role_dsns[OWNER]).username} owns the schemas; "
+              f"each service logs in as its own ({urllib.parse.urlsplit(role_dsns['intake']).username}, …)")
     print(f"  kafka        {values['KAFKA_BOOTSTRAP_SERVERS']}")
     print(f"  operator token  {values['GRANTLINE_OPERATOR_TOKEN']}")
     print(f"  auditor token   {values['GRANTLINE_AUDITOR_TOKEN']}")
