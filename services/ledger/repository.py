@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.ledger.audit.domain import Checkpoint, CheckpointRef, PoolRow
 from services.ledger.domain import (
     REVIEW_AUTO,
     Assessment,
@@ -473,9 +474,47 @@ class SqlLedgerRepository(PublishingRepository):
         )
         return [_entry(r) for r in rows]
 
-    async def whole_journal(self) -> list[JournalEntry]:
-        rows = await self.session.execute(text(f"SELECT {_ENTRY_COLUMNS} FROM journal_entries ORDER BY seq"))
-        return [_entry(r) for r in rows]
+    # -----------------------------------------------------------------------------------------
+    # Verify (services.ledger.audit): pool rows as stored, and verify's own checkpoints
+    # -----------------------------------------------------------------------------------------
+
+    async def pool_rows_page(self, after: str | None, limit: int) -> list[PoolRow]:
+        """Pool rows in account order, after `after`, at most `limit` (keyset on the primary key)."""
+        rows = await self.session.execute(
+            text("SELECT account, cap_fen, committed_fen, cap_journaled FROM pools "
+                 "WHERE (CAST(:after AS text) IS NULL OR account > :after) ORDER BY account LIMIT :n"),
+            {"after": after, "n": limit},
+        )
+        return [PoolRow(r.account, r.cap_fen, r.committed_fen, r.cap_journaled) for r in rows]
+
+    async def checkpoints(self) -> list[CheckpointRef]:
+        rows = await self.session.execute(text("SELECT id, seq, hash FROM verify_checkpoints ORDER BY seq, id"))
+        return [CheckpointRef(r.id, r.seq, r.hash) for r in rows]
+
+    async def entry_hashes(self, seqs: Sequence[int]) -> dict[int, str]:
+        if not seqs:
+            return {}
+        rows = await self.session.execute(
+            text("SELECT seq, hash FROM journal_entries WHERE seq = ANY(CAST(:s AS bigint[]))"), {"s": list(seqs)})
+        return {r.seq: r.hash for r in rows}
+
+    async def first_missing_up_to(self, seq: int) -> int | None:
+        """The first seq in 1..`seq` with no entry, or None (an index-only pass, no entry read)."""
+        missing: int | None = await self.session.scalar(
+            text("SELECT rn FROM (SELECT seq, row_number() OVER (ORDER BY seq) AS rn FROM journal_entries "
+                 "WHERE seq <= :s) t WHERE seq <> rn ORDER BY rn LIMIT 1"), {"s": seq})
+        return missing
+
+    async def checkpoint_totals(self, checkpoint_id: int) -> dict[str, Any]:
+        totals = await self.session.scalar(text("SELECT totals FROM verify_checkpoints WHERE id = :i"),
+                                           {"i": checkpoint_id})
+        return dict(totals or {})
+
+    async def insert_checkpoint(self, checkpoint: Checkpoint) -> None:
+        await self.session.execute(
+            text("INSERT INTO verify_checkpoints (seq, hash, totals, from_genesis) VALUES (:s, :h, CAST(:t AS jsonb), :f)"),
+            {"s": checkpoint.seq, "h": checkpoint.hash, "t": json_text(checkpoint.totals), "f": checkpoint.from_genesis},
+        )
 
 
 # ---------------------------------------------------------------------------------------------

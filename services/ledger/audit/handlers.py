@@ -7,9 +7,9 @@ verify checkpoint whose hash is still the journal's at its seq, with that checkp
 reads only the entries after it; it still holds every pool row (cap and committed) to the totals,
 still checks the chain from the checkpoint to the stored head, and still checks every checkpoint's
 hash against the journal (a checkpoint that no longer matches: history was rewritten after it was
-verified). What it does not re-read is the entries up to the checkpoint: an edit there that leaves
-the stored hashes and the pools as they were (a changed amount with the old hash kept) is found
-only by a full run. Run one now and then.
+verified), and counts the entries up to the checkpoint (a deleted one is named). What it does not
+re-read is those entries: an edit there that leaves the stored hashes and the pools as they were
+(a changed amount with the old hash kept) is found only by a full run. Run one now and then.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ class AuditRepository(Protocol):
 
     async def checkpoint_totals(self, checkpoint_id: int) -> dict[str, Any]: ...
 
+    async def first_missing_up_to(self, seq: int) -> int | None: ...
+
 
 @dataclass(frozen=True)
 class Verification:
@@ -71,6 +73,10 @@ async def run_verify(repo: AuditRepository, *, incremental: bool = False,
         start, caps, committed = GENESIS, {}, {}
     audit = JournalAudit(JournalHead(start.seq, start.hash), caps=caps, committed=committed,
                          checkpoints={c.seq: c.hash for c in checkpoints if c.seq > start.seq})
+    if start.seq > 0:  # the entries up to the checkpoint are not read: only counted
+        missing = await repo.first_missing_up_to(start.seq)
+        if missing is not None:
+            audit.fail(missing, f"entry {missing}, before the checkpoint at {start.seq}, is missing")
     after = start.seq
     while True:
         page = await repo.journal_page(after, page_size)

@@ -362,6 +362,11 @@ class JournalAudit:
     def ok(self) -> bool:
         return self.problem is None
 
+    def fail(self, seq: int, problem: str) -> None:
+        """A problem found elsewhere (an entry missing before the start), unless one came first."""
+        if self.problem is None:
+            self.first_bad_seq, self.problem = seq, problem
+
     def feed(self, entry: JournalEntry) -> None:
         if self.problem is None:
             self.problem = self._check(entry)
