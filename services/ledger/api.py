@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter
 
 from services.ledger.audit.handlers import run_verify
-from services.ledger.audit.repository import SqlAuditRepository
 from services.ledger.deps import (
     ContextDep,
     ListQueryDep,
@@ -91,11 +90,11 @@ async def audit_verify(_: StaffReaderDep, ctx: ContextDep, start: VerifyFrom = "
     verify checkpoint still on the chain (`from_seq` says which) and reads only what came after it.
     A run that finds the ledger intact records a checkpoint for the next."""
     async with ctx.snapshot() as session:  # one snapshot: the chain, the head and the pools
-        verification = await run_verify(SqlAuditRepository(session), incremental=start == "checkpoint")
+        verification = await run_verify(SqlLedgerRepository(session), incremental=start == "checkpoint")
     if verification.worth_recording:
         assert verification.checkpoint is not None
         async with ctx.maker() as session, session.begin():
-            await SqlAuditRepository(session).insert_checkpoint(verification.checkpoint)
+            await SqlLedgerRepository(session).insert_checkpoint(verification.checkpoint)
     return verification.report
 
 
