@@ -5,11 +5,12 @@ body that streams megabytes from a generator without holding them."""
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpcore
+import psutil
 
 
 @dataclass
@@ -81,7 +82,25 @@ class CountingBody:
     sent: int = 0
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self:
+            yield piece
+
+    def __iter__(self) -> Iterator[bytes]:
         piece = b"x" * self.chunk
         while self.sent < self.total:
             self.sent += len(piece)
             yield piece
+
+
+def process_serving(url: str) -> psutil.Process:
+    """The child process of this one listening on `url`'s port (a service started by
+    tests/support/processes.py)."""
+    port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+    for child in psutil.Process().children(recursive=True):
+        try:
+            listening = child.net_connections(kind="tcp")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in listening):
+            return child
+    raise AssertionError(f"no child process listens on port {port}")
