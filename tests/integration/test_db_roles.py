@@ -17,7 +17,8 @@ import pytest
 
 from shared.db.engine import dsn_for
 from shared.db.migrate import upgrade, upgrade_all
-from shared.db.roles import OWNER, SERVICES, Roles, grant_statements, provision, provision_local
+from shared.db.roles import OWNER, SERVICES, Roles, grant_statements, provision, provision_local, role_dsn
+from shared.db.roles import main as roles_main
 from tests.support.servers import create_database, drop_database, run_sync
 
 PREFIX = f"rt{secrets.token_hex(3)}"
@@ -328,3 +329,54 @@ def test_grant_statements_give_append_only_tables_insert_and_select_and_the_outb
     assert 'GRANT SELECT, INSERT, UPDATE, DELETE ON "ledger"."pools" TO "r"' in statements
     assert 'GRANT SELECT ON "ledger"."alembic_version" TO "r"' in statements
     assert not any("journal_entries" in s and ("UPDATE" in s or "DELETE" in s) for s in statements)
+
+
+# ----------------------------------------------------------------------- the deploy step's command
+
+
+def test_the_roles_command_gives_each_role_the_password_in_its_dsn(
+    databases: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """deploy/migrate.sh runs `python -m shared.db.roles` with the DSNs compose or k8s hand it."""
+    monkeypatch.setenv("GRANTLINE_ADMIN_DATABASE_URL", databases["admin"])
+    monkeypatch.setenv("GRANTLINE_DB_ROLE_PREFIX", PREFIX)
+    chosen = {key: secrets.token_hex(8) for key in ROLES.all()}
+    monkeypatch.setenv("GRANTLINE_MIGRATION_DATABASE_URL", role_dsn(databases["admin"], ROLES.owner, chosen[OWNER]))
+    for service in SERVICES:
+        monkeypatch.setenv(f"GRANTLINE_{service.upper()}_DATABASE_URL",
+                           role_dsn(databases["admin"], ROLES.service(service), chosen[service]))
+    assert roles_main() == 0
+    assert capsys.readouterr().out.startswith("roles ready:")
+
+    async def stored() -> dict[str, str]:
+        conn = await asyncpg.connect(dsn_for(databases["admin"], driver=""))
+        try:
+            rows = await conn.fetch("SELECT rolname, rolpassword FROM pg_authid WHERE rolname = ANY($1)",
+                                    list(ROLES.all().values()))
+        finally:
+            await conn.close()
+        return {r["rolname"]: r["rolpassword"] for r in rows}
+
+    passwords = run_sync(stored)
+    assert len(passwords) == 5 and all(p and p.startswith("SCRAM-SHA-256$") for p in passwords.values())
+    # Put back what the rest of the module connects with (the embedded server trusts local logins
+    # anyway, but a DATABASE_URL server may not).
+    provision_local(databases["admin"], prefix=PREFIX)
+
+
+def test_the_roles_command_refuses_a_dsn_naming_another_role(
+    databases: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GRANTLINE_ADMIN_DATABASE_URL", databases["admin"])
+    monkeypatch.setenv("GRANTLINE_DB_ROLE_PREFIX", PREFIX)
+    monkeypatch.setenv("GRANTLINE_LEDGER_DATABASE_URL", role_dsn(databases["admin"], "postgres", "x"))
+    assert roles_main() == 2
+    assert f"GRANTLINE_LEDGER_DATABASE_URL connects as 'postgres', but that role is '{ROLES.service('ledger')}'" \
+        in capsys.readouterr().err
+
+
+def test_the_roles_command_wants_an_administrator(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("GRANTLINE_ADMIN_DATABASE_URL", raising=False)
+    assert roles_main() == 2
+    assert "GRANTLINE_ADMIN_DATABASE_URL" in capsys.readouterr().err
