@@ -10,6 +10,7 @@ Lock order, the same for every writer (batch handler, revocation), so no two ins
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -537,7 +538,9 @@ _HELD_BY_POOL = ("SELECT x->>'account' AS account, sum(a.amount_fen)::bigint AS 
                  "GROUP BY 1")
 _ENTRY_INSERT_COLUMNS = ("seq", "kind", "application_id", "event_id", "postings", "prev_hash", "hash",
                          "recorded_for")
-_ENTRY_COLUMNS = "seq, kind, application_id, event_id, postings, prev_hash, hash, recorded_for"
+# The postings as JSON text, parsed by orjson (_postings): a third of verify's time went to the
+# driver's json.loads.
+_ENTRY_COLUMNS = "seq, kind, application_id, event_id, postings::text AS postings, prev_hash, hash, recorded_for"
 
 
 def _chain_of(row: DecisionRow) -> tuple[str | None, str | None, str | None, list[str] | None]:
@@ -578,8 +581,18 @@ def award_row_of(row: Any) -> AwardRow:
                     in_chain=row.overlap_key is not None)
 
 
+def _postings(stored: Any) -> Any:
+    if not isinstance(stored, str):
+        return stored
+    try:
+        return orjson.loads(stored)
+    except orjson.JSONDecodeError:  # an amount beyond 64 bits (a tampered row): read as it is, verify judges
+        return json.loads(stored)
+
+
 def _entry(row: Any) -> JournalEntry:
-    postings = row.postings if isinstance(row.postings, list) else []
+    postings = _postings(row.postings)
+    postings = postings if isinstance(postings, list) else []
     return JournalEntry(
         seq=row.seq,
         kind=row.kind,
