@@ -256,16 +256,94 @@ class PartnerRegistered(EventData):
     registered_by: Omittable[Actor] = None
 
 
+class Payee(WireModel):
+    """Where an award is paid: the account's name, its number and the bank's 12-digit CNAPS code.
+    Only `application.received` and `payee.updated` carry the full number; every other event and
+    every answer outside the payment office carries `masked_account` (`****0123`) instead."""
+
+    account_name: NonEmpty
+    account_number: NonEmpty
+    bank_code: NonEmpty
+
+
 class ApplicationReceived(EventData):
-    """`application.received` (intake) → eligibility, which assesses `application`."""
+    """`application.received` (intake) → eligibility, which assesses `application`; the ledger
+    keeps `payee` for the payment order."""
 
     event_type: ClassVar[str] = "application.received"
+    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"call_id", "payee"})
 
     application_id: NonEmpty
     partner_id: NonEmpty
     application: ApplicationBody
     call_id: Omittable[NonEmpty] = None
     """The call (申报批次) the application was received under; absent in history from before calls."""
+    payee: Omittable[Payee] = None
+    """Absent when the partner gave none at submission (a payment order waits for `payee.updated`)."""
+
+
+class PayeeUpdated(EventData):
+    """`payee.updated` (intake, on grantline.applications, keyed by applicant) → the ledger's
+    payee for the application's payment order (a waiting or returned order becomes ready)."""
+
+    event_type: ClassVar[str] = "payee.updated"
+
+    application_id: NonEmpty
+    partner_id: NonEmpty
+    applicant_id: NonEmpty
+    payee: Payee
+    updated_at: Instant
+
+
+class PaymentStep(EventData):
+    """The shape every `payment.*` event shares (ledger, on grantline.payments, keyed by applicant)
+    → intake's projection (the application's `payment` block) and notify's webhooks."""
+
+    order_id: NonEmpty
+    application_id: NonEmpty
+    partner_id: str | None = None
+    applicant_id: NonEmpty
+    amount: Amount
+    status: NonEmpty
+    """The order's status after this step: ready, awaiting_payee, sent, settled, failed or returned."""
+    batch_id: Omittable[str | None] = None
+    masked_account: Omittable[str | None] = None
+    """`****0123`, never the full number."""
+    reason_code: Omittable[str | None] = None
+    """The bank's reason code (pain.002 `StsRsnInf/Rsn/Cd`, camt `RtrInf/Rsn/Cd`)."""
+    reason: Omittable[str | None] = None
+    at: Instant
+    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"batch_id", "masked_account", "reason_code", "reason"})
+
+
+class PaymentOrdered(PaymentStep):
+    """`payment.ordered`: the award is finalized and posted; status ready or awaiting_payee."""
+
+    event_type: ClassVar[str] = "payment.ordered"
+
+
+class PaymentSent(PaymentStep):
+    """`payment.sent`: the batch's pain.001 was downloaded for the bank (payable → in transit)."""
+
+    event_type: ClassVar[str] = "payment.sent"
+
+
+class PaymentSettled(PaymentStep):
+    """`payment.settled`: a booked statement entry matched the order (in transit → settled)."""
+
+    event_type: ClassVar[str] = "payment.settled"
+
+
+class PaymentFailed(PaymentStep):
+    """`payment.failed`: the bank rejected the transaction (pain.002 RJCT), with its reason."""
+
+    event_type: ClassVar[str] = "payment.failed"
+
+
+class PaymentReturned(PaymentStep):
+    """`payment.returned`: the money came back (camt RtrInf); the order waits for a corrected payee."""
+
+    event_type: ClassVar[str] = "payment.returned"
 
 
 class ApplicationAssessed(EventData):
@@ -600,6 +678,12 @@ EVENT_DATA: dict[str, type[EventData]] = {
         StaffDeactivated,
         ObjectionFiled,
         ObjectionResolved,
+        PayeeUpdated,
+        PaymentOrdered,
+        PaymentSent,
+        PaymentSettled,
+        PaymentFailed,
+        PaymentReturned,
     )
 }
 

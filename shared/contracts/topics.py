@@ -8,9 +8,10 @@ AWARDS = "grantline.awards"
 ANNOUNCEMENTS = "grantline.announcements"
 PARTNERS = "grantline.partners"
 POLICY = "grantline.policy"
+PAYMENTS = "grantline.payments"
 DLQ = "grantline.dlq"
 
-ALL_TOPICS = (APPLICATIONS, ASSESSMENTS, AWARDS, ANNOUNCEMENTS, PARTNERS, POLICY, DLQ)
+ALL_TOPICS = (APPLICATIONS, ASSESSMENTS, AWARDS, ANNOUNCEMENTS, PARTNERS, POLICY, PAYMENTS, DLQ)
 
 TOPIC_FOR_TYPE = {
     "application.received": APPLICATIONS,
@@ -28,5 +29,11 @@ TOPIC_FOR_TYPE = {
     "catalog.published": POLICY,
     "call.opened": POLICY,
     "call.closed": POLICY,
+    "payee.updated": APPLICATIONS,
+    "payment.ordered": PAYMENTS,
+    "payment.sent": PAYMENTS,
+    "payment.settled": PAYMENTS,
+    "payment.failed": PAYMENTS,
+    "payment.returned": PAYMENTS,
     "event.dead_lettered": DLQ,
 }
