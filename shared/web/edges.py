@@ -68,10 +68,12 @@ def parse_media_type(value: str) -> tuple[str, dict[str, str]] | None:
 
 def media_type_problem(content_type: str | None, accepted: Sequence[str]) -> str | None:
     """Why a body sent as `content_type` is not one of `accepted`, or None when it is: the media
-    type itself, exactly, with no parameter but a UTF-8 charset."""
+    type itself, exactly, with no parameter but a UTF-8 charset (no header at all is JSON)."""
     wanted = " or ".join(accepted)
     if not content_type:
-        return f"send the body as {wanted} (the Content-Type header is missing)"
+        # A JSON API's clients have long left the header out (the services took such a body as
+        # JSON); any other body must say what it is.
+        return None if JSON_MEDIA in accepted else f"send the body as {wanted} (the Content-Type header is missing)"
     parsed = parse_media_type(content_type)
     if parsed is None or parsed[0] not in accepted:
         return f"send the body as {wanted}, not {content_type[:100]!r}"

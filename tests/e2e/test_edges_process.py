@@ -25,7 +25,7 @@ RSS_GROWTH_MAX = 30 * MB
 def post_huge(url: str, headers: dict[str, str]) -> tuple[httpx.Response, int]:
     body = CountingBody(total=BODY)
     with httpx.Client(timeout=60) as client:
-        r = client.post(url, content=iter(body), headers=headers)
+        r = client.post(url, content=body.sync_chunks(), headers=headers)
     return r, body.sent
 
 

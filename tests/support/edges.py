@@ -81,11 +81,13 @@ class CountingBody:
     chunk: int = 64 * 1024
     sent: int = 0
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for piece in self:
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body for an httpx.AsyncClient."""
+        for piece in self.sync_chunks():
             yield piece
 
-    def __iter__(self) -> Iterator[bytes]:
+    def sync_chunks(self) -> Iterator[bytes]:
+        """The body for an httpx.Client."""
         piece = b"x" * self.chunk
         while self.sent < self.total:
             self.sent += len(piece)
