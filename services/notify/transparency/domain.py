@@ -18,7 +18,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 from cryptography.exceptions import InvalidSignature
@@ -153,8 +153,7 @@ def root(size: int, stored: Mapping[Node, bytes]) -> bytes:
     return range_hash(0, size, stored)
 
 
-@dataclass(frozen=True)
-class StoredNode:
+class StoredNode(NamedTuple):
     level: int
     index: int
     hash: bytes
@@ -163,16 +162,18 @@ class StoredNode:
 def appended_nodes(size: int, peak_hashes: Sequence[bytes], leaf_hashes: Sequence[bytes]) -> list[StoredNode]:
     """The complete subtrees of level ≥ 1 that appending `leaf_hashes` to a tree of `size` leaves
     (whose peaks' hashes are `peak_hashes`, as `peaks(size)` orders them) completes: at most
-    about log n per leaf, amortised two."""
+    about log n per leaf, one per leaf on average."""
     stack = [StoredNode(level, index, h) for (level, index), h in zip(peaks(size), peak_hashes, strict=True)]
     made: list[StoredNode] = []
+    sha256 = hashlib.sha256
     for offset, h in enumerate(leaf_hashes):
-        stack.append(StoredNode(0, size + offset, h))
-        while len(stack) >= 2 and stack[-1].level == stack[-2].level:
-            right, left = stack.pop(), stack.pop()
-            joined = StoredNode(left.level + 1, left.index >> 1, node_hash(left.hash, right.hash))
-            made.append(joined)
-            stack.append(joined)
+        node = StoredNode(0, size + offset, h)
+        # The peaks' levels strictly decrease: a new leaf joins every peak as low as it is.
+        while stack and stack[-1].level == node.level:
+            left = stack.pop()
+            node = StoredNode(node.level + 1, left.index >> 1, sha256(b"\x01" + left.hash + node.hash).digest())
+            made.append(node)
+        stack.append(node)
     return made
 
 

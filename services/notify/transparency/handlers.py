@@ -55,6 +55,12 @@ async def append_changes(repo: TransparencyRepository, changes: Sequence[Change]
     rows = {row.application_id: row for row in await repo.changed_announcements(changes)}
     entries = [e for c in changes if c.application_id in rows
                and (e := entry_for(c, rows[c.application_id])) is not None]
+    return await append_entries(repo, entries)
+
+
+async def append_entries(repo: TransparencyRepository, entries: Sequence[Entry]) -> list[Entry]:
+    """Append entries not logged yet, in order, in the caller's transaction: their leaves and the
+    complete subtrees they complete. Reads O(log n) stored hashes (the peaks), never the log."""
     if not entries:
         return []
     await repo.lock_for_append()
