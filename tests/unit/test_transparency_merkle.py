@@ -11,7 +11,7 @@ import base64
 import hashlib
 import random
 import uuid
-from functools import lru_cache
+from functools import cache
 
 import orjson
 import pytest
@@ -37,7 +37,7 @@ def _k(n: int) -> int:
     return k
 
 
-@lru_cache(maxsize=None)
+@cache
 def mth(start: int, end: int) -> bytes:
     """MTH(D[start:end]) over LEAVES."""
     n = end - start
