@@ -7,14 +7,18 @@ DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS are set, and measures:
 2. end to end: applications/s from POST to `award.decided`, p50/p99 latency, vs raw broker msgs/s;
 3. ledger, one hot beneficiary: batched awards/s vs one transaction per award (tools/bench/ledger_bench.py);
 4. replay: events/s and equal to live (tools/tools/bench/replay_bench.py, when it exists);
-5. eligibility: CPU seconds to assess 10,000 applications.
+5. eligibility: CPU seconds to assess 10,000 applications;
+6. verify: the ledger's journal verified in full and from a checkpoint at 10^6 entries, vs hashing
+   the same bytes alone (tools/bench/verify_bench.py);
+7. transparency: the 公示 log's appends and proofs at 10^6 leaves, vs hashing the same bytes alone
+   (tools/bench/transparency_bench.py).
 
 Prints a table, then exactly one JSON line (the last line). Progress goes to stderr.
 
 Environment knobs: GRANTLINE_BENCH_SCALE (default 1: sizes and durations), GRANTLINE_BENCH_ONLY
-(comma list of intake,e2e,broker,ledger,replay,eligibility), GRANTLINE_BENCH_CONCURRENCY (intake,
+(comma list of intake,e2e,broker,ledger,replay,eligibility,verify,transparency), GRANTLINE_BENCH_CONCURRENCY (intake,
 32), GRANTLINE_BENCH_INTAKE_SECONDS, GRANTLINE_BENCH_E2E_N, GRANTLINE_BENCH_E2E_CONCURRENCY (32),
-GRANTLINE_BENCH_BROKER_N, GRANTLINE_BENCH_LEDGER_N, GRANTLINE_BENCH_LOADGEN (auto|wrk|python),
+GRANTLINE_BENCH_BROKER_N, GRANTLINE_BENCH_LEDGER_N, GRANTLINE_BENCH_VERIFY_N, GRANTLINE_BENCH_TLOG_N, GRANTLINE_BENCH_LOADGEN (auto|wrk|python),
 GRANTLINE_BENCH_PROFILE=DIR (py-spy profiles of the services, see bench/profiling.py),
 GRANTLINE_BENCH_KEEP_LOGS=DIR (copy the service logs there), GRANTLINE_BENCH_APP_TEMPLATE (what-if
 runs: the ASGI app per service, default services.{name}.app:app).
@@ -36,7 +40,7 @@ from typing import Any
 from tools.bench.report import Row, render_table
 from tools.bench.stack import Infra, _log
 
-SECTIONS = ("eligibility", "broker", "intake", "e2e", "replay", "ledger")
+SECTIONS = ("eligibility", "broker", "intake", "e2e", "replay", "ledger", "verify", "transparency")
 
 REQUIRED_KEYS = (
     "intake_rps",
@@ -104,6 +108,20 @@ def rows(f: dict[str, Any]) -> list[Row]:
         Row("eligibility: CPU s per 10,000 assess()", cpu, "s", goal="< 1 s",
             met=None if not isinstance(cpu, int | float) else cpu < 1),
         Row("eligibility: assessments/s", f.get("eligibility_assessments_per_s"), "/s"),
+        Row(f"verify: journal entries/s, full run of {f.get('verify_n') or '?'}", f.get("verify_full_entries_per_s"),
+            "/s", f.get("verify_hash_only_entries_per_s"), "hashing alone entries/s",
+            _ratio(f.get("verify_full_entries_per_s"), f.get("verify_hash_only_entries_per_s"))),
+        Row("verify: full run", f.get("verify_full_s"), "s"),
+        Row(f"verify: from a checkpoint, {f.get('verify_incremental_new') or '?'} new entries",
+            f.get("verify_incremental_s"), "s", f.get("verify_incremental_hash_only_s"), "s hashing them alone"),
+        Row(f"transparency: appends/s at {f.get('tlog_leaves') or '?'} leaves (100 a tx)",
+            f.get("tlog_append_batched_per_s"), "/s", f.get("tlog_hash_baseline_per_s"), "SHA-256 of the same bytes/s",
+            _ratio(f.get("tlog_append_batched_per_s"), f.get("tlog_hash_baseline_per_s"))),
+        Row("transparency: appends/s, one a transaction", f.get("tlog_append_per_s"), "/s"),
+        Row("transparency: inclusion proofs/s (from stored subtrees)", f.get("tlog_inclusion_proofs_per_s"), "/s",
+            f.get("tlog_proof_verify_per_s"), "proofs verified by a client/s"),
+        Row("transparency: consistency proofs/s", f.get("tlog_consistency_proofs_per_s"), "/s"),
+        Row("transparency: inclusion proof size", f.get("tlog_inclusion_proof_bytes"), "bytes"),
     ]
 
 
@@ -180,6 +198,24 @@ def main() -> int:
                     "ledger_ratio": out["ratio"], "ledger_n": n}
 
         section("ledger", ledger)
+
+        def verify() -> dict[str, Any]:
+            from tools.bench.common import env_int, scaled
+            from tools.bench.verify_bench import run_verify_bench
+
+            n = env_int("GRANTLINE_BENCH_VERIFY_N", scaled(1_000_000, minimum=10_000))
+            return asyncio.run(run_verify_bench(infra.create_database("bench_verify"), n))
+
+        section("verify", verify)
+
+        def transparency() -> dict[str, Any]:
+            from tools.bench.common import env_int, scaled
+            from tools.bench.transparency_bench import run_transparency_bench
+
+            n = env_int("GRANTLINE_BENCH_TLOG_N", scaled(1_000_000, minimum=10_000))
+            return asyncio.run(run_transparency_bench(infra.create_database("bench_tlog"), n))
+
+        section("transparency", transparency)
         if "replay" in chosen and figures.get("replay_events_per_s") is None and not any(
             n.startswith("replay") for n in notes
         ):
