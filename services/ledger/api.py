@@ -22,6 +22,8 @@ from services.ledger.handlers import (
     list_subject_clashes,
     revoke_award,
 )
+from services.ledger.payments.handlers import cancel_order, guard_revocation
+from services.ledger.payments.repository import SqlPaymentRepository
 from services.ledger.repository import SqlLedgerRepository
 from services.ledger.schemas import (
     ApplicationId,
@@ -68,10 +70,16 @@ async def awards(_: StaffReaderDep, repo: SnapshotDep, query: ListQueryDep) -> A
 async def revoke(application_id: ApplicationId, body: ReasonBody, principal: OperatorDep,
                  ctx: ContextDep) -> dict[str, Any]:
     """Compensating entry, pools restored, `award.revoked` published. A second call changes nothing
-    and answers the first revocation again."""
+    and answers the first revocation again. An award whose payment is sent or settled is a 409
+    (money has left); a payment order not yet sent is cancelled with it."""
     async with ctx.unit_of_work() as session:
+        payments = SqlPaymentRepository(session)
+        order = await guard_revocation(payments, application_id)  # 409 once money has left
+        now = datetime.now(UTC)
         result = await revoke_award(SqlLedgerRepository(session), application_id, reason=body.reason,
-                                    revoked_by=principal.who, now=datetime.now(UTC))
+                                    revoked_by=principal.who, now=now)
+        if result.created and order is not None:
+            await cancel_order(payments, order, cause=result.data, now=now)
     return result.data
 
 

@@ -10,9 +10,11 @@ from services.ledger.api import router
 from services.ledger.dashboard.api import router as dashboard_router
 from services.ledger.deps import LedgerContext
 from services.ledger.handlers import decide_awards, revoke_on_upheld_objection
+from services.ledger.payments.api import router as payments_router
+from services.ledger.payments.handlers import keep_payee, order_payment
 from services.ledger.reviews.api import router as reviews_router
 from shared.config.settings import Settings
-from shared.contracts.topics import ANNOUNCEMENTS, ASSESSMENTS
+from shared.contracts.topics import ANNOUNCEMENTS, APPLICATIONS, ASSESSMENTS
 from shared.messaging.consumer import Subscription, per_event
 from shared.messaging.directory import partner_directory_subscription
 from shared.web.app import create_service_app
@@ -37,14 +39,35 @@ def objections_subscription(attempts_max: int) -> Subscription:
     )
 
 
+def payees_subscription(attempts_max: int) -> Subscription:
+    """Where each application is paid (services.ledger.payments): its payee on receipt, and updates."""
+    return Subscription(
+        name="payees",
+        topics=[APPLICATIONS],
+        handle=per_event(keep_payee, attempts_max),
+        only_types=frozenset({"application.received", "payee.updated"}),
+    )
+
+
+def finalized_subscription(attempts_max: int) -> Subscription:
+    """A finalized award is posted and ordered for payment (services.ledger.payments)."""
+    return Subscription(
+        name="payments",
+        topics=[ANNOUNCEMENTS],
+        handle=per_event(order_payment, attempts_max),
+        only_types=frozenset({"award.finalized"}),
+    )
+
+
 def subscriptions(ctx: LedgerContext) -> Sequence[Subscription]:
-    return [decide_subscription(), partner_directory_subscription(ctx.settings.consumer_attempts_max),
-            objections_subscription(ctx.settings.consumer_attempts_max)]
+    attempts = ctx.settings.consumer_attempts_max
+    return [decide_subscription(), partner_directory_subscription(attempts), objections_subscription(attempts),
+            payees_subscription(attempts), finalized_subscription(attempts)]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
-        "ledger", LedgerContext, routers=[router, reviews_router, dashboard_router], subscriptions=subscriptions, settings=settings,
+        "ledger", LedgerContext, routers=[router, reviews_router, payments_router, dashboard_router], subscriptions=subscriptions, settings=settings,
         description="Decides awards against caps and the overlap rule, holds awards for review (核定); "
                     "double-entry, hash-chained journal.",
     )

@@ -145,7 +145,9 @@ class JournalEntryRecord(LedgerTable, table=True):
     __tablename__ = "journal_entries"
     __table_args__ = (
         sa.CheckConstraint("kind IN ('award', 'top_up', 'revocation', 'redecision', 'hold', 'approval', "
-                           "'release', 'rejection', 'cap_open', 'cap_amend')", name="journal_kind"),
+                           "'release', 'rejection', 'cap_open', 'cap_amend', 'posting', 'payment_sent', "
+                           "'payment_settled', 'payment_failed', 'payment_returned', 'payment_cancelled')",
+                           name="journal_kind"),
         sa.CheckConstraint("seq >= 1", name="journal_seq_positive"),
         sa.CheckConstraint(
             "jsonb_typeof(postings) = 'array' AND jsonb_array_length(postings) > 0 "
@@ -261,3 +263,142 @@ class SubjectClashRecord(LedgerTable, table=True):
     members: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
     found_at: datetime = Field(
         sa_column=Column(sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# Payments (services.ledger.payments; migration 0008)
+# ---------------------------------------------------------------------------------------------
+
+
+def _at(nullable: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(sa.DateTime(timezone=True), nullable=nullable))
+
+
+class PayeeRecord(LedgerTable, table=True):
+    """Where an application is paid, from application.received and payee.updated (the latest wins)."""
+
+    __tablename__ = "payees"
+
+    application_id: str = Field(sa_column=Column(sa.Text, primary_key=True))
+    applicant_id: str = Field(sa_column=Column(sa.Text, nullable=False))
+    partner_id: str | None = Field(default=None, sa_column=Column(sa.Text))
+    account_name: str = Field(sa_column=Column(sa.Text, nullable=False))
+    account_number: str = Field(sa_column=Column(sa.Text, nullable=False))
+    bank_code: str = Field(sa_column=Column(sa.Text, nullable=False))
+    updated_at: datetime = _at()
+    event_id: str = Field(sa_column=Column(sa.Text, nullable=False))
+
+
+class PaymentBatchRecord(LedgerTable, table=True):
+    """Ready orders gathered for the bank, with control totals; created, approved by another
+    identity, sent (its pain.001 stored as first downloaded)."""
+
+    __tablename__ = "payment_batches"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('created', 'approved', 'sent')", name="payment_batches_status"),
+        sa.CheckConstraint("count > 0 AND control_sum_fen > 0", name="payment_batches_totals"),
+        sa.CheckConstraint("(status = 'sent') = (document IS NOT NULL)", name="payment_batches_sent_document"),
+    )
+
+    id: str = Field(sa_column=Column(sa.Text, primary_key=True))
+    status: str = Field(sa_column=Column(sa.Text, nullable=False))
+    program: str | None = Field(default=None, sa_column=Column(sa.Text))
+    year: int | None = Field(default=None, sa_column=Column(sa.Integer))
+    count: int = Field(sa_column=Column(sa.Integer, nullable=False))
+    control_sum_fen: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    created_by: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = _at()
+    approved_by: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    approved_at: datetime | None = _at(nullable=True)
+    sent_at: datetime | None = _at(nullable=True)
+    document: bytes | None = Field(default=None, sa_column=Column(sa.LargeBinary))
+
+
+class PaymentOrderRecord(LedgerTable, table=True):
+    """One payment order per finalized award (`pay_…`)."""
+
+    __tablename__ = "payment_orders"
+    __table_args__ = (
+        sa.CheckConstraint("amount_fen > 0", name="payment_orders_amount_positive"),
+        sa.CheckConstraint("status IN ('awaiting_payee', 'ready', 'sent', 'settled', 'failed', 'cancelled')",
+                           name="payment_orders_status"),
+        sa.CheckConstraint("status NOT IN ('sent', 'settled') OR batch_id IS NOT NULL",
+                           name="payment_orders_sent_batched"),
+        sa.Index("payment_orders_status", "status", "id"),
+        sa.Index("payment_orders_batch", "batch_id"),
+    )
+
+    id: str = Field(sa_column=Column(sa.Text, primary_key=True))
+    application_id: str = Field(
+        sa_column=Column(sa.Text, sa.ForeignKey("awards.application_id"), nullable=False, unique=True))
+    partner_id: str | None = Field(default=None, sa_column=Column(sa.Text))
+    applicant_id: str = Field(sa_column=Column(sa.Text, nullable=False))
+    program: str = Field(sa_column=Column(sa.Text, nullable=False))
+    year: int = Field(sa_column=Column(sa.Integer, nullable=False))
+    amount_fen: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    status: str = Field(sa_column=Column(sa.Text, nullable=False))
+    batch_id: str | None = Field(default=None, sa_column=Column(sa.Text, sa.ForeignKey("payment_batches.id")))
+    reason_code: str | None = Field(default=None, sa_column=Column(sa.Text))
+    reason: str | None = Field(default=None, sa_column=Column(sa.Text))
+    finalized_event_id: str = Field(sa_column=Column(sa.Text, nullable=False, unique=True))
+    updated_at: str = Field(sa_column=Column(sa.Text, nullable=False))  # RFC 3339: the last step's recorded time
+
+
+class PaymentBatchItemRecord(LedgerTable, table=True):
+    """One order in one batch, with the creditor as sent (an order batched again has two)."""
+
+    __tablename__ = "payment_batch_items"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('batched', 'sent', 'settled', 'failed', 'returned')",
+                           name="payment_batch_items_status"),
+        sa.UniqueConstraint("batch_id", "position", name="payment_batch_items_position"),
+    )
+
+    batch_id: str = Field(sa_column=Column(sa.Text, sa.ForeignKey("payment_batches.id"), primary_key=True))
+    order_id: str = Field(sa_column=Column(sa.Text, sa.ForeignKey("payment_orders.id"), primary_key=True))
+    position: int = Field(sa_column=Column(sa.Integer, nullable=False))
+    amount_fen: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    account_name: str | None = Field(default=None, sa_column=Column(sa.Text))
+    account_number: str | None = Field(default=None, sa_column=Column(sa.Text))
+    bank_code: str | None = Field(default=None, sa_column=Column(sa.Text))
+    status: str = Field(sa_column=Column(sa.Text, nullable=False))
+
+
+class BankDocumentRecord(LedgerTable, table=True):
+    """A bank document by content hash, and how far its entries were applied (chunk by chunk)."""
+
+    __tablename__ = "bank_documents"
+
+    sha256: str = Field(sa_column=Column(sa.String(64), primary_key=True))
+    kind: str = Field(sa_column=Column(sa.Text, nullable=False))
+    msg_id: str = Field(sa_column=Column(sa.Text, nullable=False))
+    entries: int = Field(sa_column=Column(sa.Integer, nullable=False))
+    applied: int = Field(sa_column=Column(sa.Integer, nullable=False, server_default="0"))
+    received_by: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    received_at: datetime = _at()
+    completed_at: datetime | None = _at(nullable=True)
+
+
+class BankEntryRecord(LedgerTable, table=True):
+    """One transaction of a bank document and what it did (unmatched ones wait for a person)."""
+
+    __tablename__ = "bank_entries"
+    __table_args__ = (
+        sa.CheckConstraint("outcome IN ('settled', 'returned', 'failed', 'accepted', 'unmatched', 'duplicate')",
+                           name="bank_entries_outcome"),
+        sa.Index("bank_entries_unmatched", "recorded_at", "document_sha256", "position",
+                 postgresql_where=sa.text("outcome = 'unmatched'")),
+    )
+
+    document_sha256: str = Field(
+        sa_column=Column(sa.String(64), sa.ForeignKey("bank_documents.sha256"), primary_key=True))
+    position: int = Field(sa_column=Column(sa.Integer, primary_key=True))
+    path: str = Field(sa_column=Column(sa.Text, nullable=False))
+    end_to_end_id: str | None = Field(default=None, sa_column=Column(sa.Text))
+    amount_fen: int | None = Field(default=None, sa_column=Column(sa.BigInteger))
+    status: str = Field(sa_column=Column(sa.Text, nullable=False))
+    outcome: str = Field(sa_column=Column(sa.Text, nullable=False))
+    order_id: str | None = Field(default=None, sa_column=Column(sa.Text))
+    reason_code: str | None = Field(default=None, sa_column=Column(sa.Text))
+    note: str | None = Field(default=None, sa_column=Column(sa.Text))
+    recorded_at: datetime = _at()

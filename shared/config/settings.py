@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     ledger_public_url: str = "http://127.0.0.1:8003"
     notify_public_url: str = "http://127.0.0.1:8004"
     log_level: str = "INFO"
+    # The treasury's account every pain.001 debits (services.ledger.payments): its holder's name,
+    # its number and its bank's 12-digit CNAPS code. Production refuses the placeholders.
+    payer_name: str = _DEV_PLACEHOLDER + "-payer"
+    payer_account: str = "0000000000000000"
+    payer_bank_code: str = "000000000000"
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> Settings:
@@ -91,6 +96,12 @@ class Settings(BaseSettings):
                 raise ValueError("GRANTLINE_TRANSPARENCY_KEY must be set in production (the log's signing key)")
             if not self.database_url:
                 raise ValueError("DATABASE_URL must be set in production")
+            if (self.payer_name.startswith(_DEV_PLACEHOLDER) or not self.payer_name.strip()
+                    or not self.payer_account.strip() or set(self.payer_account) == {"0"}
+                    or not (len(self.payer_bank_code) == 12 and self.payer_bank_code.isdigit())
+                    or set(self.payer_bank_code) == {"0"}):
+                raise ValueError("GRANTLINE_PAYER_NAME, GRANTLINE_PAYER_ACCOUNT and GRANTLINE_PAYER_BANK_CODE (12-digit "
+                                 "CNAPS) must name the treasury's real account in production")
         return self
 
 

