@@ -15,9 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ledger.app import finalized_subscription, payees_subscription
 from shared.config.settings import Settings
-from shared.contracts.envelope import Event
-from shared.contracts.events import AwardFinalized, PayeeUpdated, Payee, new_typed_event
-from shared.contracts.envelope import new_event
+from shared.contracts.envelope import Event, new_event
+from shared.contracts.events import AwardFinalized, Payee, PayeeUpdated, new_typed_event
 from shared.messaging.consumer import ConsumerLoop
 from tests.support.ledger import T0
 

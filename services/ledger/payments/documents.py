@@ -197,7 +197,7 @@ def _facets(value: Any, meta: Any, where: str) -> None:
         if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
             raise DocumentProblem(where, f"{value[:40]!r} does not match {meta['pattern']}")
     if isinstance(value, Decimal):
-        sign, digits, exponent = value.as_tuple()
+        _sign, digits, exponent = value.as_tuple()
         assert isinstance(exponent, int)
         fraction = max(0, -exponent)
         if "fraction_digits" in meta and fraction > meta["fraction_digits"]:
@@ -210,7 +210,7 @@ def _facets(value: Any, meta: Any, where: str) -> None:
 
 def _parse_element(element: Any, cls: type, where: str) -> Any:
     try:
-        obj = XmlParser(config=_STRICT, handler=LxmlEventHandler).parse(element, cls)
+        obj: Any = XmlParser(config=_STRICT, handler=LxmlEventHandler).parse(element, cls)
     except (ParserError, TypeError, ValueError) as exc:
         raise DocumentProblem(where, f"not a valid {etree.QName(element).localname}: {exc}") from None
     _problems_of(obj, where)

@@ -29,8 +29,8 @@ from services.ledger.payments.domain import (
     BankEntry,
     Batch,
     Order,
-    Payer,
     PayeeRecord,
+    Payer,
 )
 from services.ledger.payments.repository import SqlPaymentRepository
 from shared.contracts.envelope import Event
@@ -47,7 +47,7 @@ from shared.contracts.events import (
     new_typed_event,
     parse_event_data,
 )
-from shared.kernel.errors import Conflict, NotFound, ValidationFailed, FieldProblem
+from shared.kernel.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from shared.kernel.money import format_fen
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ async def approve_batch(repo: SqlPaymentRepository, batch_id: str, *, by: dict[s
 async def send_batch(repo: SqlPaymentRepository, batch_id: str, *, payer: Payer, now: datetime) -> bytes:
     """The batch's pain.001: built, stored and sent (orders sent, payable → in transit for each,
     `payment.sent`) on the first download; the stored bytes on every later one."""
-    from services.ledger.payments.documents import pain001_document  # noqa: PLC0415 - the codec loads lxml
+    from services.ledger.payments.documents import pain001_document
     batch = await repo.batch(batch_id, lock=True)
     if batch is None:
         raise NotFound(f"no payment batch {batch_id}")

@@ -13,9 +13,9 @@ from sqlalchemy import text
 from services.ledger.payments.domain import (
     AWAITING_PAYEE,
     READY,
+    BankEntry,
     Batch,
     BatchItem,
-    BankEntry,
     Order,
     PayeeRecord,
 )
@@ -120,7 +120,8 @@ class SqlPaymentRepository(SqlLedgerRepository):
 
     async def orders_page(self, *, status: str | None, batch_id: str | None, after: str | None,
                           limit: int) -> list[Order]:
-        where, params = ["true"], {"n": limit}
+        where: list[str] = ["true"]
+        params: dict[str, Any] = {"n": limit}
         if status is not None:
             where.append("o.status = :status")
             params["status"] = status
@@ -141,7 +142,8 @@ class SqlPaymentRepository(SqlLedgerRepository):
 
     async def take_ready(self, *, program: str | None, year: int | None, limit: int) -> list[BatchItem]:
         """Ready orders in no batch that match, locked (others' locks skipped), with their payees."""
-        where, params = ["o.status = :ready", "o.batch_id IS NULL"], {"ready": READY, "n": limit}
+        where = ["o.status = :ready", "o.batch_id IS NULL"]
+        params: dict[str, Any] = {"ready": READY, "n": limit}
         if program is not None:
             where.append("o.program = :program")
             params["program"] = program
@@ -274,7 +276,8 @@ class SqlPaymentRepository(SqlLedgerRepository):
         return {r.outcome: int(r.n) for r in rows}
 
     async def unmatched_page(self, *, after: tuple[str, str, int] | None, limit: int) -> list[Any]:
-        where, params = "outcome = 'unmatched'", {"n": limit}
+        where = "outcome = 'unmatched'"
+        params: dict[str, Any] = {"n": limit}
         if after is not None:
             where += " AND (recorded_at, document_sha256, position) > (CAST(:t AS timestamptz), :h, :p)"
             params.update({"t": after[0], "h": after[1], "p": after[2]})
