@@ -19,6 +19,7 @@ from services.intake.deps import (
     SnapshotDep,
 )
 from services.intake.domain import request_fingerprint
+from services.intake.payees.domain import PAYEE_SCHEMA, Payee, validate_payee
 from services.intake.policy.domain import PolicyView, admit
 from services.intake.repository import IntakeRepository
 from services.intake.schemas import ApplicationAccepted, PartnerCreate, PartnerCreated
@@ -82,8 +83,25 @@ async def create_partner(
         )
 
 
+def _with_payee(doc: dict[str, Any]) -> dict[str, Any]:
+    """The application body's schema with the optional `payee` (intake's, checked apart from the
+    application: services.intake.payees)."""
+    schema = doc["requestBody"]["content"]["application/json"]["schema"]
+    shown = {**schema, "properties": {**schema["properties"], "payee": PAYEE_SCHEMA}}
+    return {"requestBody": {**doc["requestBody"], "content": {"application/json": {"schema": shown}}}}
+
+
+def _split_payee(body: object) -> tuple[object, Payee | None, list[FieldProblem]]:
+    """The application without its `payee`, the payee (None when absent or null) and its problems."""
+    if not isinstance(body, dict) or body.get("payee") is None:
+        rest = {k: v for k, v in body.items() if k != "payee"} if isinstance(body, dict) else body
+        return rest, None, []
+    payee, errors = validate_payee(body["payee"])
+    return {k: v for k, v in body.items() if k != "payee"}, payee, errors
+
+
 _SUBMIT_DOC: dict[str, Any] = {
-    **APPLICATION_BODY,
+    **_with_payee(APPLICATION_BODY),
     "parameters": [{
         "name": "Idempotency-Key", "in": "header", "required": True,
         "description": "the partner's key for this application: a retry with the same key and body gets the "
@@ -122,19 +140,21 @@ async def submit_application(request: Request) -> Response:
     except orjson.JSONDecodeError as exc:
         raise MalformedJson(f"the request body is not valid JSON: {exc}") from exc
     received_at = datetime.now(UTC)
-    admitted = admit(_policy(ctx), body, received_at)
+    application_body, payee, payee_errors = _split_payee(body)
+    admitted = admit(_policy(ctx), application_body, received_at)
     application, call, catalog = admitted.application, admitted.call, admitted.catalog
+    errors = [*admitted.errors, *payee_errors]
     fingerprint = request_fingerprint(body)
     assert principal.partner_id is not None
-    if admitted.errors or application is None or call is None or catalog is None:
+    if errors or application is None or call is None or catalog is None:
         # A retry of an application accepted before its call closed gets its first answer again.
         replayed = await _stored_reply(ctx, principal.partner_id, idempotency_key, fingerprint, conflict=False)
         if replayed is not None:
             return replayed
-        if admitted.errors or call is None:
+        if errors or call is None:
             raise ValidationFailed(
                 "the application has invalid fields",
-                errors=admitted.errors,
+                errors=errors,
             )
         raise Unavailable(
             f"call {call.terms.id}'s catalog version is not here yet; retry", headers={"Retry-After": "1"}
@@ -148,6 +168,7 @@ async def submit_application(request: Request) -> Response:
         call_id=call.terms.id,
         received_at=received_at,
         correlation=correlation_id.get(),
+        payee=payee,
     )
     assert ctx.submissions is not None  # set by the lifespan before any request
     if await ctx.submissions.submit(submission):

@@ -12,11 +12,12 @@ from services.intake.api import router
 from services.intake.deps import IntakeContext
 from services.intake.domain import DOWNSTREAM
 from services.intake.handlers import record_downstream_batch
+from services.intake.payees.api import router as payee_router
 from services.intake.policy.handlers import PolicyReplica, policy_subscription
 from services.intake.staff.api import router as staff_router
 from services.intake.submissions.handlers import GroupCommit
 from shared.config.settings import Settings
-from shared.contracts.topics import ANNOUNCEMENTS, ASSESSMENTS, AWARDS
+from shared.contracts.topics import ANNOUNCEMENTS, ASSESSMENTS, AWARDS, PAYMENTS
 from shared.messaging.consumer import Subscription, batch_or_each
 from shared.web.app import create_service_app
 
@@ -25,7 +26,7 @@ def subscriptions(ctx: IntakeContext) -> Sequence[Subscription]:
     return [
         Subscription(
             name="status",
-            topics=[ASSESSMENTS, AWARDS, ANNOUNCEMENTS],
+            topics=[ASSESSMENTS, AWARDS, ANNOUNCEMENTS, PAYMENTS],
             handle=batch_or_each(record_downstream_batch, ctx.settings.consumer_attempts_max),
             only_types=frozenset(DOWNSTREAM),
         ),
@@ -42,7 +43,7 @@ async def start_workers(ctx: IntakeContext) -> list[asyncio.Task[Any]]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
-        "intake", IntakeContext, routers=[router, staff_router], subscriptions=subscriptions, on_start=start_workers,
+        "intake", IntakeContext, routers=[router, payee_router, staff_router], subscriptions=subscriptions, on_start=start_workers,
         settings=settings, description="Partner-facing API: register partners, submit applications, follow their status.",
     )
 

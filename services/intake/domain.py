@@ -1,5 +1,5 @@
 """Intake's pure logic: the status projection over downstream events, the partner's view of an
-application, request hashes."""
+application (its payee masked but to payment officers), request hashes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from services.intake.payees.domain import is_masked, mask_account, masked
 from shared.contracts.envelope import Event
 from shared.contracts.events import (
     AnnouncementPublished,
@@ -22,6 +23,13 @@ from shared.contracts.events import (
     EventData,
     ObjectionFiled,
     ObjectionResolved,
+    PayeeUpdated,
+    PaymentFailed,
+    PaymentOrdered,
+    PaymentReturned,
+    PaymentSent,
+    PaymentSettled,
+    PaymentStep,
     Reason,
 )
 
@@ -37,20 +45,27 @@ Downstream = (
     | ObjectionFiled
     | ObjectionResolved
     | AwardFinalized
+    | PaymentStep
 )
-DOWNSTREAM: dict[str, type[Downstream]] = {
-    model.event_type: model
-    for model in (
-        ApplicationAssessed,
-        AwardDecided,
-        AwardReviewed,
-        AwardRevoked,
-        AnnouncementPublished,
-        ObjectionFiled,
-        ObjectionResolved,
-        AwardFinalized,
-    )
-}
+# grantline.payments: the application's `payment` block follows each step of its order.
+PAYMENT_STEPS: tuple[type[PaymentStep], ...] = (
+    PaymentOrdered, PaymentSent, PaymentSettled, PaymentFailed, PaymentReturned,
+)
+_SHOWN: tuple[type[Downstream], ...] = (
+    ApplicationAssessed,
+    AwardDecided,
+    AwardReviewed,
+    AwardRevoked,
+    AnnouncementPublished,
+    ObjectionFiled,
+    ObjectionResolved,
+    AwardFinalized,
+    *PAYMENT_STEPS,
+)
+DOWNSTREAM: dict[str, type[Downstream]] = {model.event_type: model for model in _SHOWN}
+_PAYMENT_TYPES = frozenset(model.event_type for model in PAYMENT_STEPS)
+# intake's own events that carry a full account number (shown masked but to payment officers).
+_WITH_PAYEE = frozenset({"application.received", PayeeUpdated.event_type})
 
 # A status only moves forward: events from different topics may be consumed out of order, and a
 # late award.decided (pending_review) must not undo its review. Stored in applications.status_rank
@@ -81,6 +96,8 @@ class ApplicationState:
     # objection id -> "open", "upheld" or "dismissed": ids only, so the count of open ones holds
     # whatever order filed and resolved arrive in (a resolution seen first is not reopened).
     objections: dict[str, str] = field(default_factory=dict)
+    # The `payment` block: the latest step of the application's payment order (None before one).
+    payment: dict[str, Any] | None = field(default=None)
 
 
 def _reasons(reasons: list[Reason]) -> list[dict[str, Any]]:
@@ -148,11 +165,30 @@ def _announcement(before: dict[str, Any] | None, objections: dict[str, str], **c
     return out
 
 
+def _payment(before: dict[str, Any] | None, step: PaymentStep) -> dict[str, Any] | None:
+    """The `payment` block after `step`; a step older than the one shown changes nothing (the
+    ledger publishes an order's steps in order on one partition, but a re-drive may come late)."""
+    if before is not None and before.get("updated_at"):
+        try:
+            if datetime.fromisoformat(step.at) < datetime.fromisoformat(before["updated_at"]):
+                return before
+        except (TypeError, ValueError):  # a block from a malformed time: the newer step wins
+            pass
+    return {
+        "status": step.status,
+        "amount": step.amount,
+        "order_id": step.order_id,
+        "batch_id": step.batch_id,
+        "updated_at": step.at,
+    }
+
+
 def project(state: ApplicationState, data: Downstream, event_time: str) -> ApplicationState:
     """The application as the partner sees it after one more downstream event (its parsed data)."""
     status, rank, decision = state.status, state.status_rank, state.decision
     announcement = dict(state.announcement) if state.announcement else None
     objections = dict(state.objections)
+    payment = state.payment
 
     def advance(new_status: str, new_decision: dict[str, Any] | None) -> None:
         nonlocal status, rank, decision
@@ -209,15 +245,22 @@ def project(state: ApplicationState, data: Downstream, event_time: str) -> Appli
             )
     elif isinstance(data, AwardFinalized):
         announcement = _announcement(announcement, objections, finalized_at=_as_sent(data, "finalized_at", event_time))
-    return ApplicationState(status, rank, decision, announcement, objections)
+    elif isinstance(data, PaymentStep):
+        payment = _payment(payment, data)
+    return ApplicationState(status, rank, decision, announcement, objections, payment)
 
 
 def for_timeline(event: Event) -> Event:
     """The envelope intake keeps in an application's timeline (and shows in its event history):
-    as consumed, except that objection.filed keeps no trace of who objected or what they said."""
-    if event.type != ObjectionFiled.event_type:
-        return event
-    return event.model_copy(update={"data": {k: event.data[k] for k in _OBJECTION_KEPT if k in event.data}})
+    as consumed, except that objection.filed keeps no trace of who objected or what they said,
+    and a payment step keeps its account only masked (the ledger sends it so; a step that did not
+    is not kept in full here either)."""
+    if event.type == ObjectionFiled.event_type:
+        return event.model_copy(update={"data": {k: event.data[k] for k in _OBJECTION_KEPT if k in event.data}})
+    account = event.data.get("masked_account")
+    if event.type in _PAYMENT_TYPES and isinstance(account, str) and not is_masked(account):
+        return event.model_copy(update={"data": {**event.data, "masked_account": mask_account(account)}})
+    return event
 
 
 def request_fingerprint(body: Any) -> str:
@@ -241,6 +284,8 @@ class StoredApplication:
     created_at: datetime
     updated_at: datetime
     call_id: str | None = None  # None for applications from before calls
+    payee: dict[str, Any] | None = None  # in full, as given (account_name, account_number, bank_code)
+    payment: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -256,16 +301,25 @@ class TimelineItem:
     def to_wire(self) -> dict[str, Any]:
         return {"type": self.type, "time": self.time.isoformat(), "source": self.source, "event_id": str(self.event_id)}
 
-    def as_envelope(self, app_id: str) -> dict[str, Any]:
+    def as_envelope(self, app_id: str, *, reveal_accounts: bool = False) -> dict[str, Any]:
+        """The envelope as shown: intake's own events carry the payee, its account number masked
+        unless `reveal_accounts` (a payment officer asks)."""
         if self.envelope is not None:
-            return dict(self.envelope)
+            envelope = dict(self.envelope)
+            data = envelope.get("data")
+            if not reveal_accounts and self.type in _WITH_PAYEE and isinstance(data, dict) and data.get("payee"):
+                envelope["data"] = {**data, "payee": masked(data["payee"])}
+            return envelope
         # recorded before envelopes were kept: what the timeline has, marked incomplete
         return {"id": str(self.event_id), "type": self.type, "source": self.source, "time": self.time.isoformat(),
                 "subject": app_id, "data": None, "incomplete": True}
 
 
-def public_view(app: StoredApplication, timeline: list[TimelineItem] | None) -> dict[str, Any]:
-    """The application as its partner sees it (with its timeline when asked for one)."""
+def public_view(
+    app: StoredApplication, timeline: list[TimelineItem] | None, *, reveal_accounts: bool = False
+) -> dict[str, Any]:
+    """The application as its partner sees it (with its timeline when asked for one); the payee's
+    account number masked unless `reveal_accounts` (a payment officer asks)."""
     inp = app.input
     out: dict[str, Any] = {
         "id": app.id,
@@ -276,9 +330,11 @@ def public_view(app: StoredApplication, timeline: list[TimelineItem] | None) -> 
         "subject": app.subject,
         "requested_amount": inp.get("requested_amount"),
         "facts": inp.get("facts"),
+        "payee": app.payee if reveal_accounts else masked(app.payee),
         "status": app.status,
         "decision": app.decision,
         "announcement": app.announcement,
+        "payment": app.payment,
         "created_at": app.created_at.isoformat(),
         "updated_at": app.updated_at.isoformat(),
     }

@@ -29,6 +29,11 @@ from shared.web.auth import Principal, hash_secret, new_api_key, webhook_secret_
 CURSOR_TAG = "s"  # the applications list
 
 
+def _reveals_accounts(principal: Principal) -> bool:
+    """Payment officers see account numbers in full; everyone else (the partner too) masked."""
+    return "payment_officer" in principal.roles
+
+
 def _viewer(principal: Principal) -> str | None:
     """The partner whose applications `principal` may see; None for staff, who see all."""
     if not principal.is_partner:
@@ -70,7 +75,7 @@ async def get_application(repo: IntakeRepository, app_id: str, principal: Princi
     app = await repo.find_application(app_id, _viewer(principal))
     if app is None:
         raise _not_visible(app_id)
-    return public_view(app, await repo.timeline(app_id))
+    return public_view(app, await repo.timeline(app_id), reveal_accounts=_reveals_accounts(principal))
 
 
 async def get_application_events(repo: IntakeRepository, app_id: str, principal: Principal) -> list[dict[str, Any]]:
@@ -78,7 +83,8 @@ async def get_application_events(repo: IntakeRepository, app_id: str, principal:
     intake's own from its outbox, downstream ones as consumed."""
     if not await repo.is_visible(app_id, _viewer(principal)):
         raise _not_visible(app_id)
-    return [item.as_envelope(app_id) for item in await repo.timeline(app_id, envelopes=True)]
+    reveal = _reveals_accounts(principal)
+    return [item.as_envelope(app_id, reveal_accounts=reveal) for item in await repo.timeline(app_id, envelopes=True)]
 
 
 async def list_applications(
@@ -96,7 +102,8 @@ async def list_applications(
         _viewer(principal), status=status, program=program, before=before, limit=limit + 1
     )
     page, next_cursor = next_page(apps, limit, CURSOR_TAG, lambda a: a.seq)
-    return {"items": [public_view(a, None) for a in page], "next_cursor": next_cursor}
+    reveal = _reveals_accounts(principal)
+    return {"items": [public_view(a, None, reveal_accounts=reveal) for a in page], "next_cursor": next_cursor}
 
 
 def parse_downstream(event: Event) -> Downstream:
@@ -119,7 +126,7 @@ class ProjectionStore(Protocol):
 
 
 async def project_downstream(store: ProjectionStore, events: Sequence[Event], dead_letter: DeadLetter) -> None:
-    """Project assessments, awards, reviews, announcements and objections onto applications and
+    """Project assessments, awards, reviews, announcements, objections and payment steps onto applications and
     their timelines, a batch in three statements: lock the applications (in id order), add the timeline
     entries, write each projection once."""
     checked: list[tuple[str, Event, Downstream]] = []

@@ -59,6 +59,11 @@ class Application(IntakeTable, table=True):
     )
     # The call it was received under; NULL for applications from before calls.
     call_id: str | None = Field(default=None, sa_column=Column(sa.Text, nullable=True))
+    # Where an award is paid, in full ({account_name, account_number, bank_code}); NULL until given.
+    # Answers show the number masked but to payment officers (services.intake.payees).
+    payee: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    # The `payment` block projected from grantline.payments; NULL until an order exists.
+    payment: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
 
 
 class TimelineEntry(IntakeTable, table=True):

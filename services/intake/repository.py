@@ -35,7 +35,8 @@ def _application(row: Any) -> StoredApplication:
     return StoredApplication(
         id=row.id, seq=row.seq, program=row.program, year=row.year, subject=row.subject, input=row.input,
         status=row.status, decision=row.decision, announcement=row.announcement,
-        created_at=row.created_at, updated_at=row.updated_at, call_id=row.call_id,
+        created_at=row.created_at, updated_at=row.updated_at, call_id=row.call_id, payee=row.payee,
+        payment=row.payment,
     )
 
 
@@ -44,11 +45,11 @@ def _json(value: Any) -> str | None:
 
 
 _SELECT_APPLICATION = (
-    "SELECT id, seq, program, year, subject, input, status, decision, announcement, created_at, updated_at, call_id "
-    "FROM applications"
+    "SELECT id, seq, program, year, subject, input, status, decision, announcement, created_at, updated_at, call_id, "
+    "payee, payment FROM applications"
 )
 _LOCK_MANY = text(
-    "SELECT id, status, status_rank, decision, announcement, objections FROM applications "
+    "SELECT id, status, status_rank, decision, announcement, objections, payment FROM applications "
     "WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE"
 )
 _TIMELINE_MANY = text(
@@ -59,9 +60,10 @@ _TIMELINE_MANY = text(
 )
 _PROJECT_MANY = text(
     "UPDATE applications AS a SET status = u.st, status_rank = u.rk, decision = CAST(u.d AS jsonb), "
-    "announcement = CAST(u.an AS jsonb), objections = CAST(u.ob AS jsonb), updated_at = now() "
+    "announcement = CAST(u.an AS jsonb), objections = CAST(u.ob AS jsonb), payment = CAST(u.pm AS jsonb), "
+    "updated_at = now() "
     "FROM unnest(CAST(:id AS text[]), CAST(:st AS text[]), CAST(:rk AS int[]), CAST(:d AS text[]), "
-    "CAST(:an AS text[]), CAST(:ob AS text[])) AS u(id, st, rk, d, an, ob) WHERE a.id = u.id"
+    "CAST(:an AS text[]), CAST(:ob AS text[]), CAST(:pm AS text[])) AS u(id, st, rk, d, an, ob, pm) WHERE a.id = u.id"
 )
 
 
@@ -152,7 +154,8 @@ class IntakeRepository(PublishingRepository):
         batches cannot deadlock)."""
         rows = (await self.session.execute(_LOCK_MANY, {"ids": sorted(app_ids)})).all()
         return {
-            r.id: ApplicationState(r.status, r.status_rank, r.decision, r.announcement, r.objections) for r in rows
+            r.id: ApplicationState(r.status, r.status_rank, r.decision, r.announcement, r.objections, r.payment)
+            for r in rows
         }
 
     async def add_timeline_entries(self, entries: Sequence[tuple[str, Event]]) -> None:
@@ -168,5 +171,5 @@ class IntakeRepository(PublishingRepository):
         await self.session.execute(_PROJECT_MANY, {
             "id": ids, "st": [states[a].status for a in ids], "rk": [states[a].status_rank for a in ids],
             "d": [_json(states[a].decision) for a in ids], "an": [_json(states[a].announcement) for a in ids],
-            "ob": [_json(states[a].objections) for a in ids],
+            "ob": [_json(states[a].objections) for a in ids], "pm": [_json(states[a].payment) for a in ids],
         })

@@ -29,3 +29,4 @@ class Submission:
     time: datetime
     topic: str
     envelope: str  # JSON
+    payee: str | None = None  # JSON, in full; None when the partner gave none

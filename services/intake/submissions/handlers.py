@@ -14,9 +14,11 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.intake.domain import SOURCE
+from services.intake.payees.domain import Payee
 from services.intake.submissions.domain import Submission
 from services.intake.submissions.repository import write_submissions
 from shared.contracts.events import ApplicationBody, ApplicationReceived, new_typed_event
+from shared.contracts.events import Payee as PayeeData
 from shared.db.transient import is_transient
 from shared.messaging.outbox import outbox_row
 from shared.policy.catalog import Catalog
@@ -35,19 +37,24 @@ def prepare_submission(
     call_id: str,
     received_at: datetime,
     correlation: str | None,
+    payee: Payee | None = None,
 ) -> Submission:
     """The rows of one accepted application: its idempotency claim and stored 202 reply, the
     application, its first timeline entry and its `application.received` outbox event. The event's
     time is `received_at`, the moment the call was found open (eligibility judges a call closed
-    meanwhile by it); `catalog` is the version the call pinned, which validated the application."""
+    meanwhile by it); `catalog` is the version the call pinned, which validated the application.
+    `payee`, when given, travels in full in the event (the ledger pays it) and is stored in full."""
     app_id = "app_" + uuid.uuid4().hex
     response = {"id": app_id, "status": "received", "links": {"self": f"/v1/applications/{app_id}"}}
     wire = application.to_wire(catalog)
+    # Without a payee the key is left out (absent on the wire, never null).
+    extra = {"payee": PayeeData.model_validate(payee.to_wire())} if payee is not None else {}
     received = ApplicationReceived(
         application_id=app_id,
         partner_id=partner_id,
         application=ApplicationBody.model_validate(wire),
         call_id=call_id,
+        **extra,
     )
     event = new_typed_event(received, source=SOURCE, subject=app_id, correlation_id=correlation, time=received_at)
     row = outbox_row(event, application.applicant_id)
@@ -69,6 +76,7 @@ def prepare_submission(
         time=event.time,
         topic=str(row["topic"]),
         envelope=str(row["envelope"]),
+        payee=orjson.dumps(payee.to_wire()).decode() if payee is not None else None,
     )
 
 

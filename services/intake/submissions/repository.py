@@ -29,6 +29,7 @@ _COLUMNS = {  # Submission field → array type in the statement
     "time": "timestamptz",
     "topic": "text",
     "envelope": "text",
+    "payee": "text",
 }
 
 _UNNEST = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _COLUMNS.items())
@@ -47,8 +48,9 @@ _WRITE_MANY = text(
     " ON CONFLICT DO NOTHING RETURNING response->>'id' AS app_id),"
     " chosen AS (SELECT input.* FROM input JOIN claim USING (app_id)),"
     " app AS ("
-    " INSERT INTO applications (id, partner_id, program, year, applicant_id, subject, call_id, status, input)"
-    " SELECT app_id, partner_id, program, year, applicant_id, subject, call_id, 'received', CAST(input AS jsonb)"
+    " INSERT INTO applications (id, partner_id, program, year, applicant_id, subject, call_id, status, input, payee)"
+    " SELECT app_id, partner_id, program, year, applicant_id, subject, call_id, 'received', CAST(input AS jsonb),"
+    " CAST(payee AS jsonb)"
     " FROM chosen ORDER BY n),"
     " tl AS ("
     " INSERT INTO timeline (event_id, application_id, type, source, time)"
