@@ -20,12 +20,12 @@ ordered), `transit:<order_id>` (sent to the bank), `paid:<beneficiary>` (settled
 paid), `payment_failed` and `payment_returned` (transit → order), `payment_cancelled` (order →
 payable:B, before a revocation of an award not yet sent). No payment entry touches a pool.
 
-Replay (services.ledger.replay): every payment step is a `payment.*` event in the ledger's own
+Replay (services.ledger.replay) does NOT yet rebuild payments: a ledger that has paid will not
+replay equal. What is prepared for it: every money step is a `payment.*` event in the ledger's own
 outbox whose id is the step's journal event id and whose `at` is its recorded time, so the
-history rebuilds orders (status, batch, amounts) and the journal exactly. What only staff and
-bank actions know and no event carries (batches created or approved but never sent, who created
-and approved them, the stored bank documents and their unmatched entries) is not replayed and not
-compared.
+history can drive the same handlers. What no event carries (batches created or approved but never
+sent, who created and approved them, the bank's documents and their unmatched entries) would not
+be replayed or compared; a cancellation (revocation of an unsent order) publishes no event yet.
 
 The rooms: `domain` (statuses, masking, postings, pure), `documents` (the ISO 20022 codec:
 pain.001 built, pain.002 / camt parsed and validated, with pyiso20022's message classes),
