@@ -8,7 +8,7 @@ it."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.ledger.app import create_app
 from services.ledger.audit.domain import PoolRow
 from services.ledger.audit.handlers import run_verify
-from services.ledger.journal.domain import JournalEntry
 from services.ledger.repository import SqlLedgerRepository
 from shared.config.settings import Settings
 from shared.db.engine import make_engine, make_sessionmaker
@@ -272,8 +271,8 @@ class Counting(SqlLedgerRepository):
         self.journal_pages: list[int] = []
         self.pool_pages: list[int] = []
 
-    async def journal_page(self, after: int, limit: int) -> list[JournalEntry]:
-        page = await super().journal_page(after, limit)
+    async def journal_rows(self, after: int, limit: int) -> Sequence[Sequence[Any]]:
+        page = await super().journal_rows(after, limit)
         self.journal_pages.append(len(page))
         return page
 

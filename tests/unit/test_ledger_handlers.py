@@ -31,7 +31,7 @@ from services.ledger.domain import (
     lock_order,
 )
 from services.ledger.handlers import decide_batch, revoke_award, verify_ledger
-from services.ledger.journal.domain import GENESIS_HASH, JournalEntry, JournalHead, pool_account
+from services.ledger.journal.domain import GENESIS_HASH, JournalEntry, JournalHead, pool_account, row_of_entry
 from shared.contracts.envelope import Event
 from shared.contracts.events import AwardDecided
 from shared.kernel.errors import Conflict, NotFound
@@ -169,6 +169,9 @@ class FakeLedgerRepository:
 
     async def journal_page(self, after: int, limit: int) -> list[JournalEntry]:
         return [e for e in self.entries if e.seq > after][:limit]
+
+    async def journal_rows(self, after: int, limit: int) -> list[tuple[Any, ...]]:
+        return [row_of_entry(e) for e in await self.journal_page(after, limit)]
 
     async def pool_rows_page(self, after: str | None, limit: int) -> list[PoolRow]:
         rows = sorted(PoolRow(pool_account(k), s.cap_fen, s.committed_fen, s.cap_journaled)

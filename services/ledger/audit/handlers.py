@@ -14,6 +14,9 @@ re-read is those entries: an edit there that leaves the stored hashes and the po
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,13 +31,13 @@ from services.ledger.audit.domain import (
     split_totals,
     starting_point,
 )
-from services.ledger.journal.domain import JournalAudit, JournalEntry, JournalHead
+from services.ledger.journal.domain import JournalAudit, JournalHead
 
 
 class AuditRepository(Protocol):
     async def head(self) -> JournalHead: ...
 
-    async def journal_page(self, after: int, limit: int) -> list[JournalEntry]: ...
+    async def journal_rows(self, after: int, limit: int) -> Sequence[Sequence[Any]]: ...
 
     async def pool_rows_page(self, after: str | None, limit: int) -> list[PoolRow]: ...
 
@@ -77,14 +80,7 @@ async def run_verify(repo: AuditRepository, *, incremental: bool = False,
         missing = await repo.first_missing_up_to(start.seq)
         if missing is not None:
             audit.fail(missing, f"entry {missing}, before the checkpoint at {start.seq}, is missing")
-    after = start.seq
-    while True:
-        page = await repo.journal_page(after, page_size)
-        for entry in page:
-            audit.feed(entry)
-        if len(page) < page_size:
-            break
-        after = page[-1].seq
+    await _feed_journal(repo, audit, start.seq, page_size)
     result = audit.finish(stored_head.hash)
 
     mismatches: list[dict[str, Any]] = []
@@ -109,6 +105,26 @@ async def run_verify(repo: AuditRepository, *, incremental: bool = False,
     intact = bool(out["ok"])
     return Verification(out, Checkpoint.of(audit, result, from_genesis=start.seq == 0) if intact else None,
                         max((c.seq for c in checkpoints), default=None))
+
+
+async def _feed_journal(repo: AuditRepository, audit: JournalAudit, after: int, page_size: int) -> None:
+    """Every entry after seq `after` through the audit, a page at a time. The next page's query is
+    sent before this one is checked, so the database reads and sends it while the hashing runs."""
+    pending = asyncio.ensure_future(repo.journal_rows(after, page_size))
+    try:
+        while True:
+            page = await pending
+            if len(page) == page_size:
+                pending = asyncio.ensure_future(repo.journal_rows(page[-1][0], page_size))
+                await asyncio.sleep(0)  # let it send the query
+            audit.feed_rows(page)
+            if len(page) < page_size:
+                break
+    finally:
+        if not pending.done():  # a failure while checking: the query is still the connection's
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending
 
 
 async def verify_ledger(repo: AuditRepository, *, incremental: bool = False,
