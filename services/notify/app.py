@@ -20,11 +20,11 @@ from services.notify.deps import NotifyContext
 from services.notify.dispatcher import api as deliveries_api
 from services.notify.dispatcher.handlers import Dispatcher
 from services.notify.finaliser.handlers import Finaliser
-from services.notify.handlers import make_award_batch_handler
+from services.notify.handlers import PAYMENT_STEPS, handle_payment_batch, make_award_batch_handler
 from services.notify.objections import api as objections_api
 from services.notify.transparency import api as transparency_api
 from shared.config.settings import Settings
-from shared.contracts.topics import AWARDS
+from shared.contracts.topics import AWARDS, PAYMENTS
 from shared.messaging.consumer import Subscription, batch_or_each
 from shared.messaging.directory import partner_directory_subscription
 from shared.web.app import create_service_app
@@ -40,6 +40,12 @@ def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
             # Set-based for the batch; one event at a time only if the batch statement fails.
             handle=batch_or_each(make_award_batch_handler(notice_period_seconds), ctx.settings.consumer_attempts_max),
             only_types=frozenset({"award.decided", "award.reviewed", "award.revoked"}),
+        ),
+        Subscription(
+            name="payments",
+            topics=[PAYMENTS],
+            handle=batch_or_each(handle_payment_batch, ctx.settings.consumer_attempts_max),
+            only_types=frozenset(PAYMENT_STEPS),
         ),
         partner_directory_subscription(ctx.settings.consumer_attempts_max),
     ]

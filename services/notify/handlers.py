@@ -20,11 +20,20 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import domain
-from services.notify.domain import AwardPlan, Position
+from services.notify.domain import AwardPlan, Delivery, Position
 from services.notify.notice.handlers import notice_end_at
 from services.notify.repository import NotifyRepository, SqlNotifyRepository
 from services.notify.transparency.domain import Change
 from shared.contracts.envelope import Event
+from shared.contracts.events import (
+    PaymentFailed,
+    PaymentOrdered,
+    PaymentReturned,
+    PaymentSent,
+    PaymentSettled,
+    PaymentStep,
+    parse_data,
+)
 from shared.kernel.cursors import next_page, page_after
 from shared.messaging.consumer import BatchHandler, DeadLetter
 
@@ -86,6 +95,46 @@ def make_award_batch_handler(notice_period_seconds: int | None) -> BatchHandler:
         )
 
     return handle_award_batch
+
+
+# --- payment steps (grantline.payments): a signed webhook to the owning partner for each -------
+
+PAYMENT_STEPS: dict[str, type[PaymentStep]] = {
+    m.event_type: m for m in (PaymentOrdered, PaymentSent, PaymentSettled, PaymentFailed, PaymentReturned)
+}
+_MASK = "****"
+
+
+def payment_delivery(event: Event) -> Delivery:
+    """The partner's webhook for a payment step: the data as received, except that an account
+    number not masked by the ledger is masked here (a webhook never carries one in full).
+    ValueError (dead-lettered) for malformed data or a step without its partner."""
+    model = PAYMENT_STEPS.get(event.type)
+    if model is None:
+        raise ValueError(f"{event.type}: not a payment step")
+    step = parse_data(event, model)
+    if step.partner_id is None:
+        raise ValueError(f"{event.type}: data.partner_id: notify needs it (missing or null)")
+    data = dict(event.data)
+    account = step.masked_account
+    if account is not None and not (account.startswith(_MASK) and len(account) <= len(_MASK) + 4):
+        data["masked_account"] = _MASK + account[-4:] if len(account) > 4 else _MASK
+    return domain.delivery_for(event.id, event.type, step.application_id, step.partner_id, data)
+
+
+async def record_payment_events(repo: NotifyRepository, events: Sequence[Event], dead_letter: DeadLetter) -> None:
+    """A batch of payment steps: a delivery per (event, partner), in one statement."""
+    deliveries: list[Delivery] = []
+    for event in events:
+        try:
+            deliveries.append(payment_delivery(event))
+        except ValueError as exc:
+            dead_letter(event, exc)
+    await repo.add_deliveries(deliveries)
+
+
+async def handle_payment_batch(session: AsyncSession, events: Sequence[Event], dead_letter: DeadLetter) -> None:
+    await record_payment_events(SqlNotifyRepository(session), events, dead_letter)
 
 
 ANNOUNCEMENTS_CURSOR = "announcements:"  # the last announcement's position
