@@ -21,6 +21,8 @@ from shared.db.roles import OWNER, SERVICES, Roles, grant_statements, provision,
 from shared.db.roles import main as roles_main
 from tests.support.servers import create_database, drop_database, run_sync
 
+pytestmark = pytest.mark.integration
+
 PREFIX = f"rt{secrets.token_hex(3)}"
 ROLES = Roles(PREFIX)
 REFUSED = asyncpg.InsufficientPrivilegeError
