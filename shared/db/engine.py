@@ -39,6 +39,9 @@ def make_engine(database_url: str, schema: str, *, pool_size: int = 20) -> Async
         max_overflow=pool_size // 2,
         pool_recycle=1800,
         connect_args={"server_settings": {"search_path": schema, "application_name": f"grantline-{schema}"}},
+        # A statement's error names its SQL, never its values: they hold account numbers (payees)
+        # and personal data, and errors are logged.
+        hide_parameters=True,
     )
 
 

@@ -16,6 +16,8 @@ import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from services.intake.app import create_app
 from services.intake.domain import ApplicationState, project
@@ -23,6 +25,7 @@ from services.intake.payees.domain import mask_account, validate_payee
 from shared.config.settings import Settings
 from shared.contracts.events import PaymentSent
 from shared.contracts.topics import APPLICATIONS, PAYMENTS
+from shared.db.engine import make_engine
 from tests.support.apps import running
 from tests.support.auth import AUD, OP, partner_headers
 from tests.support.intake import equity, fetch_until, intake_scalar, new_partner
@@ -329,7 +332,7 @@ async def test_a_returned_payment_unlocks_the_payee_and_an_unmasked_step_is_kept
 
 def test_the_projection_keeps_the_latest_step() -> None:
     t0 = datetime(2024, 7, 1, tzinfo=UTC)
-    base = {"application_id": "app_x", "partner_id": "ptn_x", "applicant_id": ENTERPRISE, "order_id": "pay_x",
+    base: dict[str, Any] = {"application_id": "app_x", "partner_id": "ptn_x", "applicant_id": ENTERPRISE, "order_id": "pay_x",
             "amount": "1.00", "batch_id": "bat_x"}
     sent = PaymentSent.model_validate(payment_step("payment.sent", **base, status="sent", at=t0).data)
     state = project(ApplicationState("approved", 3, None), sent, t0.isoformat())
@@ -339,3 +342,19 @@ def test_the_projection_keeps_the_latest_step() -> None:
         payment_step("payment.sent", **base, status="ready", at=t0 - timedelta(seconds=1)).data)
     assert project(state, older, t0.isoformat()).payment == state.payment
     assert state.status == "approved", "a payment step does not move the status"
+
+
+async def test_a_failed_statement_does_not_carry_its_values_into_the_logs(settings: Settings) -> None:
+    # A failed group commit is logged with its exception: the statement's values (payees among
+    # them) must not be part of it.
+    number = account_number()
+    engine = make_engine(settings.database_url, "intake")
+    try:
+        async with engine.connect() as conn:
+            with pytest.raises(DBAPIError) as failed:
+                await conn.execute(text("SELECT CAST(:payee AS jsonb), 1 / 0"),
+                                   {"payee": orjson.dumps(payee(number)).decode()})
+    finally:
+        await engine.dispose()
+    assert "division by zero" in str(failed.value)
+    assert number not in str(failed.value)
