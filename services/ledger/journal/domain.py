@@ -57,8 +57,7 @@ PAYMENT_KINDS = ("posting", "payment_sent", "payment_settled", "payment_failed",
 KINDS = ("award", "top_up", "revocation", "redecision", "hold", "approval", "release", "rejection", *CAP_KINDS,
          *PAYMENT_KINDS)
 CAPS_GRANTED = "policy:caps"  # the policy's side of every cap posting
-_KIND_SET = frozenset(KINDS)
-_CAP_KIND_SET = frozenset(CAP_KINDS)
+_MONEY_KIND_SET = frozenset(KINDS) - frozenset(CAP_KINDS)  # feed_rows' own pass: every kind but a cap's
 
 
 class JournalError(ValueError):
@@ -418,8 +417,8 @@ class JournalAudit:
         here are orjson's, sorted keys, of the row's fields and its postings as parsed: for such a
         row, byte for byte canonical_encoding's (see _fast_canonical).
         """
-        kinds, cap_kinds, loads, dumps, sort_keys, sha256 = (
-            _KIND_SET, _CAP_KIND_SET, orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS, hashlib.sha256)
+        kinds, loads, dumps, sort_keys, sha256 = (
+            _MONEY_KIND_SET, orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS, hashlib.sha256)
         committed, checkpoints = self.committed, self.checkpoints
         for row in rows:
             seq, kind, application_id, event_id, postings_text, prev_hash, hash_, recorded_for = row
@@ -427,7 +426,7 @@ class JournalAudit:
                 self._sum_row(row)
                 continue
             if type(seq) is not int or seq != self.expected_seq or prev_hash != self.head \
-                    or type(kind) is not str or kind not in kinds or kind in cap_kinds \
+                    or type(kind) is not str or kind not in kinds \
                     or type(application_id) is not str or type(event_id) is not str \
                     or type(recorded_for) is not str or type(postings_text) is not str:
                 self.feed(entry_of_row(*row))
@@ -440,33 +439,58 @@ class JournalAudit:
             except (orjson.JSONDecodeError, orjson.JSONEncodeError):
                 self.feed(entry_of_row(*row))
                 continue
-            plain = type(postings) is list and len(postings) > 0
+            drawn: list[tuple[str, int]] = []
             total = 0
-            if plain:
-                for p in postings:
-                    # exactly {"account", "amount"}; a non-cap entry: no cap account, no zero amount
-                    if type(p) is not dict or len(p) != 2:
-                        plain = False
-                        break
-                    account, amount = p.get("account"), p.get("amount")
-                    if type(account) is not str or type(amount) is not int or amount == 0 \
-                            or account.startswith("cap:") or account == CAPS_GRANTED:
-                        plain = False
-                        break
-                    total += amount
-            if not plain or total != 0 or sha256(prev_hash.encode("ascii") + canonical).hexdigest() != hash_ \
-                    or checkpoints.get(seq, hash_) != hash_:
+            if type(postings) is not list or not postings:
                 self.feed(entry_of_row(*row))
                 continue
-            self.expected_seq, self.head, self.entries = seq + 1, hash_, self.entries + 1
             for p in postings:
-                account = p["account"]
+                # exactly {"account", "amount"}; a money entry: no cap account, no zero amount
+                if type(p) is not dict or len(p) != 2:
+                    break
+                account, amount = p.get("account"), p.get("amount")
+                if type(account) is not str or type(amount) is not int or amount == 0:
+                    break
                 if account.startswith("pool:"):
-                    committed[account] = committed.get(account, 0) - p["amount"]
+                    drawn.append((account, amount))
+                elif account.startswith("cap:") or account == CAPS_GRANTED:
+                    break
+                total += amount
+            else:
+                if total == 0 and sha256(prev_hash.encode("ascii") + canonical).hexdigest() == hash_ \
+                        and checkpoints.get(seq, hash_) == hash_:
+                    self.expected_seq, self.head, self.entries = seq + 1, hash_, self.entries + 1
+                    for account, amount in drawn:
+                        committed[account] = committed.get(account, 0) - amount
+                    continue
+            self.feed(entry_of_row(*row))
 
     def _sum_row(self, row: Sequence[Any]) -> None:
-        """_sum of the row's entry, once the chain is broken (the totals still name the pools)."""
-        self._sum(entry_of_row(*row))
+        """_sum(entry_of_row(*row)) without the entry, once the chain is broken (the totals still
+        name the pools): what is not an object is dropped, an account that is not text names no
+        pool or cap (as text it would start with none of their prefixes), an amount that is not an
+        integer counts 0."""
+        postings_text = row[4]
+        try:
+            postings = orjson.loads(postings_text) if type(postings_text) is str else None
+        except orjson.JSONDecodeError:
+            postings = None
+        if type(postings) is not list:
+            self._sum(entry_of_row(*row))
+            return
+        for p in postings:
+            if type(p) is not dict:
+                continue
+            account, amount = p.get("account"), p.get("amount")
+            if type(account) is not str:
+                continue
+            if type(amount) is not int:
+                amount = 0
+            if account.startswith("pool:"):
+                self.committed[account] = self.committed.get(account, 0) - amount
+            elif account.startswith("cap:"):
+                pool = pool_account_of_cap(account)
+                self.caps[pool] = self.caps.get(pool, 0) + amount
 
     def feed(self, entry: JournalEntry) -> None:
         if self.problem is None:
