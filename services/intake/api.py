@@ -93,11 +93,13 @@ def _with_payee(doc: dict[str, Any]) -> dict[str, Any]:
 
 def _split_payee(body: object) -> tuple[object, Payee | None, list[FieldProblem]]:
     """The application without its `payee`, the payee (None when absent or null) and its problems."""
-    if not isinstance(body, dict) or body.get("payee") is None:
-        rest = {k: v for k, v in body.items() if k != "payee"} if isinstance(body, dict) else body
+    if not isinstance(body, dict) or "payee" not in body:
+        return body, None, []  # the hot path: no copy
+    rest = {k: v for k, v in body.items() if k != "payee"}
+    if body["payee"] is None:
         return rest, None, []
     payee, errors = validate_payee(body["payee"])
-    return {k: v for k, v in body.items() if k != "payee"}, payee, errors
+    return rest, payee, errors
 
 
 _SUBMIT_DOC: dict[str, Any] = {

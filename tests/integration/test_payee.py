@@ -68,6 +68,11 @@ async def test_an_application_without_a_payee_has_none(client: httpx.AsyncClient
     assert body["payee"] is None and body["payment"] is None
     [received] = await outbox_data(settings, app_id, "application.received")
     assert "payee" not in received, "absent on the wire, never null"
+    # A null payee is no payee.
+    nulled = await submit(client, partner, "NO-PAYEE-2", payee=None)
+    assert nulled.status_code == 202, nulled.text
+    [received] = await outbox_data(settings, nulled.json()["id"], "application.received")
+    assert "payee" not in received
 
 
 async def test_a_payee_given_with_the_application_travels_in_full_and_is_shown_masked(
