@@ -4,8 +4,11 @@ entries, each next to hashing the same bytes alone (sha256 of prev_hash ‖ cano
 memory: the floor under any verify).
 
 The journal is built in a scratch schema of `database_url`: `pools` pools (their caps journaled
-first, cap_open), then awards round-robin over them, each entry hashed by the ledger's own
-journal code and bulk-loaded with COPY, the pool rows and the head written to match.
+first, cap_open), then awards round-robin over them, each entry as the ledger's writer makes it
+(built as rows directly, the first of each kind in every chunk compared with build_entry's),
+bulk-loaded with COPY while the next chunk is built, the pool rows and the head written to match,
+then vacuumed as autovacuum would. Verify's figures come with its CPU seconds and the load
+average: on a shared machine the wall time is mostly the CPU it was given.
 
     DATABASE_URL=postgresql://... python -m tools.bench.verify_bench [n]
 
