@@ -346,6 +346,55 @@ class PaymentReturned(PaymentStep):
     event_type: ClassVar[str] = "payment.returned"
 
 
+class PaymentBatchStep(EventData):
+    """The shape of the batch events (ledger, on grantline.payments, keyed by batch id): a payment
+    officer's act on a batch, which moves no money and so has no `payment.*` step of its own. They
+    are the ledger's record of who did what when, in the order it happened, so that
+    `grantline-replay` repeats the act (CONTRACT.md "Ledger", replay); no consumer needs them."""
+
+    batch_id: NonEmpty
+    count: int
+    control_sum: Amount
+    at: Instant
+
+
+class PaymentBatchCreated(PaymentBatchStep):
+    """`payment.batch_created`: ready orders gathered into a batch (`program` and `year` as asked,
+    null when not); the batch holds the first `count` of them in order id order."""
+
+    event_type: ClassVar[str] = "payment.batch_created"
+
+    program: str | None = None
+    year: int | None = None
+    created_by: Actor
+
+
+class PaymentBatchApproved(PaymentBatchStep):
+    """`payment.batch_approved`: a second payment officer approved the batch (four eyes)."""
+
+    event_type: ClassVar[str] = "payment.batch_approved"
+
+    approved_by: Actor
+
+
+class PayerAccount(WireModel):
+    """The treasury's account a batch is paid from (the pain.001's debtor): not personal data."""
+
+    name: NonEmpty
+    account: NonEmpty
+    bank_code: NonEmpty
+
+
+class PaymentBatchSent(PaymentBatchStep):
+    """`payment.batch_sent`: the batch's pain.001 was first downloaded (its orders' `payment.sent`
+    follow), with the debtor it names and the SHA-256 of the document's bytes."""
+
+    event_type: ClassVar[str] = "payment.batch_sent"
+
+    payer: PayerAccount
+    document_sha256: NonEmpty
+
+
 class ApplicationAssessed(EventData):
     """`application.assessed` (eligibility): the assessment receipt.
 
@@ -684,6 +733,9 @@ EVENT_DATA: dict[str, type[EventData]] = {
         PaymentSettled,
         PaymentFailed,
         PaymentReturned,
+        PaymentBatchCreated,
+        PaymentBatchApproved,
+        PaymentBatchSent,
     )
 }
 

@@ -35,5 +35,8 @@ TOPIC_FOR_TYPE = {
     "payment.settled": PAYMENTS,
     "payment.failed": PAYMENTS,
     "payment.returned": PAYMENTS,
+    "payment.batch_created": PAYMENTS,
+    "payment.batch_approved": PAYMENTS,
+    "payment.batch_sent": PAYMENTS,
     "event.dead_lettered": DLQ,
 }
