@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -35,9 +35,15 @@ from services.ledger.payments.domain import (
 from services.ledger.payments.repository import SqlPaymentRepository
 from shared.contracts.envelope import Event
 from shared.contracts.events import (
+    Actor,
     ApplicationReceived,
     AwardFinalized,
+    EventData,
     PayeeUpdated,
+    PayerAccount,
+    PaymentBatchApproved,
+    PaymentBatchCreated,
+    PaymentBatchSent,
     PaymentFailed,
     PaymentOrdered,
     PaymentReturned,
@@ -53,6 +59,7 @@ from shared.kernel.money import format_fen
 log = logging.getLogger(__name__)
 
 CHUNK = 500  # bank entries applied per transaction
+BankRow = tuple[BankEntry, str, str | None, str | None]  # an entry, its outcome, the order it matched, why not
 _STEP_EVENTS: dict[str, type[PaymentStep]] = {
     "ordered": PaymentOrdered, "sent": PaymentSent, "settled": PaymentSettled, "failed": PaymentFailed,
     "returned": PaymentReturned,
@@ -129,9 +136,10 @@ async def keep_payee(session: AsyncSession, event: Event) -> None:
     await repo.add_events(steps.events)
 
 
-async def order_payment(session: AsyncSession, event: Event) -> None:
+async def order_payment(session: AsyncSession, event: Event, *, order_id: str | None = None) -> None:
     """`award.finalized`: post the award for payment (payable → order) and create its order, ready
-    when a payee is known. Once per application (a second finalisation changes nothing)."""
+    when a payee is known. Once per application (a second finalisation changes nothing). `order_id`
+    is the id to give it (replay gives the recorded one); a new one by default."""
     data = parse_event_data(event)
     if not isinstance(data, AwardFinalized) or data.application_id is None:
         return
@@ -146,7 +154,7 @@ async def order_payment(session: AsyncSession, event: Event) -> None:
     head = await repo.lock_head()
     at = data.finalized_at or event.time.isoformat()
     event_id = uuid.uuid5(event.id, "payment.ordered")
-    order = Order(d.new_order_id(), award.application_id, award.partner_id or data.partner_id, award.beneficiary,
+    order = Order(order_id or d.new_order_id(), award.application_id, award.partner_id or data.partner_id, award.beneficiary,
                   award.program, award.year, award.amount_fen, READY if await repo.has_payee(award.application_id)
                   else AWAITING_PAYEE, None, None, None, at, None)
     current = await repo.order_of_application(award.application_id)  # under the head lock: a twin finalisation?
@@ -165,14 +173,26 @@ async def order_payment(session: AsyncSession, event: Event) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _batch_event(model: type[EventData], batch: Batch, at: datetime, **fields: Any) -> tuple[Event, str]:
+    """A batch step's event (the contracts say why there is one), its id derived from the batch's,
+    so a replay writes the same event."""
+    data = model.model_validate({"batch_id": batch.id, "count": batch.count,
+                                 "control_sum": format_fen(batch.control_sum_fen), "at": at.isoformat(), **fields})
+    event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"grantline:{model.event_type}:{batch.id}")
+    return new_typed_event(data, source=SOURCE, subject=batch.id, event_id=event_id, time=at), batch.id
+
+
 async def create_batch(repo: SqlPaymentRepository, *, program: str | None, year: int | None, limit: int,
-                       by: dict[str, str], now: datetime) -> Batch:
+                       by: dict[str, str], now: datetime, batch_id: str | None = None) -> Batch:
+    """`batch_id` is the id to give it (replay gives the recorded one); a new one by default."""
     items = await repo.take_ready(program=program, year=year, limit=limit)
     if not items:
         raise Conflict("no ready payment order matches (each is ready, has a payee and is in no other batch)")
-    batch = Batch(d.new_batch_id(), BATCH_CREATED, program, year, len(items), sum(i.amount_fen for i in items), by,
-                  None, now.isoformat(), None, None)
+    batch = Batch(batch_id or d.new_batch_id(), BATCH_CREATED, program, year, len(items),
+                  sum(i.amount_fen for i in items), by, None, now.isoformat(), None, None)
     await repo.insert_batch(batch, items, now)
+    await repo.add_events([_batch_event(PaymentBatchCreated, batch, now, program=program, year=year,
+                                        created_by=Actor.model_validate(by))])
     return batch
 
 
@@ -186,6 +206,7 @@ async def approve_batch(repo: SqlPaymentRepository, batch_id: str, *, by: dict[s
         raise Conflict(f"payment batch {batch_id} was created by {by['id']}: another payment officer approves it "
                        "(four eyes)")
     await repo.approve_batch(batch_id, by, now)
+    await repo.add_events([_batch_event(PaymentBatchApproved, batch, now, approved_by=Actor.model_validate(by))])
     return replace(batch, status=BATCH_APPROVED, approved_by=by, approved_at=now.isoformat())
 
 
@@ -220,6 +241,9 @@ async def send_batch(repo: SqlPaymentRepository, batch_id: str, *, payer: Payer,
         sent.append(order)
     await repo.set_orders(sent)
     await repo.mark_sent(batch_id, document, now)
+    payer_account = PayerAccount(name=payer.name, account=payer.account, bank_code=payer.bank_code)
+    await repo.add_events([_batch_event(PaymentBatchSent, batch, now, payer=payer_account,
+                                        document_sha256=hashlib.sha256(document).hexdigest())])
     await steps.flush(repo)
     return document
 
@@ -312,39 +336,51 @@ async def _apply_chunk(maker: async_sessionmaker[AsyncSession], sha256: str, ent
         overlap = doc.applied - (applied - len(entries))
         if overlap > 0:  # applied in part by another import meanwhile: the rest only
             entries = entries[overlap:]
-        orders = await repo.orders_by_ids([e.end_to_end_id for e in entries if e.end_to_end_id])
-        steps = Steps(await repo.lock_head())
-        rows: list[tuple[BankEntry, str, str | None, str | None]] = []
-        items: list[tuple[str, str, str]] = []
-        changed: dict[str, Order] = {}
-        for entry in entries:
-            order = orders.get(entry.end_to_end_id or "")
-            effect = (d.statement_effect if statements else d.status_report_effect)(entry, order)
-            rows.append((entry, effect.outcome, order.id if order else None, effect.note))
-            if order is None or effect.next_status is None:
-                continue
-            event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"grantline:bank:{sha256}:{entry.index}")
-            batch_id = order.batch_id
-            assert batch_id is not None
-            if effect.outcome == "settled":
-                order = replace(order, status=d.SETTLED, updated_at=at)
-                steps.step(d.PAYMENT_SETTLED, "settled", order,
-                           d.settled_postings(order.id, order.applicant_id, order.amount_fen), at, event_id)
-                items.append((batch_id, order.id, d.ITEM_SETTLED))
-            else:
-                failed = effect.outcome == "failed"
-                order = replace(order, status=d.FAILED if failed else AWAITING_PAYEE, batch_id=None,
-                                reason_code=entry.reason_code, reason=entry.reason, updated_at=at)
-                steps.step(d.PAYMENT_FAILED if failed else d.PAYMENT_RETURNED, "failed" if failed else "returned",
-                           replace(order, batch_id=batch_id), d.back_postings(order.id, order.amount_fen), at,
-                           event_id)
-                items.append((batch_id, order.id, d.ITEM_FAILED if failed else d.ITEM_RETURNED))
-            orders[order.id] = order
-            changed[order.id] = order
-        await repo.set_orders(list(changed.values()))
-        await repo.set_items(items)
-        await steps.flush(repo)
+        rows = await apply_bank_entries(
+            repo, entries, at, statements=statements,
+            event_id=lambda entry: uuid.uuid5(uuid.NAMESPACE_URL, f"grantline:bank:{sha256}:{entry.index}"))
         await repo.record_entries(sha256, rows, applied, now, complete=complete)
+
+
+async def apply_bank_entries(repo: SqlPaymentRepository, entries: Sequence[BankEntry], at: str, *, statements: bool,
+                             event_id: Callable[[BankEntry], uuid.UUID]) -> list[BankRow]:
+    """What a chunk of bank entries does, in the caller's transaction: each matched entry's step
+    (order, batch item, journal entry recorded for `at`, `payment.*` event with id `event_id(entry)`),
+    and per entry (entry, outcome, order id, note). The import records the rows; grantline-replay
+    repeats through here the steps the live ledger recorded."""
+    orders = await repo.orders_by_ids([e.end_to_end_id for e in entries if e.end_to_end_id])
+    steps = Steps(await repo.lock_head())
+    rows: list[BankRow] = []
+    items: list[tuple[str, str, str]] = []
+    changed: dict[str, Order] = {}
+    for entry in entries:
+        order = orders.get(entry.end_to_end_id or "")
+        effect = (d.statement_effect if statements else d.status_report_effect)(entry, order)
+        rows.append((entry, effect.outcome, order.id if order else None, effect.note))
+        if order is None or effect.next_status is None:
+            continue
+        step_id = event_id(entry)
+        batch_id = order.batch_id
+        assert batch_id is not None
+        if effect.outcome == "settled":
+            order = replace(order, status=d.SETTLED, updated_at=at)
+            steps.step(d.PAYMENT_SETTLED, "settled", order,
+                       d.settled_postings(order.id, order.applicant_id, order.amount_fen), at, step_id)
+            items.append((batch_id, order.id, d.ITEM_SETTLED))
+        else:
+            failed = effect.outcome == "failed"
+            order = replace(order, status=d.FAILED if failed else AWAITING_PAYEE, batch_id=None,
+                            reason_code=entry.reason_code, reason=entry.reason, updated_at=at)
+            steps.step(d.PAYMENT_FAILED if failed else d.PAYMENT_RETURNED, "failed" if failed else "returned",
+                       replace(order, batch_id=batch_id), d.back_postings(order.id, order.amount_fen), at,
+                       step_id)
+            items.append((batch_id, order.id, d.ITEM_FAILED if failed else d.ITEM_RETURNED))
+        orders[order.id] = order
+        changed[order.id] = order
+    await repo.set_orders(list(changed.values()))
+    await repo.set_items(items)
+    await steps.flush(repo)
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------
