@@ -26,6 +26,7 @@ from shared.messaging.outbox import OutboxRelay
 from shared.messaging.producer import make_producer
 from shared.observability.logs import configure_logging, correlation_id
 from shared.observability.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from shared.web.asyncapi import asyncapi_router
 from shared.web.auth import KeyCache
 from shared.web.context import ServiceContext
 from shared.web.deadletters import router as dead_letters_router
@@ -149,6 +150,7 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     app.include_router(dead_letters_router)  # GET /v1/dead-letters, POST /v1/dead-letters/{id}/redrive
+    app.include_router(asyncapi_router(name))  # GET /asyncapi.json (shared.web.asyncapi)
     return app
 
 
