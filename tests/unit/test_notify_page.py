@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from services.notify.schemas import render_announcements
+from datetime import UTC, datetime
+from typing import Any
+
+from services.notify.notice_page.domain import Filters, NoticePage, groups_of
+from services.notify.notice_page.schemas import render_notice_page
 
 ITEM = {
+    "id": "ann_1",
     "applicant_name": "<script>alert(1)</script>上海某某",
     "program": "GT-EQUITY\"><img src=x onerror=alert(2)>",
     "year": 2024,
@@ -14,11 +19,20 @@ ITEM = {
     "notice_ends_at": "2024-05-06T08:00:00+00:00",
     "finalized_at": None,
     "status": "under_notice",
+    "objections_open": 0,
+    "log_index": 7,
 }
+NOW = datetime(2024, 5, 2, tzinfo=UTC)
+
+
+def render(items: list[dict[str, Any]], filters: Filters = Filters()) -> str:
+    page = NoticePage(filters=filters, limit=50, groups=groups_of(items, None), count=len(items), next_cursor=None,
+                      continues=False, years=[2024], programs=["GT-EQUITY"], log_size=10)
+    return render_notice_page(page, now=NOW)
 
 
 def test_values_are_escaped() -> None:
-    html = render_announcements([ITEM])
+    html = render([ITEM])
     assert "<script" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;上海某某" in html
     assert "<img" not in html
@@ -27,11 +41,12 @@ def test_values_are_escaped() -> None:
 
 
 def test_headings_in_chinese_and_english() -> None:
-    html = render_announcements([ITEM], year=2024, program="GT-EQUITY")
+    html = render([ITEM], Filters(year=2024, program="GT-EQUITY"))
     for text in ("资助公示", "Public notice", "申请单位", "Applicant", "公示截止", "Notice ends", "公示中"):
         assert text in html
-    assert "2024-05-06 08:00:00 +00:00" in html
+    assert "2024-05-06 16:00" in html and "+00:00</time>" not in html  # Beijing time
+    assert "40万元" in html
 
 
 def test_empty_page() -> None:
-    assert "No announcements" in render_announcements([])
+    assert "No announcements" in render([])
