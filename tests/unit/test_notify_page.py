@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from services.notify.dashboard.schemas import render_objections
 from services.notify.notice_page.domain import Filters, NoticePage, groups_of
 from services.notify.notice_page.schemas import render_notice_page
 
@@ -50,3 +51,20 @@ def test_headings_in_chinese_and_english() -> None:
 
 def test_empty_page() -> None:
     assert "No announcements" in render([])
+
+
+def test_the_objections_page_speaks_beijing_time_and_chinese_program_names() -> None:
+    objection = {
+        "id": "obj_1", "announcement_id": "ann_1", "application_id": "app_1", "applicant_name": "上海某某",
+        "program": "GT-PRODUCT", "year": 2024, "subject": "S", "status": "dismissed", "statement": "x",
+        "name": None, "organisation": None, "contact": None, "filed_at": "2024-05-01T08:00:00.123456+00:00",
+        "resolution": {"outcome": "dismissed", "reason": "查无实据", "by": {"id": "rev_1", "name": "张审核"},
+                       "at": "2024-05-02T09:30:00+00:00"},
+    }
+    html = render_objections(objections=[objection], status="all", next_cursor=None, csrf="c", who="w", nav="",
+                             resolves=False, sees_objector=False)
+    assert ">2024-05-01 16:00</time>" in html and ">2024-05-02 17:30</time>" in html
+    assert "基因治疗产品上市资金支持（沪科规〔2023〕10号）" in html
+    assert "异议不成立 dismissed" in html and "2024年度" in html
+    assert ".123456" not in html.replace('datetime="2024-05-01T08:00:00.123456+00:00"', "").replace(
+        'title="2024-05-01T08:00:00.123456+00:00"', "")

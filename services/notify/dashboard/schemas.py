@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from services.notify.dashboard.domain import PAGE_PATH, STATUSES
+from shared.web.display import beijing_time, program_label, status_label
 from shared.web.staffpages import login_document, message_document, staff_document, staff_headers
 
 # The page runs no script and loads nothing; its forms post only to itself.
@@ -19,12 +20,8 @@ CONTENT_SECURITY_POLICY = (
 )
 HEADERS = staff_headers(CONTENT_SECURITY_POLICY)
 
-STATUS_LABELS = {
-    "open": "待处理 open",
-    "upheld": "成立 upheld",
-    "dismissed": "不成立 dismissed",
-    "all": "全部 all",
-}
+# Chinese first, the API's code beside it (shared.web.display, as every page).
+STATUS_LABELS = {**{s: status_label(s) for s in ("open", "upheld", "dismissed")}, "all": "全部 all"}
 
 NOTICES = {
     "upheld": "Objection upheld (异议成立): the ledger revokes the award and the partner is told.",
@@ -78,15 +75,23 @@ def _status(o: Mapping[str, Any]) -> str:
     who = f'{by["name"]} ({by["id"]})' if by.get("name") else by["id"]
     return (f'<td class="status {_e(o["status"])}">{_e(STATUS_LABELS.get(o["status"], o["status"]))}'
             f'<small class="id reason">{_e(resolution["reason"])}</small>'
-            f'<small class="id by">{_e(who)} · {_e(resolution["at"])}</small></td>')
+            f'<small class="id by">{_e(who)} · {_when(resolution["at"])}</small></td>')
+
+
+def _when(iso: str | None) -> str:
+    """Beijing time to the minute, the exact instant in the element (and on hover)."""
+    if not iso:
+        return ""
+    return f'<time datetime="{_e(iso)}" title="{_e(iso)}">{_e(beijing_time(iso))}</time>'
 
 
 def _objection_tr(o: Mapping[str, Any], csrf: str, *, resolves: bool, sees_objector: bool) -> str:
     action = resolve_form(o["id"], csrf) if resolves and o["status"] == "open" else ""
     return (f'<tr data-objection="{_e(o["id"])}" data-app="{_e(o["application_id"])}">'
-            f'<td class="time">{_e(o["filed_at"])}<small class="id">{_e(o["id"])}</small></td>'
+            f'<td class="time">{_when(o["filed_at"])}<small class="id">{_e(o["id"])}</small></td>'
             f'<td class="award"><span class="applicant">{_e(o["applicant_name"])}</span>'
-            f'<small class="id">{_e(o["program"])} · {_e(o["year"])} · {_e(o["subject"])}</small>'
+            f'<small class="program">{_e(program_label(o["program"]))}</small>'
+            f'<small class="id">{_e(o["program"])} · {_e(o["year"])}年度 · {_e(o["subject"])}</small>'
             f'<small class="id">{_e(o["application_id"])} · {_e(o["announcement_id"])}</small></td>'
             f'<td class="statement">{_e(o["statement"])}</td>{_objector(o, sees_objector)}{_status(o)}'
             f'<td class="action">{action}</td></tr>')
@@ -134,8 +139,9 @@ def render_objections(
     body = (
         f"{head}{message}{_status_nav(status)}"
         '<h2>Objections to awards under notice, oldest first · 公示异议</h2>'
-        '<table id="objections"><thead><tr><th>Filed 提出时间</th><th>Award 公示项目</th><th>Statement 异议内容</th>'
-        '<th>Objector 异议人</th><th>Status 状态</th><th>Resolve 处理</th></tr></thead>'
+        '<table id="objections"><caption>异议 Objections · 北京时间 Beijing time</caption><thead><tr>'
+        '<th scope="col">Filed 提出时间</th><th scope="col">Award 公示项目</th><th scope="col">Statement 异议内容</th>'
+        '<th scope="col">Objector 异议人</th><th scope="col">Status 状态</th><th scope="col">Resolve 处理</th></tr></thead>'
         f"<tbody>{rows}</tbody></table>{empty}{more}"
     )
     return staff_document("Grantline objections", f"<main>{body}</main>")
