@@ -5,11 +5,13 @@ updated, award finalized), their consumer loops, and the official XSDs the docum
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from lxml import etree
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -17,7 +19,9 @@ from services.ledger.app import finalized_subscription, payees_subscription
 from shared.config.settings import Settings
 from shared.contracts.envelope import Event, new_event
 from shared.contracts.events import AwardFinalized, Payee, PayeeUpdated, new_typed_event
+from shared.contracts.topics import APPLICATIONS
 from shared.messaging.consumer import ConsumerLoop
+from shared.messaging.outbox import add_events
 from tests.support.ledger import T0
 
 
@@ -77,3 +81,23 @@ def payees_loop(maker: async_sessionmaker[AsyncSession], settings: Settings) -> 
 def finalized_loop(maker: async_sessionmaker[AsyncSession], settings: Settings) -> ConsumerLoop:
     return ConsumerLoop(service="ledger", subscription=finalized_subscription(settings.consumer_attempts_max),
                         maker=maker, bootstrap=settings.kafka_bootstrap_servers, namespace=settings.topic_namespace)
+
+
+async def publish_applications(settings: Settings, intake: async_sessionmaker[AsyncSession],
+                               events: Sequence[Event]) -> None:
+    """As intake would: application.received / payee.updated into its outbox (its event history)
+    and onto the broker's grantline.applications, keyed by applicant (grantline-replay reads either)."""
+
+    def key(e: Event) -> str:
+        return str(e.data["applicant_id"] if e.type == "payee.updated" else e.data["application"]["applicant"]["id"])
+
+    async with intake() as session, session.begin():
+        await add_events(session, [(e, key(e)) for e in events])
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=False)
+    await producer.start()
+    try:
+        for e in events:
+            await producer.send(settings.topic_namespace + APPLICATIONS, e.to_bytes(), key=key(e).encode())
+        await producer.flush()
+    finally:
+        await producer.stop()

@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="a progress line on stderr every N events (default 10000)")
     parser.add_argument("--live-schema", default="ledger", help=argparse.SUPPRESS)
     parser.add_argument("--eligibility-schema", default="eligibility", help=argparse.SUPPRESS)
+    parser.add_argument("--intake-schema", default="intake", help=argparse.SUPPRESS)
     return parser
 
 
@@ -52,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = asyncio.run(run_replay(
             settings.database_url, source=args.source, schema=args.schema, keep=args.keep,
             bootstrap=settings.kafka_bootstrap_servers, namespace=settings.topic_namespace,
-            live_schema=args.live_schema, eligibility_schema=args.eligibility_schema,
+            live_schema=args.live_schema, eligibility_schema=args.eligibility_schema, intake_schema=args.intake_schema,
             progress_every=max(1, args.progress_every),
         ))
     except ReplayError as exc:

@@ -4,6 +4,7 @@ code path (the ledger's handlers), then compare; and the whole run, from reading
 from __future__ import annotations
 
 import gc
+import hashlib
 import sys
 import time
 import uuid
@@ -14,16 +15,36 @@ from typing import TextIO
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ledger.handlers import decide_awards, revoke_award
+from services.ledger.payments.domain import Payer
+from services.ledger.payments.handlers import (
+    apply_bank_entries,
+    approve_batch,
+    cancel_order,
+    create_batch,
+    guard_revocation,
+    keep_payee,
+    order_payment,
+    send_batch,
+)
+from services.ledger.payments.repository import SqlPaymentRepository
 from services.ledger.replay.domain import (
     BATCH,
     ApplyResult,
+    ApproveBatch,
+    BankSteps,
+    CreateBatch,
     Decide,
+    Finalize,
+    KeepPayee,
     Op,
+    PayeeEvent,
     ReplayError,
     ReplayReport,
     Review,
     Revoke,
+    SendBatch,
     compare_states,
+    place_payees,
     usable_scratch_schema,
 )
 from services.ledger.replay.repository import (
@@ -32,6 +53,8 @@ from services.ledger.replay.repository import (
     read_from_broker,
     read_from_outbox,
     read_live,
+    read_payees_from_broker,
+    read_payees_from_outbox,
     read_state,
     without_waiting_for_the_wal,
 )
@@ -39,7 +62,7 @@ from services.ledger.repository import SqlLedgerRepository
 from services.ledger.reviews.handlers import review_award
 from services.ledger.reviews.repository import SqlReviewRepository
 from shared.contracts.envelope import Event, PoisonEvent, parse_event
-from shared.contracts.topics import ASSESSMENTS
+from shared.contracts.topics import APPLICATIONS, ASSESSMENTS
 from shared.db.engine import make_engine, make_sessionmaker
 
 Progress = Callable[[int, int, float], None]
@@ -106,8 +129,10 @@ async def _apply_history(
                 pending = []
                 if isinstance(op, Revoke):
                     await _revoke(session, op, result)
-                else:
+                elif isinstance(op, Review):
                     await _review(session, op, result)
+                else:
+                    await _pay(session, op, bodies, result)
             await _decide(session, pending, result)
         result.applied += len(chunk)
         gc.collect(1)  # the chunk's cyclic garbage, if any (young objects only: cheap)
@@ -145,9 +170,18 @@ async def _decide(session: AsyncSession, events: list[Event], result: ApplyResul
 async def _revoke(session: AsyncSession, op: Revoke, result: ApplyResult) -> None:
     try:
         async with session.begin_nested():
-            await revoke_award(SqlLedgerRepository(session), op.application_id, reason=op.reason,
-                               revoked_by=op.revoked_by, now=op.revoked_at, event_id=op.event_id,
-                               redecide=op.redecides, reason_code=op.reason_code)
+            if op.reason_code is None:  # an operator's: as the revoke route does, payment guarded and cancelled
+                payments = SqlPaymentRepository(session)
+                order = await guard_revocation(payments, op.application_id)
+                revocation = await revoke_award(SqlLedgerRepository(session), op.application_id, reason=op.reason,
+                                                revoked_by=op.revoked_by, now=op.revoked_at, event_id=op.event_id,
+                                                redecide=op.redecides)
+                if revocation.created and order is not None:
+                    await cancel_order(payments, order, cause=revocation.data, now=op.revoked_at)
+            else:
+                await revoke_award(SqlLedgerRepository(session), op.application_id, reason=op.reason,
+                                   revoked_by=op.revoked_by, now=op.revoked_at, event_id=op.event_id,
+                                   redecide=op.redecides, reason_code=op.reason_code)
         result.revocations += 1
     except Exception as exc:  # a diverged state: reported as a difference, the replay goes on
         result.failed_revocations.append(f"{op.application_id}: {type(exc).__name__}: {exc}")
@@ -163,6 +197,77 @@ async def _review(session: AsyncSession, op: Review, result: ApplyResult) -> Non
         result.reviews += 1
     except Exception as exc:  # a diverged state: reported as a difference, the replay goes on
         result.failed_reviews.append(f"{op.application_id}: {type(exc).__name__}: {exc}")
+
+
+PaymentOp = Finalize | KeepPayee | CreateBatch | ApproveBatch | SendBatch | BankSteps
+
+
+async def _pay(session: AsyncSession, op: Op, bodies: dict[str, bytes], result: ApplyResult) -> None:
+    """A payment step through the payments' own handlers, in a savepoint: one that fails, or does
+    not do what the live ledger recorded it doing, is a problem and the replay goes on."""
+    assert isinstance(op, Finalize | KeepPayee | CreateBatch | ApproveBatch | SendBatch | BankSteps)
+    try:
+        async with session.begin_nested():
+            mismatch = await _apply_payment(SqlPaymentRepository(session), op, bodies)
+        result.payment_steps += 1
+        if mismatch is not None:
+            result.failed_payments.append(mismatch)
+    except Exception as exc:  # a diverged state: reported as a difference, the replay goes on
+        result.failed_payments.append(f"{_named(op)}: {type(exc).__name__}: {exc}")
+
+
+def _named(op: PaymentOp) -> str:
+    if isinstance(op, Finalize):
+        return f"finalisation of {op.event.subject} (order {op.order_id})"
+    if isinstance(op, KeepPayee):
+        return f"payee event {op.event_id}"
+    if isinstance(op, BankSteps):
+        return f"bank chunk at {op.at} ({len(op.steps)} steps, first {op.steps[0].event_id})"
+    return f"{type(op).__name__} {op.batch_id}"
+
+
+async def _apply_payment(repo: SqlPaymentRepository, op: PaymentOp, bodies: dict[str, bytes]) -> str | None:
+    """Apply one payment step; what differs from the live record (None: nothing)."""
+    if isinstance(op, KeepPayee):
+        raw = bodies.get(op.event_id)
+        if raw is None:
+            return f"{_named(op)}: handled live, not in the source"
+        await keep_payee(repo.session, parse_event(raw))
+    elif isinstance(op, Finalize):
+        await order_payment(repo.session, op.event, order_id=op.order_id)
+        order = await repo.order_of_application(str(op.event.subject))
+        if order is None or order.id != op.order_id or order.status != op.status:
+            found = "no order" if order is None else f"order {order.id} {order.status}"
+            return f"{_named(op)}: live ordered it {op.status}, replay made {found}"
+    elif isinstance(op, CreateBatch):
+        batch = await create_batch(repo, program=op.program, year=op.year, limit=op.count, by=op.by, now=op.at,
+                                   batch_id=op.batch_id)
+        if (batch.count, batch.control_sum_fen) != (op.count, op.control_sum_fen):
+            return (f"{_named(op)}: live held {op.count} orders ({op.control_sum_fen} fen), replay "
+                    f"{batch.count} ({batch.control_sum_fen} fen)")
+    elif isinstance(op, ApproveBatch):
+        await approve_batch(repo, op.batch_id, by=op.by, now=op.at)
+    elif isinstance(op, SendBatch):
+        document = await send_batch(repo, op.batch_id, payer=Payer(*op.payer), now=op.at)
+        if hashlib.sha256(document).hexdigest() != op.document_sha256:
+            return f"{_named(op)}: the pain.001 rebuilt is not the one sent (sha256 differs)"
+    else:
+        rows = await apply_bank_entries(repo, [step.entry(i) for i, step in enumerate(op.steps)], op.at,
+                                        statements=op.statements, event_id=lambda entry: op.steps[entry.index].event_id)
+        wrong = [f"{step.order_id} live {step.outcome} replay {outcome} ({note})"
+                 for step, (_entry, outcome, _order, note) in zip(op.steps, rows, strict=True) if outcome != step.outcome]
+        if wrong:
+            return f"{_named(op)}: {'; '.join(wrong[:3])}"
+    return None
+
+
+async def read_payees(live_payees: dict[str, datetime], *, source: str, database_url: str, intake_schema: str,
+                      bootstrap: str | None, namespace: str) -> tuple[dict[str, bytes], list[PayeeEvent]]:
+    """The payee events the live ledger handled, from intake's history (its outbox) or the broker."""
+    if source == "outbox":
+        return await read_payees_from_outbox(database_url, intake_schema, live_payees)
+    assert bootstrap
+    return await read_payees_from_broker(bootstrap, namespace + APPLICATIONS, live_payees)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,11 +289,12 @@ async def run_replay(
     namespace: str = "",
     live_schema: str = "ledger",
     eligibility_schema: str = "eligibility",
+    intake_schema: str = "intake",
     progress_every: int = 10_000,
     err: TextIO | None = None,
 ) -> ReplayReport:
     schema = schema or default_schema()
-    if not usable_scratch_schema(schema, live_schema, eligibility_schema):
+    if not usable_scratch_schema(schema, live_schema, eligibility_schema, intake_schema):
         raise ReplayError(f"not a usable scratch schema name: {schema!r}")
     err = err if err is not None else sys.stderr
     started = time.perf_counter()
@@ -206,6 +312,13 @@ async def run_replay(
             read = await read_from_broker(bootstrap, namespace + ASSESSMENTS, wanted)
         else:
             raise ReplayError(f"unknown source {source!r}")
+        payee_problems: list[str] = []
+        if live.pays:  # the payees, in the live order among the rest (a ledger that never paid has none to read)
+            payee_bodies, payees = await read_payees(live.payees_handled, source=source, database_url=database_url,
+                                                     intake_schema=intake_schema, bootstrap=bootstrap,
+                                                     namespace=namespace)
+            payee_problems = place_payees(live.plan, payees)
+            read.wanted.update(payee_bodies)
         read_seconds = time.perf_counter() - started
         print(f"replay: {read.total} assessments read from the {source}, {len(live.ops)} operations to apply "
               f"into {schema}", file=err, flush=True)
@@ -222,10 +335,11 @@ async def run_replay(
         async with make_sessionmaker(scratch_engine)() as session:
             replayed = await read_state(session)
         differences = compare_states(live.state, replayed)
-        problems = applied.problems(source)
+        problems = [*live.plan.problems, *payee_problems, *applied.problems(source)]
         return ReplayReport(
             equal=not differences and not problems, schema=schema, source=source, ops=applied.applied,
             assessments=applied.assessments, revocations=applied.revocations, reviews=applied.reviews,
+            payment_steps=applied.payment_steps,
             history_assessments=read.total,
             not_decided_live=len(set(read.others)), differences=differences, problems=problems,
             read_seconds=read_seconds, apply_seconds=applied.seconds, total_seconds=time.perf_counter() - started,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -14,12 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.ledger.journal.domain import pool_account
 from services.ledger.replay.domain import (
+    PAYMENT_TYPES,
     STATE_COLUMNS,
+    HistoryRow,
     LiveSnapshot,
+    PayeeEvent,
     ReplayError,
     SourceRead,
     State,
-    ops_from_history,
+    plan_history,
 )
 from services.ledger.repository import SqlLedgerRepository, stored_draws
 from shared.db.engine import make_engine
@@ -46,6 +50,15 @@ _STATE_QUERIES: dict[str, str] = {
                    "event_id::text, data::text, redecides FROM revocations",
     "reviews": "SELECT application_id, decision, held_fen, awarded_fen, reason, reviewed_by, reviewed_by_name, "
                "reviewed_at, journal_seq, event_id::text, data::text FROM reviews",
+    "payees": "SELECT application_id, applicant_id, partner_id, account_name, account_number, bank_code, updated_at, "
+              "event_id FROM payees",
+    "payment_orders": "SELECT id, application_id, partner_id, applicant_id, program, year, amount_fen, status, batch_id, "
+                      "reason_code, reason, finalized_event_id, updated_at FROM payment_orders",
+    "payment_batches": "SELECT id, status, program, year, count, control_sum_fen, created_by::text, created_at, "
+                       "approved_by::text, approved_at, sent_at, encode(sha256(document), 'hex') FROM payment_batches",
+    "payment_batch_items": "SELECT batch_id || ' ' || order_id, position, amount_fen, account_name, account_number, "
+                           "bank_code, status FROM payment_batch_items",
+    "payment_events": "SELECT id::text, type, envelope::text FROM outbox WHERE type LIKE 'payment.%'",
 }
 
 
@@ -68,22 +81,40 @@ def _draws(stored: Any) -> tuple[tuple[str, int], ...]:
     return tuple((pool_account(key), amount) for key, amount in stored_draws(stored))
 
 
+# The consumers whose inbox places payments in the live order (services.ledger.app's subscriptions).
+PAYEES_CONSUMER, FINALIZED_CONSUMER = "ledger.payees", "ledger.payments"
+_REPLAYED_TYPES = ("award.decided", "award.revoked", "award.reviewed", *PAYMENT_TYPES)
+
+
 async def read_live(maker: async_sessionmaker[AsyncSession]) -> LiveSnapshot:
     """From one snapshot of the live ledger: the operations in the order it applied them (its
-    decisions, revocations and reviews), the
-    assessment event ids it dead-lettered, and its state."""
+    decisions, revocations, reviews and payment steps), the assessment event ids it dead-lettered,
+    its state, and when it handled each payee event (its inbox)."""
     async with maker() as session, snapshot(session):
         rows = await session.execute(text(
-            "SELECT o.type, o.envelope->>'causation_id', CASE WHEN o.type IN ('award.revoked', 'award.reviewed') "
-            "THEN o.envelope::text END, r.redecides FROM outbox o LEFT JOIN revocations r ON r.event_id = o.id "
-            "WHERE o.type IN ('award.decided', 'award.revoked', 'award.reviewed') ORDER BY o.seq"))
-        ops = ops_from_history((r[0], r[1], r[2], r[3]) for r in rows)
+            "SELECT o.seq, o.type, o.envelope->>'causation_id', CASE WHEN o.type <> 'award.decided' "
+            "THEN o.envelope::text END, r.redecides, o.created_at FROM outbox o "
+            "LEFT JOIN revocations r ON r.event_id = o.id WHERE o.type = ANY(CAST(:types AS text[])) ORDER BY o.seq"),
+            {"types": list(_REPLAYED_TYPES)})
+        history = [HistoryRow(*r) for r in rows]
+        pays = bool(await session.scalar(text(
+            "SELECT EXISTS (SELECT 1 FROM payees) OR EXISTS (SELECT 1 FROM payment_orders)")))
+        finalized: set[str] = set()
+        handled: dict[str, Any] = {}
+        if pays:
+            finalized = set((await session.execute(text(
+                "SELECT event_id::text FROM inbox WHERE consumer = :c UNION SELECT finalized_event_id FROM "
+                "payment_orders"), {"c": FINALIZED_CONSUMER})).scalars())
+            handled = {r[0]: r[1] for r in await session.execute(text(
+                "SELECT event_id::text, handled_at FROM inbox WHERE consumer = :c"), {"c": PAYEES_CONSUMER})}
+        plan = plan_history(history, finalized)
+        del history
         dead = await session.execute(text(
             "SELECT envelope->>'causation_id' FROM outbox WHERE type = 'event.dead_lettered' "
             "AND envelope->>'causation_id' IS NOT NULL"))
         dead_lettered = {r[0] for r in dead}
         state = await read_state(session)
-    return LiveSnapshot(ops, dead_lettered, state)
+    return LiveSnapshot(plan, dead_lettered, state, handled, pays)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,13 +141,79 @@ async def read_from_outbox(database_url: str, schema: str, wanted_ids: set[str])
     return out
 
 
+_PAYEE_TYPES = frozenset({"application.received", "payee.updated"})
+
+
+def _payee_event(env: Any) -> str | None:
+    """The application a payee event is for, or None for any other event (or a receipt without a payee)."""
+    if not isinstance(env, dict) or env.get("type") not in _PAYEE_TYPES:
+        return None
+    data = env.get("data")
+    if not isinstance(data, dict) or not data.get("payee") or not isinstance(data.get("application_id"), str):
+        return None
+    return str(data["application_id"])
+
+
+async def read_payees_from_outbox(database_url: str, schema: str, handled: dict[str, Any]) -> tuple[
+        dict[str, bytes], list[PayeeEvent]]:
+    """The payee events intake published (its outbox), oldest first, that the live ledger handled."""
+    engine = make_engine(database_url, schema, pool_size=1)
+    bodies: dict[str, bytes] = {}
+    events: list[PayeeEvent] = []
+    try:
+        async with engine.connect() as conn:
+            exists = await conn.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": f'"{schema}".outbox'})
+            if not exists:
+                raise ReplayError(f"no outbox table in schema {schema!r}")
+            result = await conn.stream(text(
+                "SELECT id::text, subject, envelope::text FROM outbox WHERE type = 'payee.updated' OR "
+                "(type = 'application.received' AND jsonb_typeof(envelope->'data'->'payee') = 'object') ORDER BY seq"))
+            async for partition in result.partitions(2000):
+                for event_id, subject, envelope in partition:
+                    if event_id in handled and event_id not in bodies:
+                        bodies[event_id] = envelope.encode()
+                        events.append(PayeeEvent(event_id, subject, handled[event_id]))
+    finally:
+        await engine.dispose()
+    return bodies, events
+
+
+async def read_payees_from_broker(bootstrap: str, topic: str, handled: dict[str, Any]) -> tuple[
+        dict[str, bytes], list[PayeeEvent]]:
+    """The payee events on the applications topic, from the beginning, that the live ledger handled."""
+    bodies: dict[str, bytes] = {}
+    events: list[PayeeEvent] = []
+
+    def keep(env: Any, raw: bytes) -> None:
+        application_id = _payee_event(env)
+        event_id = str(env.get("id")) if application_id is not None else None
+        if event_id is not None and application_id is not None and event_id in handled and event_id not in bodies:
+            bodies[event_id] = raw
+            events.append(PayeeEvent(event_id, application_id, handled[event_id]))
+
+    await _read_topic(bootstrap, topic, keep)
+    return bodies, events
+
+
 async def read_from_broker(bootstrap: str, topic: str, wanted_ids: set[str], timeout_s: float = 30.0) -> SourceRead:
     """Every partition of the assessments topic from the beginning up to the end offsets seen at the start."""
+    out = SourceRead({})
+
+    def keep(env: Any, raw: bytes) -> None:
+        if isinstance(env, dict) and env.get("type") == "application.assessed" and "id" in env:
+            out.keep(wanted_ids, raw, str(env["id"]))
+
+    await _read_topic(bootstrap, topic, keep, timeout_s)
+    return out
+
+
+async def _read_topic(bootstrap: str, topic: str, keep: Callable[[Any, bytes], None], timeout_s: float = 30.0) -> None:
+    """Every record of every partition of `topic`, from the beginning up to the end offsets seen at
+    the start, to `keep(envelope as parsed or None, raw bytes)`."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)
-    out = SourceRead({})
     try:
         await consumer.start()
         partitions = consumer.partitions_for_topic(topic)
@@ -148,14 +245,11 @@ async def read_from_broker(bootstrap: str, topic: str, wanted_ids: set[str], tim
                     raw = record.value or b""
                     try:
                         env = orjson.loads(raw)
-                        event_id = str(env["id"]) if env.get("type") == "application.assessed" else None
-                    except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError):
-                        event_id = None
-                    if event_id is not None:
-                        out.keep(wanted_ids, raw, event_id)
+                    except orjson.JSONDecodeError:
+                        env = None
+                    keep(env, raw)
     finally:
         await consumer.stop()
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
