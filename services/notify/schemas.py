@@ -66,7 +66,7 @@ h1 { font-size: 1.6rem; margin-bottom: .2rem; }
 h2 { font-size: 1.2rem; }
 p.lede { color: #333; margin-top: 0; max-width: 60rem; }
 form.filters { display: flex; flex-wrap: wrap; gap: .4rem 1rem; align-items: center; margin: 1rem 0; padding: .6rem .8rem; background: #f3f3f3; border: 1px solid #ccc; }
-form.filters select { font: inherit; }
+form.filters select { font: inherit; max-width: 28rem; }
 table { border-collapse: collapse; width: 100%; margin-top: 1rem; }
 caption { text-align: left; font-weight: bold; padding: .3rem 0; }
 th, td { border: 1px solid #bbb; padding: .45rem .6rem; text-align: left; vertical-align: top; }
@@ -82,6 +82,7 @@ td.published, td.notice-ends { white-space: nowrap; font-variant-numeric: tabula
 .badge.final { background: #1b5e20; color: #fff; }
 .badge.running { background: #fff4e0; color: #6b3f00; border: 1px solid #8a5300; }
 tr.final td, tr.final th { background: #f1f8f1; }
+td.objections { min-width: 12rem; }
 td.objections details { margin-top: .3rem; }
 form.objection label { display: block; margin-top: .4rem; }
 form.objection input, form.objection textarea { width: 100%; box-sizing: border-box; font: inherit; }

@@ -87,7 +87,7 @@ def _status_cell(item: Mapping[str, Any], now: datetime) -> str:
     status = str(item.get("status", ""))
     if status == "final":
         when = item.get("finalized_at")
-        since = f'<small>确定于 {_time(when)} {_en("final since")}</small>' if when else ""
+        since = f'<small>确定于 {_en("final since")} {_time(when)}</small>' if when else ""
         return f'<td class="status"><strong class="badge final">✓ {_e(STATUS_TEXT["final"])}</strong>{since}</td>'
     ended = "" if takes_objections(item, now) else (
         f'<small>公示期满，待确定 {_en("notice ended, not yet final")}</small>'
