@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from services.ledger.api import router
 from services.ledger.dashboard.api import router as dashboard_router
 from services.ledger.deps import LedgerContext
+from services.ledger.exports.api import router as exports_router
 from services.ledger.handlers import decide_awards, revoke_on_upheld_objection
 from services.ledger.payments.api import router as payments_router
 from services.ledger.payments.handlers import keep_payee, order_payment
@@ -67,7 +68,7 @@ def subscriptions(ctx: LedgerContext) -> Sequence[Subscription]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
-        "ledger", LedgerContext, routers=[router, reviews_router, payments_router, dashboard_router], subscriptions=subscriptions, settings=settings,
+        "ledger", LedgerContext, routers=[router, reviews_router, payments_router, exports_router, dashboard_router], subscriptions=subscriptions, settings=settings,
         description="Decides awards against caps and the overlap rule, holds awards for review (核定); "
                     "double-entry, hash-chained journal.",
     )
