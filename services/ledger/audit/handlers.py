@@ -31,6 +31,7 @@ from services.ledger.audit.domain import (
     split_totals,
     starting_point,
 )
+from services.ledger.audit.payments import payment_problem, with_payment_problem
 from services.ledger.journal.domain import JournalAudit, JournalHead
 
 
@@ -102,6 +103,9 @@ async def run_verify(repo: AuditRepository, *, incremental: bool = False,
             mismatches.append(line)
 
     out = report(result, mismatches, broken, start=JournalHead(start.seq, start.hash) if incremental else None)
+    payments = await payment_problem(repo, page_size)  # every payment order against the journal (audit.payments)
+    if payments is not None:
+        out = with_payment_problem(out, payments)
     intact = bool(out["ok"])
     return Verification(out, Checkpoint.of(audit, result, from_genesis=start.seq == 0) if intact else None,
                         max((c.seq for c in checkpoints), default=None))
