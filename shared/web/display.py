@@ -40,6 +40,7 @@ STATUSES: dict[str, str] = {
     "ineligible": "不符合条件",
     "pending_review": "待核定",
     "revoked": "已撤销",
+    "live": "有效",  # an award neither held, rejected nor revoked (/v1/awards)
     "announced": "公示中",
     "published": "公示中",
     "withdrawn": "已撤回",

@@ -49,10 +49,10 @@ def test_a_csv_has_a_bom_both_headers_and_two_decimal_amounts() -> None:
     rows = [award(1, 30_000_000_00), award(2, 5, name="=cmd|' /C calc'!A0"), award(3, 1, name="-2+3")]
     content = csv_header(AWARD_COLUMNS) + csv_lines(AWARD_COLUMNS, rows)
     header, data = csv_rows(content)
-    assert header[column(header, "Amount")] == "金额（元） Amount (CNY)"
-    assert [r[column(header, "Amount")] for r in data] == ["30000000.00", "0.05", "0.01"]
+    assert header[column(header, "Amount (CNY)")] == "金额（元） Amount (CNY)"
+    assert [r[column(header, "Amount (CNY)")] for r in data] == ["30000000.00", "0.05", "0.01"]
     assert data[1][1].startswith("'=") and data[2][1] == "'-2+3", "formula-looking text is defused"
-    assert yuan_sum(r[column(header, "Amount")] for r in data) == Decimal("30000000.06")
+    assert yuan_sum(r[column(header, "Amount (CNY)")] for r in data) == Decimal("30000000.06")
 
 
 def test_balances_columns_have_four_money_columns() -> None:
