@@ -18,7 +18,9 @@ and posted = amount always. An order's amount edited by a fen, or its status fli
 of these. Per beneficiary, the sum of its settled orders must equal what the payment_settled
 entries of its orders put on `paid:<beneficiary>`.
 
-What it does not see: a payment entry of an application that has no order row at all (the rows
+What it does not see: a flip among awaiting_payee, ready and failed (readiness and a payee moves no
+money, so the journal has no entry for them; grantline-replay compares the orders themselves), and a
+payment entry of an application that has no order row at all (the rows
 are found from the orders, through the journal's application index, not by scanning the journal).
 """
 
