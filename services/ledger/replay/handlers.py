@@ -125,6 +125,9 @@ async def _apply_history(
                     if event is not None:
                         pending.append(event)
                     continue
+                if isinstance(op, KeepPayee):  # touches no pool, award or journal: the decisions need not wait
+                    await _pay(session, op, bodies, result)
+                    continue
                 await _decide(session, pending, result)
                 pending = []
                 if isinstance(op, Revoke):
