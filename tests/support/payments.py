@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from aiokafka import AIOKafkaProducer
 from lxml import etree
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ledger.app import finalized_subscription, payees_subscription
+from services.ledger.payments import documents
+from services.ledger.payments.domain import BatchItem, Payer
 from shared.config.settings import Settings
 from shared.contracts.envelope import Event, new_event
 from shared.contracts.events import AwardFinalized, Payee, PayeeUpdated, new_typed_event
@@ -101,3 +104,22 @@ async def publish_applications(settings: Settings, intake: async_sessionmaker[As
         await producer.flush()
     finally:
         await producer.stop()
+
+
+def batch_items(n: int, names: Sequence[str] = ("上海某某生物科技有限公司",)) -> list[BatchItem]:
+    """n batch items with distinct order ids and amounts, payee names taken in turn from `names`."""
+    return [BatchItem(f"pay_{i:020x}", f"app_{i}", "91310115MA1H7G0L0C", 100_000 + 7 * i, names[i % len(names)],
+                      f"3105016139360{i:07d}", "105290061012") for i in range(n)]
+
+
+def pain001_of(batch_id: str, items: Sequence[BatchItem], payer: Payer, created_at: datetime) -> Any:
+    """The pain.001 message object pain001_document renders (for comparing writers)."""
+    captured: list[Any] = []
+
+    def keep(document: Any, namespace: str) -> bytes:
+        captured.append(document)
+        return b""
+
+    with patch.object(documents, "render", keep):
+        documents.pain001_document(batch_id, items, payer, created_at)
+    return captured[0]

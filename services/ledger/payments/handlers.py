@@ -4,6 +4,7 @@ id is the entry's event id (the package docs say why)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import uuid
@@ -17,7 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.ledger.handlers import SOURCE
 from services.ledger.journal.domain import JournalEntry, JournalHead, Posting, build_entry
 from services.ledger.payments import domain as d
-from services.ledger.payments.documents import STATEMENTS, STATUS_REPORTS, DocumentProblem, DocumentReader
+from services.ledger.payments.documents import (
+    STATEMENTS,
+    STATUS_REPORTS,
+    DocumentProblem,
+    DocumentReader,
+    Header,
+)
 from services.ledger.payments.domain import (
     AWAITING_PAYEE,
     BATCH_APPROVED,
@@ -263,6 +270,20 @@ class ImportResult:
     outcomes: dict[str, int]
 
 
+def check_document(body: bytes, accepted: Sequence[str]) -> tuple[Header, int, set[str]]:
+    """The checked read of a whole document: its header, its number of entries and the EndToEndIds
+    it names (DocumentProblem when anything is wrong)."""
+    reader = DocumentReader(body, accepted)
+    ids: set[str] = set()
+    count = 0
+    for entry in reader.entries():
+        count += 1
+        if entry.end_to_end_id is not None:
+            ids.add(entry.end_to_end_id)
+    assert reader.header is not None
+    return reader.header, count, ids
+
+
 def _unprocessable(problem: DocumentProblem) -> ValidationFailed:
     return ValidationFailed(f"{problem.path}: {problem.detail}", errors=[FieldProblem(problem.path, problem.detail)])
 
@@ -280,18 +301,11 @@ async def import_bank_document(maker: async_sessionmaker[AsyncSession], body: by
         async with maker() as session:
             outcomes = await SqlPaymentRepository(session).outcome_counts(sha256)
         return ImportResult(sha256, known.kind, known.msg_id, known.entries, True, outcomes)
-    reader = DocumentReader(body, accepted)
-    ids: set[str] = set()
-    count = 0
     try:
-        for entry in reader.entries():
-            count += 1
-            if entry.end_to_end_id is not None:
-                ids.add(entry.end_to_end_id)
+        # Seconds of CPU for a large statement: off the event loop, so the service goes on answering.
+        header, count, ids = await asyncio.to_thread(check_document, body, accepted)
     except DocumentProblem as problem:
         raise _unprocessable(problem) from None
-    header = reader.header
-    assert header is not None
     async with maker() as session, session.begin():
         repo = SqlPaymentRepository(session)
         if header.original_msg_id is not None:
@@ -309,7 +323,7 @@ async def import_bank_document(maker: async_sessionmaker[AsyncSession], body: by
     applied = doc.applied if doc is not None else 0
     pending: list[BankEntry] = []
     seen = 0
-    for entry in DocumentReader(body, accepted).entries():
+    for entry in DocumentReader(body, accepted, checked=False).entries():  # the same bytes, checked above
         seen += 1
         if seen <= applied:
             continue
