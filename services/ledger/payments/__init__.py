@@ -20,12 +20,13 @@ ordered), `transit:<order_id>` (sent to the bank), `paid:<beneficiary>` (settled
 paid), `payment_failed` and `payment_returned` (transit → order), `payment_cancelled` (order →
 payable:B, before a revocation of an award not yet sent). No payment entry touches a pool.
 
-Replay (services.ledger.replay) does NOT yet rebuild payments: a ledger that has paid will not
-replay equal. What is prepared for it: every money step is a `payment.*` event in the ledger's own
-outbox whose id is the step's journal event id and whose `at` is its recorded time, so the
-history can drive the same handlers. What no event carries (batches created or approved but never
-sent, who created and approved them, the bank's documents and their unmatched entries) would not
-be replayed or compared; a cancellation (revocation of an unsent order) publishes no event yet.
+Replay (services.ledger.replay) rebuilds payments through these same handlers, in the order the
+live ledger applied them: payees from intake's history, orders from the ledger's own
+`payment.ordered` events, batches from `payment.batch_created` / `.batch_approved` /
+`.batch_sent` (who, when, the payer and the pain.001's hash, so the document comes out
+byte-identical), bank steps from `payment.settled` / `.returned` / `.failed`, cancellations from
+`award.revoked`. The bank's documents themselves are not kept, so their unmatched entries are not
+compared; the steps they caused are.
 
 The rooms: `domain` (statuses, masking, postings, pure), `documents` (the ISO 20022 codec:
 pain.001 built, pain.002 / camt parsed and validated, with pyiso20022's message classes),
