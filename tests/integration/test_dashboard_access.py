@@ -102,7 +102,7 @@ async def test_the_dashboard_shows_pools_decisions_and_escapes_every_value(
     html = resp.text
     assert HOSTILE not in html and "&lt;script&gt;alert(1)&lt;/script&gt;上海某某生物" in html
     assert "R-0&lt;b&gt;" in html and "<b>" not in html
-    assert "GT-EQUITY/beneficiary-year" in html and 'title="8000000.00 元"' in html and ">800万<" in html
+    assert "GT-EQUITY/beneficiary-year" in html and 'title="8,000,000.00元"' in html and ">800万元<" in html
     assert "80.0%" in html and all(app in html for app in ledger[1])
     other = await client.get("/dashboard", params={"beneficiary": "nobody"})
     assert ledger[1][0] not in other.text, "the beneficiary filter applies"

@@ -14,16 +14,22 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from services.ledger.dashboard import schemas as page
+from services.ledger.dashboard.charts import call_budget_chart, pool_usage_chart, program_months_chart
 from services.ledger.dashboard.domain import (
     COOKIE_NAME,
     DASHBOARD_ROLES,
     SESSION_LABEL,
     Abilities,
     LiveCursor,
+    cursor_int,
+    cursor_text,
     filters_of,
     reason_accepted,
+    search_of,
 )
 from services.ledger.dashboard.handlers import (
+    PAGE_ROWS,
+    Paging,
     load_changes,
     load_page,
     review_from_dashboard,
@@ -31,6 +37,8 @@ from services.ledger.dashboard.handlers import (
 )
 from services.ledger.dashboard.repository import DashboardRepository
 from services.ledger.deps import ContextDep
+from services.ledger.exports.api import EXPORT_ROLES, export_response
+from services.ledger.exports.domain import EXPORTS, FORMATS, ExportQuery
 from services.ledger.repository import SqlLedgerRepository
 from services.ledger.reviews.domain import APPROVE, REJECT
 from services.ledger.reviews.repository import SqlReviewRepository
@@ -69,16 +77,41 @@ def _shown_filters(request: Request) -> dict[str, Any]:
     return {"year": f.year, "program": f.program, "beneficiary": f.beneficiary}
 
 
+def _paging(q: Any) -> Paging:
+    batches = cursor_text(q, "batches_before")
+    stamp, _, batch_id = (batches or "").partition("|")
+    try:
+        batches_before = (datetime.fromisoformat(stamp).isoformat(), batch_id) if batches and batch_id else None
+    except ValueError:
+        batches_before = None
+    return Paging(reviews_after=cursor_int(q, "reviews_after"), pools_after=cursor_text(q, "pools_after"),
+                  decisions_before=cursor_int(q, "decisions_before"),
+                  revocations_before=cursor_int(q, "revocations_before"), batches_before=batches_before,
+                  orders_after=cursor_text(q, "orders_after"), applicants_after=cursor_text(q, "applicants_after"))
+
+
+# What a page link carries on: the filters, the search and each table's cursor.
+_KEPT = ("year", "program", "beneficiary", "q", "rows", "reviews_after", "pools_after", "decisions_before",
+         "revocations_before", "batches_before", "orders_after", "applicants_after")
+
+
 @router.get("/dashboard", response_class=HTMLResponse)
 async def dashboard(request: Request, ctx: ContextDep) -> Response:
     signed = await _signed_in(request)
     if signed is None:
         return _html(page.render_login())
     session, can = signed
-    filters = filters_of(request.query_params)
-    async with ctx.snapshot() as db:
-        loaded = await load_page(DashboardRepository(db), filters, activity=can.sees_activity)
     q = request.query_params
+    filters, search = filters_of(q), search_of(q)
+    async with ctx.snapshot() as db:
+        loaded = await load_page(DashboardRepository(db), filters, activity=can.sees_activity,
+                                 ledger=can.sees_ledger, payments=can.sees_payments, paging=_paging(q),
+                                 search=search, limit=min(max(cursor_int(q, "rows") or PAGE_ROWS, 1), 200))
+    charts = None
+    if loaded.charts is not None:
+        c = loaded.charts
+        charts = {"pools": pool_usage_chart(c.usage, c.year), "programs": program_months_chart(c.months),
+                  "calls": call_budget_chart(c.calls)}
     return _html(page.render_dashboard(
         pools=[page.pool_row(p) for p in loaded.pools], decisions=[page.decision_row(r) for r in loaded.decisions],
         revocations=[page.revocation_row(r) for r in loaded.revocations], filters=_shown_filters(request),
@@ -86,7 +119,33 @@ async def dashboard(request: Request, ctx: ContextDep) -> Response:
         cursor=str(loaded.cursor), notice=q.get("notice"), notice_app=(q.get("app") or "")[:100] or None,
         holds=[page.hold_row(h) for h in loaded.holds], who=who_label(can.principal), can_revoke=can.revokes,
         can_review=can.reviews, sees_activity=can.sees_activity, nav=staff_nav(ctx.settings, "ledger"),
+        charts=charts, chart_year=loaded.charts.year if loaded.charts else None,
+        batches=[page.batch_row(b) for b in loaded.batches], orders=[page.order_row(o) for o in loaded.orders],
+        applicants=[page.applicant_row(a) for a in loaded.applicants], search=search, next_cursors=loaded.next,
+        query={k: q[k] for k in _KEPT if q.get(k)}, sees_ledger=can.sees_ledger, sees_payments=can.sees_payments,
+        exports_payments=can.exports_payments,
     ))
+
+
+@router.get("/dashboard/exports/{name}")
+async def export(request: Request, name: str, ctx: ContextDep) -> Response:
+    """The exports of /v1/exports for a signed-in staff member (the dashboard's links): the same
+    files, the same roles, the page's filters."""
+    signed = await _signed_in(request)
+    if signed is None:
+        return _html(page.render_login("Sign in to download an export."), status_code=401)
+    _, can = signed
+    export, _, fmt = name.partition(".")
+    if export not in EXPORTS or fmt not in FORMATS:
+        return _html(page.render_message("No such export", "Exports: awards, payments, balances; .xlsx or .csv."),
+                     status_code=404)
+    if can.principal.roles.isdisjoint(EXPORT_ROLES[export]):  # type: ignore[index]
+        return _html(page.render_message("Not exported", f"The {export} export needs one of the roles "
+                                                         f"{', '.join(EXPORT_ROLES[export])}."),  # type: ignore[index]
+                     status_code=403)
+    query = ExportQuery(filters_of(request.query_params),
+                        full_accounts="payment_officer" in can.principal.roles)
+    return await export_response(ctx, export, fmt, query)  # type: ignore[arg-type]
 
 
 @router.get("/dashboard/app.js")

@@ -28,7 +28,7 @@ SESSION_LABEL = b"grantline.ledger.dashboard.session.v2"  # what the dashboard's
 # Who may do what here
 # ---------------------------------------------------------------------------------------------
 
-DASHBOARD_ROLES: tuple[Role, ...] = ("operator", "reviewer", "auditor")  # who signs in
+DASHBOARD_ROLES: tuple[Role, ...] = ("operator", "reviewer", "auditor", "payment_officer")  # who signs in
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,22 @@ class Abilities:
     def sees_activity(self) -> bool:
         """Recent decisions and revocations (the ledger's lists are operators' and auditors')."""
         return not self.principal.roles.isdisjoint({"operator", "auditor"})
+
+    @property
+    def sees_ledger(self) -> bool:
+        """The review queue and the pools (and their exports): the readers of /v1/balances and
+        /v1/reviews. A payment officer who holds no other role sees the charts and the payments."""
+        return not self.principal.roles.isdisjoint({"operator", "reviewer", "auditor"})
+
+    @property
+    def sees_payments(self) -> bool:
+        """Payment batches and orders (the readers of /v1/payment-orders)."""
+        return not self.principal.roles.isdisjoint({"payment_officer", "operator", "auditor"})
+
+    @property
+    def exports_payments(self) -> bool:
+        """The payments export is payment officers' and auditors' (CONTRACT.md, "Exports")."""
+        return not self.principal.roles.isdisjoint({"payment_officer", "auditor"})
 
     @property
     def revokes(self) -> bool:
@@ -70,6 +86,27 @@ def filters_of(query: Mapping[str, str]) -> ListFilter:
         program=(query.get("program") or "").replace("\x00", "").strip()[:40] or None,
         beneficiary=(query.get("beneficiary") or "").replace("\x00", "").strip()[:40] or None,
     )
+
+
+def search_of(query: Mapping[str, str]) -> str | None:
+    """The applicant search (a name, part of one, or a code), trimmed and bounded; None for none."""
+    q = (query.get("q") or "").replace("\x00", "").strip()[:60]
+    return q or None
+
+
+def like_pattern(q: str) -> str:
+    """`q` as an ILIKE pattern matching it anywhere, its own wildcards taken literally."""
+    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def cursor_int(query: Mapping[str, str], name: str) -> int | None:
+    value = query.get(name, "")
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
+
+
+def cursor_text(query: Mapping[str, str], name: str) -> str | None:
+    value = (query.get(name) or "").replace("\x00", "")[:200]
+    return value or None
 
 
 def reason_accepted(reason: str) -> bool:
@@ -159,3 +196,78 @@ def accounts_of(draws: Any) -> list[str]:
         elif isinstance(d, dict) and "account" in d:  # award rows: {"account", "amount"}
             out.append(str(d["account"]))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Charts, payments, search results
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolUsage:
+    """One pool (by name) in one year: its instances summed."""
+
+    pool: str
+    year: int | None  # None: per-subject pools, which have no year
+    instances: int
+    cap_fen: int
+    committed_fen: int
+    held_fen: int
+
+
+@dataclass(frozen=True)
+class ProgramMonth:
+    """What a program committed (awards live or held, by decision month) and paid (settled, by
+    settlement month) in one month, Beijing time (`2024-06`)."""
+
+    program: str
+    month: str
+    committed_fen: int
+    paid_fen: int
+
+
+@dataclass(frozen=True)
+class CallBudget:
+    call_id: str
+    year: int | None
+    program: str | None
+    cap_fen: int
+    committed_fen: int
+    held_fen: int
+
+
+@dataclass(frozen=True)
+class BatchLine:
+    id: str
+    status: str
+    program: str | None
+    year: int | None
+    count: int
+    control_sum_fen: int
+    created_by: dict[str, str]
+    approved_by: dict[str, str] | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    id: str
+    application_id: str
+    applicant_id: str
+    name: str | None
+    program: str
+    year: int
+    amount_fen: int
+    status: str
+    batch_id: str | None
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class ApplicantHit:
+    """An applicant the search found: its code, latest name and how many decisions it has."""
+
+    beneficiary: str
+    name: str | None
+    decisions: int
