@@ -30,7 +30,15 @@ from shared.web.asyncapi import asyncapi_router
 from shared.web.auth import KeyCache
 from shared.web.context import ServiceContext
 from shared.web.deadletters import router as dead_letters_router
-from shared.web.edges import BodyReader, EdgeRefusal, RouteRules, has_body, security_headers, too_large
+from shared.web.edges import (
+    BodyReader,
+    EdgeRefusal,
+    RouteRules,
+    body_ceiling,
+    has_body,
+    security_headers,
+    too_large,
+)
 from shared.web.metrics import instrument
 from shared.web.problems import add_exception_handlers, problem_response
 from shared.web.ratelimit import RateLimiter
@@ -171,6 +179,7 @@ class RequestEdge:
         self.body_max_bytes = body_max_bytes
         self.docs_paths = frozenset(docs_paths)
         self.rules = RouteRules()
+        self.ceiling: int | None = None  # the largest body a route takes (shared.web.edges.body_ceiling)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -182,9 +191,11 @@ class RequestEdge:
         authenticated = "authorization" in headers or "cookie" in headers
         docs = scope["path"] in self.docs_paths
         try:
+            if self.ceiling is None:
+                self.ceiling = body_ceiling(scope.get("app"), self.body_max_bytes, self.rules)
             length = headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > self.body_max_bytes:
-                response = problem_response(too_large(self.body_max_bytes))
+            if length is not None and length.isdigit() and int(length) > self.ceiling:
+                response = problem_response(too_large(self.ceiling))
                 response.headers["Connection"] = "close"  # the body it announced is not read
 
                 async def send_refusal(message: Message) -> None:

@@ -2,7 +2,10 @@
 shared.web.app.create_service_app as one plain ASGI layer, RequestEdge there):
 
 * the body limit, counted while the body is read, chunked or not: the read that crosses
-  `body_max_bytes` ends the request with 413 (nothing past the limit is ever held);
+  `body_max_bytes` ends the request with 413 (nothing past the limit is ever held); a route that
+  takes larger documents says so with `body_limit(n)` among its dependencies (read like its role
+  requirement: `dependencies=[body_limit(10 * 1024 * 1024)]`), and its limit replaces the
+  service's for it, checked against a declared Content-Length before the body is read;
 * the gate in front of the body: the first time anything reads a request's body, the route it
   was routed to is authenticated and authorized first (its role dependencies, from
   shared.web.auth.require) and its media type checked (415), so a caller without a credential
@@ -23,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi import params as fastapi_params
 from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
@@ -116,10 +119,30 @@ def body_media_type(*accepted: str) -> Callable[[Request], Awaitable[None]]:
 # --- what a route asks of a request before its body ------------------------------------------
 
 
+class BodyLimit:
+    """The marker dependency of a route's own body limit (it does nothing when called: the edge
+    finds it among the route's dependencies and counts the body against it)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes <= 0:
+            raise ValueError("a body limit is a positive number of bytes")
+        self.max_bytes = max_bytes
+
+    async def __call__(self) -> None:
+        return None
+
+
+def body_limit(max_bytes: int) -> Any:
+    """`dependencies=[body_limit(10 * 1024 * 1024)]`: this route's bodies may be that large (more
+    or less than the service's `body_max_bytes`)."""
+    return Depends(BodyLimit(max_bytes))
+
+
 @dataclass(frozen=True)
 class RouteRule:
     roles: tuple[tuple[str, ...], ...]  # every role requirement among the route's dependencies
     media: tuple[str, ...]  # the media types its body may be sent as; () when the route checks itself
+    body_limit: int | None = None  # its own body limit (BodyLimit), else the service's
 
 
 _NO_RULE = RouteRule((), ())
@@ -129,11 +152,14 @@ def rule_of(route: Any) -> RouteRule:
     if not isinstance(route, APIRoute):
         return _NO_RULE
     roles: list[tuple[str, ...]] = []
+    limits: list[int] = []
     pending = list(route.dependant.dependencies)
     while pending:
         dependant = pending.pop()
         if isinstance(dependant.call, RoleRequirement):
             roles.append(dependant.call.roles)
+        elif isinstance(dependant.call, BodyLimit):
+            limits.append(dependant.call.max_bytes)
         pending.extend(dependant.dependencies)
     media: tuple[str, ...] = ()
     if route.body_field is not None:
@@ -144,7 +170,22 @@ def rule_of(route: Any) -> RouteRule:
         # is what it takes.
         content = ((route.openapi_extra or {}).get("requestBody") or {}).get("content") or {}
         media = tuple(str(kind) for kind in content)
-    return RouteRule(tuple(dict.fromkeys(roles)), media)
+    return RouteRule(tuple(dict.fromkeys(roles)), media, min(limits) if limits else None)
+
+
+def body_ceiling(app: Any, default: int, rules: RouteRules) -> int:
+    """The largest body any of `app`'s routes takes: what a declared Content-Length is refused
+    beyond before routing (each route's own limit is held at its gate)."""
+    limits = [default]
+    pending = list(getattr(app, "routes", ()))
+    while pending:
+        route = pending.pop()
+        included = getattr(route, "original_router", None)  # FastAPI keeps an included router whole
+        if included is not None:
+            pending.extend(included.routes)
+        elif (limit := rules.of(route).body_limit) is not None:
+            limits.append(limit)
+    return max(limits)
 
 
 class RouteRules:
@@ -161,11 +202,11 @@ class RouteRules:
         return rule
 
 
-async def check_before_body(scope: Scope, rules: RouteRules) -> None:
+async def check_before_body(scope: Scope, rules: RouteRules) -> RouteRule:
     """The gate: the routed route's credentials and media type, as the body is first read."""
     rule = rules.of(scope.get("route"))
     if not rule.roles and not rule.media:
-        return
+        return rule
     request = Request(scope)
     try:
         for roles in rule.roles:
@@ -174,6 +215,7 @@ async def check_before_body(scope: Scope, rules: RouteRules) -> None:
             require_media_type(request, *rule.media)
     except Problem as problem:
         raise EdgeRefusal(problem) from None
+    return rule
 
 
 class BodyReader:
@@ -197,7 +239,12 @@ class BodyReader:
         if not self._gated:
             self._gated = True
             try:
-                await check_before_body(self.scope, self.rules)
+                rule = await check_before_body(self.scope, self.rules)
+                if rule.body_limit is not None:
+                    self.limit = rule.body_limit
+                length = Headers(scope=self.scope).get("content-length")
+                if length is not None and length.isdigit() and int(length) > self.limit:
+                    raise EdgeRefusal(too_large(self.limit))  # declared too large: not one byte read
             except EdgeRefusal as refusal:
                 self._refusal = refusal
                 raise

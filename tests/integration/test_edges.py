@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import httpx
 import orjson
@@ -18,11 +19,14 @@ from services.intake.app import create_app as intake_app
 from services.ledger.app import create_app as ledger_app
 from services.notify.app import create_app as notify_app
 from shared.config.settings import Settings
+from shared.db.engine import make_engine, make_sessionmaker
 from tests.support.apps import running, running_services
 from tests.support.auth import OP, bearer
 from tests.support.edges import CountingBody
+from tests.support.ledger import known_staff
 from tests.support.policy import publish_sample_calls
 from tests.support.waiting import eventually
+from tools.bank_simulator import Initiation, Transfer, camt054_for
 from tools.samples import make_body
 
 pytestmark = pytest.mark.integration
@@ -245,3 +249,65 @@ async def test_a_partner_key_on_the_ledgers_staff_routes_is_403(settings: Settin
             assert_problem(r, 403)
             assert "www-authenticate" not in r.headers
         assert_problem(await clients["ledger"].get("/v1/journal", headers=bearer("glk_no-such-key")), 401)
+
+
+# --- a route's own body limit (shared.web.edges.body_limit): the bank's documents ------------------
+
+
+@pytest.fixture(scope="module")
+async def ledger_officer(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    engine = make_engine(settings.database_url, "ledger")
+    try:
+        officer = await known_staff(make_sessionmaker(engine), "钱七", "payment_officer")
+        async with running(ledger_app(settings)) as ledger:
+            yield ledger, {**officer, "Content-Type": "application/xml"}
+    finally:
+        await engine.dispose()
+
+
+def _statement_padded_to(size: int) -> bytes:
+    """A valid camt.054 (one entry for no order) followed by whitespace, `size` bytes in all."""
+    initiation = Initiation("bat_edges", "bat_edges", "0", (Transfer("pay_edges_nobody", Decimal("1.00"), "CNY"),))
+    camt = camt054_for(initiation, msg_id=f"EDGES-{uuid.uuid4().hex[:8]}")
+    return camt + b"\n" * (size - len(camt))
+
+
+async def test_a_9_mib_statement_passes_the_bank_routes_own_limit(
+    ledger_officer: tuple[httpx.AsyncClient, dict[str, str]], settings: Settings
+) -> None:
+    ledger, headers = ledger_officer
+    body = _statement_padded_to(9 * MB)
+    assert len(body) > settings.body_max_bytes
+    r = await ledger.post("/v1/bank/statements", content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["outcomes"] == {"unmatched": 1}
+
+
+@pytest.mark.parametrize("path", ["/v1/bank/statements", "/v1/bank/status-reports"])
+async def test_an_11_mib_bank_document_is_413_unread(
+    ledger_officer: tuple[httpx.AsyncClient, dict[str, str]], path: str
+) -> None:
+    ledger, headers = ledger_officer
+    r = await ledger.post(path, content=_statement_padded_to(11 * MB), headers=headers)
+    assert_problem(r, 413)
+    assert str(10 * MB) in r.json()["detail"]
+    assert r.headers["connection"] == "close"
+    chunked = CountingBody(total=200 * MB, chunk=64 * 1024)
+    r = await ledger.post(path, content=chunked.chunks(), headers=headers)
+    assert_problem(r, 413)
+    assert 10 * MB < chunked.sent <= 10 * MB + chunked.chunk
+
+
+async def test_the_ledgers_other_routes_keep_the_service_limit(
+    ledger_officer: tuple[httpx.AsyncClient, dict[str, str]], settings: Settings
+) -> None:
+    ledger, headers = ledger_officer
+    declared = await ledger.post("/v1/payment-batches", content=b" " * (settings.body_max_bytes + 1),
+                                 headers={**headers, "Content-Type": "application/json"})
+    assert_problem(declared, 413)
+    assert str(settings.body_max_bytes) in declared.json()["detail"]
+    chunked = CountingBody(total=10 * MB, chunk=16 * 1024)
+    r = await ledger.post("/v1/payment-batches", content=chunked.chunks(),
+                          headers={**headers, "Content-Type": "application/json"})
+    assert_problem(r, 413)
+    assert chunked.sent <= settings.body_max_bytes + chunked.chunk
