@@ -26,7 +26,7 @@ from services.ledger.schemas import Cursor, Limit
 from shared.kernel.cursors import next_page, page_after
 from shared.kernel.errors import NotFound, PayloadTooLarge
 from shared.web.auth import Principal, require
-from shared.web.deps import PaymentOfficerDep, XmlBodyDep, snapshot_of
+from shared.web.deps import JsonBodyDep, PaymentOfficerDep, XmlBodyDep, snapshot_of
 from shared.web.edges import XML_MEDIA, body_limit
 from shared.web.openapi import AUTHENTICATED, problems
 
@@ -59,8 +59,9 @@ async def payment_orders(principal: PaymentReaderDep, repo: PaymentSnapshotDep, 
     return OrderPage(items=[OrderView.of(o, full_account=full) for o in page], next_cursor=next_cursor)
 
 
-@router.post("/v1/payment-batches", status_code=201, response_model=BatchView, responses=problems(409, 422))
-async def new_batch(body: BatchRequest, principal: PaymentOfficerDep, ctx: ContextDep) -> BatchView:
+@router.post("/v1/payment-batches", status_code=201, response_model=BatchView,
+             responses=problems(400, 409, 415, 422))
+async def new_batch(body: BatchRequest, principal: PaymentOfficerDep, ctx: ContextDep, _: JsonBodyDep) -> BatchView:
     """Every ready order that matches (program, year; at most `limit`) and is in no other batch,
     with its count and control sum. 409 when none matches."""
     async with ctx.unit_of_work() as session:
