@@ -105,9 +105,9 @@ async def test_sign_in_watch_a_decision_arrive_and_revoke(
             pool_row = page.locator("table#pools tbody tr").first
             assert NAME in (await pool_row.locator("td.applicant").inner_text())
             assert "GT-EQUITY/beneficiary-year" in await pool_row.inner_text()
-            assert await pool_row.locator("td.committed").inner_text() == "400万"
-            assert await pool_row.locator("td.committed").get_attribute("title") == "4000000.00 元"
-            assert await pool_row.locator("td.cap").inner_text() == "1000万"
+            assert await pool_row.locator("td.committed").inner_text() == "400万元"
+            assert await pool_row.locator("td.committed").get_attribute("title") == "4,000,000.00元"
+            assert await pool_row.locator("td.cap").inner_text() == "1000万元"
             ARTIFACTS.mkdir(exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "dashboard-signed-in.png"), full_page=True)
 
@@ -118,9 +118,9 @@ async def test_sign_in_watch_a_decision_arrive_and_revoke(
             await _feed(kafka_bootstrap, topic_namespace, [second])
             row = page.locator(f"table#decisions tbody tr[data-app='{second['application_id']}']")
             await row.wait_for(timeout=20_000)
-            assert await row.locator("td.awarded").inner_text() == "250万"
+            assert await row.locator("td.awarded").inner_text() == "250万元"
             await page.wait_for_function(
-                "document.querySelector('table#pools tbody tr td.committed').textContent === '650万'"
+                "document.querySelector('table#pools tbody tr td.committed').textContent === '650万元'"
             )
             assert await page.evaluate("window.__notReloaded === true"), "the page did not reload"
             await page.screenshot(path=str(ARTIFACTS / "dashboard-live.png"), full_page=True)
@@ -133,7 +133,7 @@ async def test_sign_in_watch_a_decision_arrive_and_revoke(
             revoked = page.locator(f"table#revocations tbody tr[data-app='{second['application_id']}']")
             assert await revoked.locator("td.reason").inner_text() == "资料不实 <b>forged</b>"
             assert await revoked.locator("td.by").inner_text() == "operator:dashboard"
-            assert await page.locator("table#pools tbody tr td.committed").first.inner_text() == "400万"
+            assert await page.locator("table#pools tbody tr td.committed").first.inner_text() == "400万元"
             assert await page.evaluate("document.querySelectorAll('main img, main b').length") == 0
             await page.screenshot(path=str(ARTIFACTS / "dashboard-revoked.png"), full_page=True)
         finally:
@@ -177,8 +177,8 @@ async def test_a_reviewer_signs_in_with_a_staff_key_and_approves_a_reduced_amoun
             await page.goto(f"{ledger_url}/dashboard?beneficiary={ent}", wait_until="load")
             row = page.locator(f"table#reviews tbody tr[data-app='{held['application_id']}']")
             assert NAME in await row.locator("td.applicant").inner_text()
-            assert await row.locator("td.held").inner_text() == "3000万"
-            assert await row.locator("td.requested").inner_text() == "3000万"
+            assert await row.locator("td.held").inner_text() == "3000万元"
+            assert await row.locator("td.requested").inner_text() == "3000万元"
             await row.locator("details summary").click()
             assert "002 §一(三)" in await row.locator("td.rules").inner_text()
             ARTIFACTS.mkdir(exist_ok=True)
@@ -192,7 +192,7 @@ async def test_a_reviewer_signs_in_with_a_staff_key_and_approves_a_reduced_amoun
             assert "approved in part" in (await page.inner_text("#notice")).lower()
             assert await page.locator(f"table#reviews tbody tr[data-app='{held['application_id']}']").count() == 0
             committed = page.locator("table#pools tbody tr", has_text=ent).locator("td.committed")
-            assert [await c.inner_text() for c in await committed.all()] == ["2000万", "2000万"]
+            assert [await c.inner_text() for c in await committed.all()] == ["2000万元", "2000万元"]
             assert await page.evaluate("document.querySelectorAll('main img, main b').length") == 0
             await page.screenshot(path=str(ARTIFACTS / "dashboard-reviewed.png"), full_page=True)
         finally:

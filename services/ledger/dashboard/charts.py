@@ -55,30 +55,31 @@ def _empty(d: dw.Drawing, message: str) -> str:
 
 def pool_usage_chart(rows: Sequence[PoolUsage], year: int | None) -> str:
     """Every pool of `year` against its cap: one bar per pool (its instances summed: every
-    beneficiary's beneficiary-year pool, every subject's), committed over cap, held shaded."""
+    beneficiary's beneficiary-year pool, every subject's), committed over cap (green, orange from
+    80%, red when full), the part held for review in light blue."""
     shown = list(rows[:POOLS_MAX])
     label = f"额度使用 Pool utilisation {year or ''}".strip()
-    row_h, top, left, bar_w = 26, 8, 250, 300
+    row_h, top, left, bar_w = 34, 8, 230, 270
     d = _drawing(top * 2 + max(1, len(shown)) * row_h, label, "chart-pools")
     if not shown:
         return _empty(d, "No pools for this year · 本年度暂无额度")
     for i, p in enumerate(shown):
         y = top + i * row_h
         used = _pct(p.committed_fen, p.cap_fen)
-        name = p.pool + ("" if p.year is not None else " · 每事项 per subject")
-        d.append(dw.Text(name, 12, 0, y + 15))
-        d.append(dw.Text(f"×{p.instances}", 11, left - 34, y + 15, fill=GREY))
-        d.append(dw.Rectangle(left, y + 3, bar_w, 16, fill=TRACK, rx=2))
+        scope = "每事项 per subject" if p.year is None else f"{p.year}"
+        d.append(dw.Text(p.pool, 12, 0, y + 14))
+        d.append(dw.Text(f"{scope} · {p.instances} 个 pools", 10, 0, y + 27, fill=GREY))
+        d.append(dw.Rectangle(left, y + 4, bar_w, 16, fill=TRACK, rx=2))
         fill_w = bar_w * min(used, 100.0) / 100
         held_w = bar_w * min(_pct(p.held_fen, p.cap_fen), 100.0) / 100
-        bar = dw.Rectangle(left, y + 3, fill_w, 16, fill=_fill(used), rx=2, class_="used")
-        bar.append_title(f"{name}: 已用 committed {yuan(p.committed_fen)} / 上限 cap {yuan(p.cap_fen)} "
+        bar = dw.Rectangle(left, y + 4, fill_w, 16, fill=_fill(used), rx=2, class_="used")
+        bar.append_title(f"{p.pool} ({scope}): 已用 committed {yuan(p.committed_fen)} / 上限 cap {yuan(p.cap_fen)} "
                          f"({used:.1f}%), 冻结 held {yuan(p.held_fen)}")
         d.append(bar)
         if held_w:
-            d.append(dw.Rectangle(left + max(0.0, fill_w - held_w), y + 3, held_w, 16, fill=HELD, opacity=0.7))
+            d.append(dw.Rectangle(left + max(0.0, fill_w - held_w), y + 4, held_w, 16, fill=HELD, opacity=0.7))
         d.append(dw.Text(f"{wan_yuan(p.committed_fen)} / {wan_yuan(p.cap_fen)} · {used:.1f}%", 12,
-                         left + bar_w + 8, y + 15))
+                         left + bar_w + 8, y + 16))
     return _svg(d)
 
 
@@ -114,7 +115,7 @@ def program_months_chart(points: Sequence[ProgramMonth]) -> str:
     for t in range(5):
         fen = scale * t // 4
         d.append(dw.Line(left, y(fen), left + plot_w, y(fen), stroke="#ddd"))
-        d.append(dw.Text(wan_yuan(fen), 11, left - 6, y(fen) + 4, text_anchor="end", fill=GREY))
+        d.append(dw.Text(wan_yuan(fen) if fen else "0", 11, left - 6, y(fen) + 4, text_anchor="end", fill=GREY))
     step = max(1, len(months) // 8)
     for i, m in enumerate(months):
         if i % step == 0 or i == len(months) - 1:

@@ -191,10 +191,10 @@ class DashboardRepository(Repository):
         where: list[str] = ["true"]
         params: dict[str, Any] = {"n": limit}
         if filters.program is not None:
-            where.append("b.program = :program")
+            where.append("(b.program = :program OR b.program IS NULL)")  # a batch of every program may hold it
             params["program"] = filters.program
         if filters.year is not None:
-            where.append("b.year = :year")
+            where.append("(b.year = :year OR b.year IS NULL)")
             params["year"] = filters.year
         if before is not None:
             where.append("(b.created_at, b.id) < (CAST(:bt AS timestamptz), :bid)")
