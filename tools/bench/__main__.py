@@ -11,14 +11,16 @@ DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS are set, and measures:
 6. verify: the ledger's journal verified in full and from a checkpoint at 10^6 entries, vs hashing
    the same bytes alone (tools/bench/verify_bench.py);
 7. transparency: the 公示 log's appends and proofs at 10^6 leaves, vs hashing the same bytes alone
-   (tools/bench/transparency_bench.py).
+   (tools/bench/transparency_bench.py);
+8. payments: 20,000 orders batched and exported as pain.001 vs serialising the same XML alone, and a
+   20,000-entry camt.054 matched vs parsing it alone (tools/bench/payments_bench.py).
 
 Prints a table, then exactly one JSON line (the last line). Progress goes to stderr.
 
 Environment knobs: GRANTLINE_BENCH_SCALE (default 1: sizes and durations), GRANTLINE_BENCH_ONLY
-(comma list of intake,e2e,broker,ledger,replay,eligibility,verify,transparency), GRANTLINE_BENCH_CONCURRENCY (intake,
+(comma list of intake,e2e,broker,ledger,replay,eligibility,verify,transparency,payments), GRANTLINE_BENCH_CONCURRENCY (intake,
 32), GRANTLINE_BENCH_INTAKE_SECONDS, GRANTLINE_BENCH_E2E_N, GRANTLINE_BENCH_E2E_CONCURRENCY (32),
-GRANTLINE_BENCH_BROKER_N, GRANTLINE_BENCH_LEDGER_N, GRANTLINE_BENCH_VERIFY_N, GRANTLINE_BENCH_TLOG_N, GRANTLINE_BENCH_LOADGEN (auto|wrk|python),
+GRANTLINE_BENCH_BROKER_N, GRANTLINE_BENCH_LEDGER_N, GRANTLINE_BENCH_VERIFY_N, GRANTLINE_BENCH_TLOG_N, GRANTLINE_BENCH_PAYMENTS_N, GRANTLINE_BENCH_LOADGEN (auto|wrk|python),
 GRANTLINE_BENCH_PROFILE=DIR (py-spy profiles of the services, see bench/profiling.py),
 GRANTLINE_BENCH_KEEP_LOGS=DIR (copy the service logs there), GRANTLINE_BENCH_APP_TEMPLATE (what-if
 runs: the ASGI app per service, default services.{name}.app:app).
@@ -40,7 +42,7 @@ from typing import Any
 from tools.bench.report import Row, render_table
 from tools.bench.stack import Infra, _log
 
-SECTIONS = ("eligibility", "broker", "intake", "e2e", "replay", "ledger", "verify", "transparency")
+SECTIONS = ("eligibility", "broker", "intake", "e2e", "replay", "ledger", "verify", "transparency", "payments")
 
 REQUIRED_KEYS = (
     "intake_rps",
@@ -122,6 +124,13 @@ def rows(f: dict[str, Any]) -> list[Row]:
             f.get("tlog_proof_verify_per_s"), "proofs verified by a client/s"),
         Row("transparency: consistency proofs/s", f.get("tlog_consistency_proofs_per_s"), "/s"),
         Row("transparency: inclusion proof size", f.get("tlog_inclusion_proof_bytes"), "bytes"),
+        Row(f"payments: orders batched + exported as pain.001/s ({f.get('payments_n') or '?'})",
+            f.get("payments_orders_exported_per_s"), "/s", f.get("payments_serialise_alone_orders_per_s"),
+            "serialising the XML alone/s",
+            _ratio(f.get("payments_orders_exported_per_s"), f.get("payments_serialise_alone_orders_per_s"))),
+        Row("payments: camt.054 entries matched/s", f.get("payments_entries_matched_per_s"), "/s",
+            f.get("payments_parse_alone_entries_per_s"), "parsing the XML alone/s",
+            _ratio(f.get("payments_entries_matched_per_s"), f.get("payments_parse_alone_entries_per_s"))),
     ]
 
 
@@ -216,6 +225,15 @@ def main() -> int:
             return asyncio.run(run_transparency_bench(infra.create_database("bench_tlog"), n))
 
         section("transparency", transparency)
+
+        def payments() -> dict[str, Any]:
+            from tools.bench.common import env_int, scaled
+            from tools.bench.payments_bench import run_payments_bench
+
+            n = env_int("GRANTLINE_BENCH_PAYMENTS_N", scaled(20_000, minimum=500))
+            return asyncio.run(run_payments_bench(infra.create_database("bench_payments"), n))
+
+        section("payments", payments)
         if "replay" in chosen and figures.get("replay_events_per_s") is None and not any(
             n.startswith("replay") for n in notes
         ):
