@@ -13,12 +13,14 @@ DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS are set, and measures:
 7. transparency: the 公示 log's appends and proofs at 10^6 leaves, vs hashing the same bytes alone
    (tools/bench/transparency_bench.py);
 8. payments: 20,000 orders batched and exported as pain.001 vs serialising the same XML alone, and a
-   20,000-entry camt.054 matched vs parsing it alone (tools/bench/payments_bench.py).
+   20,000-entry camt.054 matched vs parsing it alone (tools/bench/payments_bench.py);
+9. exports: 100,000 award rows written as XLSX (constant memory) vs the same rows as CSV, and the
+   XLSX writer's memory growth (tools/bench/exports_bench.py).
 
 Prints a table, then exactly one JSON line (the last line). Progress goes to stderr.
 
 Environment knobs: GRANTLINE_BENCH_SCALE (default 1: sizes and durations), GRANTLINE_BENCH_ONLY
-(comma list of intake,e2e,broker,ledger,replay,eligibility,verify,transparency,payments), GRANTLINE_BENCH_CONCURRENCY (intake,
+(comma list of intake,e2e,broker,ledger,replay,eligibility,verify,transparency,payments,exports), GRANTLINE_BENCH_CONCURRENCY (intake,
 32), GRANTLINE_BENCH_INTAKE_SECONDS, GRANTLINE_BENCH_E2E_N, GRANTLINE_BENCH_E2E_CONCURRENCY (32),
 GRANTLINE_BENCH_BROKER_N, GRANTLINE_BENCH_LEDGER_N, GRANTLINE_BENCH_VERIFY_N, GRANTLINE_BENCH_TLOG_N, GRANTLINE_BENCH_PAYMENTS_N, GRANTLINE_BENCH_LOADGEN (auto|wrk|python),
 GRANTLINE_BENCH_PROFILE=DIR (py-spy profiles of the services, see bench/profiling.py),
@@ -42,7 +44,7 @@ from typing import Any
 from tools.bench.report import Row, render_table
 from tools.bench.stack import Infra, _log
 
-SECTIONS = ("eligibility", "broker", "intake", "e2e", "replay", "ledger", "verify", "transparency", "payments")
+SECTIONS = ("eligibility", "broker", "intake", "e2e", "replay", "ledger", "verify", "transparency", "payments", "exports")
 
 REQUIRED_KEYS = (
     "intake_rps",
@@ -131,6 +133,10 @@ def rows(f: dict[str, Any]) -> list[Row]:
         Row("payments: camt.054 entries matched/s", f.get("payments_entries_matched_per_s"), "/s",
             f.get("payments_parse_alone_entries_per_s"), "parsing the XML alone/s",
             _ratio(f.get("payments_entries_matched_per_s"), f.get("payments_parse_alone_entries_per_s"))),
+        Row(f"exports: XLSX rows/s ({f.get('exports_rows') or '?'} awards)", f.get("exports_xlsx_rows_per_s"), "/s",
+            f.get("exports_csv_rows_per_s"), "the same rows as CSV/s",
+            _ratio(f.get("exports_xlsx_rows_per_s"), f.get("exports_csv_rows_per_s"))),
+        Row("exports: RSS growth while writing the XLSX", f.get("exports_xlsx_rss_growth_mb"), "MB"),
     ]
 
 
@@ -169,6 +175,9 @@ def main() -> int:
         from tools.bench.eligibility_bench import run_eligibility_bench
 
         section("eligibility", run_eligibility_bench)  # pure CPU: before any server runs
+        from tools.bench.exports_bench import run_exports_bench
+
+        section("exports", run_exports_bench)  # pure CPU too
         if chosen - {"eligibility"}:
             infra.start()
             figures["broker"] = "embedded tansu" if infra.tansu_pidfile else "external"
