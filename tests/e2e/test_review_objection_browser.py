@@ -141,7 +141,7 @@ async def test_a_reviewer_approves_2000_wan_of_3000_wan_and_dismisses_an_objecti
                 await row.wait_for()
                 assert APPLICANT in await row.locator("td.applicant").inner_text()
                 assert (await row.locator("td.held").inner_text(), await row.locator("td.requested").inner_text()) == (
-                    "3000万", "3000万")
+                    "3000万元", "3000万元")
                 await _shot(desk, "1-review-queue")
                 await _act(desk, row.locator("form.approve"),
                            {"amount": "20000000.00", "reason": "专家评审核定：按产品阶段核定 2000万"}, "approved in part")

@@ -18,11 +18,15 @@ from shared.config.settings import Settings
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 SERVICES = ("intake", "eligibility", "ledger", "notify")
-SECRET_KEYS = {"DATABASE_URL", "GRANTLINE_OPERATOR_TOKEN", "GRANTLINE_AUDITOR_TOKEN", "GRANTLINE_WEBHOOK_SIGNING_KEY"}
+SECRET_KEYS = {"GRANTLINE_OPERATOR_TOKEN", "GRANTLINE_AUDITOR_TOKEN", "GRANTLINE_WEBHOOK_SIGNING_KEY",
+               "GRANTLINE_TRANSPARENCY_KEY"}
+# One DSN per database role (README "Database roles"): each service reads only its own.
+DB_KEYS = {"ADMIN_DATABASE_URL", "MIGRATION_DATABASE_URL",
+           *(f"{s.upper()}_DATABASE_URL" for s in ("intake", "eligibility", "ledger", "notify"))}
 SECRETISH = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|DATABASE_URL", re.I)
 CREDENTIALS_IN_URL = re.compile(r"://[^/@\s]+:[^/@\s]+@")
 PLACEHOLDER = "REPLACE_ME"
-MIGRATE = "python -m shared.db.migrate && python -m shared.contracts.topics"
+MIGRATE = ["sh", "deploy/migrate.sh"]
 
 
 def documents() -> dict[str, list[dict[str, Any]]]:
@@ -106,7 +110,10 @@ def test_migration_job_runs_migrations_then_topics() -> None:
     [job] = of_kind("Job").values()
     spec = job["spec"]["template"]["spec"]
     [container] = spec["containers"]
-    assert container["command"] == ["sh", "-c", MIGRATE]
+    assert container["command"] == MIGRATE
+    script = (K8S.parent / "migrate.sh").read_text()
+    steps = [line for line in script.splitlines() if line.strip().startswith("python -m")]
+    assert steps == ["  python -m shared.db.roles", "python -m shared.db.migrate", "python -m shared.messaging.topics"]
     assert spec["restartPolicy"] in {"OnFailure", "Never"}
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -121,9 +128,17 @@ def test_settings_come_from_the_configmap_and_the_secret_never_from_literals() -
             }
             assert sources == {"configMapRef": "grantline-config", "secretRef": "grantline-secrets"}, name
             for var in container.get("env", []):
-                # Only non-secret literals (SERVICE); anything secret comes from the Secret.
+                # Only non-secret literals (SERVICE); anything secret comes from a Secret.
+                if "valueFrom" in var:
+                    ref = var["valueFrom"]["secretKeyRef"]
+                    assert ref["name"] == "grantline-db" and ref["key"] in DB_KEYS, (name, var)
+                    continue
                 assert not SECRETISH.search(var["name"]), (name, var)
-                assert "value" not in var or not CREDENTIALS_IN_URL.search(str(var["value"])), (name, var)
+                assert not CREDENTIALS_IN_URL.search(str(var["value"])), (name, var)
+        if name in SERVICES:
+            [container] = spec["containers"]
+            db = [v["valueFrom"]["secretKeyRef"]["key"] for v in container.get("env", []) if "valueFrom" in v]
+            assert db == [f"{name.upper()}_DATABASE_URL"], f"{name} reads its own role's DSN and no other"
 
     [config] = of_kind("ConfigMap").values()
     for key, value in config["data"].items():
@@ -134,16 +149,17 @@ def test_settings_come_from_the_configmap_and_the_secret_never_from_literals() -
 
 
 def test_the_secret_is_a_template_of_placeholders() -> None:
-    [template] = documents()["secret.example.yaml"]
+    template, db = documents()["secret.example.yaml"]
     assert template["kind"] == "Secret" and template["metadata"]["name"] == "grantline-secrets"
     data = template["stringData"]
     assert set(data) == SECRET_KEYS
     assert set(data) <= setting_names()
     for key, value in data.items():
-        if key == "DATABASE_URL":
-            assert urlsplit(value).password == PLACEHOLDER, "the template's database password is a placeholder"
-        else:
-            assert value == PLACEHOLDER, f"{key} must be a placeholder in the template"
+        assert value == PLACEHOLDER, f"{key} must be a placeholder in the template"
+    assert db["kind"] == "Secret" and db["metadata"]["name"] == "grantline-db"
+    assert set(db["stringData"]) == DB_KEYS
+    for key, value in db["stringData"].items():
+        assert urlsplit(value).password == PLACEHOLDER, f"{key}: the template's database password is a placeholder"
     assert "create secret generic grantline-secrets" in (K8S / "secret.example.yaml").read_text()
 
 

@@ -131,6 +131,9 @@ def _production(**overrides: object) -> Settings:
         "auditor_token": "au-" + "y" * 40,
         "webhook_signing_key": "sk-" + "z" * 40,
         "transparency_key": "tk-" + "k" * 40,
+        "payer_name": "上海市财政局",
+        "payer_account": "31001500000050000001",
+        "payer_bank_code": "105290061012",
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]
