@@ -1,4 +1,4 @@
-"""Proof under fire: 400 applications over 20 enterprises while a service is SIGKILLed, the
+"""Proof under fire: 240 applications over 20 enterprises while a service is SIGKILLed, the
 in-memory broker restarts, or PostgreSQL restarts. Afterwards every application is final,
 every enterprise's 1000万 pool is exactly full, nothing is awarded twice, the journal
 verifies, and the partner received every decision (deduplicated by event id). And reviews in
