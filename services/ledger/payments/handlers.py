@@ -73,6 +73,10 @@ _STEP_EVENTS: dict[str, type[PaymentStep]] = {
 }
 
 
+# (model, keys) of the step data already shown to be complete and written as given (Steps.step).
+_CHECKED_SHAPES: set[tuple[type[PaymentStep], tuple[str, ...]]] = set()
+
+
 @dataclass
 class Steps:
     """The journal entries and events of one transaction's payment steps, chained from `head`."""
@@ -80,6 +84,7 @@ class Steps:
     head: JournalHead
     entries: list[JournalEntry] = field(default_factory=list)
     events: list[tuple[Event, str]] = field(default_factory=list)
+    _times: dict[str, datetime] = field(default_factory=dict)
 
     def step(self, kind: str, step: str, order: Order, postings: Sequence[Posting] | None, at: str,
              event_id: uuid.UUID, *, correlation_id: str | None = None) -> None:
@@ -89,16 +94,38 @@ class Steps:
                                 recorded_for=at)
             self.entries.append(entry)
             self.head = JournalHead(entry.seq, entry.hash)
-        optional = {"batch_id": order.batch_id, "masked_account": order.payee.masked if order.payee else None,
-                    "reason_code": order.reason_code, "reason": order.reason}
-        data = _STEP_EVENTS[step].model_validate({
+        # The data as its model's to_data() writes it: the keys set, in declaration order.
+        data: dict[str, Any] = {
             "order_id": order.id, "application_id": order.application_id, "partner_id": order.partner_id,
-            "applicant_id": order.applicant_id, "amount": format_fen(order.amount_fen), "status": order.status,
-            **{k: v for k, v in optional.items() if v is not None}, "at": at,
-        })
-        self.events.append((new_typed_event(data, source=SOURCE, subject=order.application_id, event_id=event_id,
-                                            correlation_id=correlation_id, time=datetime.fromisoformat(at)),
-                            order.applicant_id))
+            "applicant_id": order.applicant_id, "amount": format_fen(order.amount_fen), "status": order.status}
+        if order.batch_id is not None:
+            data["batch_id"] = order.batch_id
+        if order.payee is not None:
+            data["masked_account"] = order.payee.masked
+        if order.reason_code is not None:
+            data["reason_code"] = order.reason_code
+        if order.reason is not None:
+            data["reason"] = order.reason
+        data["at"] = at
+        model = _STEP_EVENTS[step]
+        validated = model.model_validate(data)  # every field's contract, every step
+        shape = (model, tuple(data))
+        if shape not in _CHECKED_SHAPES:
+            # What new_typed_event checks and does, once per shape: the model keeps every value as
+            # written (strict, no coercion), so data of this shape is its to_data() for any values.
+            missing = validated.unset_fields()
+            if missing:
+                raise TypeError(f"{model.event_type}: the publisher must set {', '.join(missing)}")
+            if validated.to_data() != data:
+                raise TypeError(f"{model.event_type}: the data is not written as given")
+            _CHECKED_SHAPES.add(shape)
+        time = self._times.get(at)
+        if time is None:
+            time = self._times[at] = datetime.fromisoformat(at)
+        # new_typed_event's envelope, built once with its final id (it builds one, then copies it).
+        self.events.append((Event(id=event_id, type=model.event_type, source=SOURCE, time=time,
+                                  subject=order.application_id, correlation_id=correlation_id or str(event_id),
+                                  data=data), order.applicant_id))
 
     async def flush(self, repo: SqlPaymentRepository) -> None:
         if self.entries:

@@ -28,9 +28,11 @@ _ORDER_COLUMNS = (
 
 
 def _order(r: Any) -> Order:
-    payee = None if r.account_number is None else PayeeRecord(r.account_name, r.account_number, r.bank_code)
-    return Order(r.id, r.application_id, r.partner_id, r.applicant_id, r.program, r.year, r.amount_fen, r.status,
-                 r.batch_id, r.reason_code, r.reason, r.updated_at, payee)
+    # By position (_ORDER_COLUMNS is Order's fields in order, then the payee's): a chunk of the
+    # bank's entries reads hundreds of orders, and a row's attributes by name cost more than the rest.
+    t = tuple(r)
+    payee = None if t[13] is None else PayeeRecord(t[12], t[13], t[14])
+    return Order(*t[:12], payee)
 
 
 def _batch(r: Any) -> Batch:
