@@ -315,6 +315,7 @@ class Assessment:
     overlap_subject: str | None = None  # overlap.subject as the receipt wrote it (stored beside the key)
     review: str = REVIEW_AUTO  # the program's review mode
     basis: ReviewBasis | None = None  # for a program under review (eligible): what its reviewer weighs
+    call_id: str | None = None  # the call (申报批次) assessed under; None in receipts from before calls
 
     @classmethod
     def from_receipt(cls, receipt: ApplicationAssessed | Mapping[str, Any]) -> Assessment:
@@ -347,6 +348,7 @@ class Assessment:
             overlap_subject=r.overlap.subject if r.overlap is not None else None,
             review=review,
             basis=_basis(r) if review == REVIEW_REQUIRED and r.eligible else None,
+            call_id=r.call_id,
         )
 
     def with_pools_at(self, rows: Mapping[PoolKey, PoolKey]) -> Assessment:
@@ -742,10 +744,11 @@ class DecisionRow:
     awarded_fen: Fen
     correlation_id: str
     recorded_for: str
-    data: dict[str, Any]  # the award.decided data, as published
+    data: dict[str, Any]  # the award.decided data, as published but for `call_id` (as_stored)
     overlap: OverlapKey | None = None  # the chain it belongs to (eligible decisions)
     pools: tuple[PoolKey, ...] = ()  # the pool rows it was decided against (eligible decisions)
     basis: ReviewBasis | None = None  # a program under review: what its reviewer weighs
+    call_id: str | None = None  # the receipt's call (decisions.call_id: not in `data`, see with_call)
 
 
 @dataclass(frozen=True)
@@ -756,7 +759,7 @@ class DecisionUpdate:
     status: str
     awarded_fen: Fen
     decided_event_id: uuid.UUID
-    data: dict[str, Any]  # the award.decided data, as published
+    data: dict[str, Any]  # the award.decided data, as published but for `call_id` (as_stored)
 
 
 @dataclass
@@ -845,3 +848,24 @@ def revoked_data(award: RevocableAward, *, reason: str, revoked_by: str, revoked
         "revoked_by": revoked_by,
         "revoked_at": revoked_at.isoformat(),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# The call (申报批次) on the wire, not in the stored data
+# ---------------------------------------------------------------------------------------------
+
+CALL_ID = "call_id"
+
+
+def with_call(data: dict[str, Any], call_id: str | None) -> dict[str, Any]:
+    """An award event's data as published: the receipt's `call_id` last, when it named a call.
+
+    The stored copies (decisions.data, reviews.data) leave it out (as_stored): rows stored before
+    migration 0009 have none, and replay compares that data with what it rebuilds, so a key added
+    there would make every older row differ. The call is kept in decisions.call_id instead."""
+    return data if call_id is None else {**data, CALL_ID: call_id}
+
+
+def as_stored(data: dict[str, Any]) -> dict[str, Any]:
+    """An award event's data as decisions.data and reviews.data keep it: without `call_id`."""
+    return {k: v for k, v in data.items() if k != CALL_ID}

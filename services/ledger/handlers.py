@@ -52,6 +52,7 @@ from services.ledger.domain import (
     RevocationRow,
     SubjectClash,
     apply_draws,
+    as_stored,
     decide_award,
     live_award_of,
     lock_order,
@@ -60,6 +61,7 @@ from services.ledger.domain import (
     redecide_chain,
     release,
     revoked_data,
+    with_call,
 )
 from services.ledger.journal.domain import (
     JournalEntry,
@@ -183,7 +185,8 @@ def parse_item(event: Event) -> Item:
 
 
 def decided_data(item: Item, decision: Decision) -> dict[str, Any]:
-    """The award.decided data, as published (and stored in decisions.data)."""
+    """The award.decided data as decisions.data keeps it; published with the receipt's call
+    (domain.with_call)."""
     return decision_data(item.assessment, item.partner_id, item.applicant_name, decision)
 
 
@@ -253,8 +256,8 @@ class BatchState:
                 application_id=a.application_id, event_id=item.event_id,
                 postings=award_postings(award), recorded_for=item.recorded_for,
             )
-        decided = new_typed_event(AwardDecided.model_validate(decided_data(item, decision)), source=SOURCE,
-                                  subject=a.application_id, causation=event, time=event.time)
+        decided = new_typed_event(AwardDecided.model_validate(with_call(decided_data(item, decision), a.call_id)),
+                                  source=SOURCE, subject=a.application_id, causation=event, time=event.time)
         # Fold in (nothing below can fail on the item's data).
         self.pools.update(new_states)
         if caps:
@@ -270,9 +273,9 @@ class BatchState:
             application_id=a.application_id, assessed_event_id=event.id, decided_event_id=decided.id,
             program=a.program, beneficiary=a.applicant_id, year=a.year, status=decision.status,
             entitlement_fen=a.entitlement_fen, awarded_fen=decision.granted_fen,
-            correlation_id=decided.correlation_id, recorded_for=item.recorded_for, data=decided.data,
+            correlation_id=decided.correlation_id, recorded_for=item.recorded_for, data=as_stored(decided.data),
             overlap=a.overlap if a.eligible else None, pools=tuple(p.key for p in a.pools) if a.eligible else (),
-            basis=a.basis,
+            basis=a.basis, call_id=a.call_id,
         ))
         self.events.append((decided, a.applicant_id))
         return decision
@@ -515,9 +518,9 @@ class ChainWrites:
         if before is not None and before.held != after.held:
             raise LedgerInvariantError(f"{app}: a re-decision keeps an award's review state")
         event = new_typed_event(
-            AwardDecided.model_validate(decision_data(
+            AwardDecided.model_validate(with_call(decision_data(
                 a, member.decision.partner_id, member.decision.applicant.name if member.decision.applicant else None,
-                decision)),
+                decision), a.call_id)),
             source=SOURCE, subject=app, correlation_id=member.correlation_id, causation=cause, time=self.now,
             event_id=uuid.uuid5(cause.id, f"award.decided:{app}"),
         )
@@ -531,7 +534,8 @@ class ChainWrites:
             self.inserted.append(AwardRow(after, a.year, a.subject, entry.seq))
         else:
             self.updated.append(after)
-        self.decisions.append(DecisionUpdate(app, decision.status, decision.granted_fen, event.id, event.data))
+        self.decisions.append(DecisionUpdate(app, decision.status, decision.granted_fen, event.id,
+                                             as_stored(event.data)))
         self.events.append((event, a.applicant_id))
 
     def _taken_back(self, member: ChainMember, before: Award, decision: Decision, cause: Event) -> None:

@@ -96,6 +96,9 @@ class DecisionRecord(LedgerTable, table=True):
     pool_accounts: list[str] | None = Field(default=None, sa_column=Column(ARRAY(sa.Text)))
     # For a program under review (eligible): {"requested_amount_fen", "rules"} from the receipt (0006).
     review_basis: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    # The call (申报批次) of the receipt, published in award.decided and award.reviewed but kept out of
+    # `data` (replay compares it with rows stored before the call was carried) (0009).
+    call_id: str | None = Field(default=None, sa_column=Column(sa.Text))
 
 
 class AwardRecord(LedgerTable, table=True):

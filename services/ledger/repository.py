@@ -298,7 +298,7 @@ class SqlLedgerRepository(PublishingRepository):
             text(
                 f"SELECT d.seq, d.application_id AS member, d.program AS decided_program, d.beneficiary AS applicant, "
                 f"d.year AS decided_year, d.entitlement_fen, d.data AS decision, d.correlation_id AS decision_correlation, "
-                f"d.pool_accounts, {AWARD_COLUMNS} FROM decisions d LEFT JOIN awards a USING (application_id) "
+                f"d.pool_accounts, d.call_id AS decided_call_id, {AWARD_COLUMNS} FROM decisions d LEFT JOIN awards a USING (application_id) "
                 "WHERE d.overlap_applicant = :ap AND d.overlap_key = :k AND d.overlap_milestone = :m "
                 "AND d.status <> 'ineligible' AND NOT coalesce(a.revoked, false) ORDER BY d.seq"
             ),
@@ -313,7 +313,7 @@ class SqlLedgerRepository(PublishingRepository):
                 application_id=r.member, program=r.decided_program, year=r.decided_year, applicant_id=r.applicant,
                 subject=decision.subject or "", eligible=True, entitlement_fen=r.entitlement_fen, reasons=(),
                 pools=pools, overlap=overlap, catalog_version=decision.catalog_version,
-                review=decision.review or REVIEW_AUTO,
+                review=decision.review or REVIEW_AUTO, call_id=r.decided_call_id,
             )
             award = award_of(r) if r.application_id is not None else None
             members.append(ChainMember(assessment, r.seq, award, decision, r.decision_correlation))
@@ -335,7 +335,7 @@ class SqlLedgerRepository(PublishingRepository):
         await _copy(self.session, "decisions", _DECISION_COLUMNS, [
             (r.application_id, r.assessed_event_id, r.decided_event_id, r.program, r.beneficiary, r.year,
              r.status, r.entitlement_fen, r.awarded_fen, r.correlation_id, r.recorded_for, json_text(r.data),
-             *_chain_of(r), None if r.basis is None else json_text(r.basis.to_stored()))
+             *_chain_of(r), None if r.basis is None else json_text(r.basis.to_stored()), r.call_id)
             for r in rows
         ])
 
@@ -555,7 +555,8 @@ _AWARD_INSERT_COLUMNS = ("application_id", "program", "beneficiary", "year", "su
                          "overlap_key", "review")
 _DECISION_COLUMNS = ("application_id", "assessed_event_id", "decided_event_id", "program", "beneficiary", "year",
                      "status", "entitlement_fen", "awarded_fen", "correlation_id", "recorded_for", "data",
-                     "overlap_applicant", "overlap_key", "overlap_milestone", "pool_accounts", "review_basis")
+                     "overlap_applicant", "overlap_key", "overlap_milestone", "pool_accounts", "review_basis",
+                     "call_id")
 # What each pool holds for review: the pending awards' draws (an award draws its amount on each pool).
 _HELD_BY_POOL = ("SELECT x->>'account' AS account, sum(a.amount_fen)::bigint AS held_fen FROM awards a "
                  "CROSS JOIN jsonb_array_elements(a.draws) AS x WHERE a.review = 'pending' AND NOT a.revoked "

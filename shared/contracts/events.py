@@ -437,10 +437,11 @@ class AwardDecided(EventData):
 
     Consumers: intake's projection needs `status` (and reads `entitlement`, `awarded`,
     `limited_by`, `reasons`, `application_id` when present); notify needs `partner_id`, and to
-    announce also `program`, `year`, `subject`, `applicant.id`, and checks them itself."""
+    announce also `program`, `year`, `subject`, `applicant.id`, and checks them itself (it groups
+    the 公示 by `call_id` when present)."""
 
     event_type: ClassVar[str] = "award.decided"
-    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"held"})
+    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"held", "call_id"})
 
     application_id: Omittable[NonEmpty] = None
     """Absent: the envelope's subject is the application id."""
@@ -465,6 +466,9 @@ class AwardDecided(EventData):
     review: Omittable[NonEmpty] = None
     """The program's review mode, "required" or "auto" (absent in history from before reviews;
     the ledger always writes it now)."""
+    call_id: Omittable[NonEmpty] = None
+    """The call (申报批次) the receipt was assessed under, passed on from it (absent in history from
+    before, and when the receipt named none)."""
 
 
 class AwardReviewed(EventData):
@@ -475,7 +479,7 @@ class AwardReviewed(EventData):
     the same transaction (`released`)."""
 
     event_type: ClassVar[str] = "award.reviewed"
-    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"limited_by"})
+    optional_on_wire: ClassVar[frozenset[str]] = frozenset({"limited_by", "call_id"})
 
     application_id: NonEmpty
     partner_id: str | None = None
@@ -495,6 +499,9 @@ class AwardReviewed(EventData):
     reason: NonEmpty
     reviewed_at: Instant
     draws: list[Draw] = []
+    call_id: Omittable[NonEmpty] = None
+    """The call (申报批次) of the award's receipt (absent in history from before, and when the
+    receipt named none)."""
 
 
 class StaffRegistered(EventData):

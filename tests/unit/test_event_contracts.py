@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from services.eligibility import handlers as eligibility
 from services.eligibility.domain import assess_received
-from services.ledger.domain import LiveAward, PoolKey, PoolState, decide_award
+from services.ledger.domain import LiveAward, PoolKey, PoolState, as_stored, decide_award, with_call
 from services.ledger.handlers import decided_data, parse_item
 from services.notify import domain as notify_domain
 from shared.contracts.envelope import Event, new_event
@@ -32,6 +32,7 @@ from shared.contracts.events import (
     ApplicationReceived,
     AwardDecided,
     AwardFinalized,
+    AwardReviewed,
     AwardRevoked,
     EventData,
     EventDeadLettered,
@@ -322,6 +323,56 @@ GOLDEN: dict[str, dict[str, Any]] = {
 @pytest.mark.parametrize("event_type", sorted(GOLDEN))
 def test_the_written_out_wire_round_trips(event_type: str) -> None:
     assert_same_wire(EVENT_DATA[event_type], GOLDEN[event_type])
+
+
+REVIEWED: dict[str, Any] = {
+    "application_id": "app_1", "partner_id": "ptn_1", "program": "GT-PRODUCT", "year": 2025,
+    "applicant": {"id": ENTERPRISE, "name": "上海某某生物科技有限公司"}, "subject": "PRODUCT-1",
+    "decision": "approve", "status": "partially_approved", "held": "30000000.00", "awarded": "20000000.00",
+    "released": "10000000.00", "limited_by": None,
+    "reasons": [{"code": "REVIEW_REDUCED", "message": "m", "citation": ""}],
+    "reviewed_by": {"id": "stf_1", "name": "张三"}, "reason": "核定", "reviewed_at": "2025-06-01T09:30:00+00:00",
+    "draws": [],
+}
+CALL_ID = "call_0123456789abcdef0123"
+
+
+def test_award_decided_and_reviewed_without_a_call_keep_todays_bytes() -> None:
+    """History from before calls were passed on: no `call_id` key, accepted by publishers and
+    consumers, dumped byte for byte as before."""
+    for model, data in ((AwardDecided, GOLDEN["award.decided"]), (AwardReviewed, REVIEWED)):
+        parsed = assert_same_wire(model, data)
+        assert "call_id" not in parsed.to_data() and parsed.model_dump()["call_id"] is None
+        assert_publishes_the_same(parsed, data)  # not refused as incomplete: optional on the wire
+
+
+@pytest.mark.parametrize(("model", "data"), [(AwardDecided, GOLDEN["award.decided"]), (AwardReviewed, REVIEWED)],
+                         ids=["award.decided", "award.reviewed"])
+def test_award_events_carry_the_call_last(model: type[EventData], data: dict[str, Any]) -> None:
+    published = with_call(data, CALL_ID)
+    parsed = assert_same_wire(model, published)
+    assert list(parsed.to_data().items())[-1] == ("call_id", CALL_ID)
+    # The bytes of before, then the call: nothing else moves.
+    assert orjson.dumps(parsed.to_data()) == orjson.dumps(data)[:-1] + b',"call_id":"' + CALL_ID.encode() + b'"}'
+    assert as_stored(published) == data  # what decisions.data and reviews.data keep
+    assert with_call(data, None) is data
+
+
+def test_a_receipt_with_a_call_gives_the_call_to_the_decision() -> None:
+    receipt = assessed_event(make_body("GT-EQUITY"))
+    called = event_of("application.assessed", {**receipt.data, "call_id": CALL_ID}, receipt.subject)
+    assert parse_item(called).assessment.call_id == CALL_ID
+    no_call = parse_item(event_of("application.assessed", {k: v for k, v in receipt.data.items() if k != "call_id"},
+                                  receipt.subject))
+    assert no_call.assessment.call_id is None
+
+
+@pytest.mark.parametrize("model", [AwardDecided, AwardReviewed])
+def test_a_null_or_empty_call_is_refused(model: type[EventData]) -> None:
+    data = GOLDEN["award.decided"] if model is AwardDecided else REVIEWED
+    for bad in (None, ""):
+        with pytest.raises(ValidationError, match="call_id"):
+            model.model_validate({**data, "call_id": bad})
 
 
 def test_the_models_declare_fields_in_the_wire_order() -> None:

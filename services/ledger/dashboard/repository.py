@@ -177,7 +177,7 @@ class DashboardRepository(Repository):
             params["year"] = year
         rows = await self.session.execute(text(
             "SELECT p.subject, p.year, p.cap_fen, p.committed_fen, coalesce(h.held_fen, 0) AS held_fen, "
-            "(SELECT d.program FROM decisions d WHERE d.data->>'call_id' = p.subject LIMIT 1) AS program "
+            "(SELECT d.program FROM decisions d WHERE d.call_id = p.subject LIMIT 1) AS program "
             f"FROM pools p LEFT JOIN ({_HELD_BY_POOL}) h ON h.account = p.account WHERE {where} "
             "ORDER BY p.year DESC NULLS LAST, p.subject LIMIT 50"), params)
         return [CallBudget(r.subject or "", r.year, r.program, r.cap_fen, r.committed_fen, r.held_fen) for r in rows]

@@ -36,8 +36,9 @@ class Reviewable:
     """An award held for review, with what its review needs from its decision."""
 
     row: AwardRow
-    decision: AwardDecided  # as published (status pending_review)
+    decision: AwardDecided  # as published (status pending_review), but for its call (as_stored)
     correlation_id: str
+    call_id: str | None = None  # the receipt's call (decisions.call_id)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ def settle_review(award: Award, decision: AwardDecided, verdict: ReviewDecision,
 
 def reviewed_data(found: Reviewable, outcome: ReviewOutcome, *, reviewed_by: dict[str, str], reason: str,
                   reviewed_at: datetime) -> dict[str, Any]:
-    """The award.reviewed data, as published (and stored in reviews.data)."""
+    """The award.reviewed data as reviews.data keeps it; published with the award's call
+    (services.ledger.domain.with_call)."""
     row, decision = found.row, found.decision
     award = row.award
     return {
@@ -130,7 +132,7 @@ class ReviewRow:
     reviewed_at: datetime  # the reviewer's clock, or the recorded time on replay
     journal_seq: int  # the approval or rejection entry
     event_id: uuid.UUID
-    data: dict[str, Any]  # the award.reviewed data, as published
+    data: dict[str, Any]  # the award.reviewed data, as published but for `call_id` (as_stored)
     status: str  # the decision's status once reviewed
     kept: Award | None  # the award once approved; None once rejected
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Protocol
 
-from services.ledger.domain import AWARD_APPROVED, AWARD_REJECTED, ListFilter
+from services.ledger.domain import AWARD_APPROVED, AWARD_REJECTED, ListFilter, as_stored, with_call
 from services.ledger.handlers import SOURCE, ChainWrites, RevokeRepository, chain_under_lock, lock_award
 from services.ledger.journal.domain import JournalHead, approval_postings, change_postings
 from services.ledger.reviews.domain import (
@@ -70,8 +70,8 @@ async def review_award(
     outcome = settle_review(award, found.decision, verdict, amount_fen, reason)
     members = await chain_under_lock(repo, award, before, chained=chained)
     event = new_typed_event(
-        AwardReviewed.model_validate(reviewed_data(found, outcome, reviewed_by=reviewed_by, reason=reason,
-                                                   reviewed_at=now)),
+        AwardReviewed.model_validate(with_call(reviewed_data(found, outcome, reviewed_by=reviewed_by, reason=reason,
+                                                             reviewed_at=now), found.call_id)),
         source=SOURCE, subject=application_id, correlation_id=found.correlation_id, time=now, event_id=event_id,
     )
     writes = ChainWrites(JournalHead(head.seq, head.hash), now)
@@ -94,7 +94,7 @@ async def review_award(
         application_id=application_id, decision=outcome.decision, held_fen=outcome.held_fen,
         awarded_fen=outcome.awarded_fen, reason=reason, reviewed_by=reviewed_by["id"],
         reviewed_by_name=reviewed_by.get("name"), reviewed_at=now, journal_seq=first.seq, event_id=event.id,
-        data=event.data, status=outcome.status, kept=outcome.kept,
+        data=as_stored(event.data), status=outcome.status, kept=outcome.kept,
     )
     await writes.flush(repo, before, pools, settle=lambda: repo.record_review(row))
     return event.data

@@ -37,14 +37,15 @@ class SqlReviewRepository(SqlLedgerRepository):
     async def reviewable(self, application_id: str) -> Reviewable | None:
         """The application's award if it is held for review (pending, not revoked)."""
         row = (await self.session.execute(
-            text(f"SELECT {AWARD_COLUMNS}, d.data AS decision, d.correlation_id AS decision_correlation "
-                 "FROM awards a JOIN decisions d USING (application_id) WHERE a.application_id = :a "
-                 "AND a.review = 'pending' AND NOT a.revoked"),
+            text(f"SELECT {AWARD_COLUMNS}, d.data AS decision, d.correlation_id AS decision_correlation, "
+                 "d.call_id AS decided_call_id FROM awards a JOIN decisions d USING (application_id) "
+                 "WHERE a.application_id = :a AND a.review = 'pending' AND NOT a.revoked"),
             {"a": application_id},
         )).one_or_none()
         if row is None:
             return None
-        return Reviewable(award_row_of(row), AwardDecided.model_validate(row.decision), row.decision_correlation)
+        return Reviewable(award_row_of(row), AwardDecided.model_validate(row.decision), row.decision_correlation,
+                          row.decided_call_id)
 
     async def standing(self, application_id: str) -> Standing | None:
         row = (await self.session.execute(
