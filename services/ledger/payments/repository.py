@@ -30,9 +30,11 @@ _ORDER_COLUMNS = (
 def _order(r: Any) -> Order:
     # By position (_ORDER_COLUMNS is Order's fields in order, then the payee's): a chunk of the
     # bank's entries reads hundreds of orders, and a row's attributes by name cost more than the rest.
-    t = tuple(r)
-    payee = None if t[13] is None else PayeeRecord(t[12], t[13], t[14])
-    return Order(*t[:12], payee)
+    (order_id, application_id, partner_id, applicant_id, program, year, amount_fen, status, batch_id, reason_code,
+     reason, updated_at, account_name, account_number, bank_code) = r
+    payee = None if account_number is None else PayeeRecord(account_name, account_number, bank_code)
+    return Order(order_id, application_id, partner_id, applicant_id, program, year, amount_fen, status, batch_id,
+                 reason_code, reason, updated_at, payee)
 
 
 def _batch(r: Any) -> Batch:
