@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import text
 
 from services.ledger.domain import ListFilter, PoolBalance, PoolKey
+from services.ledger.payments.repository import order_filter
 from services.ledger.repository import SqlLedgerRepository, filter_clause
 from shared.contracts.events import ANY_BENEFICIARY
 from shared.db.repository import Repository
@@ -40,18 +41,8 @@ class ExportRepository(Repository):
     async def orders(self, *, status: str | None, batch_id: str | None, after: str | None,
                      limit: int) -> Sequence[Any]:
         """Payment orders as /v1/payment-orders lists them, in id order after `after`."""
-        where: list[str] = ["true"]
-        params: dict[str, Any] = {"n": limit}
-        if status is not None:
-            where.append("o.status = :status")
-            params["status"] = status
-        if batch_id is not None:
-            where.append("o.id IN (SELECT order_id FROM payment_batch_items WHERE batch_id = :batch)")
-            params["batch"] = batch_id
-        if after is not None:
-            where.append("o.id > :after")
-            params["after"] = after
-        return (await self.session.execute(text(_ORDERS.format(where=" AND ".join(where))), params)).all()
+        where, params = order_filter(status=status, batch_id=batch_id, after=after, limit=limit)
+        return (await self.session.execute(text(_ORDERS.format(where=where)), params)).all()
 
     async def pools(self, filters: ListFilter, *, after: PoolKey | None, limit: int) -> list[PoolBalance]:
         """Pools as /v1/balances lists them, in key order after the pool `after`."""

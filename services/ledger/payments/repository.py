@@ -124,20 +124,10 @@ class SqlPaymentRepository(SqlLedgerRepository):
 
     async def orders_page(self, *, status: str | None, batch_id: str | None, after: str | None,
                           limit: int) -> list[Order]:
-        where: list[str] = ["true"]
-        params: dict[str, Any] = {"n": limit}
-        if status is not None:
-            where.append("o.status = :status")
-            params["status"] = status
-        if batch_id is not None:
-            where.append("o.id IN (SELECT order_id FROM payment_batch_items WHERE batch_id = :batch)")
-            params["batch"] = batch_id
-        if after is not None:
-            where.append("o.id > :after")
-            params["after"] = after
+        where, params = order_filter(status=status, batch_id=batch_id, after=after, limit=limit)
         rows = await self.session.execute(
             text(f"SELECT {_ORDER_COLUMNS} FROM payment_orders o LEFT JOIN payees p USING (application_id) "
-                 f"WHERE {' AND '.join(where)} ORDER BY o.id LIMIT :n"), params)
+                 f"WHERE {where} ORDER BY o.id LIMIT :n"), params)
         return [_order(r) for r in rows]
 
     # -----------------------------------------------------------------------------------------
@@ -293,3 +283,21 @@ class SqlPaymentRepository(SqlLedgerRepository):
 
 
 __all__ = ["AWAITING_PAYEE", "SqlPaymentRepository"]
+
+
+def order_filter(*, status: str | None, batch_id: str | None, after: str | None,
+                 limit: int) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause (over `payment_orders o`) and parameters of /v1/payment-orders' filters, a
+    page of `limit` (`:n`) in id order after `after`: the list and its exports page alike."""
+    where: list[str] = ["true"]
+    params: dict[str, Any] = {"n": limit}
+    if status is not None:
+        where.append("o.status = :status")
+        params["status"] = status
+    if batch_id is not None:
+        where.append("o.id IN (SELECT order_id FROM payment_batch_items WHERE batch_id = :batch)")
+        params["batch"] = batch_id
+    if after is not None:
+        where.append("o.id > :after")
+        params["after"] = after
+    return " AND ".join(where), params
