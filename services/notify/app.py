@@ -20,12 +20,18 @@ from services.notify.deps import NotifyContext
 from services.notify.dispatcher import api as deliveries_api
 from services.notify.dispatcher.handlers import Dispatcher
 from services.notify.finaliser.handlers import Finaliser
-from services.notify.handlers import PAYMENT_STEPS, handle_payment_batch, make_award_batch_handler
+from services.notify.handlers import (
+    CALL_TYPES,
+    PAYMENT_STEPS,
+    handle_payment_batch,
+    make_award_batch_handler,
+    record_call_opened,
+)
 from services.notify.objections import api as objections_api
 from services.notify.transparency import api as transparency_api
 from shared.config.settings import Settings
-from shared.contracts.topics import AWARDS, PAYMENTS
-from shared.messaging.consumer import Subscription, batch_or_each
+from shared.contracts.topics import AWARDS, PAYMENTS, POLICY
+from shared.messaging.consumer import Subscription, batch_or_each, per_event
 from shared.messaging.directory import partner_directory_subscription
 from shared.web.app import create_service_app
 from shared.web.context import ServiceContext
@@ -46,6 +52,13 @@ def subscriptions(ctx: ServiceContext) -> Sequence[Subscription]:
             topics=[PAYMENTS],
             handle=batch_or_each(handle_payment_batch, ctx.settings.consumer_attempts_max),
             only_types=frozenset(PAYMENT_STEPS),
+        ),
+        # The calls' titles for the 公示 page's groups (a replica; intake keeps its own).
+        Subscription(
+            name="policy",
+            topics=[POLICY],
+            handle=per_event(record_call_opened, ctx.settings.consumer_attempts_max),
+            only_types=CALL_TYPES,
         ),
         partner_directory_subscription(ctx.settings.consumer_attempts_max),
     ]

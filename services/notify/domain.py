@@ -23,6 +23,7 @@ from shared.contracts.events import (
     AwardDecided,
     AwardReviewed,
     AwardRevoked,
+    CallOpened,
     new_typed_event,
     parse_data,
 )
@@ -211,6 +212,7 @@ class Announcement:
     published_at: datetime
     notice_ends_at: datetime
     published: Event  # written to the outbox only if this announcement is the one stored
+    call_id: str | None = None  # the call (申报批次) the award names; None in events from before calls
 
 
 @dataclass(frozen=True)
@@ -294,8 +296,29 @@ def _plan_approval(
         published_at=now,
         notice_ends_at=notice_ends_at,
         published=published,
+        call_id=approval.call_id,
     )
     return AwardPlan(delivery, announcement)
+
+
+@dataclass(frozen=True)
+class CallTitle:
+    """A call (申报批次) as the 公示 page names its group: from grantline.policy `call.opened`."""
+
+    id: str
+    program: str
+    year: int
+    title: str
+    opened_at: datetime
+
+
+def call_title(event: Event) -> CallTitle:
+    """The replica's row for a `call.opened`; ValueError (dead-lettered) for malformed data."""
+    opened = parse_data(event, CallOpened)
+    if opened.year not in _INT4:
+        raise ValueError(f"{event.type}: data.year: {opened.year} is out of range")
+    return CallTitle(opened.id, opened.program, opened.year, opened.title.strip(),
+                     datetime.fromisoformat(opened.opened_at))
 
 
 def in_order_runs(plans: Sequence[AwardPlan]) -> list[list[AwardPlan]]:

@@ -26,6 +26,7 @@ from services.notify.repository import NotifyRepository, SqlNotifyRepository
 from services.notify.transparency.domain import Change
 from shared.contracts.envelope import Event
 from shared.contracts.events import (
+    CallOpened,
     PaymentFailed,
     PaymentOrdered,
     PaymentReturned,
@@ -135,6 +136,17 @@ async def record_payment_events(repo: NotifyRepository, events: Sequence[Event],
 
 async def handle_payment_batch(session: AsyncSession, events: Sequence[Event], dead_letter: DeadLetter) -> None:
     await record_payment_events(SqlNotifyRepository(session), events, dead_letter)
+
+
+# --- calls (grantline.policy): the titles the 公示 page groups under ------------------------------
+
+CALL_TYPES = frozenset({CallOpened.event_type})
+
+
+async def record_call_opened(session: AsyncSession, event: Event) -> None:
+    """The notify EventHandler for `call.opened` (through per_event): the call into the replica.
+    Only the opening matters here: a closed call keeps its title, and its awards stay announced."""
+    await SqlNotifyRepository(session).add_call(domain.call_title(event))
 
 
 ANNOUNCEMENTS_CURSOR = "announcements:"  # the last announcement's position

@@ -106,6 +106,10 @@ class AnnouncementRecord(NotifyTable, table=True):
             postgresql_where=sa.text("finalized_at IS NULL AND withdrawn_at IS NULL"),
         ),
         sa.Index("announcements_listing", "year", "program", "published_at"),
+        # The 公示 page's order (groups by program and call, newest first within): a backward scan.
+        # No call (history from before calls were carried) is '' there, so a page can start after
+        # such a row with a row comparison.
+        sa.Index("announcements_by_call", "year", "program", sa.text("coalesce(call_id, '')"), "published_at"),
     )
 
     application_id: str = Field(sa_column=Column(sa.Text, primary_key=True))
@@ -132,6 +136,21 @@ class AnnouncementRecord(NotifyTable, table=True):
     # so an objection filed while a finaliser runs is never overtaken by it.
     objections_open: int = Field(sa_column=Column(sa.Integer, nullable=False, server_default="0"))
     objections_upheld: int = Field(sa_column=Column(sa.Integer, nullable=False, server_default="0"))
+    # The call (申报批次) the award was granted under, from award.decided / award.reviewed (0007);
+    # null for announcements from before the ledger passed it on.
+    call_id: str | None = Field(default=None, sa_column=Column(sa.Text))
+
+
+class CallRecord(NotifyTable, table=True):
+    """A replica of the calls (grantline.policy `call.opened`): the title the 公示 page groups under."""
+
+    __tablename__ = "calls"
+
+    id: str = Field(sa_column=Column(sa.Text, primary_key=True))
+    program: str = Field(sa_column=Column(sa.Text, nullable=False))
+    year: int = Field(sa_column=Column(sa.Integer, nullable=False))
+    title: str = Field(sa_column=Column(sa.Text, nullable=False))
+    opened_at: datetime = Field(sa_column=_at(nullable=False))
 
 
 class ObjectionRecord(NotifyTable, table=True):

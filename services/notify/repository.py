@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Row, text
 
-from services.notify.domain import Announcement, Delivery, Position
+from services.notify.domain import Announcement, CallTitle, Delivery, Position
 from services.notify.transparency.domain import Change
 from services.notify.transparency.handlers import append_changes
 from services.notify.transparency.repository import SqlTransparencyRepository
@@ -62,13 +62,13 @@ _INSERT_DELIVERIES = text(
 _INSERT_ANNOUNCEMENTS = text(
     "INSERT INTO announcements (id, application_id, decided_event_id, correlation_id, partner_id, "
     "applicant_id, applicant_name, program, year, subject, amount_fen, published_at, notice_ends_at, "
-    "published_event_id) "
-    "SELECT i, a, e, c, p, ai, an, prog, y, s, amt, pub, ends, pe FROM unnest(CAST(:ids AS text[]), "
+    "published_event_id, call_id) "
+    "SELECT i, a, e, c, p, ai, an, prog, y, s, amt, pub, ends, pe, cl FROM unnest(CAST(:ids AS text[]), "
     "CAST(:apps AS text[]), CAST(:events AS uuid[]), CAST(:corrs AS text[]), CAST(:partners AS text[]), "
     "CAST(:applicants AS text[]), CAST(:names AS text[]), CAST(:programs AS text[]), CAST(:years AS int[]), "
     "CAST(:subjects AS text[]), CAST(:amounts AS bigint[]), CAST(:pubs AS timestamptz[]), "
-    "CAST(:ends AS timestamptz[]), CAST(:published AS uuid[])) "
-    "WITH ORDINALITY AS u(i, a, e, c, p, ai, an, prog, y, s, amt, pub, ends, pe, n) ORDER BY n "
+    "CAST(:ends AS timestamptz[]), CAST(:published AS uuid[]), CAST(:calls AS text[])) "
+    "WITH ORDINALITY AS u(i, a, e, c, p, ai, an, prog, y, s, amt, pub, ends, pe, cl, n) ORDER BY n "
     "ON CONFLICT DO NOTHING RETURNING decided_event_id"
 )
 
@@ -78,6 +78,12 @@ _WITHDRAW = text(
     "UPDATE announcements a SET withdrawn_at = now(), withdrawn_event_id = u.e "
     "FROM unnest(CAST(:apps AS text[]), CAST(:events AS uuid[])) AS u(a, e) "
     "WHERE a.application_id = u.a AND a.withdrawn_at IS NULL"
+)
+
+
+_INSERT_CALL = text(
+    "INSERT INTO calls (id, program, year, title, opened_at) VALUES (:id, :program, :year, :title, :opened_at) "
+    "ON CONFLICT (id) DO NOTHING"
 )
 
 
@@ -118,6 +124,7 @@ class SqlNotifyRepository(PublishingRepository):
                 "pubs": [a.published_at for a in announcements],
                 "ends": [a.notice_ends_at for a in announcements],
                 "published": [str(a.published.id) for a in announcements],
+                "calls": [a.call_id for a in announcements],
             },
         )
         return {row[0] for row in rows}
@@ -130,6 +137,11 @@ class SqlNotifyRepository(PublishingRepository):
 
     async def log_changes(self, changes: Sequence[Change]) -> None:
         await append_changes(SqlTransparencyRepository(self.session), changes)
+
+    async def add_call(self, call: CallTitle) -> None:
+        """A call from grantline.policy into the replica; a repeat (a re-delivery) changes nothing."""
+        await self.session.execute(_INSERT_CALL, {"id": call.id, "program": call.program, "year": call.year,
+                                                  "title": call.title, "opened_at": call.opened_at})
 
     async def list_announcements(
         self, *, year: int | None, program: str | None, status: str | None, after: Position | None, limit: int

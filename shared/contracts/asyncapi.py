@@ -86,6 +86,7 @@ CONSUMERS: tuple[Consumer, ...] = (
     Consumer("ledger", "payments", (topics.ANNOUNCEMENTS,), frozenset({"award.finalized"})),
     Consumer("notify", "awards", (topics.AWARDS,), frozenset({"award.decided", "award.reviewed", "award.revoked"})),
     Consumer("notify", "payments", (topics.PAYMENTS,), _PAYMENTS),
+    Consumer("notify", "policy", (topics.POLICY,), frozenset({"call.opened"})),
     Consumer("notify", "partners", (topics.PARTNERS,), _DIRECTORY),
 )
 """Every consumer of every service (their `subscriptions(ctx)` in services/*/app.py)."""

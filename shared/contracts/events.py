@@ -683,7 +683,8 @@ class CatalogPublished(EventData):
 
 class CallOpened(EventData):
     """`call.opened` (eligibility, on grantline.policy, keyed by program) → intake's replica of
-    the calls (it accepts an application only while its program's call for the year is open)."""
+    the calls (it accepts an application only while its program's call for the year is open);
+    notify's replica of their titles (the 公示 page's groups)."""
 
     event_type: ClassVar[str] = "call.opened"
     optional_on_wire: ClassVar[frozenset[str]] = frozenset({"budget"})

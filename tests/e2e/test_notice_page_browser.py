@@ -1,7 +1,8 @@
 """The 公示 page in a real browser (issue 16): notify runs as its own process against real
 PostgreSQL and the broker, with a notice as the consumer and the finaliser write it (final
 awards of 2024, running notices, revoked ones), and Debian's chromium (driven by Playwright)
-reads it as a citizen does: Beijing-time strings, Chinese program names with their 文号 and 万元
+reads it as a citizen does: Beijing-time strings, Chinese program names with their 文号, the
+calls' titles (申报批次, from notify's replica of call.opened) heading their groups and 万元
 amounts are on the screen, final awards are marked, the filter form works without script, the
 log index opens its inclusion proof and the open data downloads as a UTF-8 CSV.
 
@@ -35,7 +36,7 @@ from playwright.async_api import Dialog, Page, async_playwright  # noqa: E402
 
 from shared.db.engine import make_engine, make_sessionmaker  # noqa: E402
 from shared.web.display import program_label  # noqa: E402
-from tests.support.notice import Seeded, seed  # noqa: E402
+from tests.support.notice import EQUITY_TITLE, PRODUCT_TITLE, Seeded, seed  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -105,7 +106,11 @@ async def test_a_citizen_reads_the_notice_in_beijing_time_with_chinese_program_n
                 assert text in seen, text
             assert "+00:00" not in seen and "GT-EQUITY · support year 2024" in seen
             groups = await page.locator("tbody[data-program] th[scope=rowgroup]").all_inner_texts()
-            assert groups[0].startswith(program_label("GT-PRODUCT") + " · 2025年度"), groups
+            # By program and call: the program with its 文号, then the call's title; the awards from
+            # before calls were passed on under their support year.
+            assert groups[0].startswith(program_label("GT-PRODUCT") + " · " + PRODUCT_TITLE), groups
+            assert groups[1].startswith(program_label("GT-EQUITY") + " · " + EQUITY_TITLE), groups
+            assert any(g.startswith(program_label("GT-CLIN") + " · 2024年度") for g in groups), groups
             final_row = page.locator("tr.final", has_text="FINAL-EQ-3000W")
             assert await final_row.locator(".badge.final").is_visible()
             assert await final_row.locator("form").count() == 0

@@ -1,5 +1,7 @@
 """The 公示 page (`GET /announcements`) over a real notice in PostgreSQL: grouped by program and
-support year with the Chinese program name and 文号 first, times in Beijing time, amounts in 万元
+call (申报批次) with the Chinese program name and 文号 first, then the call's title (the support
+year for an announcement from before calls were passed on, and beside the call's id for a call
+whose title notify does not know), times in Beijing time, amounts in 万元
 with the exact yuan, final awards marked, the objection form only while a notice runs, each
 award's transparency log index linking to its inclusion proof, filters by year, program and
 status from a GET form, keyset pages that show every row once; valid HTML5, labelled, no script."""
@@ -23,7 +25,17 @@ from shared.config.settings import Settings
 from shared.web.display import program_label
 from shared.web.ratelimit import RateLimiter
 from tests.support.apps import RoutesOnly, routes_only
-from tests.support.notice import Seeded, accessibility_problems, html5_errors, seed
+from tests.support.notice import (
+    EQUITY_CALL,
+    EQUITY_TITLE,
+    EQUITY_UNTITLED,
+    PRODUCT_CALL,
+    PRODUCT_TITLE,
+    Seeded,
+    accessibility_problems,
+    html5_errors,
+    seed,
+)
 from tests.support.notify import scratch_schema
 
 pytestmark = pytest.mark.integration
@@ -71,25 +83,29 @@ async def api_items(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
     return {i["subject"]: i for i in items}
 
 
-async def test_groups_are_by_program_and_year_chinese_name_and_document_first(
+async def test_groups_are_by_program_and_call_chinese_name_and_document_then_the_calls_title(
     client: httpx.AsyncClient, seeded: Seeded
 ) -> None:
     _, doc = await get_page(client)
     groups = doc.xpath("//table[@id='announcements']/tbody[@data-program]")
-    order = [(g.get("data-program"), int(g.get("data-year"))) for g in groups]
-    # Newest support year first; within a year one group per program, never split on one page.
-    assert order == [("GT-PRODUCT", 2025), ("GT-EQUITY", 2024), ("GT-CLIN", 2024)]
-    for group in groups:
-        head = group.xpath("tr[@class='group']/th[@scope='rowgroup']")[0]
-        label = text_of(head)
-        program, year = group.get("data-program"), group.get("data-year")
-        assert label.startswith(program_label(program) + " · " + f"{year}年度"), label
-        subjects = [text_of(s) for s in group.find_class("subject")]
-        expected = {"GT-PRODUCT": {"RUNNING-PRODUCT-2025"},
-                    "GT-EQUITY": {"FINAL-EQ-3000W", "FINAL-EQ-ODD", "ENDED-NOT-FINAL", "RUNNING-EQ-A", "RUNNING-EQ-B"},
-                    "GT-CLIN": {"FINAL-CLIN-50W", "FINAL-CLIN-1.5Y"}}[program]
-        assert set(subjects) == expected
-    assert "基因治疗企业股权融资资助（沪科规〔2023〕10号）" in text_of(groups[1])
+    order = [(g.get("data-program"), int(g.get("data-year")), g.get("data-call")) for g in groups]
+    # Newest support year first; within a year by program, then by call, the announcements without
+    # a call (from before calls were passed on) last; one group per call, never split on one page.
+    assert order == [("GT-PRODUCT", 2025, PRODUCT_CALL), ("GT-EQUITY", 2024, EQUITY_CALL),
+                     ("GT-EQUITY", 2024, EQUITY_UNTITLED), ("GT-EQUITY", 2024, None), ("GT-CLIN", 2024, None)]
+    heads = [text_of(g.xpath("tr[@class='group']/th[@scope='rowgroup']")[0]) for g in groups]
+    assert heads[0].startswith(program_label("GT-PRODUCT") + " · " + PRODUCT_TITLE), heads[0]
+    assert heads[1].startswith("基因治疗企业股权融资资助（沪科规〔2023〕10号） · " + EQUITY_TITLE), heads[1]
+    assert f"call {EQUITY_CALL} · support year 2024" in heads[1]
+    # A call whose title notify has not (yet) seen: its support year and its id.
+    assert heads[2].startswith(program_label("GT-EQUITY") + f" · 2024年度 申报批次 {EQUITY_UNTITLED}"), heads[2]
+    # No call: the support year, as before.
+    assert heads[3].startswith(program_label("GT-EQUITY") + " · 2024年度"), heads[3]
+    assert heads[4].startswith(program_label("GT-CLIN") + " · 2024年度"), heads[4]
+    assert "申报批次" not in heads[3] + heads[4] and EQUITY_TITLE not in heads[3]
+    expected = [{"RUNNING-PRODUCT-2025"}, {"RUNNING-EQ-A", "RUNNING-EQ-B"}, {"ENDED-NOT-FINAL"},
+                {"FINAL-EQ-3000W", "FINAL-EQ-ODD"}, {"FINAL-CLIN-50W", "FINAL-CLIN-1.5Y"}]
+    assert [{text_of(s) for s in g.find_class("subject")} for g in groups] == expected
 
 
 async def test_revoked_awards_are_not_on_the_page(client: httpx.AsyncClient, seeded: Seeded) -> None:
@@ -214,34 +230,41 @@ async def test_the_forms_all_options_send_empty_values_which_filter_nothing(clie
     assert [o.get("value") for o in everything.xpath("//select[@name='year']/option")] == ["", "2025", "2024"]
 
 
-async def test_pages_show_every_row_once_in_order_and_keep_the_filters(client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("limit", [1, 2, 3])
+async def test_pages_show_every_row_once_in_order_and_keep_the_filters(client: httpx.AsyncClient, limit: int) -> None:
     _, whole = await get_page(client)
     everything = [text_of(s) for s in whole.xpath("//tr[@data-announcement]/td[@class='subject']")]
     seen: list[str] = []
-    text, doc = await get_page(client, limit="3")
+    text, doc = await get_page(client, limit=str(limit))
     assert "第一页" not in text
     pages = 1
     while True:
         shown = [text_of(s) for s in doc.xpath("//tr[@data-announcement]/td[@class='subject']")]
-        assert 0 < len(shown) <= 3
+        assert 0 < len(shown) <= limit
         seen += shown
         nxt = doc.xpath("//nav[@class='pages']//a[normalize-space()='下一页 Next page']")
         if not nxt:
             break
-        assert "limit=3" in nxt[0].get("href")
+        assert f"limit={limit}" in nxt[0].get("href")
         text, doc = await get_page(client, **dict(httpx.URL(nxt[0].get("href")).params))
         pages += 1
-        assert doc.xpath("//nav[@class='pages']//a[contains(., '第一页')]/@href") == ["?limit=3"]
+        assert doc.xpath("//nav[@class='pages']//a[contains(., '第一页')]/@href") == [f"?limit={limit}"]
         assert html5_errors(text) == []
-    assert seen == everything and pages == 3
-    # The EQUITY group spans pages 1 and 2: its second part says it continues.
-    _, second = await get_page(client, **dict(httpx.URL(
-        (await get_page(client, limit="3"))[1].xpath("//a[normalize-space()='下一页 Next page']/@href")[0]).params))
-    assert "续上页" in text_of(second.xpath("//tbody[@data-program]")[0])
-
+    # Page boundaries inside a call, between calls, and between a call and the rows without one.
+    assert seen == everything and pages == -(-8 // limit)
     filtered = [text_of(s) for s in (await get_page(client, program="GT-EQUITY", limit="2"))[1].xpath(
         "//td[@class='subject']")]
     assert len(filtered) == 2 and set(filtered) <= {s for s in everything if "EQ" in s or s == "ENDED-NOT-FINAL"}
+
+
+async def test_a_call_split_over_two_pages_says_it_continues(client: httpx.AsyncClient) -> None:
+    # limit 2: the PRODUCT call and RUNNING-EQ-A on page 1, RUNNING-EQ-B (the same call) on page 2.
+    _, first = await get_page(client, limit="2")
+    _, second = await get_page(client, **dict(httpx.URL(
+        first.xpath("//a[normalize-space()='下一页 Next page']/@href")[0]).params))
+    continued, after = second.xpath("//tbody[@data-program]")
+    assert continued.get("data-call") == EQUITY_CALL and "续上页" in text_of(continued)
+    assert after.get("data-call") == EQUITY_UNTITLED and "续上页" not in text_of(after)
 
 
 async def test_a_page_size_is_bounded_and_a_foreign_cursor_answers_a_page(client: httpx.AsyncClient) -> None:

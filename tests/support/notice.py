@@ -14,21 +14,32 @@ from lxml import html as lxml_html
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notify.finaliser.handlers import Finaliser
-from services.notify.handlers import record_award_events
+from services.notify.handlers import record_award_events, record_call_opened
 from services.notify.repository import SqlNotifyRepository
 from shared.contracts.envelope import Event, new_event
+from shared.contracts.events import new_typed_event
 from tests.support.notify import applicant_id, revoked
+from tests.support.policy import call_opened
 
 # Published at 16:00 Beijing time on 1 May 2024, the notice ending an hour later.
 PAST = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 HOUR = 3600
 
+# The calls of the seeded notice (call ids sort as the page orders groups within a program's year:
+# descending). EQUITY_UNTITLED is never opened in notify's replica: its title is not known there.
+EQUITY_CALL = "call_2024_equity_2"
+EQUITY_TITLE = "2024年度基因治疗企业股权融资资助（第二批）"
+EQUITY_UNTITLED = "call_2024_equity_1"
+PRODUCT_CALL = "call_2025_product_1"
+PRODUCT_TITLE = "2025年度基因治疗产品上市资金支持（第一批）"
+
 
 def award(
     *, program: str = "GT-EQUITY", year: int = 2024, amount: str = "400000.00", name: str = "上海某某生物科技有限公司",
-    subject: str | None = None, partner_id: str = "ptn_notice",
+    subject: str | None = None, partner_id: str = "ptn_notice", call_id: str | None = None,
 ) -> Event:
-    """An approved `award.decided` as the ledger publishes it."""
+    """An approved `award.decided` as the ledger publishes it (with the receipt's `call_id`, last,
+    when given; without, as before the ledger passed it on)."""
     app_id = "app_" + uuid.uuid4().hex
     data = {
         "application_id": app_id, "partner_id": partner_id, "program": program, "year": year,
@@ -36,6 +47,8 @@ def award(
         "status": "approved", "entitlement": amount, "awarded": amount, "limited_by": None, "reasons": [],
         "top_up_of": None, "draws": [], "catalog_version": "test",
     }
+    if call_id is not None:
+        data["call_id"] = call_id
     return new_event("award.decided", source="grantline.ledger", subject=app_id, data=data)
 
 
@@ -48,6 +61,14 @@ async def record(maker: async_sessionmaker[AsyncSession], events: Sequence[Event
     async with maker() as session, session.begin():
         await record_award_events(SqlNotifyRepository(session), list(events), refuse,
                                   notice_period_seconds=notice_seconds, now=now)
+
+
+async def open_calls(maker: async_sessionmaker[AsyncSession], *calls: tuple[str, str, int, str]) -> None:
+    """`call.opened` for each (id, program, year, title), through notify's policy consumer."""
+    async with maker() as session, session.begin():
+        for call_id, program, year, title in calls:
+            data = call_opened(program, year, call_id=call_id, title=title)
+            await record_call_opened(session, new_typed_event(data, source="grantline.eligibility", subject=call_id))
 
 
 async def finalize(maker: async_sessionmaker[AsyncSession]) -> int:
@@ -74,10 +95,13 @@ class Seeded:
 
 
 async def seed(maker: async_sessionmaker[AsyncSession], now: datetime, *, finaliser_running: bool = False) -> Seeded:
-    """Final awards of GT-EQUITY and GT-CLIN (2024), revoked ones, an ended notice not final yet
+    """Final awards of GT-EQUITY and GT-CLIN (2024) from before calls were passed on (no call),
+    revoked ones, an ended notice not final yet under a call whose title notify does not know
     (final too when a notify instance runs its finaliser on the schema: `finaliser_running`),
-    and running notices of GT-EQUITY 2024 and GT-PRODUCT 2025."""
+    and running notices of a GT-EQUITY 2024 call and a GT-PRODUCT 2025 call."""
     s = Seeded()
+    await open_calls(maker, (EQUITY_CALL, "GT-EQUITY", 2024, EQUITY_TITLE),
+                     (PRODUCT_CALL, "GT-PRODUCT", 2025, PRODUCT_TITLE))
     s.final = [
         award(amount="30000000.00", subject="FINAL-EQ-3000W", name="上海甲基因科技有限公司"),
         award(amount="1234567.89", subject="FINAL-EQ-ODD", name='=HYPERLINK("x"), "乙" 公司'),
@@ -89,14 +113,15 @@ async def seed(maker: async_sessionmaker[AsyncSession], now: datetime, *, finali
     finalized = await finalize(maker)  # a running instance's finaliser may take some first
     assert finalized == len(s.final) + len(s.revoked_final) or finaliser_running
     await record(maker, [revoked(s.revoked_final[0])], now=PAST + timedelta(days=1))
-    s.ended = [award(amount="200000.00", subject="ENDED-NOT-FINAL")]
+    s.ended = [award(amount="200000.00", subject="ENDED-NOT-FINAL", call_id=EQUITY_UNTITLED)]
     await record(maker, s.ended, now=PAST + timedelta(days=2))
     s.running = [
-        award(amount="600000.00", subject="RUNNING-EQ-A"),
-        award(amount="700000.00", subject="RUNNING-EQ-B"),
-        award(program="GT-PRODUCT", year=2025, amount="20000000.00", subject="RUNNING-PRODUCT-2025"),
+        award(amount="600000.00", subject="RUNNING-EQ-A", call_id=EQUITY_CALL),
+        award(amount="700000.00", subject="RUNNING-EQ-B", call_id=EQUITY_CALL),
+        award(program="GT-PRODUCT", year=2025, amount="20000000.00", subject="RUNNING-PRODUCT-2025",
+              call_id=PRODUCT_CALL),
     ]
-    s.revoked_running = [award(amount="900000.00", subject="REVOKED-RUNNING")]
+    s.revoked_running = [award(amount="900000.00", subject="REVOKED-RUNNING", call_id=EQUITY_CALL)]
     await record(maker, s.running + s.revoked_running, now=now, notice_seconds=24 * HOUR)
     await record(maker, [revoked(s.revoked_running[0])], now=now)
     return s

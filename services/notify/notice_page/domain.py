@@ -61,51 +61,62 @@ def read_limit(limit: int | None) -> int:
 
 @dataclass(frozen=True)
 class Position:
-    """A row's place in the page's order: support year and program code descending (the groups),
-    then newest first, then application id. A page's cursor names its last row."""
+    """A row's place in the page's order: support year, program code and call id descending (the
+    groups; no call, "", last in its program's year), then newest first, then application id. A
+    page's cursor names its last row."""
 
     year: int
     program: str
+    call: str  # the call id, "" for an announcement without one
     published_at: datetime
     application_id: str
 
     def key(self) -> str:
-        return json.dumps([self.year, self.program, self.published_at.isoformat(), self.application_id],
+        return json.dumps([self.year, self.program, self.call, self.published_at.isoformat(), self.application_id],
                           ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def parse(cls, key: str) -> Position:
-        """ValueError for a key `key()` did not write."""
+        """ValueError for a key `key()` did not write (a cursor from before calls included)."""
         try:
-            year, program, at, application_id = json.loads(key)
+            year, program, call, at, application_id = json.loads(key)
             when = datetime.fromisoformat(at)
         except (ValueError, TypeError) as exc:
             raise ValueError("not a cursor returned by this page") from exc
         if (not isinstance(year, int) or year not in YEARS or not isinstance(program, str) or not program
-                or not isinstance(application_id, str) or not application_id or when.tzinfo is None):
+                or not isinstance(call, str) or not isinstance(application_id, str) or not application_id
+                or when.tzinfo is None):
             raise ValueError("not a cursor returned by this page")
-        return cls(year, program, when, application_id)
+        return cls(year, program, call, when, application_id)
 
 
 @dataclass
 class Group:
-    """The rows of one program's support year on a page (`continued`: its first rows were on the
-    page before)."""
+    """The rows of one program's call on a page, or of its support year for announcements without
+    a call (`continued`: its first rows were on the page before). `call_title` is None when the
+    announcement has no call or the call's title is not known here (yet)."""
 
     program: str
     year: int
+    call_id: str | None = None
+    call_title: str | None = None
     items: list[Mapping[str, Any]] = field(default_factory=list)
     continued: bool = False
 
+    @property
+    def key(self) -> tuple[str, int, str]:
+        return self.program, self.year, self.call_id or ""
+
 
 def groups_of(items: Sequence[Mapping[str, Any]], after: Position | None) -> list[Group]:
-    """A page's rows, in the page's order, cut where the program or the year changes."""
+    """A page's rows, in the page's order, cut where the program, the year or the call changes."""
     groups: list[Group] = []
     for item in items:
-        program, year = str(item["program"]), int(item["year"])
-        if not groups or (groups[-1].program, groups[-1].year) != (program, year):
-            continued = not groups and after is not None and (after.program, after.year) == (program, year)
-            groups.append(Group(program, year, continued=continued))
+        call_id = item.get("call_id") or None
+        group = Group(str(item["program"]), int(item["year"]), call_id, item.get("call_title") or None)
+        if not groups or groups[-1].key != group.key:
+            group.continued = not groups and after is not None and (after.program, after.year, after.call) == group.key
+            groups.append(group)
         groups[-1].items.append(item)
     return groups
 

@@ -1,5 +1,5 @@
-"""What the 公示 page reads: one page of announcements in its order (program and year groups,
-newest first within), the filter options and the log size, all from one snapshot."""
+"""What the 公示 page reads: one page of announcements in its order (groups by program and
+call, or support year for announcements without a call; newest first within), the filter options and the log size, all from one snapshot."""
 
 from __future__ import annotations
 
@@ -26,14 +26,14 @@ async def load_page(repo: SqlNoticePageRepository, filters: Filters, *, cursor: 
     rows = await repo.page(filters, after, limit + 1)
     shown, next_cursor = next_page(
         rows, limit, CURSOR_TAG,
-        lambda r: Position(r.year, r.program, r.published_at, r.application_id).key(),
+        lambda r: Position(r.year, r.program, r.call_id or "", r.published_at, r.application_id).key(),
     )
     items: list[dict[str, Any]] = [
         notify.public_announcement(
             announcement_id=r.id, applicant_name=r.applicant_name, program=r.program, year=r.year,
             subject=r.subject, amount_fen=r.amount_fen, published_at=r.published_at,
             notice_ends_at=r.notice_ends_at, finalized_at=r.finalized_at, objections_open=r.objections_open,
-        ) | {"log_index": r.log_index, "amount_fen": r.amount_fen}
+        ) | {"log_index": r.log_index, "amount_fen": r.amount_fen, "call_id": r.call_id, "call_title": r.call_title}
         for r in shown
     ]
     years = await repo.years()

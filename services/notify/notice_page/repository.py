@@ -1,6 +1,6 @@
 """Every SQL statement of the 公示 page: a page of announcements in the page's order, the years
 there are announcements for (the year filter's options) and the transparency log's size (the
-inclusion proofs the page links to)."""
+inclusion proofs the page links to). A call's title comes from notify's replica of the calls."""
 
 from __future__ import annotations
 
@@ -13,15 +13,17 @@ from services.notify.notice_page.domain import Filters, Position
 from services.notify.transparency.repository import SqlTransparencyRepository
 from shared.db.repository import Repository
 
-# Year and program descending, then newest first: a backward scan of announcements_listing
-# (year, program, published_at), the application id breaking ties among rows of one instant.
-_ORDER = "a.year DESC, a.program DESC, a.published_at DESC, a.application_id"
+# Year, program and call descending (no call is '': last in its program's year), then newest
+# first: a backward scan of announcements_by_call (year, program, coalesce(call_id, ''),
+# published_at), the application id breaking ties among rows of one instant.
+_CALL = "coalesce(a.call_id, '')"
+_ORDER = f"a.year DESC, a.program DESC, {_CALL} DESC, a.published_at DESC, a.application_id"
 _AFTER = (
-    "((a.year, a.program, a.published_at) < (:y, :p, :at) "
-    "OR ((a.year, a.program, a.published_at) = (:y, :p, :at) AND a.application_id > :after_id))"
+    f"((a.year, a.program, {_CALL}, a.published_at) < (:y, :p, :c, :at) "
+    f"OR ((a.year, a.program, {_CALL}, a.published_at) = (:y, :p, :c, :at) AND a.application_id > :after_id))"
 )
 
-# The distinct years by a skip scan of announcements_listing: one index probe per year, however
+# The distinct years by a skip scan of an index led by the year: one index probe per year, however
 # many announcements each has.
 _YEARS = text(
     "WITH RECURSIVE y(year) AS ("
@@ -51,13 +53,16 @@ class SqlNoticePageRepository(Repository):
             where.append("a.finalized_at IS NULL")
         if after is not None:
             where.append(_AFTER)
-            params |= {"y": after.year, "p": after.program, "at": after.published_at, "after_id": after.application_id}
+            params |= {"y": after.year, "p": after.program, "c": after.call, "at": after.published_at,
+                       "after_id": after.application_id}
         result = await self.session.execute(
             text(
                 "SELECT a.id, a.application_id, a.applicant_name, a.program, a.year, a.subject, a.amount_fen, "
-                "a.published_at, a.notice_ends_at, a.finalized_at, a.objections_open, l.index AS log_index "
+                "a.published_at, a.notice_ends_at, a.finalized_at, a.objections_open, l.index AS log_index, "
+                "a.call_id, c.title AS call_title "
                 "FROM announcements a LEFT JOIN transparency_leaves l ON l.announcement_id = a.id "
-                f"AND l.kind = 'published' WHERE {' AND '.join(where)} ORDER BY {_ORDER} LIMIT :lim"
+                "AND l.kind = 'published' LEFT JOIN calls c ON c.id = a.call_id "
+                f"WHERE {' AND '.join(where)} ORDER BY {_ORDER} LIMIT :lim"
             ),
             params,
         )

@@ -130,16 +130,30 @@ def _row(item: Mapping[str, Any], now: datetime, log_size: int) -> str:
     )
 
 
+def _group_name(group: Group) -> tuple[str, str]:
+    """The group's name after its program, Chinese and English: the call's title; for a call whose
+    title is not known here (yet), its support year and id; without a call, its support year."""
+    if group.call_id is None:
+        return f'<span class="year">{_e(group.year)}年度</span>', f"support year {group.year}"
+    if group.call_title:
+        return (f'<span class="call">{_e(group.call_title)}</span>',
+                f"call {group.call_id} · support year {group.year}")
+    return (f'<span class="year">{_e(group.year)}年度</span> <span class="call">申报批次 {_e(group.call_id)}</span>',
+            f"call {group.call_id} · support year {group.year}")
+
+
 def _group(group: Group, index: int, now: datetime, log_size: int) -> str:
     continued = f' <small>（续上页 {_en("continued")}）</small>' if group.continued else ""
+    name, name_en = _group_name(group)
     head = (
         f'<tr class="group"><th scope="rowgroup" colspan="{len(_COLUMNS)}" id="group-{index}">'
-        f'<span class="program">{_e(program_label(group.program))}</span> · '
-        f'<span class="year">{_e(group.year)}年度</span>{continued}'
-        f'<br><small>{_en(f"{group.program} · support year {group.year}")}</small></th></tr>'
+        f'<span class="program">{_e(program_label(group.program))}</span> · {name}{continued}'
+        f'<br><small>{_en(f"{group.program} · {name_en}")}</small></th></tr>'
     )
     rows = "".join(_row(item, now, log_size) for item in group.items)
-    return f'<tbody data-program="{_e(group.program)}" data-year="{_e(group.year)}">{head}{rows}</tbody>'
+    call = f' data-call="{_e(group.call_id)}"' if group.call_id is not None else ""
+    return (f'<tbody data-program="{_e(group.program)}" data-year="{_e(group.year)}"{call}>'
+            f"{head}{rows}</tbody>")
 
 
 def _select(name: str, zh: str, en: str, options: list[tuple[str, str]], selected: str) -> str:
@@ -204,8 +218,8 @@ def render_notice_page(p: NoticePage, *, now: datetime) -> str:
         "如有异议，请在公示期内实名提出。时间均为北京时间。"
         f"<br>{_en(LEDE_EN)}</p></header>"
         f"<main>{_filters_form(p)}{_scope(p.filters)}"
-        '<table id="announcements"><caption>公示名单：按资助项目及年度分组 '
-        f'{_en("Awards under notice and final awards, by program and support year")}</caption>'
+        '<table id="announcements"><caption>公示名单：按资助项目及申报批次分组 '
+        f'{_en("Awards under notice and final awards, by program and call")}</caption>'
         f"<thead><tr>{head}</tr></thead>{body}</table>"
         f'<p class="count">本页 {p.count} 项 {_en(f"{p.count} award(s) on this page")}</p>{nav}'
         '<section class="open-data" aria-labelledby="open-data-title">'
