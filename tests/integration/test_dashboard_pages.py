@@ -19,6 +19,7 @@ from services.ledger.app import create_app
 from shared.config.settings import Settings
 from shared.db.engine import make_engine, make_sessionmaker
 from shared.db.migrate import upgrade
+from shared.web.display import program_label
 from tests.support.apps import RoutesOnly, routes_only
 from tests.support.auth import OP, OPERATOR_TOKEN
 from tests.support.exports import Seeded, api_items, column, csv_rows, seed_ledger, xlsx_rows, yuan_sum
@@ -83,6 +84,8 @@ async def test_three_charts_inline_svg_without_script(client: httpx.AsyncClient,
     assert "基因治疗企业股权融资资助（沪科规〔2023〕10号）" in programs and "2024-06" in programs
     calls = _svg(html, "chart-calls")
     assert world.seeded.call_id in calls and "1500万元 / 2000万元 · 75.0%" in calls
+    # The call's program, found by decisions.call_id (the ledger has no call titles: ids are shown).
+    assert program_label("GT-PRODUCT") in calls
     assert "15,000,000.00元" in calls, "the exact yuan on hover"
 
 
