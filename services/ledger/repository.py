@@ -47,7 +47,7 @@ from services.ledger.journal.domain import (
     parse_pool_account,
     pool_account,
 )
-from shared.contracts.events import AwardDecided
+from shared.contracts.events import ANY_BENEFICIARY, AwardDecided
 from shared.messaging.outbox import PublishingRepository
 
 
@@ -215,6 +215,19 @@ class SqlLedgerRepository(PublishingRepository):
     async def head(self) -> JournalHead:
         row = (await self.session.execute(text("SELECT seq, hash FROM journal_head WHERE id = 1"))).one()
         return JournalHead(row.seq, row.hash)
+
+    async def beneficiary_names(self, beneficiaries: set[str]) -> dict[str, str | None]:
+        """Each beneficiary's name as its latest decision gives it (the dashboard and the exports
+        show it beside pools, which carry no names)."""
+        beneficiaries = beneficiaries - {ANY_BENEFICIARY}
+        if not beneficiaries:
+            return {}
+        rows = await self.session.execute(
+            text("SELECT DISTINCT ON (beneficiary) beneficiary, data->'applicant'->>'name' AS name FROM decisions "
+                 "WHERE beneficiary = ANY(CAST(:b AS text[])) ORDER BY beneficiary, seq DESC"),
+            {"b": sorted(beneficiaries)},
+        )
+        return {r.beneficiary: r.name for r in rows}
 
     async def pool_balances(
         self,

@@ -60,14 +60,7 @@ class DashboardRepository(Repository):
         return [PoolLine.of(b, names) for b in balances]
 
     async def _names(self, beneficiaries: set[str]) -> dict[str, str | None]:
-        if not beneficiaries:
-            return {}
-        rows = await self.session.execute(
-            text("SELECT DISTINCT ON (beneficiary) beneficiary, data->'applicant'->>'name' AS name FROM decisions "
-                 "WHERE beneficiary = ANY(CAST(:b AS text[])) ORDER BY beneficiary, seq DESC"),
-            {"b": sorted(beneficiaries)},
-        )
-        return {r.beneficiary: r.name for r in rows}
+        return await SqlLedgerRepository(self.session).beneficiary_names(beneficiaries)
 
     async def decisions(self, filters: ListFilter, *, after: int | None = None, before: int | None = None,
                         limit: int) -> list[DecisionLine]:

@@ -11,7 +11,6 @@ from sqlalchemy import text
 from services.ledger.domain import ListFilter, PoolBalance, PoolKey
 from services.ledger.payments.repository import order_filter
 from services.ledger.repository import SqlLedgerRepository, filter_clause
-from shared.contracts.events import ANY_BENEFICIARY
 from shared.db.repository import Repository
 
 _AWARDS = (
@@ -50,12 +49,4 @@ class ExportRepository(Repository):
 
     async def names(self, beneficiaries: set[str]) -> dict[str, str | None]:
         """Each beneficiary's name in its latest decision."""
-        beneficiaries = beneficiaries - {ANY_BENEFICIARY}
-        if not beneficiaries:
-            return {}
-        rows = await self.session.execute(
-            text("SELECT DISTINCT ON (beneficiary) beneficiary, data->'applicant'->>'name' AS name FROM decisions "
-                 "WHERE beneficiary = ANY(CAST(:b AS text[])) ORDER BY beneficiary, seq DESC"),
-            {"b": sorted(beneficiaries)},
-        )
-        return {r.beneficiary: r.name for r in rows}
+        return await SqlLedgerRepository(self.session).beneficiary_names(beneficiaries)
